@@ -1,0 +1,87 @@
+//! The five capability sets of process.capabilities.
+
+use std::collections::HashSet;
+
+use caps::{CapSet, Capability};
+use oci_spec::runtime::{Capabilities, LinuxCapabilities};
+
+/// oci-spec's capability -> the caps crate's, through their shared name.
+fn convert(set: &Option<Capabilities>) -> Result<HashSet<Capability>, String> {
+    let mut out = HashSet::new();
+    for c in set.iter().flatten() {
+        let name = format!(
+            "CAP_{}",
+            c.to_string().to_uppercase().trim_start_matches("CAP_")
+        );
+        match name.parse::<Capability>() {
+            Ok(cap) => {
+                // A capability this kernel does not know cannot be granted; skip it as runc does.
+                if caps::all().contains(&cap) && cap.index() <= last_cap() {
+                    out.insert(cap);
+                }
+            }
+            Err(_) => return Err(format!("unknown capability {name}")),
+        }
+    }
+    Ok(out)
+}
+
+fn last_cap() -> u8 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+}
+
+/// The sets, resolved against this kernel.
+pub struct CapPlan {
+    bounding: HashSet<Capability>,
+    effective: HashSet<Capability>,
+    permitted: HashSet<Capability>,
+    inheritable: HashSet<Capability>,
+    ambient: HashSet<Capability>,
+}
+
+impl CapPlan {
+    pub fn new(c: Option<&LinuxCapabilities>) -> Result<CapPlan, String> {
+        let empty = LinuxCapabilities::default();
+        let c = c.unwrap_or(&empty);
+        Ok(CapPlan {
+            bounding: convert(c.bounding())?,
+            effective: convert(c.effective())?,
+            permitted: convert(c.permitted())?,
+            inheritable: convert(c.inheritable())?,
+            ambient: convert(c.ambient())?,
+        })
+    }
+
+    /// Drop what the bounding set does not list (needs CAP_SETPCAP: before the uid changes).
+    pub fn drop_bounding(&self) -> Result<(), String> {
+        for cap in caps::all() {
+            if cap.index() > last_cap() || self.bounding.contains(&cap) {
+                continue;
+            }
+            caps::drop(None, CapSet::Bounding, cap)
+                .map_err(|e| format!("drop {cap} from the bounding set: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Set inheritable, effective and permitted, then raise the ambient ones (after the uid change).
+    pub fn apply(&self) -> Result<(), String> {
+        caps::set(None, CapSet::Inheritable, &self.inheritable)
+            .map_err(|e| format!("set inheritable capabilities: {e}"))?;
+        let eff: HashSet<_> = self.effective.iter().copied().collect();
+        caps::set(None, CapSet::Effective, &eff)
+            .map_err(|e| format!("set effective capabilities: {e}"))?;
+        caps::set(None, CapSet::Permitted, &self.permitted)
+            .map_err(|e| format!("set permitted capabilities: {e}"))?;
+        caps::clear(None, CapSet::Ambient)
+            .map_err(|e| format!("clear ambient capabilities: {e}"))?;
+        for cap in &self.ambient {
+            caps::raise(None, CapSet::Ambient, *cap)
+                .map_err(|e| format!("raise ambient {cap}: {e}"))?;
+        }
+        Ok(())
+    }
+}

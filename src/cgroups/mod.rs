@@ -1,0 +1,161 @@
+//! cgroups on v1, v2 and hybrid hosts: find the hierarchies, create the container's cgroup in
+//! each, move the init into it, apply `linux.resources`, signal and remove it.
+
+mod mountinfo;
+mod resources;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+pub use mountinfo::{parse_mountinfo, Hierarchy, Version};
+pub use resources::check_supported;
+
+#[derive(Debug, Error)]
+pub enum CgroupError {
+    #[error("cannot read /proc/self/mountinfo: {0}")]
+    Mountinfo(io::Error),
+    #[error("no cgroup hierarchy is mounted on this host")]
+    NoHierarchy,
+    #[error("cannot create cgroup {path}: {source}")]
+    Create { path: PathBuf, source: io::Error },
+    #[error("cannot add pid {pid} to cgroup {path}: {source}")]
+    Join {
+        pid: i32,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("cannot set {file} in {path}: {source}")]
+    Write {
+        path: PathBuf,
+        file: String,
+        source: io::Error,
+    },
+    #[error(
+        "linux.resources.{0}: not supported on this host's cgroups by this version of contain"
+    )]
+    Unsupported(String),
+    #[error("cgroup {path} still has processes; cannot remove it: {source}")]
+    Remove { path: PathBuf, source: io::Error },
+}
+
+/// The host's cgroup hierarchies.
+pub fn hierarchies() -> Result<Vec<Hierarchy>, CgroupError> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(CgroupError::Mountinfo)?;
+    let h = parse_mountinfo(&text);
+    if h.is_empty() {
+        return Err(CgroupError::NoHierarchy);
+    }
+    Ok(h)
+}
+
+/// The cgroup directories of one container, one per hierarchy.
+#[derive(Debug, Clone)]
+pub struct Cgroup {
+    pub dirs: Vec<(Hierarchy, PathBuf)>,
+}
+
+/// The cgroup path of a container: config.json's cgroupsPath, else `/contain/<id>`. Both
+/// forms are taken from the root of each hierarchy.
+pub fn relative_path(cgroups_path: Option<&Path>, id: &str) -> PathBuf {
+    let p = cgroups_path.map_or_else(|| PathBuf::from(format!("contain/{id}")), Path::to_path_buf);
+    p.components()
+        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+        .collect()
+}
+
+impl Cgroup {
+    /// The directories `rel` names in each hierarchy (nothing is created).
+    pub fn at(hierarchies: &[Hierarchy], rel: &Path) -> Cgroup {
+        Cgroup {
+            dirs: hierarchies
+                .iter()
+                .map(|h| (h.clone(), h.mount.join(rel)))
+                .collect(),
+        }
+    }
+
+    /// Create the directories (parents too). Returns the ones this call created, which are
+    /// the ones to remove again on failure.
+    pub fn create(&self) -> Result<(), CgroupError> {
+        for (h, dir) in &self.dirs {
+            std::fs::create_dir_all(dir).map_err(|source| CgroupError::Create {
+                path: dir.clone(),
+                source,
+            })?;
+            if h.version == Version::V1 && h.controllers.iter().any(|c| c == "cpuset") {
+                resources::cpuset_inherit(&h.mount, dir)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Move `pid` into the cgroup in every hierarchy.
+    pub fn join(&self, pid: i32) -> Result<(), CgroupError> {
+        for (_, dir) in &self.dirs {
+            std::fs::write(dir.join("cgroup.procs"), pid.to_string()).map_err(|source| {
+                CgroupError::Join {
+                    pid,
+                    path: dir.clone(),
+                    source,
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Apply `linux.resources`.
+    pub fn apply(&self, res: &oci_spec::runtime::LinuxResources) -> Result<(), CgroupError> {
+        resources::apply(self, res)
+    }
+
+    /// The directory of the hierarchy that holds `controller` (v1 first, then v2).
+    pub fn dir_for(&self, controller: &str) -> Option<(&Hierarchy, &Path)> {
+        self.dirs
+            .iter()
+            .find(|(h, _)| {
+                h.version == Version::V1 && h.controllers.iter().any(|c| c == controller)
+            })
+            .or_else(|| {
+                self.dirs.iter().find(|(h, _)| {
+                    h.version == Version::V2 && h.controllers.iter().any(|c| c == controller)
+                })
+            })
+            .map(|(h, d)| (h, d.as_path()))
+    }
+
+    /// Every pid in the cgroup (from the first hierarchy that can be read).
+    pub fn pids(&self) -> Vec<i32> {
+        for (_, dir) in &self.dirs {
+            if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+                return text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+            }
+        }
+        Vec::new()
+    }
+
+    /// Remove the directories, waiting briefly for exiting processes to leave them.
+    pub fn remove(&self) -> Result<(), CgroupError> {
+        for (_, dir) in &self.dirs {
+            let mut tries = 0;
+            loop {
+                match std::fs::remove_dir(dir) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 200 => {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    Err(source) => {
+                        return Err(CgroupError::Remove {
+                            path: dir.clone(),
+                            source,
+                        })
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,50 @@
+//! `list`: runc's table, or JSON.
+
+use crate::container::{self, Store};
+
+pub fn print(store: &Store, format: &str, quiet: bool) -> anyhow::Result<()> {
+    let states = container::list(store)?;
+    if quiet {
+        for s in &states {
+            println!("{}", s["id"].as_str().unwrap_or_default());
+        }
+        return Ok(());
+    }
+    if format == "json" {
+        println!("{}", serde_json::to_string(&states)?);
+        return Ok(());
+    }
+    let rows: Vec<[String; 6]> = states
+        .iter()
+        .map(|s| {
+            let f = |k: &str| {
+                s[k].as_str()
+                    .map_or_else(|| s[k].to_string(), str::to_string)
+            };
+            [
+                f("id"),
+                s["pid"].to_string(),
+                f("status"),
+                f("bundle"),
+                f("created"),
+                f("owner"),
+            ]
+        })
+        .collect();
+    let header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(str::to_string);
+    let mut widths = [0usize; 6];
+    for r in std::iter::once(&header).chain(rows.iter()) {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    for r in std::iter::once(&header).chain(rows.iter()) {
+        let line: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", line.join("   ").trim_end());
+    }
+    Ok(())
+}

@@ -1,0 +1,233 @@
+//! The command line: runc's global flags and commands, each command a thin file.
+
+mod argv;
+mod features;
+mod list;
+mod run;
+mod spec;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::container::{self, CreateOpts, Store};
+use crate::log;
+
+const SPEC_VERSION: &str = "1.2.0";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "contain",
+    about = "A security-hardened, runc-compatible OCI container runtime",
+    long_about = "contain runs OCI bundles as runc does (same commands, flags, state and exit codes), so \
+containerd, podman/conmon and Docker can call it unchanged, but treats every container as hostile: \
+the rootfs is resolved with openat2(RESOLVE_IN_ROOT), the runtime never re-executes itself inside \
+the container and is non-dumpable before it joins its namespaces, and anything in config.json it \
+cannot enforce is refused rather than ignored.\n\nA bundle is a directory holding config.json and \
+the root filesystem it names. `contain spec` writes a starting config.json.",
+    disable_version_flag = true,
+    after_help = "Exit status: 0 on success, 1 on error, 2 on usage errors; `run` exits with the container's status (128+N when killed by signal N)."
+)]
+pub struct Cli {
+    /// Directory for the containers' state (tmpfs recommended)
+    #[arg(
+        long,
+        global = true,
+        default_value = "/run/contain",
+        value_name = "DIR"
+    )]
+    root: PathBuf,
+    /// Also write the log to this file
+    #[arg(long, global = true, value_name = "FILE")]
+    log: Option<PathBuf>,
+    /// Log format for --log
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: log::Format,
+    /// Log debug messages
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Use systemd to manage cgroups (not available: contain manages cgroupfs directly)
+    #[arg(long, global = true)]
+    systemd_cgroup: bool,
+    /// Rootless mode: true, false or auto (accepted for runc compatibility)
+    #[arg(long, value_name = "true|false|auto", num_args = 0..=1, default_missing_value = "true")]
+    rootless: Option<String>,
+    /// Print the version (in the shape go-runc parses)
+    #[arg(short = 'v', long)]
+    version: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Args, Clone)]
+pub struct CreateArgs {
+    /// Container id (letters, digits, '_', '+', '-', '.')
+    id: String,
+    /// Bundle directory holding config.json
+    #[arg(short = 'b', long, default_value = ".", value_name = "DIR")]
+    bundle: PathBuf,
+    /// Write the init's pid to this file
+    #[arg(long, value_name = "FILE")]
+    pid_file: Option<PathBuf>,
+    /// Unix socket that receives the pty master when process.terminal is true
+    #[arg(long, value_name = "SOCKET")]
+    console_socket: Option<PathBuf>,
+    /// Unix socket that receives a pidfd of the init
+    #[arg(long, value_name = "SOCKET")]
+    pidfd_socket: Option<PathBuf>,
+    /// Use MS_MOVE + chroot instead of pivot_root (weaker; for ramdisk roots)
+    #[arg(long)]
+    no_pivot: bool,
+    /// Do not create a new session keyring for the container
+    #[arg(long)]
+    no_new_keyring: bool,
+    /// Pass this many descriptors after stdio (3, 4, ...) to the container
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    preserve_fds: u32,
+}
+
+impl CreateArgs {
+    fn opts(&self) -> CreateOpts {
+        CreateOpts {
+            id: self.id.clone(),
+            bundle: self.bundle.clone(),
+            pid_file: self.pid_file.clone(),
+            console_socket: self.console_socket.clone(),
+            pidfd_socket: self.pidfd_socket.clone(),
+            no_pivot: self.no_pivot,
+            no_new_keyring: self.no_new_keyring,
+            preserve_fds: self.preserve_fds,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a container: set everything up and leave its process waiting for `start`
+    Create(CreateArgs),
+    /// Start the user process of a created container
+    Start { id: String },
+    /// Create and start a container; in the foreground, wait for it and delete it
+    Run {
+        #[command(flatten)]
+        create: CreateArgs,
+        /// Return once the container is started
+        #[arg(short = 'd', long)]
+        detach: bool,
+        /// Do not delete the container after it exits
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Print the OCI state of a container as JSON
+    State { id: String },
+    /// Send a signal (name or number, default SIGTERM) to the container's init
+    Kill {
+        id: String,
+        #[arg(default_value = "SIGTERM")]
+        signal: String,
+        /// Send it to every process in the container's cgroup
+        #[arg(short = 'a', long)]
+        all: bool,
+    },
+    /// Delete a container and everything the runtime made for it
+    Delete {
+        id: String,
+        /// Kill it first if it is running; succeed if it does not exist
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+    /// List containers
+    List {
+        /// Output format
+        #[arg(short = 'f', long, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+        /// Only print ids
+        #[arg(short = 'q', long)]
+        quiet: bool,
+    },
+    /// Write a starting config.json for a bundle
+    Spec {
+        /// Bundle directory to write config.json into
+        #[arg(short = 'b', long, default_value = ".", value_name = "DIR")]
+        bundle: PathBuf,
+        /// A config for running as an unprivileged user
+        #[arg(long = "rootless", id = "spec_rootless")]
+        rootless: bool,
+    },
+    /// Print what this runtime supports (runtime-spec features JSON)
+    Features,
+}
+
+fn version_text() -> String {
+    format!(
+        "contain version {}\ncommit: {}\nspec: {SPEC_VERSION}\n",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("CONTAIN_COMMIT").unwrap_or("unknown")
+    )
+}
+
+/// Run the command line; returns the exit code.
+pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(argv::normalize(args)) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    if let Err(e) = log::init(cli.log.as_deref(), cli.log_format, cli.debug) {
+        eprintln!(
+            "contain: cannot open log {}: {e}",
+            cli.log
+                .as_deref()
+                .unwrap_or(std::path::Path::new(""))
+                .display()
+        );
+        return 1;
+    }
+    if cli.version {
+        print!("{}", version_text());
+        return 0;
+    }
+    let Some(command) = cli.command else {
+        eprintln!("contain: no command given; see `contain --help`");
+        return 2;
+    };
+    match dispatch(&cli.root, cli.systemd_cgroup, command) {
+        Ok(code) => code,
+        Err(e) => {
+            log::error(&e.to_string());
+            1
+        }
+    }
+}
+
+fn dispatch(root: &std::path::Path, systemd: bool, command: Command) -> anyhow::Result<i32> {
+    let store = Store::new(root);
+    let needs_cgroups = matches!(command, Command::Create(_) | Command::Run { .. });
+    if systemd && needs_cgroups {
+        anyhow::bail!("--systemd-cgroup: the systemd cgroup driver is not available in contain; use cgroupfs (omit the flag)");
+    }
+    match command {
+        Command::Create(a) => {
+            container::create(&store, &a.opts())?;
+        }
+        Command::Start { id } => container::start(&store, &id)?,
+        Command::Run {
+            create,
+            detach,
+            keep,
+        } => return run::run(&store, &create.opts(), detach, keep),
+        Command::State { id } => println!(
+            "{}",
+            serde_json::to_string_pretty(&container::state(&store, &id)?)?
+        ),
+        Command::Kill { id, signal, all } => container::kill(&store, &id, &signal, all)?,
+        Command::Delete { id, force } => container::delete(&store, &id, force)?,
+        Command::List { format, quiet } => list::print(&store, &format, quiet)?,
+        Command::Spec { bundle, rootless } => spec::write(&bundle, rootless)?,
+        Command::Features => println!("{}", serde_json::to_string_pretty(&features::features())?),
+    }
+    Ok(0)
+}

@@ -1,0 +1,277 @@
+//! `start`, `kill`, `delete`, `state`, `list`.
+
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use serde_json::json;
+
+use super::signal;
+use super::status::{self, Status};
+use super::store::{ContainerDir, State, Store, StoreError};
+use super::{io_err, ContainerError};
+use crate::cgroups::Cgroup;
+use crate::hooks;
+use crate::sys::{cvt, fs::open_host, proc};
+
+/// The freezer state file of a container's cgroup, if it has one.
+fn freezer_file(st: &State) -> Option<PathBuf> {
+    st.cgroup.iter().find_map(|(h, d)| {
+        if h.controllers.iter().any(|c| c == "freezer") {
+            Some(d.join("freezer.state"))
+        } else if h.version == crate::cgroups::Version::V2 {
+            Some(d.join("cgroup.freeze"))
+        } else {
+            None
+        }
+    })
+}
+
+pub fn current_status(dir: &ContainerDir, st: &State) -> Status {
+    status::current(
+        st.pid,
+        st.start_time,
+        &dir.fifo_path(),
+        freezer_file(st).as_deref(),
+    )
+}
+
+/// The OCI state of a container (runc's shape: also rootfs, created, owner).
+pub fn oci_state(st: &State, status: Status) -> serde_json::Value {
+    json!({
+        "ociVersion": st.oci_version,
+        "id": st.id,
+        "status": status.as_str(),
+        "pid": if status == Status::Stopped { 0 } else { st.pid },
+        "bundle": st.bundle,
+        "rootfs": st.rootfs,
+        "created": st.created,
+        "owner": st.owner,
+        "annotations": st.annotations,
+    })
+}
+
+/// The state handed to hooks on stdin.
+pub fn hook_state(st: &State, status: &str) -> String {
+    json!({
+        "ociVersion": st.oci_version,
+        "id": st.id,
+        "status": status,
+        "pid": st.pid,
+        "bundle": st.bundle,
+        "annotations": st.annotations,
+    })
+    .to_string()
+}
+
+/// Write a file atomically (pid files).
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), ContainerError> {
+    let path = std::path::absolute(path).map_err(io_err("resolve", path))?;
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ));
+    let mut f = std::fs::File::create(&tmp).map_err(io_err("create", &tmp))?;
+    f.write_all(data).map_err(io_err("write", &tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io_err("rename", &path))
+}
+
+/// `state ID`.
+pub fn state(store: &Store, id: &str) -> Result<serde_json::Value, ContainerError> {
+    let dir = store.open(id)?;
+    let st = dir.load()?;
+    Ok(oci_state(&st, current_status(&dir, &st)))
+}
+
+/// `list`: the state of every container (corrupt ones are skipped with a warning).
+pub fn list(store: &Store) -> Result<Vec<serde_json::Value>, ContainerError> {
+    let mut out = Vec::new();
+    for id in store.list()? {
+        let Ok(dir) = store.open(&id) else { continue };
+        match dir.load() {
+            Ok(st) => out.push(oci_state(&st, current_status(&dir, &st))),
+            Err(e) => crate::log::warn(&e.to_string()),
+        }
+    }
+    Ok(out)
+}
+
+/// `start ID`: release the init from the exec fifo, then run the poststart hooks.
+pub fn start(store: &Store, id: &str) -> Result<(), ContainerError> {
+    let dir = store.open(id)?;
+    let st = dir.load()?;
+    let status = current_status(&dir, &st);
+    if !status.can_start() {
+        return Err(ContainerError::WrongStatus {
+            verb: "start",
+            id: id.into(),
+            status: status.as_str(),
+        });
+    }
+    let fifo = dir.fifo_path();
+    let f = open_host(&fifo, libc::O_WRONLY | libc::O_NONBLOCK).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ENXIO) {
+            ContainerError::Spawn(format!(
+                "container {id:?}: its init is not waiting to start (did it exit?)"
+            ))
+        } else {
+            io_err("open exec fifo", &fifo)(e)
+        }
+    })?;
+    // SAFETY: writes one byte from a valid buffer to a descriptor we own.
+    cvt(unsafe { libc::write(f.as_raw_fd(), b"0".as_ptr().cast(), 1) } as libc::c_long)
+        .map_err(io_err("write exec fifo", &fifo))?;
+    drop(f);
+    std::fs::remove_file(&fifo).map_err(io_err("remove", &fifo))?;
+    if let Some(h) = st.hooks.as_ref().and_then(|h| h.poststart().clone()) {
+        if let Err(e) = hooks::run_all("poststart", &h, &hook_state(&st, "running")) {
+            crate::log::warn(&e);
+        }
+    }
+    Ok(())
+}
+
+/// Signal the init, checking through a pidfd that it is still the container's process.
+fn signal_init(st: &State, sig: Signal) -> Result<(), ContainerError> {
+    let pidfd = match proc::pidfd_open(st.pid) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(()),
+        Err(e) => return Err(io_err("pidfd_open", format!("/proc/{}", st.pid))(e)),
+    };
+    // With the pidfd held, the pid cannot be reused: check it is still ours.
+    if proc::stat(st.pid).map(|s| s.start_time) != Some(st.start_time) {
+        return Ok(());
+    }
+    // SAFETY: pidfd_send_signal with a null siginfo and no flags.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig as libc::c_int,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    match cvt(ret) {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+        Err(e) => Err(ContainerError::Signal(format!(
+            "signal {sig} to pid {}: {e}",
+            st.pid
+        ))),
+    }
+}
+
+fn signal_all(st: &State, sig: Signal) -> Result<(), ContainerError> {
+    let cg = Cgroup {
+        dirs: st.cgroup.clone(),
+    };
+    for pid in cg.pids() {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+    }
+    signal_init(st, sig)
+}
+
+/// `kill ID SIGNAL [--all]`.
+pub fn kill(store: &Store, id: &str, sig: &str, all: bool) -> Result<(), ContainerError> {
+    let sig = signal::parse(sig).map_err(ContainerError::Signal)?;
+    let dir = store.open(id)?;
+    let st = dir.load()?;
+    let status = current_status(&dir, &st);
+    if !status.can_kill() && !all {
+        return Err(ContainerError::WrongStatus {
+            verb: "kill",
+            id: id.into(),
+            status: status.as_str(),
+        });
+    }
+    if all {
+        signal_all(&st, sig)
+    } else {
+        signal_init(&st, sig)
+    }
+}
+
+/// Wait until the container's init is gone.
+pub fn wait_stopped(dir: &ContainerDir, st: &State, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while current_status(dir, st) != Status::Stopped {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
+/// Remove everything of a stopped container: cgroups, poststop hooks, state.
+fn destroy(dir: ContainerDir, st: &State) -> Result<(), ContainerError> {
+    let cg = Cgroup {
+        dirs: st.cgroup.clone(),
+    };
+    cg.remove()?;
+    if let Some(h) = st.hooks.as_ref().and_then(|h| h.poststop().clone()) {
+        if let Err(e) = hooks::run_all("poststop", &h, &hook_state(st, "stopped")) {
+            crate::log::warn(&e);
+        }
+    }
+    dir.remove()?;
+    Ok(())
+}
+
+/// `delete ID [--force]`.
+pub fn delete(store: &Store, id: &str, force: bool) -> Result<(), ContainerError> {
+    crate::oci::validate_id(id)?;
+    let dir = match store.open(id) {
+        Err(StoreError::NotExist(_)) if force => return Ok(()),
+        other => other?,
+    };
+    let st = match dir.load() {
+        Ok(st) => st,
+        Err(e @ StoreError::Corrupt { .. }) if force => {
+            crate::log::warn(&format!("{e}; removing it"));
+            dir.remove()?;
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let status = current_status(&dir, &st);
+    match status {
+        Status::Stopped => {}
+        Status::Created => signal_all(&st, Signal::SIGKILL)?,
+        Status::Running | Status::Paused if force => {
+            if status == Status::Paused {
+                thaw(&st);
+            }
+            signal_all(&st, Signal::SIGKILL)?;
+        }
+        _ => {
+            return Err(ContainerError::WrongStatus {
+                verb: "delete",
+                id: id.into(),
+                status: status.as_str(),
+            });
+        }
+    }
+    if !wait_stopped(&dir, &st, Duration::from_secs(10)) {
+        return Err(ContainerError::Signal(format!(
+            "container {id:?} did not stop after SIGKILL"
+        )));
+    }
+    destroy(dir, &st)
+}
+
+fn thaw(st: &State) {
+    if let Some(f) = freezer_file(st) {
+        let v = if f.ends_with("cgroup.freeze") {
+            "0"
+        } else {
+            "THAWED"
+        };
+        let _ = std::fs::write(f, v);
+    }
+}

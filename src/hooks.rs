@@ -1,0 +1,62 @@
+//! OCI hooks: each runs with the container state as JSON on its stdin, with its own args and
+//! env, and is killed when its timeout passes.
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::Hook;
+
+/// Run every hook in order; the first failure is returned, naming the kind and the path.
+pub fn run_all(kind: &str, hooks: &[Hook], state: &str) -> Result<(), String> {
+    for h in hooks {
+        run(kind, h, state)?;
+    }
+    Ok(())
+}
+
+fn run(kind: &str, h: &Hook, state: &str) -> Result<(), String> {
+    let name = format!("{kind} hook {}", h.path().display());
+    let mut cmd = Command::new(h.path());
+    let args = h.args().clone().unwrap_or_default();
+    if let Some((first, rest)) = args.split_first() {
+        cmd.arg0(first).args(rest);
+    }
+    cmd.env_clear();
+    for e in h.env().iter().flatten() {
+        if let Some((k, v)) = e.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("{name}: cannot start: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that does not read its stdin is not an error.
+        let _ = stdin.write_all(state.as_bytes());
+    }
+    let deadline = h
+        .timeout()
+        .map(|t| Instant::now() + Duration::from_secs(t.max(1) as u64));
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => return Err(format!("{name} failed: {status}")),
+            Ok(None) => {}
+            Err(e) => return Err(format!("{name}: wait: {e}")),
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "{name} timed out after {}s",
+                h.timeout().unwrap_or(0)
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}

@@ -1,0 +1,16 @@
+//! contain: a security-hardened, runc-compatible OCI container runtime.
+//!
+//! Dependencies point downwards: cli -> container -> oci and process -> ns, rootfs, caps,
+//! cgroups -> sys. Parsing (oci) performs no syscalls.
+
+pub mod caps;
+pub mod cgroups;
+pub mod cli;
+pub mod container;
+pub mod hooks;
+pub mod log;
+pub mod ns;
+pub mod oci;
+pub mod process;
+pub mod rootfs;
+pub mod sys;

@@ -1,0 +1,100 @@
+//! Loading a bundle: read config.json into the oci-spec types, then validate it completely
+//! (pure, no I/O) before anything is created.
+
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+use thiserror::Error;
+
+pub use validate::{validate, validate_id};
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: malformed JSON at line {line} column {column}: {msg}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        msg: String,
+    },
+    #[error("invalid config: {field}: {reason}")]
+    Invalid { field: String, reason: String },
+    #[error("rootfs {path} does not exist or is not a directory")]
+    MissingRootfs { path: PathBuf },
+    #[error("invalid container id {id:?}: {reason}")]
+    BadId { id: String, reason: &'static str },
+}
+
+pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Largest config.json accepted (runc has no limit; 16 MiB is far above any real one).
+const MAX_CONFIG: u64 = 16 << 20;
+
+/// A bundle whose config has been parsed and validated.
+#[derive(Debug)]
+pub struct Bundle {
+    /// Absolute path of the bundle directory.
+    pub dir: PathBuf,
+    pub spec: Spec,
+    /// Absolute path of the rootfs.
+    pub rootfs: PathBuf,
+}
+
+/// Parse config.json text (pure; the fuzz target's entry point).
+pub fn parse_config(path: &Path, data: &[u8]) -> Result<Spec, ConfigError> {
+    serde_json::from_slice(data).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        line: e.line(),
+        column: e.column(),
+        msg: e.to_string(),
+    })
+}
+
+/// Read, parse and validate `<dir>/config.json`, and check that the rootfs exists.
+pub fn load_bundle(dir: &Path) -> Result<Bundle, ConfigError> {
+    let dir = std::path::absolute(dir).map_err(|source| ConfigError::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let path = dir.join("config.json");
+    let read_err = |source| ConfigError::Read {
+        path: path.clone(),
+        source,
+    };
+    let meta = std::fs::metadata(&path).map_err(read_err)?;
+    if meta.len() > MAX_CONFIG {
+        return Err(invalid(
+            "config.json",
+            format!(
+                "{} bytes is larger than the {} bytes accepted",
+                meta.len(),
+                MAX_CONFIG
+            ),
+        ));
+    }
+    let data = std::fs::read(&path).map_err(read_err)?;
+    let spec = parse_config(&path, &data)?;
+    validate(&spec)?;
+    let root = spec.root().as_ref().expect("validated: root is present");
+    let rootfs = if root.path().is_absolute() {
+        root.path().clone()
+    } else {
+        dir.join(root.path())
+    };
+    if !rootfs.is_dir() {
+        return Err(ConfigError::MissingRootfs { path: rootfs });
+    }
+    Ok(Bundle { dir, spec, rootfs })
+}

@@ -1,0 +1,486 @@
+//! Complete validation of a config, with no I/O: every error names the field at fault.
+
+use std::collections::HashSet;
+use std::path::{Component, Path};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use super::{invalid, ConfigError};
+
+/// Container ids: runc's rule (letters, digits, `_`, `+`, `-`, `.`), not `.` or `..`, at most
+/// 1024 bytes. The id names a directory under the state root, so this is a security check.
+pub fn validate_id(id: &str) -> Result<(), ConfigError> {
+    let bad = |reason| ConfigError::BadId {
+        id: id.to_string(),
+        reason,
+    };
+    if id.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    if id.len() > 1024 {
+        return Err(bad("it is longer than 1024 bytes"));
+    }
+    if id == "." || id == ".." {
+        return Err(bad("it is a path component"));
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'))
+    {
+        return Err(bad(
+            "only letters, digits, '_', '+', '-' and '.' are allowed",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a path climbs above its starting point with `..` (lexically).
+pub fn escapes(path: &Path) -> bool {
+    let mut depth: i64 = 0;
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                depth -= 1;
+                if depth < 0 {
+                    return true;
+                }
+            }
+            Component::Normal(_) => depth += 1,
+            _ => {}
+        }
+    }
+    false
+}
+
+fn check_in_container_path(field: &str, path: &Path) -> Result<(), ConfigError> {
+    if !path.is_absolute() {
+        return Err(invalid(
+            field,
+            format!("{:?} is not an absolute path", path),
+        ));
+    }
+    if escapes(path) {
+        return Err(invalid(
+            field,
+            format!("{:?} leaves the container's root filesystem", path),
+        ));
+    }
+    Ok(())
+}
+
+/// Which sysctls are namespaced, and the namespace each needs.
+fn sysctl_namespace(key: &str) -> Option<LinuxNamespaceType> {
+    const IPC: [&str; 8] = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        Some(LinuxNamespaceType::Ipc)
+    } else if key.starts_with("net.") {
+        Some(LinuxNamespaceType::Network)
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        Some(LinuxNamespaceType::Uts)
+    } else {
+        None
+    }
+}
+
+/// Validate everything in `spec` that can be checked without touching the system.
+pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
+    if !spec.version().starts_with("1.") {
+        return Err(invalid(
+            "ociVersion",
+            format!("{:?} is not a 1.x runtime-spec version", spec.version()),
+        ));
+    }
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| invalid("root", "missing"))?;
+    if root.path().as_os_str().is_empty() {
+        return Err(invalid("root.path", "empty"));
+    }
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| invalid("linux", "missing: contain runs Linux containers only"))?;
+
+    // Namespaces: known, unique, joined by absolute path.
+    let mut new_ns = HashSet::new();
+    let mut all_ns = HashSet::new();
+    for ns in linux.namespaces().as_deref().unwrap_or_default() {
+        if !all_ns.insert(ns.typ()) {
+            return Err(invalid(
+                "linux.namespaces",
+                format!("namespace {:?} is listed twice", ns.typ()),
+            ));
+        }
+        match ns.path() {
+            Some(p) if !p.is_absolute() => {
+                return Err(invalid(
+                    "linux.namespaces",
+                    format!(
+                        "path {:?} of the {:?} namespace is not absolute",
+                        p,
+                        ns.typ()
+                    ),
+                ))
+            }
+            Some(_) => {}
+            None => {
+                new_ns.insert(ns.typ());
+            }
+        }
+    }
+    let has_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+        || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    if new_ns.contains(&LinuxNamespaceType::User) {
+        let uid = linux.uid_mappings().as_deref().unwrap_or_default();
+        let gid = linux.gid_mappings().as_deref().unwrap_or_default();
+        if uid.is_empty() || gid.is_empty() {
+            return Err(invalid(
+                "linux.uidMappings",
+                "a new user namespace needs both uidMappings and gidMappings",
+            ));
+        }
+        for (field, maps) in [("linux.uidMappings", uid), ("linux.gidMappings", gid)] {
+            if maps.len() > 340 {
+                return Err(invalid(field, "more than 340 ranges"));
+            }
+            for m in maps {
+                if m.size() == 0 {
+                    return Err(invalid(field, "a mapping of size 0"));
+                }
+                if u64::from(m.container_id()) + u64::from(m.size()) > 1 << 32
+                    || u64::from(m.host_id()) + u64::from(m.size()) > 1 << 32
+                {
+                    return Err(invalid(field, "a mapping past the 32-bit id range"));
+                }
+            }
+        }
+    } else if has_maps && !all_ns.contains(&LinuxNamespaceType::User) {
+        return Err(invalid(
+            "linux.uidMappings",
+            "id mappings are given but there is no user namespace",
+        ));
+    }
+    if linux.time_offsets().is_some() && !new_ns.contains(&LinuxNamespaceType::Time) {
+        return Err(invalid("linux.timeOffsets", "needs a new time namespace"));
+    }
+    for (clock, _) in linux.time_offsets().iter().flatten() {
+        if clock != "monotonic" && clock != "boottime" {
+            return Err(invalid(
+                "linux.timeOffsets",
+                format!("unknown clock {clock:?} (monotonic or boottime)"),
+            ));
+        }
+    }
+
+    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty())
+        && !new_ns.contains(&LinuxNamespaceType::Uts)
+    {
+        return Err(invalid("hostname", "setting it needs a new uts namespace"));
+    }
+    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty())
+        && !new_ns.contains(&LinuxNamespaceType::Uts)
+    {
+        return Err(invalid(
+            "domainname",
+            "setting it needs a new uts namespace",
+        ));
+    }
+
+    for (key, _) in linux.sysctl().iter().flatten() {
+        let field = format!("linux.sysctl.{key}");
+        match sysctl_namespace(key) {
+            None => {
+                return Err(invalid(
+                    field,
+                    "not a namespaced sysctl: setting it would change the host",
+                ))
+            }
+            Some(ns) if !all_ns.contains(&ns) => {
+                return Err(invalid(
+                    field,
+                    format!("needs the container's own {ns:?} namespace, but it shares the host's"),
+                ))
+            }
+            Some(_) => {}
+        }
+        if key.contains('/') || key.split('.').any(|p| p.is_empty() || p == "..") {
+            return Err(invalid(field, "malformed key"));
+        }
+    }
+
+    if let Some(p) = linux.rootfs_propagation() {
+        if ![
+            "",
+            "private",
+            "rprivate",
+            "slave",
+            "rslave",
+            "shared",
+            "rshared",
+            "unbindable",
+            "runbindable",
+        ]
+        .contains(&p.as_str())
+        {
+            return Err(invalid(
+                "linux.rootfsPropagation",
+                format!("unknown value {p:?}"),
+            ));
+        }
+    }
+    if let Some(cg) = linux.cgroups_path() {
+        if escapes(cg) || cg.components().any(|c| c == Component::ParentDir) {
+            return Err(invalid(
+                "linux.cgroupsPath",
+                format!("{:?} must not contain '..'", cg),
+            ));
+        }
+    }
+    for (field, paths) in [
+        ("linux.maskedPaths", linux.masked_paths()),
+        ("linux.readonlyPaths", linux.readonly_paths()),
+    ] {
+        for p in paths.iter().flatten() {
+            check_in_container_path(field, Path::new(p))?;
+        }
+    }
+    for d in linux.devices().iter().flatten() {
+        check_in_container_path("linux.devices", d.path())?;
+    }
+    // Parts of the spec this runtime does not enforce yet: refuse rather than ignore.
+    let unsupported = [
+        ("linux.seccomp", linux.seccomp().is_some()),
+        ("linux.intelRdt", linux.intel_rdt().is_some()),
+        ("linux.memoryPolicy", linux.memory_policy().is_some()),
+        ("linux.netDevices", linux.net_devices().is_some()),
+        (
+            "linux.mountLabel",
+            linux.mount_label().as_ref().is_some_and(|l| !l.is_empty()),
+        ),
+    ];
+    for (field, present) in unsupported {
+        if present {
+            return Err(invalid(
+                field,
+                "not supported by this version of contain; refusing to run without it",
+            ));
+        }
+    }
+
+    if let Some(process) = spec.process() {
+        if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+            return Err(invalid("process.args", "empty: nothing to run"));
+        }
+        check_in_container_path("process.cwd", process.cwd())?;
+        let mut seen = HashSet::new();
+        for r in process.rlimits().iter().flatten() {
+            if !seen.insert(format!("{:?}", r.typ())) {
+                return Err(invalid(
+                    "process.rlimits",
+                    format!("{:?} is listed twice", r.typ()),
+                ));
+            }
+            if r.soft() > r.hard() {
+                return Err(invalid(
+                    "process.rlimits",
+                    format!(
+                        "{:?}: soft limit {} is above hard limit {}",
+                        r.typ(),
+                        r.soft(),
+                        r.hard()
+                    ),
+                ));
+            }
+        }
+        for e in process.env().iter().flatten() {
+            if !e.contains('=') || e.contains('\0') {
+                return Err(invalid("process.env", format!("{e:?} is not NAME=value")));
+            }
+        }
+        let unsupported = [
+            (
+                "process.apparmorProfile",
+                process
+                    .apparmor_profile()
+                    .as_ref()
+                    .is_some_and(|p| !p.is_empty()),
+            ),
+            (
+                "process.selinuxLabel",
+                process
+                    .selinux_label()
+                    .as_ref()
+                    .is_some_and(|p| !p.is_empty()),
+            ),
+            ("process.ioPriority", process.io_priority().is_some()),
+            ("process.scheduler", process.scheduler().is_some()),
+            (
+                "process.execCPUAffinity",
+                process.exec_cpu_affinity().is_some(),
+            ),
+        ];
+        for (field, present) in unsupported {
+            if present {
+                return Err(invalid(
+                    field,
+                    "not supported by this version of contain; refusing to run without it",
+                ));
+            }
+        }
+    } else {
+        return Err(invalid("process", "missing"));
+    }
+
+    for m in spec.mounts().iter().flatten() {
+        check_in_container_path("mounts.destination", m.destination())?;
+        crate::rootfs::options::parse(m.options().as_deref().unwrap_or_default()).map_err(
+            |reason| {
+                invalid(
+                    format!("mounts[{}].options", m.destination().display()),
+                    reason,
+                )
+            },
+        )?;
+        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+            return Err(invalid(
+                format!("mounts[{}]", m.destination().display()),
+                "idmapped mounts (uidMappings/gidMappings) are not supported by this version of contain",
+            ));
+        }
+    }
+
+    if let Some(hooks) = spec.hooks() {
+        let kinds = [
+            ("hooks.prestart", hooks.prestart()),
+            ("hooks.createRuntime", hooks.create_runtime()),
+            ("hooks.createContainer", hooks.create_container()),
+            ("hooks.startContainer", hooks.start_container()),
+            ("hooks.poststart", hooks.poststart()),
+            ("hooks.poststop", hooks.poststop()),
+        ];
+        for (field, list) in kinds {
+            for h in list.iter().flatten() {
+                if !h.path().is_absolute() {
+                    return Err(invalid(
+                        field,
+                        format!("{:?} is not an absolute path", h.path()),
+                    ));
+                }
+                if h.timeout().is_some_and(|t| t <= 0) {
+                    return Err(invalid(field, "timeout must be positive"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> serde_json::Value {
+        serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+            "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "uts"}]}
+        })
+    }
+
+    fn check(v: serde_json::Value) -> Result<(), ConfigError> {
+        let spec: Spec = serde_json::from_value(v).unwrap();
+        validate(&spec)
+    }
+
+    fn err_of(v: serde_json::Value) -> String {
+        check(v).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn accepts_minimal() {
+        check(base()).unwrap();
+    }
+
+    #[test]
+    fn ids() {
+        validate_id("abc-1_2.3+x").unwrap();
+        for bad in ["", ".", "..", "a/b", "a b", "../x", "x\0"] {
+            assert!(validate_id(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_id(&"a".repeat(1025)).is_err());
+    }
+
+    #[test]
+    fn escapes_lexically() {
+        assert!(escapes(Path::new("/../etc")));
+        assert!(escapes(Path::new("/a/../../etc")));
+        assert!(!escapes(Path::new("/a/../b")));
+        assert!(!escapes(Path::new("/")));
+    }
+
+    #[test]
+    fn refuses_escaping_cwd_and_mount() {
+        let mut v = base();
+        v["process"]["cwd"] = "/../../etc".into();
+        assert!(err_of(v).contains("process.cwd"));
+        let mut v = base();
+        v["mounts"] = serde_json::json!([{"destination": "/x/../../../etc", "type": "tmpfs", "source": "tmpfs"}]);
+        assert!(err_of(v).contains("leaves the container"));
+    }
+
+    #[test]
+    fn refuses_user_ns_without_maps() {
+        let mut v = base();
+        v["linux"]["namespaces"] = serde_json::json!([{"type": "user"}]);
+        assert!(err_of(v).contains("uidMappings"));
+    }
+
+    #[test]
+    fn refuses_host_sysctl_and_dup_ns() {
+        let mut v = base();
+        v["linux"]["sysctl"] = serde_json::json!({"kernel.panic": "1"});
+        assert!(err_of(v).contains("not a namespaced sysctl"));
+        let mut v = base();
+        v["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"});
+        assert!(err_of(v).contains("Network"));
+        let mut v = base();
+        v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}, {"type": "pid"}]);
+        assert!(err_of(v).contains("twice"));
+    }
+
+    #[test]
+    fn refuses_unenforced_features() {
+        let mut v = base();
+        v["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW"});
+        assert!(err_of(v).contains("linux.seccomp"));
+        let mut v = base();
+        v["process"]["apparmorProfile"] = "x".into();
+        assert!(err_of(v).contains("apparmor"));
+    }
+
+    #[test]
+    fn refuses_bad_rlimits_and_hooks() {
+        let mut v = base();
+        v["process"]["rlimits"] =
+            serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 5}]);
+        assert!(err_of(v).contains("soft limit"));
+        let mut v = base();
+        v["hooks"] = serde_json::json!({"poststop": [{"path": "relative"}]});
+        assert!(err_of(v).contains("hooks.poststop"));
+        let mut v = base();
+        v["hostname"] = "h".into();
+        v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}]);
+        assert!(err_of(v).contains("uts"));
+    }
+}

@@ -1,0 +1,333 @@
+//! All code that runs between fork and exec, in two stages:
+//!
+//! * stage 1 (a child of the runtime): enters or creates the namespaces (asking the runtime
+//!   to write the user namespace's id maps), sets rlimits and oom_score_adj, then forks
+//! * the init (created with CLONE_PARENT, so the runtime's child and the container's pid 1):
+//!   builds the rootfs, switches root, drops privileges and waits on the exec fifo.
+//!
+//! Neither stage ever returns or unwinds: an error goes to the runtime over the sync socket
+//! and the process `_exit`s.
+
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+
+use nix::sched::{unshare, CloneFlags};
+use nix::unistd::{setresgid, setresuid, Gid, Uid};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use super::exec;
+use super::rlimits;
+use super::sync::{Channel, Msg};
+use super::tty;
+use crate::caps::CapPlan;
+use crate::cgroups::Cgroup;
+use crate::ns::{self, NsPlan};
+use crate::oci::Bundle;
+use crate::rootfs::{self, RootfsPlan};
+use crate::sys::{self, fs::ProcFs};
+
+/// Everything both stages need, prepared by the runtime before it forks.
+pub struct InitArgs<'a> {
+    pub id: &'a str,
+    pub bundle: &'a Bundle,
+    pub ns: NsPlan,
+    pub cgroup: Option<&'a Cgroup>,
+    pub caps: CapPlan,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    /// A connected console socket, when process.terminal is set.
+    pub console: Option<OwnedFd>,
+    /// The exec fifo, opened read-write: the init blocks reading it until `start` writes.
+    pub fifo: OwnedFd,
+}
+
+fn spec<'a>(a: &'a InitArgs<'_>) -> &'a Spec {
+    &a.bundle.spec
+}
+
+fn expect(ch: &Channel, want: Msg) -> Result<(), String> {
+    match ch.recv().map_err(|e| format!("sync: {e}"))? {
+        m if m == want => Ok(()),
+        other => Err(format!("sync: expected {want:?}, got {other:?}")),
+    }
+}
+
+fn fail(ch: &Channel, err: String) -> ! {
+    let _ = ch.send(&Msg::Error(err));
+    sys::exit_now(1)
+}
+
+/// Stage 1: never returns.
+pub fn stage1(ch: Channel, args: &InitArgs<'_>) -> ! {
+    match stage1_inner(&ch, args) {
+        Ok(None) => sys::exit_now(0),
+        Ok(Some(())) => match init_inner(&ch, args) {
+            Ok(never) => match never {},
+            Err(e) => fail(&ch, e),
+        },
+        Err(e) => fail(&ch, e),
+    }
+}
+
+/// Returns `Some` in the init (the forked child), `None` in stage 1 once the init is reported.
+fn stage1_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Option<()>, String> {
+    sys::set_parent_death_signal(libc::SIGKILL).map_err(|e| format!("prctl: {e}"))?;
+    let mut keep = vec![ch.as_raw_fd(), args.fifo.as_raw_fd()];
+    keep.extend(args.console.as_ref().map(|c| c.as_raw_fd()));
+    sys::close_fds_except(3 + args.preserve_fds as i32, &keep)
+        .map_err(|e| format!("close inherited descriptors: {e}"))?;
+    expect(ch, Msg::Go)?;
+    let process = spec(args).process().as_ref().ok_or("no process")?;
+    let procfs = ProcFs::open(Path::new("/proc")).map_err(|e| format!("open /proc: {e}"))?;
+    let me = std::process::id();
+    if let Some(adj) = process.oom_score_adj() {
+        procfs
+            .write(
+                Path::new(&format!("{me}/oom_score_adj")),
+                adj.to_string().as_bytes(),
+            )
+            .map_err(|e| {
+                format!("process.oomScoreAdj {adj}: {e} (lowering it needs CAP_SYS_RESOURCE)")
+            })?;
+    }
+    rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
+
+    if let Some(p) = &args.ns.join_user {
+        ns::join(LinuxNamespaceType::User, p)?;
+    }
+    if args.ns.new_user {
+        unshare(CloneFlags::CLONE_NEWUSER)
+            .map_err(|e| format!("create the user namespace: {e}"))?;
+        ch.send(&Msg::WriteIdMaps)
+            .map_err(|e| format!("sync: {e}"))?;
+        expect(ch, Msg::IdMapsWritten)?;
+    }
+    if args.ns.new_user || args.ns.join_user.is_some() {
+        // Become root of the namespace if it has one; capabilities stay full either way.
+        if setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).is_ok() {
+            setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+                .map_err(|e| format!("become root in the user namespace: {e}"))?;
+        }
+    }
+    for (t, p) in &args.ns.join {
+        ns::join(*t, p)?;
+    }
+    unshare(args.ns.unshare)
+        .map_err(|e| format!("create namespaces {:?}: {e}", args.ns.unshare))?;
+    if let Some(offsets) = spec(args)
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().clone())
+    {
+        let text: String = offsets
+            .iter()
+            .map(|(clock, o)| {
+                format!(
+                    "{clock} {} {}\n",
+                    o.secs().unwrap_or(0),
+                    o.nanosecs().unwrap_or(0)
+                )
+            })
+            .collect();
+        // The file belongs to us only while we are dumpable; nothing of the container runs yet.
+        sys::set_dumpable(true).map_err(|e| format!("prctl: {e}"))?;
+        let res = procfs.write(Path::new(&format!("{me}/timens_offsets")), text.as_bytes());
+        sys::set_dumpable(false).map_err(|e| format!("prctl: {e}"))?;
+        res.map_err(|e| format!("linux.timeOffsets: {e}"))?;
+    }
+    match sys::fork_sibling().map_err(|e| format!("fork the container's init: {e}"))? {
+        None => Ok(Some(())),
+        Some(pid) => {
+            ch.send(&Msg::InitPid(pid))
+                .map_err(|e| format!("sync: {e}"))?;
+            Ok(None)
+        }
+    }
+}
+
+enum Never {}
+
+fn init_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Never, String> {
+    sys::set_parent_death_signal(libc::SIGKILL).map_err(|e| format!("prctl: {e}"))?;
+    expect(ch, Msg::Go)?;
+    let spec = spec(args);
+    let process = spec.process().as_ref().ok_or("no process")?;
+    let linux = spec.linux().as_ref().ok_or("no linux section")?;
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    let procfs = ProcFs::open(Path::new("/proc")).map_err(|e| format!("open /proc: {e}"))?;
+
+    let plan = RootfsPlan {
+        spec,
+        rootfs: &args.bundle.rootfs,
+        bundle: &args.bundle.dir,
+        cgroup: args.cgroup,
+    };
+    let root = rootfs::prepare(&plan).map_err(|e| e.to_string())?;
+    if !rootfs::dev_is_bind(spec) {
+        rootfs::create_devices(root.as_fd(), spec).map_err(|e| e.to_string())?;
+    }
+    if let Some(h) = spec.hostname().as_ref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).map_err(|e| format!("sethostname {h:?}: {e}"))?;
+    }
+    if let Some(d) = spec.domainname().as_ref().filter(|d| !d.is_empty()) {
+        set_domainname(d)?;
+    }
+    for (key, value) in linux.sysctl().iter().flatten() {
+        let rel = format!("sys/{}", key.replace('.', "/"));
+        procfs
+            .write(Path::new(&rel), value.as_bytes())
+            .map_err(|e| format!("linux.sysctl {key}={value}: {e}"))?;
+    }
+    if args.ns.has_new(LinuxNamespaceType::Network) {
+        ns::net::loopback_up().map_err(|e| format!("bring up lo: {e}"))?;
+    }
+
+    ch.send(&Msg::RunCreateRuntimeHooks)
+        .map_err(|e| format!("sync: {e}"))?;
+    let state = match ch.recv().map_err(|e| format!("sync: {e}"))? {
+        Msg::HooksDone { state } => state,
+        other => return Err(format!("sync: unexpected {other:?}")),
+    };
+    if let Some(h) = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.create_container().clone())
+    {
+        crate::hooks::run_all("createContainer", &h, &state)?;
+    }
+
+    rootfs::mask_paths(
+        root.as_fd(),
+        linux.masked_paths().as_deref().unwrap_or_default(),
+    )
+    .map_err(|e| e.to_string())?;
+    rootfs::readonly_paths(
+        root.as_fd(),
+        linux.readonly_paths().as_deref().unwrap_or_default(),
+    )
+    .map_err(|e| e.to_string())?;
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        let top = crate::sys::fs::open_in_root(root.as_fd(), Path::new("/"), libc::O_PATH)
+            .map_err(|e| format!("reopen the rootfs: {e}"))?;
+        rootfs::remount_readonly(top.as_fd(), Path::new("/")).map_err(|e| e.to_string())?;
+    }
+    rootfs::switch_root(&root, args.no_pivot).map_err(|e| e.to_string())?;
+    drop(root);
+    drop(procfs);
+    rootfs::set_root_propagation(spec).map_err(|e| e.to_string())?;
+
+    if !args.no_new_keyring {
+        join_session_keyring(args.id)?;
+    }
+    let user = process.user();
+    if let Some(console) = &args.console {
+        let size = process
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        tty::setup(console, size, user.uid())?;
+    }
+
+    args.caps.drop_bounding()?;
+    set_user(user)?;
+    args.caps.apply()?;
+    nix::unistd::chdir(process.cwd())
+        .map_err(|e| format!("process.cwd {}: {e}", process.cwd().display()))?;
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+        user.umask().unwrap_or(0o022),
+    ));
+    if process.no_new_privileges().unwrap_or(false) {
+        sys::set_no_new_privs().map_err(|e| format!("no_new_privs: {e}"))?;
+    }
+    let argv = process.args().clone().unwrap_or_default();
+    let env = process.env().clone().unwrap_or_default();
+    let prog = exec::lookup(&argv[0], &env)?;
+    let prog_c = exec::cstrings(&[prog.to_string_lossy().into_owned()])?.remove(0);
+    let argv_c = exec::cstrings(&argv)?;
+    let env_c = exec::cstrings(&env)?;
+
+    // From here on the runtime may exit: the init must outlive it.
+    sys::set_parent_death_signal(0).map_err(|e| format!("prctl: {e}"))?;
+    ch.send(&Msg::Ready).map_err(|e| format!("sync: {e}"))?;
+
+    let mut fifo = std::fs::File::from(
+        args.fifo
+            .try_clone()
+            .map_err(|e| format!("dup fifo: {e}"))?,
+    );
+    let mut byte = [0u8; 1];
+    match fifo.read(&mut byte) {
+        Ok(1) => {}
+        _ => sys::exit_now(1),
+    }
+    drop(fifo);
+    if let Some(h) = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().clone())
+    {
+        if let Err(e) = crate::hooks::run_all("startContainer", &h, &state) {
+            eprintln!("contain: {e}");
+            sys::exit_now(1);
+        }
+    }
+    if let Err(e) = sys::cloexec_from(3 + args.preserve_fds) {
+        eprintln!("contain: close descriptors: {e}");
+        sys::exit_now(1);
+    }
+    let err = nix::unistd::execve(&prog_c, &argv_c, &env_c).unwrap_err();
+    eprintln!("contain: exec {}: {err}", prog.display());
+    sys::exit_now(if err == nix::errno::Errno::ENOENT {
+        127
+    } else {
+        126
+    })
+}
+
+fn set_domainname(name: &str) -> Result<(), String> {
+    // SAFETY: the pointer and length describe `name`'s bytes, valid for the call.
+    let ret = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    sys::cvt(ret.into())
+        .map(drop)
+        .map_err(|e| format!("setdomainname {name:?}: {e}"))
+}
+
+fn join_session_keyring(id: &str) -> Result<(), String> {
+    let name = std::ffi::CString::new(format!("_ses.{id}")).map_err(|_| "bad keyring name")?;
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: KEYCTL_JOIN_SESSION_KEYRING reads a NUL-terminated name, valid for the call.
+    let ret =
+        unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    match sys::cvt(ret) {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EDQUOT)) => Ok(()),
+        Err(e) => Err(format!("join a new session keyring: {e}")),
+    }
+}
+
+fn set_user(user: &oci_spec::runtime::User) -> Result<(), String> {
+    let groups: Vec<Gid> = user
+        .additional_gids()
+        .iter()
+        .flatten()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
+    if let Err(e) = nix::unistd::setgroups(&groups) {
+        // With setgroups denied (an unprivileged user namespace) only an empty list is fine.
+        if !groups.is_empty() || e != nix::errno::Errno::EPERM {
+            return Err(format!("process.user.additionalGids: setgroups: {e}"));
+        }
+    }
+    sys::set_keep_caps(true).map_err(|e| format!("prctl keepcaps: {e}"))?;
+    let (uid, gid) = (Uid::from_raw(user.uid()), Gid::from_raw(user.gid()));
+    setresgid(gid, gid, gid).map_err(|e| format!("process.user.gid {gid}: {e}"))?;
+    setresuid(uid, uid, uid).map_err(|e| format!("process.user.uid {uid}: {e}"))?;
+    sys::set_keep_caps(false).map_err(|e| format!("prctl keepcaps: {e}"))?;
+    Ok(())
+}

@@ -1,0 +1,12 @@
+//! Creating the container's processes: spawn (runtime side), sync (typed messages), init
+//! (everything between fork and exec).
+
+mod exec;
+pub mod init;
+pub mod rlimits;
+mod spawn;
+pub mod sync;
+mod tty;
+
+pub use init::InitArgs;
+pub use spawn::spawn;

@@ -1,0 +1,107 @@
+//! The runtime's side of creating a container: fork stage 1, answer its requests (cgroups,
+//! id maps, hooks) and return once the init waits on the exec fifo. On any failure every
+//! process it started is killed and reaped before the error is returned.
+
+use std::path::Path;
+
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+
+use super::init::{stage1, InitArgs};
+use super::sync::{Channel, Msg};
+use crate::ns;
+use crate::sys::{self, fs::ProcFs, socket::seqpacket_pair};
+
+/// Start the container's init; `create_runtime_hooks` is called with the init's pid when the
+/// init asks for the prestart/createRuntime hooks and returns the state JSON it handed them.
+pub fn spawn(
+    args: &InitArgs<'_>,
+    create_runtime_hooks: &mut dyn FnMut(i32) -> Result<String, String>,
+) -> Result<i32, String> {
+    let procfs = ProcFs::open(Path::new("/proc")).map_err(|e| format!("open /proc: {e}"))?;
+    let (parent_end, child_end) = seqpacket_pair().map_err(|e| format!("socketpair: {e}"))?;
+    // Before any child can join a container namespace: nothing in there may ptrace us or
+    // open our /proc entries (and through them /proc/<pid>/exe, the host binary).
+    sys::set_dumpable(false).map_err(|e| format!("prctl: {e}"))?;
+    let stage1_pid = match sys::fork().map_err(|e| format!("fork: {e}"))? {
+        None => {
+            drop(parent_end);
+            stage1(Channel::new(child_end), args)
+        }
+        Some(pid) => pid,
+    };
+    drop(child_end);
+    let ch = Channel::new(parent_end);
+    let mut init_pid = None;
+    let result = drive(
+        &ch,
+        args,
+        &procfs,
+        stage1_pid,
+        &mut init_pid,
+        create_runtime_hooks,
+    );
+    if result.is_err() {
+        for pid in [Some(stage1_pid), init_pid].into_iter().flatten() {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(pid), None);
+        }
+    }
+    result
+}
+
+fn drive(
+    ch: &Channel,
+    args: &InitArgs<'_>,
+    procfs: &ProcFs,
+    stage1_pid: i32,
+    init_pid: &mut Option<i32>,
+    hooks: &mut dyn FnMut(i32) -> Result<String, String>,
+) -> Result<i32, String> {
+    let io = |e: std::io::Error| e.to_string();
+    if let Some(cg) = args.cgroup {
+        cg.join(stage1_pid).map_err(|e| e.to_string())?;
+    }
+    ch.send(&Msg::Go).map_err(io)?;
+    loop {
+        match ch.recv().map_err(io)? {
+            Msg::WriteIdMaps => {
+                let linux = args
+                    .bundle
+                    .spec
+                    .linux()
+                    .as_ref()
+                    .ok_or("no linux section")?;
+                ns::write_id_maps(
+                    procfs,
+                    stage1_pid,
+                    linux.uid_mappings().as_deref().unwrap_or_default(),
+                    linux.gid_mappings().as_deref().unwrap_or_default(),
+                    !nix::unistd::geteuid().is_root(),
+                )
+                .map_err(|e| format!("write the user namespace's id maps: {e}"))?;
+                ch.send(&Msg::IdMapsWritten).map_err(io)?;
+            }
+            Msg::InitPid(pid) => {
+                *init_pid = Some(pid);
+                let _ = waitpid(Pid::from_raw(stage1_pid), None);
+                ch.send(&Msg::Go).map_err(io)?;
+            }
+            Msg::RunCreateRuntimeHooks => {
+                let pid = init_pid.ok_or("hooks requested before the init was reported")?;
+                let state = hooks(pid)?;
+                ch.send(&Msg::HooksDone { state }).map_err(io)?;
+            }
+            Msg::Ready => {
+                return init_pid.ok_or_else(|| "ready before the init was reported".to_string())
+            }
+            Msg::Error(e) => return Err(e),
+            other => {
+                return Err(format!(
+                    "unexpected message from the container's init: {other:?}"
+                ))
+            }
+        }
+    }
+}

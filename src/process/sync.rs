@@ -1,0 +1,92 @@
+//! Typed messages between the runtime and the processes it forks, over a SOCK_SEQPACKET pair
+//! (one message per packet, never an ad-hoc byte protocol).
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use serde::{Deserialize, Serialize};
+
+/// Largest message accepted.
+const MAX_MSG: usize = 256 * 1024;
+
+/// Everything the runtime and its children say to each other.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub enum Msg {
+    /// Runtime -> stage 1: the cgroups are joined, go on.
+    Go,
+    /// Stage 1 -> runtime: I have unshared the user namespace; write my id maps.
+    WriteIdMaps,
+    /// Runtime -> stage 1: the maps are written.
+    IdMapsWritten,
+    /// Stage 1 -> runtime: the container's init has this pid (in the runtime's pid namespace).
+    InitPid(i32),
+    /// Init -> runtime: the mounts are made; run the prestart and createRuntime hooks.
+    RunCreateRuntimeHooks,
+    /// Runtime -> init: the hooks ran; here is the container state for the init's own hooks.
+    HooksDone { state: String },
+    /// Init -> runtime: everything is set up; the init now waits for `start`.
+    Ready,
+    /// Either side: the named step failed; the sender exits after this.
+    Error(String),
+}
+
+/// One end of the sync socket.
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+impl AsRawFd for Channel {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl Channel {
+    pub fn new(fd: OwnedFd) -> Channel {
+        Channel { fd }
+    }
+
+    pub fn send(&self, msg: &Msg) -> io::Result<()> {
+        let data = serde_json::to_vec(msg).map_err(io::Error::other)?;
+        let n = nix::unistd::write(self.fd.as_fd(), &data)?;
+        if n != data.len() {
+            return Err(io::Error::other("short write on sync socket"));
+        }
+        Ok(())
+    }
+
+    /// Receive one message; end of stream (the peer exited) is an error.
+    pub fn recv(&self) -> io::Result<Msg> {
+        let mut buf = vec![0u8; MAX_MSG];
+        let n = loop {
+            match nix::unistd::read(self.fd.as_raw_fd(), &mut buf) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                other => break other?,
+            }
+        };
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the container's init exited before reporting",
+            ));
+        }
+        serde_json::from_slice(&buf[..n]).map_err(io::Error::other)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let (a, b) = crate::sys::socket::seqpacket_pair().unwrap();
+        let (a, b) = (Channel::new(a), Channel::new(b));
+        a.send(&Msg::InitPid(42)).unwrap();
+        a.send(&Msg::Error("boom".into())).unwrap();
+        assert_eq!(b.recv().unwrap(), Msg::InitPid(42));
+        assert_eq!(b.recv().unwrap(), Msg::Error("boom".into()));
+        drop(a);
+        assert!(b.recv().is_err());
+    }
+}

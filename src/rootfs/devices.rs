@@ -1,0 +1,196 @@
+//! /dev: the default device nodes, config.json's devices and the standard symlinks. Nodes are
+//! created with mknodat in the resolved parent directory; where mknod is not allowed (a user
+//! namespace), the host's node is bind-mounted instead.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+
+use nix::mount::MsFlags;
+use oci_spec::runtime::{LinuxDeviceType, Spec};
+
+use super::{host_dev, mount_at, nix_step, step, RootfsError};
+use crate::sys::fs::{ensure_file_in_root, fd_path, mkdir_all_in_root, open_host};
+
+/// One node to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub path: PathBuf,
+    pub kind: libc::mode_t,
+    pub major: u64,
+    pub minor: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+fn default_nodes() -> Vec<Node> {
+    [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ]
+    .into_iter()
+    .map(|(name, major, minor)| Node {
+        path: PathBuf::from("/dev").join(name),
+        kind: libc::S_IFCHR,
+        major,
+        minor,
+        mode: 0o666,
+        uid: 0,
+        gid: 0,
+    })
+    .collect()
+}
+
+/// The nodes for a spec: defaults, then config.json's (which win on the same path).
+pub fn nodes(spec: &Spec) -> Result<Vec<Node>, RootfsError> {
+    let mut out = default_nodes();
+    for d in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().clone())
+        .unwrap_or_default()
+    {
+        let kind = match d.typ() {
+            LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
+            LinuxDeviceType::B => libc::S_IFBLK,
+            LinuxDeviceType::P => libc::S_IFIFO,
+            LinuxDeviceType::A => {
+                return Err(RootfsError::Refused(format!(
+                    "linux.devices: {} has type \"a\", which is not a device node type",
+                    d.path().display()
+                )))
+            }
+        };
+        out.retain(|n| n.path != *d.path());
+        out.push(Node {
+            path: d.path().clone(),
+            kind,
+            major: d.major() as u64,
+            minor: d.minor() as u64,
+            mode: d.file_mode().unwrap_or(0o666) & 0o7777,
+            uid: d.uid().unwrap_or(0),
+            gid: d.gid().unwrap_or(0),
+        });
+    }
+    Ok(out)
+}
+
+fn cstring(s: &std::ffi::OsStr) -> Result<CString, RootfsError> {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(s.as_bytes())
+        .map_err(|_| RootfsError::Refused("a device path contains NUL".into()))
+}
+
+fn make_node(root: BorrowedFd<'_>, n: &Node) -> Result<(), RootfsError> {
+    let parent = n.path.parent().unwrap_or(Path::new("/dev"));
+    let name = n
+        .path
+        .file_name()
+        .ok_or_else(|| RootfsError::Refused(format!("bad device path {}", n.path.display())))?;
+    let dir = mkdir_all_in_root(root, parent, 0o755)
+        .map_err(step(format!("create {}", parent.display())))?;
+    let cname = cstring(name)?;
+    let dev = libc::makedev(n.major as u32, n.minor as u32);
+    // SAFETY: `cname` is a valid single-component name and `dir` a live directory fd.
+    let ret = unsafe { libc::mknodat(dir.as_raw_fd(), cname.as_ptr(), n.kind | n.mode, dev) };
+    if ret == 0 {
+        // SAFETY: same name and directory; AT_SYMLINK_NOFOLLOW keeps a planted link from
+        // redirecting the chown (the node was just created, but be strict).
+        let ret = unsafe {
+            libc::fchownat(
+                dir.as_raw_fd(),
+                cname.as_ptr(),
+                n.uid,
+                n.gid,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        if ret != 0 {
+            return Err(step(format!("chown {}", n.path.display()))(
+                std::io::Error::last_os_error(),
+            ));
+        }
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EEXIST) => Ok(()),
+        Some(libc::EPERM) if n.kind != libc::S_IFIFO => {
+            // In a user namespace: bind the host's node.
+            let target = ensure_file_in_root(root, &n.path)
+                .map_err(step(format!("create {}", n.path.display())))?;
+            let src = open_host(&host_dev(&n.path), libc::O_PATH)
+                .map_err(step(format!("open host device {}", n.path.display())))?;
+            mount_at(Some(&fd_path(&src)), &target, None, MsFlags::MS_BIND, None)
+                .map_err(nix_step(format!("bind host device {}", n.path.display())))
+        }
+        _ => Err(step(format!("mknod {}", n.path.display()))(err)),
+    }
+}
+
+fn symlink(dir: BorrowedFd<'_>, target: &str, name: &str) -> Result<(), RootfsError> {
+    let t = CString::new(target).map_err(|_| RootfsError::Refused("NUL in link".into()))?;
+    let n = CString::new(name).map_err(|_| RootfsError::Refused("NUL in link".into()))?;
+    // SAFETY: both strings are valid and NUL-terminated; `dir` is a live directory fd.
+    let ret = unsafe { libc::symlinkat(t.as_ptr(), dir.as_raw_fd(), n.as_ptr()) };
+    if ret != 0 {
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EEXIST) {
+            return Err(step(format!("symlink /dev/{name}"))(err));
+        }
+    }
+    Ok(())
+}
+
+/// Create the nodes and the standard symlinks under /dev of `root`.
+pub fn create_devices(root: BorrowedFd<'_>, spec: &Spec) -> Result<(), RootfsError> {
+    for n in nodes(spec)? {
+        make_node(root, &n)?;
+    }
+    let dev = mkdir_all_in_root(root, Path::new("/dev"), 0o755).map_err(step("create /dev"))?;
+    for (target, name) in [
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+        ("pts/ptmx", "ptmx"),
+    ] {
+        symlink(dev.as_fd(), target, name)?;
+    }
+    if Path::new("/proc/kcore").exists() {
+        symlink(dev.as_fd(), "/proc/kcore", "core")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_devices_override_defaults() {
+        let spec: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "linux": {"devices": [
+                {"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 438},
+                {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}
+            ]}
+        }))
+        .unwrap();
+        let n = nodes(&spec).unwrap();
+        assert_eq!(
+            n.iter()
+                .filter(|n| n.path == Path::new("/dev/null"))
+                .count(),
+            1
+        );
+        assert!(n
+            .iter()
+            .any(|n| n.path == Path::new("/dev/fuse") && n.major == 10));
+    }
+}

@@ -1,0 +1,269 @@
+//! One entry of config.json `mounts`.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::mount::MsFlags;
+use oci_spec::runtime::Mount;
+
+use super::{mount_at, nix_step, options, step, RootfsError, RootfsPlan};
+use crate::cgroups::Version;
+use crate::sys::fs::{
+    ensure_file_in_root, fd_path, fstat, is_symlink_in_root, mkdir_all_in_root, mount_flags,
+    open_host, open_in_root,
+};
+
+/// File systems whose mount point must not be a symlink in the image: a symlinked /proc or
+/// /dev is how runc's image-symlink bugs redirected kernel interfaces.
+const NO_SYMLINK_TYPES: [&str; 7] = [
+    "proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2", "tmpfs",
+];
+
+/// Mount flags that stay locked on a mount made in a user namespace; a remount must repeat them.
+pub(crate) fn locked_flags(fd: BorrowedFd<'_>) -> Result<MsFlags, RootfsError> {
+    let st = mount_flags(fd).map_err(step("statvfs of a mount"))?;
+    let mut f = MsFlags::empty();
+    for (st_flag, ms) in [
+        (libc::ST_NOSUID, MsFlags::MS_NOSUID),
+        (libc::ST_NODEV, MsFlags::MS_NODEV),
+        (libc::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (libc::ST_NOATIME, MsFlags::MS_NOATIME),
+        (libc::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (libc::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if st & st_flag != 0 {
+            f |= ms;
+        }
+    }
+    Ok(f)
+}
+
+/// Flags that need a bind remount to take effect.
+fn remount_flags(o: &options::MountOptions) -> MsFlags {
+    o.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT)
+}
+
+pub fn mount_one(
+    root: BorrowedFd<'_>,
+    m: &Mount,
+    plan: &RootfsPlan<'_>,
+) -> Result<(), RootfsError> {
+    let dest = m.destination();
+    let opts = options::parse(m.options().as_deref().unwrap_or_default())
+        .map_err(|e| RootfsError::Refused(format!("mount {}: {e}", dest.display())))?;
+    let typ = m.typ().as_deref().unwrap_or("");
+    if opts.is_bind() || typ == "bind" {
+        return bind(root, m, &opts, plan);
+    }
+    if NO_SYMLINK_TYPES.contains(&typ)
+        && is_symlink_in_root(root, dest).map_err(step(format!("look up {}", dest.display())))?
+    {
+        return Err(RootfsError::Refused(format!(
+            "mount destination {} is a symlink in the rootfs; refusing to mount {typ} through it",
+            dest.display()
+        )));
+    }
+    if typ == "cgroup" || typ == "cgroup2" {
+        return cgroup_mount(root, m, &opts, plan);
+    }
+    let target = mkdir_all_in_root(root, dest, 0o755)
+        .map_err(step(format!("create mount point {}", dest.display())))?;
+    let old = if opts.tmpcopyup {
+        Some(
+            open_in_root(root, dest, libc::O_PATH | libc::O_DIRECTORY)
+                .map_err(step("open tmpcopyup source"))?,
+        )
+    } else {
+        None
+    };
+    let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
+    let flags = opts.flags & !MsFlags::MS_REMOUNT;
+    mount_at(
+        Some(&source),
+        &target,
+        Some(typ),
+        flags,
+        opts.data_string().as_deref(),
+    )
+    .map_err(nix_step(format!("mount {typ} on {}", dest.display())))?;
+    let new =
+        open_in_root(root, dest, libc::O_PATH).map_err(step(format!("open {}", dest.display())))?;
+    if let Some(old) = old {
+        copy_tree(&fd_path(&old), &fd_path(&new))
+            .map_err(step(format!("tmpcopyup into {}", dest.display())))?;
+    }
+    set_propagation(&new, &opts, dest)
+}
+
+fn set_propagation(
+    fd: &OwnedFd,
+    opts: &options::MountOptions,
+    dest: &Path,
+) -> Result<(), RootfsError> {
+    for p in &opts.propagation {
+        mount_at(None, fd, None, *p, None)
+            .map_err(nix_step(format!("set propagation of {}", dest.display())))?;
+    }
+    Ok(())
+}
+
+fn bind(
+    root: BorrowedFd<'_>,
+    m: &Mount,
+    opts: &options::MountOptions,
+    plan: &RootfsPlan<'_>,
+) -> Result<(), RootfsError> {
+    let dest = m.destination();
+    let src = m.source().as_ref().ok_or_else(|| {
+        RootfsError::Refused(format!("bind mount on {} has no source", dest.display()))
+    })?;
+    let src = if src.is_absolute() {
+        src.clone()
+    } else {
+        plan.bundle.join(src)
+    };
+    let src_fd = open_host(&src, libc::O_PATH)
+        .map_err(step(format!("open bind source {}", src.display())))?;
+    let is_dir = fstat(src_fd.as_fd())
+        .map_err(step("stat bind source"))?
+        .st_mode
+        & libc::S_IFMT
+        == libc::S_IFDIR;
+    let target = if is_dir {
+        mkdir_all_in_root(root, dest, 0o755)
+    } else {
+        ensure_file_in_root(root, dest)
+    }
+    .map_err(step(format!("create mount point {}", dest.display())))?;
+    let rec = opts.flags & MsFlags::MS_REC;
+    mount_at(
+        Some(&fd_path(&src_fd)),
+        &target,
+        None,
+        MsFlags::MS_BIND | rec,
+        None,
+    )
+    .map_err(nix_step(format!(
+        "bind {} on {}",
+        src.display(),
+        dest.display()
+    )))?;
+    let new =
+        open_in_root(root, dest, libc::O_PATH).map_err(step(format!("open {}", dest.display())))?;
+    let extra = remount_flags(opts);
+    if !extra.is_empty() {
+        let locked = locked_flags(new.as_fd())? & !opts.cleared;
+        mount_at(
+            None,
+            &new,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | rec | extra | locked,
+            None,
+        )
+        .map_err(nix_step(format!(
+            "remount {} with its options",
+            dest.display()
+        )))?;
+    }
+    set_propagation(&new, opts, dest)
+}
+
+/// /sys/fs/cgroup: cgroup2 on a pure v2 host; elsewhere a tmpfs holding a bind of the
+/// container's own cgroup directory of each hierarchy.
+fn cgroup_mount(
+    root: BorrowedFd<'_>,
+    m: &Mount,
+    opts: &options::MountOptions,
+    plan: &RootfsPlan<'_>,
+) -> Result<(), RootfsError> {
+    let dest = m.destination();
+    let target =
+        mkdir_all_in_root(root, dest, 0o755).map_err(step(format!("create {}", dest.display())))?;
+    let flags = opts.flags
+        & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RELATIME);
+    let dirs = plan.cgroup.map(|c| c.dirs.clone()).unwrap_or_default();
+    let pure_v2 = !dirs.is_empty() && dirs.iter().all(|(h, _)| h.version == Version::V2);
+    if pure_v2 {
+        mount_at(
+            Some(Path::new("cgroup2")),
+            &target,
+            Some("cgroup2"),
+            flags | (opts.flags & MsFlags::MS_RDONLY),
+            None,
+        )
+        .map_err(nix_step(format!("mount cgroup2 on {}", dest.display())))?;
+        return Ok(());
+    }
+    mount_at(
+        Some(Path::new("tmpfs")),
+        &target,
+        Some("tmpfs"),
+        flags,
+        Some("mode=755"),
+    )
+    .map_err(nix_step(format!("mount tmpfs on {}", dest.display())))?;
+    for (h, dir) in &dirs {
+        let name = h
+            .mount
+            .file_name()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("unified"));
+        let sub = dest.join(&name);
+        let sub_fd = mkdir_all_in_root(root, &sub, 0o755)
+            .map_err(step(format!("create {}", sub.display())))?;
+        let src = open_host(dir, libc::O_PATH | libc::O_DIRECTORY)
+            .map_err(step(format!("open {}", dir.display())))?;
+        mount_at(Some(&fd_path(&src)), &sub_fd, None, MsFlags::MS_BIND, None).map_err(nix_step(
+            format!("bind {} on {}", dir.display(), sub.display()),
+        ))?;
+        if opts.flags.contains(MsFlags::MS_RDONLY) {
+            let new =
+                open_in_root(root, &sub, libc::O_PATH).map_err(step("reopen cgroup mount"))?;
+            let locked = locked_flags(new.as_fd())?;
+            mount_at(
+                None,
+                &new,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags | locked,
+                None,
+            )
+            .map_err(nix_step(format!("remount {} read-only", sub.display())))?;
+        }
+    }
+    if opts.flags.contains(MsFlags::MS_RDONLY) {
+        let new = open_in_root(root, dest, libc::O_PATH).map_err(step("reopen cgroup tmpfs"))?;
+        mount_at(
+            None,
+            &new,
+            None,
+            MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags,
+            Some("mode=755"),
+        )
+        .map_err(nix_step(format!("remount {} read-only", dest.display())))?;
+    }
+    Ok(())
+}
+
+/// Copy a directory tree without following symlinks (for tmpcopyup).
+fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    for entry in std::fs::read_dir(src)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        let to = dst.join(entry.file_name());
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            symlink(std::fs::read_link(entry.path())?, &to)?;
+        } else if ft.is_dir() {
+            std::fs::create_dir(&to)?;
+            std::fs::set_permissions(
+                &to,
+                std::fs::Permissions::from_mode(meta.permissions().mode()),
+            )?;
+            copy_tree(&entry.path(), &to)?;
+        } else if ft.is_file() {
+            std::fs::copy(entry.path(), &to)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! The one place (besides `microvm/`) where raw syscalls live. Every function here turns the
+//! kernel's return value into a `Result` at once and hands out `OwnedFd`s with `O_CLOEXEC`.
+
+pub mod fs;
+pub mod proc;
+pub mod socket;
+
+use std::io;
+
+/// Turn a raw syscall return value into an `io::Result`.
+pub fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Make this process non-dumpable (or dumpable again). A non-dumpable process cannot be
+/// ptraced by, and its `/proc/<pid>` files cannot be opened by, processes of a lesser
+/// privilege, which keeps a container from reaching the runtime through `/proc/<pid>/exe`.
+pub fn set_dumpable(dumpable: bool) -> io::Result<()> {
+    // SAFETY: PR_SET_DUMPABLE takes a plain integer argument and touches no memory of ours.
+    let ret = unsafe {
+        libc::prctl(
+            libc::PR_SET_DUMPABLE,
+            libc::c_ulong::from(dumpable),
+            0,
+            0,
+            0,
+        )
+    };
+    cvt(ret.into()).map(drop)
+}
+
+/// Set no_new_privs for this thread and its descendants.
+pub fn set_no_new_privs() -> io::Result<()> {
+    // SAFETY: PR_SET_NO_NEW_PRIVS takes plain integer arguments and touches no memory of ours.
+    let ret = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    cvt(ret.into()).map(drop)
+}
+
+/// Keep (or stop keeping) the permitted capability set across a uid change.
+pub fn set_keep_caps(keep: bool) -> io::Result<()> {
+    // SAFETY: PR_SET_KEEPCAPS takes plain integer arguments and touches no memory of ours.
+    let ret = unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, libc::c_ulong::from(keep), 0, 0, 0) };
+    cvt(ret.into()).map(drop)
+}
+
+/// Ask the kernel to send `sig` to this process when its parent dies.
+pub fn set_parent_death_signal(sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory of ours.
+    let ret = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) };
+    cvt(ret.into()).map(drop)
+}
+
+/// Mark every descriptor from `first` upwards close-on-exec, so that nothing the runtime
+/// inherited by accident reaches the container's process.
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    // SAFETY: close_range takes plain integers; CLOSE_RANGE_CLOEXEC only sets a flag.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    cvt(ret).map(drop)
+}
+
+/// Close every descriptor from `first` upwards except those in `keep`: a forked child of the
+/// runtime must not hold the runtime's locks or files (they would outlive it in the container).
+pub fn close_fds_except(first: i32, keep: &[i32]) -> io::Result<()> {
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in fds {
+        if fd >= first && !keep.contains(&fd) {
+            // SAFETY: closing a descriptor number; nothing in this single-threaded child uses
+            // the descriptors being closed (its owned handles are all in `keep`).
+            unsafe { libc::close(fd) };
+        }
+    }
+    Ok(())
+}
+
+/// Leave the process at once, without running destructors or atexit handlers: the only
+/// correct way out of a forked child of the runtime.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+/// fork(2). The caller must be single-threaded; the child must leave through `exit_now` or
+/// `execve`, never by returning into the caller's stack of destructors.
+pub fn fork() -> io::Result<Option<libc::pid_t>> {
+    // SAFETY: the runtime is single-threaded when it forks (documented precondition), so the
+    // child does not inherit locks held by other threads.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        pid => Ok(Some(pid)),
+    }
+}
+
+/// clone(2) with CLONE_PARENT: the new process becomes a sibling of the caller, a child of
+/// the caller's parent (the runtime), so that the runtime can wait for it.
+pub fn fork_sibling() -> io::Result<Option<libc::pid_t>> {
+    // SAFETY: a raw clone without CLONE_VM and with a null stack behaves like fork; the same
+    // single-threaded precondition as `fork` holds.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    match cvt(ret)? {
+        0 => Ok(None),
+        pid => Ok(Some(pid as libc::pid_t)),
+    }
+}
