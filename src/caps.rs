@@ -78,7 +78,13 @@ impl CapPlan {
             .map_err(|e| format!("set permitted capabilities: {e}"))?;
         caps::clear(None, CapSet::Ambient)
             .map_err(|e| format!("clear ambient capabilities: {e}"))?;
-        for cap in &self.ambient {
+        // The kernel only keeps ambient capabilities that are permitted and inheritable; runc
+        // warns and goes on when a config asks for others (its own `runc spec` does), so do we.
+        for cap in self
+            .ambient
+            .iter()
+            .filter(|c| self.permitted.contains(c) && self.inheritable.contains(c))
+        {
             caps::raise(None, CapSet::Ambient, *cap)
                 .map_err(|e| format!("raise ambient {cap}: {e}"))?;
         }

@@ -36,6 +36,8 @@ pub enum CgroupError {
         "linux.resources.{0}: not supported on this host's cgroups by this version of contain"
     )]
     Unsupported(String),
+    #[error("cgroup {0} already holds processes (another container's?); refusing to share it")]
+    InUse(PathBuf),
     #[error("cgroup {path} still has processes; cannot remove it: {source}")]
     Remove { path: PathBuf, source: io::Error },
 }
@@ -76,8 +78,18 @@ impl Cgroup {
         }
     }
 
-    /// Create the directories (parents too). Returns the ones this call created, which are
-    /// the ones to remove again on failure.
+    /// A cgroup that already holds processes belongs to someone else: refuse to share it.
+    pub fn check_unused(&self) -> Result<(), CgroupError> {
+        for (_, dir) in &self.dirs {
+            let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+            if !procs.trim().is_empty() {
+                return Err(CgroupError::InUse(dir.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Create the directories (parents too).
     pub fn create(&self) -> Result<(), CgroupError> {
         for (h, dir) in &self.dirs {
             std::fs::create_dir_all(dir).map_err(|source| CgroupError::Create {

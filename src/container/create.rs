@@ -144,6 +144,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
     nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o600))
         .map_err(|e| io_err("mkfifo", &fifo_path)(e.into()))?;
     let fifo = open_host(&fifo_path, libc::O_RDWR).map_err(io_err("open", &fifo_path))?;
+    cgroup.check_unused()?;
     undo.cgroup = Some(&cgroup);
     cgroup.create()?;
     if let Some(res) = linux.and_then(|l| l.resources().as_ref()) {

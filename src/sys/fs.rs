@@ -6,7 +6,7 @@
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 
 use super::cvt;
@@ -103,6 +103,38 @@ fn fd_borrow(fd: &OwnedFd) -> BorrowedFd<'_> {
 /// the directory. Each component is created relative to the descriptor of its resolved
 /// parent, so a symlink planted in the rootfs cannot redirect the creation outside.
 pub fn mkdir_all_in_root(root: BorrowedFd<'_>, path: &Path, mode: u32) -> io::Result<OwnedFd> {
+    mkdir_all_depth(root, path, mode, 0)
+}
+
+/// The target of the symlink `name` in `dir`, if it is one.
+fn readlink_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> Option<PathBuf> {
+    let c = cstr(Path::new(name)).ok()?;
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: `c` is a valid name, `buf` is writable for its length.
+    let n = unsafe {
+        libc::readlinkat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return None;
+    }
+    buf.truncate(n as usize);
+    Some(PathBuf::from(std::ffi::OsString::from_vec(buf)))
+}
+
+fn mkdir_all_depth(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    mode: u32,
+    depth: u32,
+) -> io::Result<OwnedFd> {
+    if depth > 40 {
+        return Err(io::Error::from_raw_os_error(libc::ELOOP));
+    }
     let rel = relative(path);
     let mut prefix = PathBuf::new();
     let mut cur = open_in_root(root, Path::new("."), libc::O_PATH | libc::O_DIRECTORY)?;
@@ -124,6 +156,12 @@ pub fn mkdir_all_in_root(root: BorrowedFd<'_>, path: &Path, mode: u32) -> io::Re
                     let err = io::Error::last_os_error();
                     if err.raw_os_error() != Some(libc::EEXIST) {
                         return Err(err);
+                    }
+                    // A dangling symlink: create its target, resolved inside the root.
+                    if let Some(target) = readlink_at(fd_borrow(&cur), name) {
+                        let parent = prefix.parent().unwrap_or(Path::new(""));
+                        let resolved = Path::new("/").join(parent).join(target);
+                        mkdir_all_depth(root, &resolved, mode, depth + 1)?;
                     }
                 }
                 cur = open_in_root(root, &prefix, libc::O_PATH | libc::O_DIRECTORY)?;

@@ -1,0 +1,253 @@
+//! Bad input: a one-line error that names the problem, a non-zero exit, nothing left behind.
+
+use serde_json::json;
+
+use crate::ensure;
+use crate::util::*;
+
+pub const TESTS: &[(&str, fn() -> R)] = &[
+    ("bad_input::malformed_config", malformed_config),
+    (
+        "bad_input::missing_config_and_rootfs",
+        missing_config_and_rootfs,
+    ),
+    ("bad_input::invalid_ids", invalid_ids),
+    (
+        "bad_input::duplicate_id_and_concurrent_creates",
+        duplicate_id,
+    ),
+    ("bad_input::unknown_signal", unknown_signal),
+    ("bad_input::rlimit_above_host_hard_limit", rlimit_above_host),
+    ("bad_input::unenforceable_config_is_refused", unenforceable),
+    ("bad_input::missing_executable", missing_executable),
+    ("bad_input::corrupt_state", corrupt_state),
+    (
+        "bad_input::terminal_without_console_socket",
+        terminal_without_socket,
+    ),
+];
+
+fn refused(
+    rt: &Runtime,
+    b: &Bundle,
+    o: &Out,
+    id: &str,
+    needle: &str,
+) -> Result<(), libtest_mimic::Failed> {
+    ensure!(
+        o.code == 1,
+        "exit {} (want 1); stderr {:?}",
+        o.code,
+        o.stderr
+    );
+    ensure!(
+        o.stderr.contains(needle),
+        "error {:?} does not mention {needle:?}",
+        o.stderr
+    );
+    ensure!(
+        o.stderr.trim_end().lines().count() == 1,
+        "not one line: {:?}",
+        o.stderr
+    );
+    ensure!(!o.stderr.contains("panicked"), "panic: {}", o.stderr);
+    rt.assert_clean(b, id)
+}
+
+fn malformed_config() -> R {
+    let rt = Runtime::new();
+    let b = Bundle::new();
+    std::fs::write(
+        b.path().join("config.json"),
+        "{\"ociVersion\": \"1.0.2\",\n \"process\": [}",
+    )?;
+    let o = rt.create(&b, "c");
+    refused(&rt, &b, &o, "c", "malformed JSON at line 2")?;
+    std::fs::write(
+        b.path().join("config.json"),
+        "{\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"rootfs\"}, \"linux\": {}}",
+    )?;
+    let o = rt.create(&b, "c");
+    refused(&rt, &b, &o, "c", "process")?;
+    pass()
+}
+
+fn missing_config_and_rootfs() -> R {
+    let rt = Runtime::new();
+    let b = Bundle::new();
+    std::fs::remove_dir_all(b.rootfs())?;
+    let o = rt.create(&b, "c");
+    refused(&rt, &b, &o, "c", "rootfs")?;
+    std::fs::remove_file(b.path().join("config.json"))?;
+    let o = rt.create(&b, "c");
+    refused(&rt, &b, &o, "c", "config.json")?;
+    pass()
+}
+
+fn invalid_ids() -> R {
+    let rt = Runtime::new();
+    let b = Bundle::new();
+    for id in ["../escape", "a/b", "..", "with space"] {
+        let o = rt.create(&b, id);
+        ensure!(
+            o.code == 1 && o.stderr.contains("invalid container id"),
+            "id {id:?}: {} {}",
+            o.code,
+            o.stderr
+        );
+    }
+    ensure!(
+        std::fs::read_dir(rt.root.path())?.count() == 0,
+        "state created for a bad id"
+    );
+    pass()
+}
+
+fn duplicate_id() -> R {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.sh("sleep 1000");
+    ensure!(rt.create(&b, "c").code == 0, "first create");
+    let pid = rt.state("c").unwrap()["pid"].clone();
+    let o = rt.create(&b, "c");
+    ensure!(
+        o.code == 1 && o.stderr.contains("already exists"),
+        "duplicate: {} {}",
+        o.code,
+        o.stderr
+    );
+    ensure!(
+        rt.state("c").unwrap()["pid"] == pid,
+        "the first container was disturbed"
+    );
+    // Two creates racing for one id: exactly one wins. (Another bundle: a bundle's cgroup
+    // already holding "c" cannot be shared, which is refused on its own.)
+    let o = rt.create(&b, "other");
+    ensure!(
+        o.code == 1 && o.stderr.contains("refusing to share"),
+        "shared cgroup: {} {}",
+        o.code,
+        o.stderr
+    );
+    let mut b2 = Bundle::new();
+    b2.sh("sleep 1000");
+    let spawn = || {
+        rt.cmd()
+            .args(["create", "--bundle"])
+            .arg(b2.path())
+            .arg("race")
+            .out()
+    };
+    let (a, c) = std::thread::scope(|s| {
+        let h1 = s.spawn(spawn);
+        let h2 = s.spawn(spawn);
+        (h1.join().unwrap(), h2.join().unwrap())
+    });
+    let wins = [a, c].iter().filter(|o| o.code == 0).count();
+    ensure!(wins == 1, "{wins} concurrent creates succeeded");
+    ensure!(
+        rt.status("race") == "created",
+        "race winner: {}",
+        rt.status("race")
+    );
+    pass()
+}
+
+fn unknown_signal() -> R {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.sh("sleep 1000");
+    ensure!(rt.create(&b, "c").code == 0, "create");
+    let o = rt.exec(&["kill", "c", "SIGNOPE"]);
+    ensure!(
+        o.code == 1 && o.stderr.contains("unknown signal"),
+        "{} {}",
+        o.code,
+        o.stderr
+    );
+    ensure!(rt.status("c") == "created", "container disturbed");
+    pass()
+}
+
+fn rlimit_above_host() -> R {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills a valid rlimit.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) };
+    if caps::has_cap(
+        None,
+        caps::CapSet::Effective,
+        caps::Capability::CAP_SYS_RESOURCE,
+    )
+    .unwrap_or(false)
+    {
+        return skip("this host grants CAP_SYS_RESOURCE: any hard limit can be raised");
+    }
+    let want = r.rlim_max + 1;
+    b.set(|c| {
+        c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": want}])
+    });
+    let o = rt.create(&b, "c");
+    refused(&rt, &b, &o, "c", "CAP_SYS_RESOURCE")?;
+    pass()
+}
+
+fn unenforceable() -> R {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.set(|c| c["process"]["apparmorProfile"] = json!("docker-default"));
+    refused(&rt, &b, &rt.create(&b, "c"), "c", "process.apparmorProfile")?;
+    let mut b = Bundle::new();
+    b.set(|c| c["linux"]["sysctl"] = json!({"kernel.panic": "1"}));
+    refused(&rt, &b, &rt.create(&b, "c"), "c", "not a namespaced sysctl")?;
+    let mut b = Bundle::new();
+    b.set(|c| c["linux"]["resources"]["blockIO"] = json!({"weight": 100}));
+    refused(&rt, &b, &rt.create(&b, "c"), "c", "blockIO")?;
+    pass()
+}
+
+fn missing_executable() -> R {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.set(|c| c["process"]["args"] = json!(["/no/such/program"]));
+    refused(&rt, &b, &rt.create(&b, "c"), "c", "/no/such/program")?;
+    ensure!(host_mounts_under(b.path()).is_empty(), "mounts left");
+    pass()
+}
+
+fn corrupt_state() -> R {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.sh("sleep 1000");
+    ensure!(rt.create(&b, "c").code == 0, "create");
+    let pid = rt.state("c").unwrap()["pid"].as_i64().unwrap();
+    std::fs::write(rt.root.path().join("c/state.json"), "{garbage")?;
+    let o = rt.exec(&["state", "c"]);
+    ensure!(
+        o.code == 1 && o.stderr.contains("corrupt"),
+        "state: {} {}",
+        o.code,
+        o.stderr
+    );
+    let o = rt.exec(&["delete", "--force", "c"]);
+    ensure!(o.code == 0, "delete --force of corrupt state: {}", o.stderr);
+    ensure!(!rt.root.path().join("c").exists(), "corrupt state left");
+    // The orphaned init is not ours to find without state; kill it for hygiene.
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    pass()
+}
+
+fn terminal_without_socket() -> R {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.set(|c| c["process"]["terminal"] = json!(true));
+    refused(&rt, &b, &rt.create(&b, "c"), "c", "--console-socket")?;
+    pass()
+}

@@ -1,0 +1,599 @@
+//! Each part of config.json, observed from inside the container.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+
+use serde_json::json;
+
+use crate::ensure;
+use crate::util::*;
+
+pub const TESTS: &[(&str, fn() -> R)] = &[
+    (
+        "config::process_user_env_cwd_umask",
+        process_user_env_cwd_umask,
+    ),
+    ("config::hostname_domainname_uts", hostname_domainname),
+    ("config::readonly_rootfs", readonly_rootfs),
+    (
+        "config::masked_and_readonly_paths",
+        masked_and_readonly_paths,
+    ),
+    ("config::tmpfs_and_bind_mounts", tmpfs_and_bind_mounts),
+    ("config::devices_default_and_config", devices),
+    ("config::sysctls_in_own_namespaces", sysctls),
+    ("config::rlimits", rlimits),
+    ("config::capabilities_five_sets", capabilities),
+    ("config::no_new_privileges", no_new_privileges),
+    ("config::oom_score_adj", oom_score_adj),
+    ("config::user_namespace_maps", user_namespace),
+    ("config::namespaces_new_and_joined", namespaces),
+    ("config::network_namespace_loopback_up", loopback),
+    ("config::time_namespace_offsets", time_namespace),
+    ("config::hooks_all_six_kinds", hooks),
+    ("config::hook_timeout_fails_create", hook_timeout),
+    ("config::console_socket_receives_pty", console_socket),
+    ("config::preserve_fds_and_nothing_else", preserve_fds),
+    ("config::cgroup_limits_observed", cgroup_limits),
+];
+
+fn run_ok(b: &Bundle) -> Result<String, libtest_mimic::Failed> {
+    let rt = Runtime::new();
+    let o = rt.run(b, "c");
+    ensure!(
+        o.code == 0,
+        "run exited {}: {}\nstdout: {}",
+        o.code,
+        o.stderr,
+        o.stdout
+    );
+    rt.assert_clean(b, "c")?;
+    Ok(o.stdout)
+}
+
+fn process_user_env_cwd_umask() -> R {
+    let mut b = Bundle::new();
+    b.set(|c| {
+        c["process"]["user"] =
+            json!({"uid": 1000, "gid": 1000, "additionalGids": [10, 20], "umask": 63});
+        c["process"]["env"] = json!(["PATH=/bin", "GREETING=hi there"]);
+        c["process"]["cwd"] = json!("/tmp");
+    });
+    b.sh("id -u; id -g; id -G; echo \"$GREETING\"; pwd; umask; env | sort | tr '\\n' ' '");
+    let out = run_ok(&b)?;
+    let l: Vec<&str> = out.lines().collect();
+    ensure!(l[0] == "1000" && l[1] == "1000", "uid/gid {l:?}");
+    ensure!(
+        l[2].split(' ').collect::<Vec<_>>().contains(&"10") && l[2].contains("20"),
+        "groups {}",
+        l[2]
+    );
+    ensure!(
+        l[3] == "hi there" && l[4] == "/tmp" && l[5] == "0077",
+        "env/cwd/umask {l:?}"
+    );
+    ensure!(
+        !l[6].contains("RUST") && !l[6].contains("CARGO"),
+        "the runtime's environment leaked: {}",
+        l[6]
+    );
+    pass()
+}
+
+fn hostname_domainname() -> R {
+    let mut b = Bundle::new();
+    b.set(|c| {
+        c["hostname"] = json!("box-1");
+        c["domainname"] = json!("example.test");
+    });
+    b.sh("hostname; cat /proc/sys/kernel/domainname");
+    let out = run_ok(&b)?;
+    ensure!(out == "box-1\nexample.test\n", "got {out:?}");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")?;
+    ensure!(host.trim() != "box-1", "the host's hostname changed");
+    pass()
+}
+
+fn readonly_rootfs() -> R {
+    let mut b = Bundle::new();
+    b.sh("touch /x 2>/dev/null && echo wrote || echo refused; touch /tmp/y 2>/dev/null && echo wrote || echo refused");
+    ensure!(
+        run_ok(&b)? == "refused\nrefused\n",
+        "readonly root was writable"
+    );
+    b.set(|c| c["root"]["readonly"] = json!(false));
+    ensure!(
+        run_ok(&b)? == "wrote\nwrote\n",
+        "writable root was not writable"
+    );
+    ensure!(
+        b.rootfs().join("x").exists(),
+        "write did not reach the rootfs"
+    );
+    pass()
+}
+
+fn masked_and_readonly_paths() -> R {
+    let mut b = Bundle::new();
+    b.sh("wc -c < /proc/keys; ls -A /sys/firmware | wc -l; \
+          (echo 1 > /proc/sys/vm/drop_caches) 2>&1 | grep -o 'Read-only file system'; \
+          grep ' /proc/bus ' /proc/mounts | cut -d' ' -f4 | cut -c1-3; \
+          wc -c < /proc/timer_list");
+    let out = run_ok(&b)?;
+    let l: Vec<&str> = out.lines().map(str::trim).collect();
+    ensure!(l[0] == "0", "/proc/keys is readable: {l:?}");
+    ensure!(l[1] == "0", "/sys/firmware not masked: {l:?}");
+    ensure!(
+        l[2] == "Read-only file system" && l[3] == "ro,",
+        "readonly paths writable: {l:?}"
+    );
+    ensure!(l[4] == "0", "/proc/timer_list not masked: {l:?}");
+    pass()
+}
+
+fn tmpfs_and_bind_mounts() -> R {
+    let host = tempfile::tempdir()?;
+    std::fs::write(host.path().join("from-host"), "data\n")?;
+    let ro = tempfile::tempdir()?;
+    let mut b = Bundle::new();
+    b.set(|c| {
+        let m = c["mounts"].as_array_mut().unwrap();
+        m.push(json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "size=1m", "mode=700"]}));
+        m.push(json!({"destination": "/rw", "type": "bind", "source": host.path(), "options": ["rbind", "rw"]}));
+        m.push(json!({"destination": "/ro/deep", "type": "none", "source": ro.path(), "options": ["bind", "ro", "nosuid", "nodev"]}));
+    });
+    b.sh("grep ' /scratch ' /proc/mounts | cut -d' ' -f3,4; cat /rw/from-host; echo out > /rw/from-container; \
+          touch /ro/deep/x 2>/dev/null && echo ro-writable || echo ro-refused; grep ' /ro/deep ' /proc/mounts | cut -d' ' -f4");
+    let out = run_ok(&b)?;
+    let l: Vec<&str> = out.lines().collect();
+    ensure!(
+        l[0].starts_with("tmpfs rw,nosuid")
+            && l[0].contains("size=1024k")
+            && l[0].contains("mode=700"),
+        "tmpfs {}",
+        l[0]
+    );
+    ensure!(l[1] == "data", "bind read {l:?}");
+    ensure!(
+        std::fs::read_to_string(host.path().join("from-container"))? == "out\n",
+        "bind write did not reach the host"
+    );
+    ensure!(l[2] == "ro-refused", "ro bind writable");
+    ensure!(
+        l[3].starts_with("ro,nosuid,nodev"),
+        "ro bind options {}",
+        l[3]
+    );
+    ensure!(
+        host_mounts_under(host.path()).is_empty() && host_mounts_under(ro.path()).is_empty(),
+        "mounts leaked to the host"
+    );
+    pass()
+}
+
+fn devices() -> R {
+    let mut b = Bundle::new();
+    b.set(|c| {
+        c["linux"]["devices"] = json!([{"path": "/dev/zero2", "type": "c", "major": 1, "minor": 5, "fileMode": 432, "uid": 0, "gid": 0}]);
+        c["linux"]["resources"]["devices"] = json!([{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"}]);
+    });
+    b.sh("stat -c '%t:%T %a' /dev/null /dev/zero2; head -c 4 /dev/zero2 | od -An -tx1; readlink /dev/fd; readlink /dev/ptmx; \
+          head -c 1 /dev/urandom > /dev/null 2>&1 && echo urandom-ok; \
+          mknod /tmp/mem c 1 1 2>/dev/null && echo mknod-ok || echo mknod-refused");
+    let out = run_ok(&b)?;
+    let l: Vec<&str> = out.lines().map(str::trim).collect();
+    ensure!(l[0] == "1:3 666" && l[1] == "1:5 660", "nodes {l:?}");
+    ensure!(l[2] == "00 00 00 00", "zero2 {l:?}");
+    ensure!(l[3] == "/proc/self/fd" && l[4] == "pts/ptmx", "links {l:?}");
+    ensure!(l[5] == "urandom-ok", "default device denied {l:?}");
+    ensure!(
+        l[6] == "mknod-refused",
+        "mknod allowed without CAP_MKNOD {l:?}"
+    );
+    pass()
+}
+
+fn sysctls() -> R {
+    let mut b = Bundle::new();
+    b.set(|c| c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1", "kernel.shmmni": "1234"}));
+    b.sh("cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni");
+    ensure!(run_ok(&b)? == "1\n1234\n", "sysctls not set");
+    let host = std::fs::read_to_string("/proc/sys/kernel/shmmni")?;
+    ensure!(host.trim() != "1234", "the host's kernel.shmmni changed");
+    pass()
+}
+
+fn rlimits() -> R {
+    let mut b = Bundle::new();
+    b.set(|c| c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 256, "hard": 512}, {"type": "RLIMIT_CORE", "soft": 0, "hard": 0}]));
+    b.sh("ulimit -n; ulimit -Hn; ulimit -c");
+    ensure!(run_ok(&b)? == "256\n512\n0\n", "rlimits not applied");
+    pass()
+}
+
+fn capabilities() -> R {
+    let mut b = Bundle::new();
+    b.set(|c| {
+        c["process"]["capabilities"] = json!({
+            "bounding": ["CAP_KILL", "CAP_NET_RAW", "CAP_CHOWN"],
+            "effective": ["CAP_KILL"],
+            "permitted": ["CAP_KILL", "CAP_CHOWN"],
+            "inheritable": ["CAP_CHOWN"],
+            "ambient": ["CAP_CHOWN"]
+        });
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    });
+    b.sh("grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb)' /proc/self/status | tr -s '\\t' ' '");
+    let out = run_ok(&b)?;
+    // CAP_CHOWN = bit 0, CAP_KILL = bit 5, CAP_NET_RAW = bit 13. The shell runs as uid 1000 after
+    // an exec, so its permitted/effective sets are the ambient set (CAP_CHOWN).
+    ensure!(
+        status_field(&out, "CapBnd") == Some("0000000000002021"),
+        "bounding: {out}"
+    );
+    ensure!(
+        status_field(&out, "CapInh") == Some("0000000000000001"),
+        "inheritable: {out}"
+    );
+    ensure!(
+        status_field(&out, "CapAmb") == Some("0000000000000001"),
+        "ambient: {out}"
+    );
+    ensure!(
+        status_field(&out, "CapPrm") == Some("0000000000000001"),
+        "permitted: {out}"
+    );
+    b.set(|c| {
+        c["process"]["user"] = json!({"uid": 0, "gid": 0});
+        c["process"]["capabilities"] =
+            json!({"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]});
+    });
+    let out = run_ok(&b)?;
+    ensure!(
+        status_field(&out, "CapEff") == Some("0000000000000020"),
+        "root effective: {out}"
+    );
+    ensure!(
+        status_field(&out, "CapBnd") == Some("0000000000000020"),
+        "root bounding: {out}"
+    );
+    pass()
+}
+
+fn no_new_privileges() -> R {
+    let mut b = Bundle::new();
+    b.sh("grep NoNewPrivs /proc/self/status | tr -d '\\t '");
+    ensure!(
+        run_ok(&b)?.trim() == "NoNewPrivs:1",
+        "noNewPrivileges true not applied"
+    );
+    b.set(|c| c["process"]["noNewPrivileges"] = json!(false));
+    ensure!(
+        run_ok(&b)?.trim() == "NoNewPrivs:0",
+        "noNewPrivileges false not honoured"
+    );
+    pass()
+}
+
+fn oom_score_adj() -> R {
+    let mut b = Bundle::new();
+    b.set(|c| c["process"]["oomScoreAdj"] = json!(500));
+    b.sh("cat /proc/self/oom_score_adj");
+    ensure!(run_ok(&b)?.trim() == "500", "oomScoreAdj not applied");
+    pass()
+}
+
+fn user_namespace() -> R {
+    let mut b = Bundle::new();
+    let base = 200000 + (std::process::id() % 1000) * 65536;
+    b.set(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": base, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": base, "size": 65536}]);
+        c["root"]["readonly"] = json!(false);
+    });
+    b.sh("cat /proc/self/uid_map /proc/self/gid_map | tr -s ' '; id -u; ls /dev/null && cat /dev/null && echo devnull-ok; sleep 0.5");
+    let rt = Runtime::new();
+    let child = rt
+        .cmd()
+        .args(["run", "--bundle"])
+        .arg(b.path())
+        .arg("u")
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    // Observe from the host: the init runs as the mapped host uid, not as root.
+    let mut host_uid = None;
+    for _ in 0..300 {
+        if let Some(st) = rt.state("u") {
+            if let Some(pid) = st["pid"].as_i64().filter(|p| *p > 0) {
+                if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                    if st["status"] == "running" {
+                        host_uid = status_field(&s, "Uid")
+                            .map(|u| u.split_whitespace().next().unwrap_or("").to_string());
+                        break;
+                    }
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let o: Out = child.wait_with_output()?.into();
+    ensure!(o.code == 0, "run: {}", o.stderr);
+    let l: Vec<&str> = o.stdout.lines().map(str::trim).collect();
+    ensure!(
+        l[0] == format!("0 {base} 65536") && l[1] == format!("0 {base} 65536"),
+        "maps {l:?}"
+    );
+    ensure!(l[2] == "0" && l[4] == "devnull-ok", "inside {l:?}");
+    ensure!(
+        host_uid.as_deref() == Some(&base.to_string()),
+        "host uid of the init: {host_uid:?}"
+    );
+    pass()
+}
+
+fn ns_inode(path: &str) -> String {
+    std::fs::read_link(path)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn namespaces() -> R {
+    let mut b = Bundle::new();
+    b.sh("for n in pid net ipc uts mnt cgroup; do readlink /proc/self/ns/$n; done");
+    let out = run_ok(&b)?;
+    for (line, n) in out
+        .lines()
+        .zip(["pid", "net", "ipc", "uts", "mnt", "cgroup"])
+    {
+        ensure!(
+            line != ns_inode(&format!("/proc/self/ns/{n}")),
+            "{n} namespace is the host's"
+        );
+    }
+    // Join the network namespace of a running container by path.
+    let rt = Runtime::new();
+    let mut a = Bundle::new();
+    a.sh("sleep 1000");
+    ensure!(rt.create(&a, "a").code == 0, "create a");
+    let pid = rt.state("a").unwrap()["pid"].as_i64().unwrap();
+    let target = ns_inode(&format!("/proc/{pid}/ns/net"));
+    b.set(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "network");
+        ns.push(json!({"type": "network", "path": format!("/proc/{pid}/ns/net")}));
+    });
+    b.sh("readlink /proc/self/ns/net");
+    let o = rt.run(&b, "b");
+    ensure!(o.code == 0, "run b: {}", o.stderr);
+    ensure!(
+        o.stdout.trim() == target,
+        "joined {} want {target}",
+        o.stdout.trim()
+    );
+    pass()
+}
+
+fn loopback() -> R {
+    let mut b = Bundle::new();
+    b.sh("ip -o link | cut -d: -f2 | tr -d ' '; ip link show lo | grep -c 'UP'; ping -c1 -W1 127.0.0.1 >/dev/null 2>&1 && echo ping-ok || echo ping-failed");
+    let out = run_ok(&b)?;
+    let l: Vec<&str> = out.lines().collect();
+    ensure!(l[0] == "lo", "interfaces besides lo: {l:?}");
+    ensure!(l.contains(&"1"), "lo is not up: {l:?}");
+    pass()
+}
+
+fn time_namespace() -> R {
+    let mut b = Bundle::new();
+    b.set(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "time"}));
+        c["linux"]["timeOffsets"] = json!({"boottime": {"secs": 864000, "nanosecs": 0}});
+    });
+    b.sh("cut -d. -f1 /proc/uptime");
+    let inside: u64 = run_ok(&b)?.trim().parse()?;
+    let host: u64 = std::fs::read_to_string("/proc/uptime")?
+        .split('.')
+        .next()
+        .unwrap()
+        .parse()?;
+    ensure!(
+        inside >= host + 864000 - 5,
+        "boottime offset not applied: inside {inside}, host {host}"
+    );
+    pass()
+}
+
+fn hooks() -> R {
+    let log = tempfile::tempdir()?;
+    let l = log.path().to_string_lossy().into_owned();
+    let mut b = Bundle::new();
+    let host_hook = |kind: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {l}/{kind}.json; echo $ARG > {l}/{kind}.env"), "x"], "env": ["ARG=from-env"]});
+    b.set(|c| {
+        c["root"]["readonly"] = json!(false);
+        c["hooks"] = json!({
+            "prestart": [host_hook("prestart")],
+            "createRuntime": [host_hook("createRuntime")],
+            "createContainer": [host_hook("createContainer")],
+            "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "cat > /startContainer.json"]}],
+            "poststart": [host_hook("poststart")],
+            "poststop": [host_hook("poststop")]
+        });
+    });
+    b.sh("test -f /startContainer.json && echo seen-before-exec");
+    let out = run_ok(&b)?;
+    ensure!(
+        out.trim() == "seen-before-exec",
+        "startContainer did not run before the process: {out}"
+    );
+    for kind in [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "poststart",
+        "poststop",
+    ] {
+        let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+            log.path().join(format!("{kind}.json")),
+        )?)?;
+        ensure!(
+            s["id"] == "c" && s["pid"].as_i64().unwrap_or(0) > 0 && s["bundle"].is_string(),
+            "{kind} state {s}"
+        );
+        ensure!(
+            std::fs::read_to_string(log.path().join(format!("{kind}.env")))?.trim() == "from-env",
+            "{kind} env"
+        );
+    }
+    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+        b.rootfs().join("startContainer.json"),
+    )?)?;
+    ensure!(s["id"] == "c", "startContainer state {s}");
+    let status = |k: &str| -> String {
+        let v: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(log.path().join(format!("{k}.json"))).unwrap(),
+        )
+        .unwrap();
+        v["status"].as_str().unwrap_or("").to_string()
+    };
+    ensure!(
+        status("createRuntime") == "creating"
+            && status("poststart") == "running"
+            && status("poststop") == "stopped",
+        "hook statuses"
+    );
+    pass()
+}
+
+fn hook_timeout() -> R {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.set(|c| c["hooks"] = json!({"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}]}));
+    let start = std::time::Instant::now();
+    let o = rt.create(&b, "c");
+    ensure!(
+        o.code == 1 && o.stderr.contains("timed out"),
+        "exit {} stderr {}",
+        o.code,
+        o.stderr
+    );
+    ensure!(start.elapsed().as_secs() < 10, "timeout not enforced");
+    rt.assert_clean(&b, "c")?;
+    pass()
+}
+
+fn console_socket() -> R {
+    let dir = tempfile::tempdir()?;
+    let sock_path = dir.path().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock_path)?;
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.set(|c| {
+        c["process"]["terminal"] = json!(true);
+        c["process"]["consoleSize"] = json!({"height": 30, "width": 100});
+    });
+    b.sh("tty; stty size; echo done");
+    let o: Out = rt
+        .cmd()
+        .args(["create", "--bundle"])
+        .arg(b.path())
+        .arg("--console-socket")
+        .arg(&sock_path)
+        .arg("c")
+        .out();
+    ensure!(o.code == 0, "create: {}", o.stderr);
+    let (conn, _) = listener.accept()?;
+    let master = recv_fd(conn.as_raw_fd())?;
+    ensure!(rt.exec(&["start", "c"]).code == 0, "start");
+    let mut f = std::fs::File::from(master);
+    let mut text = String::new();
+    let mut buf = [0u8; 1024];
+    use std::io::Read;
+    while !text.contains("done") {
+        match f.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    ensure!(
+        text.contains("/dev/pts/0") && text.contains("30 100") && text.contains("done"),
+        "pty output {text:?}"
+    );
+    pass()
+}
+
+fn recv_fd(sock: i32) -> Result<OwnedFd, libtest_mimic::Failed> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut buf = [0u8; 256];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([i32; 1]);
+    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::empty())
+        .map_err(|e| e.to_string())?;
+    for c in msg.cmsgs().map_err(|e| e.to_string())? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: the kernel installed this descriptor for us.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fds[0]) });
+        }
+    }
+    Err("no fd received".into())
+}
+
+fn preserve_fds() -> R {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    // List our own descriptors from a child process (ls opens the directory itself).
+    b.sh("ls /proc/self/fd | sort -n | tr '\\n' ' '; echo; cat <&3");
+    let data = tempfile::NamedTempFile::new()?;
+    std::fs::write(data.path(), "through fd 3\n")?;
+    let f = std::fs::File::open(data.path())?;
+    let leak = std::fs::File::open("/etc/hostname")?;
+    let (src, leak_fd) = (f.as_raw_fd(), leak.as_raw_fd());
+    let mut cmd = rt.cmd();
+    cmd.args(["run", "--preserve-fds", "1", "--bundle"])
+        .arg(b.path())
+        .arg("c");
+    // SAFETY: between fork and exec only dup2 is called (async-signal-safe).
+    unsafe {
+        cmd.pre_exec(move || {
+            // fd 3 is meant for the container; fd 9 is an accidental leak that must not reach it.
+            libc::dup2(src, 3);
+            libc::dup2(leak_fd, 9);
+            Ok(())
+        });
+    }
+    let o: Out = cmd.out();
+    ensure!(o.code == 0, "run: {}", o.stderr);
+    let l: Vec<&str> = o.stdout.lines().collect();
+    // 0 1 2 and 3, plus the directory ls itself opened (4).
+    ensure!(l[0].trim() == "0 1 2 3 4", "descriptors inside: {:?}", l[0]);
+    ensure!(l[1] == "through fd 3", "fd 3 content {l:?}");
+    pass()
+}
+
+fn cgroup_limits() -> R {
+    let mut b = Bundle::new();
+    b.set(|c| {
+        c["linux"]["resources"]["memory"] = json!({"limit": 67108864});
+        c["linux"]["resources"]["pids"] = json!({"limit": 32});
+    });
+    b.sh("cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max; \
+          (for i in $(seq 1 40); do sleep 5 & done) 2>/dev/null; read cur < /sys/fs/cgroup/pids/pids.current; \
+          read ev < /sys/fs/cgroup/pids/pids.events; echo $cur; echo $ev");
+    let out = run_ok(&b)?;
+    let l: Vec<&str> = out.lines().collect();
+    ensure!(
+        l[0] == "67108864" && l[1] == "32",
+        "limits seen inside: {l:?}"
+    );
+    let n: u32 = l[2].parse()?;
+    ensure!(n <= 32, "pids.max not enforced: {n} processes");
+    let refused: u32 = l[3].trim_start_matches("max ").parse()?;
+    ensure!(refused > 0, "no fork was refused at pids.max: {}", l[3]);
+    pass()
+}

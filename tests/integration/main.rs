@@ -1,0 +1,34 @@
+//! Integration tests: the real `contain` binary on busybox bundles the tests build, each
+//! effect observed from inside the container. Tests that cannot run here (not root, no
+//! busybox, no runc) are reported as ignored with the reason, never as passed.
+
+mod bad_input;
+mod config;
+mod lifecycle;
+mod security;
+mod util;
+
+use libtest_mimic::{Arguments, Completion, Trial};
+
+type TestFn = fn() -> util::R;
+
+fn main() {
+    let args = Arguments::from_args();
+    let mut tests: Vec<(&str, TestFn)> = Vec::new();
+    tests.extend(lifecycle::TESTS);
+    tests.extend(config::TESTS);
+    tests.extend(security::TESTS);
+    tests.extend(bad_input::TESTS);
+    let missing = util::missing_prerequisite();
+    let trials = tests
+        .into_iter()
+        .map(|(name, f)| {
+            let missing = missing.clone();
+            Trial::ignorable_test(name, move || match missing {
+                Some(why) => Ok(Completion::ignored_with(why)),
+                None => f(),
+            })
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}

@@ -1,0 +1,236 @@
+//! Attacks the runtime must stop: hostile rootfs symlinks (runc's CVE-2021-30465,
+//! CVE-2025-31133, CVE-2025-52565 families), a swapped /dev/null, escaping cwd and mount
+//! destinations, leaked descriptors (CVE-2024-21626), and reaching the runtime's binary
+//! through /proc (CVE-2019-5736).
+
+use serde_json::json;
+
+use crate::ensure;
+use crate::util::*;
+
+pub const TESTS: &[(&str, fn() -> R)] = &[
+    ("security::proc_symlink_to_host_is_refused", proc_symlink),
+    ("security::dev_symlink_to_host_is_refused", dev_symlink),
+    (
+        "security::bind_destination_through_symlink_stays_inside",
+        bind_through_symlink,
+    ),
+    ("security::swapped_dev_null_is_refused", swapped_dev_null),
+    ("security::dev_null_symlink_is_refused", dev_null_symlink),
+    ("security::cwd_through_leaked_fd_fails", cwd_leaked_fd),
+    ("security::escaping_paths_are_refused", escaping_paths),
+    (
+        "security::runtime_binary_unreachable_through_proc",
+        runtime_binary_unreachable,
+    ),
+];
+
+fn expect_refused(b: &Bundle, what: &str, needle: &str) -> Result<(), libtest_mimic::Failed> {
+    let rt = Runtime::new();
+    let o = rt.run(b, "evil");
+    ensure!(o.code != 0, "{what}: the container ran: {}", o.stdout);
+    ensure!(
+        o.stderr.contains(needle),
+        "{what}: error {:?} does not mention {needle:?}",
+        o.stderr
+    );
+    ensure!(
+        o.stderr.lines().count() == 1,
+        "{what}: not a one-line error: {:?}",
+        o.stderr
+    );
+    rt.assert_clean(b, "evil")?;
+    Ok(())
+}
+
+fn proc_symlink() -> R {
+    let target = tempfile::tempdir()?;
+    let mut b = Bundle::new();
+    std::fs::remove_dir(b.rootfs().join("proc"))?;
+    std::os::unix::fs::symlink(target.path(), b.rootfs().join("proc"))?;
+    b.sh("true");
+    expect_refused(&b, "symlinked /proc", "symlink")?;
+    ensure!(
+        std::fs::read_dir(target.path())?.count() == 0,
+        "the host directory was written"
+    );
+    ensure!(
+        host_mounts_under(target.path()).is_empty(),
+        "procfs mounted on the host path"
+    );
+    pass()
+}
+
+fn dev_symlink() -> R {
+    let target = tempfile::tempdir()?;
+    let b = Bundle::new();
+    std::fs::remove_dir(b.rootfs().join("dev"))?;
+    std::os::unix::fs::symlink(target.path(), b.rootfs().join("dev"))?;
+    expect_refused(&b, "symlinked /dev", "symlink")?;
+    ensure!(
+        std::fs::read_dir(target.path())?.count() == 0,
+        "the host directory was written"
+    );
+    pass()
+}
+
+fn bind_through_symlink() -> R {
+    // /mnt in the image points at a host directory; a bind mount on /mnt/x must land inside
+    // the rootfs (the link resolved as if the rootfs were /), never on the host path.
+    let host_dir = tempfile::tempdir()?;
+    let src = tempfile::tempdir()?;
+    std::fs::write(src.path().join("marker"), "bound\n")?;
+    let mut b = Bundle::new();
+    std::os::unix::fs::symlink(host_dir.path(), b.rootfs().join("mnt"))?;
+    b.set(|c| c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/mnt/x", "type": "bind", "source": src.path(), "options": ["bind", "ro"]})));
+    b.sh("cat /mnt/x/marker");
+    let rt = Runtime::new();
+    let o = rt.run(&b, "c");
+    ensure!(
+        o.code == 0 && o.stdout == "bound\n",
+        "run: {} {} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    ensure!(
+        std::fs::read_dir(host_dir.path())?.count() == 0,
+        "the host directory behind the link was written"
+    );
+    ensure!(
+        host_mounts_under(host_dir.path()).is_empty(),
+        "mount leaked onto the host path"
+    );
+    let inside = b
+        .rootfs()
+        .join(host_dir.path().strip_prefix("/")?)
+        .join("x");
+    ensure!(
+        inside.is_dir(),
+        "mount point not created inside the rootfs at {}",
+        inside.display()
+    );
+    pass()
+}
+
+fn without_dev_tmpfs(b: &mut Bundle) {
+    b.set(|c| {
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|m| m["destination"] != "/dev")
+    });
+}
+
+fn swapped_dev_null() -> R {
+    let secret = tempfile::NamedTempFile::new()?;
+    std::fs::write(secret.path(), "host secret\n")?;
+    let mut b = Bundle::new();
+    without_dev_tmpfs(&mut b);
+    std::fs::write(b.rootfs().join("dev/null"), "not a device\n")?;
+    b.sh("cat /proc/kcore");
+    expect_refused(&b, "regular-file /dev/null", "not the null device")?;
+    pass()
+}
+
+fn dev_null_symlink() -> R {
+    let mut b = Bundle::new();
+    without_dev_tmpfs(&mut b);
+    std::os::unix::fs::symlink("/proc/self/attr/current", b.rootfs().join("dev/null"))?;
+    b.sh("true");
+    expect_refused(&b, "symlinked /dev/null", "not the null device")?;
+    pass()
+}
+
+fn cwd_leaked_fd() -> R {
+    // CVE-2024-21626: a cwd of /proc/self/fd/N reached a host directory through a descriptor
+    // the runtime leaked. No such descriptor exists in a contain init.
+    let mut b = Bundle::new();
+    for n in 3..10 {
+        b.set(|c| c["process"]["cwd"] = json!(format!("/proc/self/fd/{n}")));
+        b.sh("pwd; ls ..");
+        let rt = Runtime::new();
+        let o = rt.run(&b, "c");
+        ensure!(o.code != 0, "cwd /proc/self/fd/{n} worked: {}", o.stdout);
+        ensure!(
+            o.stderr.contains("process.cwd"),
+            "error does not name process.cwd: {}",
+            o.stderr
+        );
+        rt.assert_clean(&b, "c")?;
+    }
+    pass()
+}
+
+fn escaping_paths() -> R {
+    let mut b = Bundle::new();
+    b.set(|c| c["process"]["cwd"] = json!("/../../../etc"));
+    expect_refused(&b, "cwd with ..", "process.cwd")?;
+    let mut b = Bundle::new();
+    b.set(|c| {
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/../../tmp/evil", "type": "tmpfs", "source": "tmpfs"}))
+    });
+    expect_refused(
+        &b,
+        "mount destination with ..",
+        "leaves the container's root filesystem",
+    )?;
+    pass()
+}
+
+/// CVE-2019-5736: a process in the container opened /proc/<runtime pid>/exe and overwrote
+/// the host's runc. contain never re-executes itself, and its processes are non-dumpable
+/// until they exec: a container process that watches /proc while another container's init
+/// (still the contain image, waiting for `start`) joins its pid namespace cannot open it.
+fn runtime_binary_unreachable() -> R {
+    let rt = Runtime::new();
+    let mut a = Bundle::new();
+    a.set(|c| c["root"]["readonly"] = json!(false));
+    a.sh("for i in $(seq 1 40); do for p in /proc/[0-9]*; do n=${p#/proc/}; [ $n = 1 ] && continue; [ $n = $$ ] && continue; \
+          if [ -r $p/exe ] && head -c 4 $p/exe >/dev/null 2>&1; then cmp -s $p/exe /bin/busybox || echo LEAK $n >> /watch.log; \
+          elif [ -e $p/stat ]; then echo DENIED $n >> /watch.log; fi; done; sleep 0.05; done; echo finished >> /watch.log; sleep 1000");
+    ensure!(
+        rt.cmd()
+            .args(["run", "-d", "--bundle"])
+            .arg(a.path())
+            .arg("watcher")
+            .status()?
+            .success(),
+        "watcher did not start"
+    );
+    let pid = rt.state("watcher").unwrap()["pid"].as_i64().unwrap();
+    // A second container joins the watcher's pid namespace and stays "created".
+    let mut b = Bundle::new();
+    b.set(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "pid");
+        ns.push(json!({"type": "pid", "path": format!("/proc/{pid}/ns/pid")}));
+    });
+    b.sh("sleep 1000");
+    let o = rt.create(&b, "joiner");
+    ensure!(o.code == 0, "create joiner: {}", o.stderr);
+    let log = a.rootfs().join("watch.log");
+    for _ in 0..600 {
+        if std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("finished")
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    ensure!(text.contains("finished"), "watcher did not finish: {text}");
+    ensure!(
+        !text.contains("LEAK"),
+        "a container process opened a non-busybox exe: {text}"
+    );
+    ensure!(
+        text.contains("DENIED"),
+        "the watcher never saw the joining init (the test proves nothing): {text}"
+    );
+    pass()
+}

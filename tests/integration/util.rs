@@ -1,0 +1,302 @@
+//! Helpers: busybox bundles made on the fly, a private state root per test, and a runner for
+//! the real `contain` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use libtest_mimic::{Completion, Failed};
+use serde_json::{json, Value};
+
+pub type R = Result<Completion, Failed>;
+
+pub const CONTAIN: &str = env!("CARGO_BIN_EXE_contain");
+
+pub fn pass() -> R {
+    Ok(Completion::Completed)
+}
+
+pub fn skip(why: impl ToString) -> R {
+    let why = why.to_string();
+    eprintln!("SKIPPED: {why}");
+    Ok(Completion::ignored_with(why))
+}
+
+#[macro_export]
+macro_rules! ensure {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(libtest_mimic::Failed::from(format!($($fmt)+)));
+        }
+    };
+}
+
+/// Why the container tests cannot run here, if they cannot.
+pub fn missing_prerequisite() -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("needs root".into());
+    }
+    if busybox().is_none() {
+        return Some("needs busybox-static (apt-get install busybox-static)".into());
+    }
+    None
+}
+
+pub fn busybox() -> Option<PathBuf> {
+    ["/bin/busybox", "/usr/bin/busybox"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::var("PATH")
+        .ok()?
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
+
+/// A bundle with a busybox rootfs and a config from `contain spec` (terminal off).
+pub struct Bundle {
+    pub dir: tempfile::TempDir,
+    pub config: Value,
+}
+
+impl Bundle {
+    pub fn new() -> Bundle {
+        let dir = tempfile::Builder::new()
+            .prefix("contain-test-")
+            .tempdir()
+            .unwrap();
+        let rootfs = dir.path().join("rootfs");
+        for d in ["bin", "etc", "tmp", "proc", "sys", "dev", "root", "home"] {
+            std::fs::create_dir_all(rootfs.join(d)).unwrap();
+        }
+        let bb = busybox().expect("busybox");
+        std::fs::copy(&bb, rootfs.join("bin/busybox")).unwrap();
+        let list = Command::new(&bb).arg("--list").output().unwrap();
+        for applet in String::from_utf8_lossy(&list.stdout).lines() {
+            if applet != "busybox" {
+                let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
+            }
+        }
+        std::fs::write(
+            rootfs.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(rootfs.join("etc/group"), "root:x:0:\nuser:x:1000:\n").unwrap();
+        let out = Command::new(CONTAIN)
+            .args(["spec", "--bundle"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "contain spec: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut config: Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap())
+                .unwrap();
+        config["process"]["terminal"] = json!(false);
+        // Tests run in parallel with the same ids in different state roots: give each bundle
+        // its own cgroup so that they never share one.
+        let name = dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        config["linux"]["cgroupsPath"] = json!(format!("/contain-test/{name}"));
+        let b = Bundle { dir, config };
+        b.save();
+        b
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.path().join("rootfs")
+    }
+
+    /// Set process.args to `sh -c SCRIPT`.
+    pub fn sh(&mut self, script: &str) -> &mut Self {
+        self.config["process"]["args"] = json!(["sh", "-c", script]);
+        self.save();
+        self
+    }
+
+    pub fn set(&mut self, f: impl FnOnce(&mut Value)) -> &mut Self {
+        f(&mut self.config);
+        self.save();
+        self
+    }
+
+    pub fn save(&self) {
+        std::fs::write(
+            self.dir.path().join("config.json"),
+            serde_json::to_vec_pretty(&self.config).unwrap(),
+        )
+        .unwrap();
+    }
+}
+
+/// A private state root, so that tests never see each other's containers.
+pub struct Runtime {
+    pub root: tempfile::TempDir,
+}
+
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run a command with its stdout and stderr in files, not pipes: a created container's init
+/// inherits them and keeps a pipe open long after `contain create` has exited.
+pub trait RunExt {
+    fn out(&mut self) -> Out;
+}
+
+impl RunExt for Command {
+    fn out(&mut self) -> Out {
+        let so = tempfile::tempfile().unwrap();
+        let se = tempfile::tempfile().unwrap();
+        let status = self
+            .stdout(so.try_clone().unwrap())
+            .stderr(se.try_clone().unwrap())
+            .status()
+            .unwrap();
+        let read = |mut f: std::fs::File| {
+            use std::io::{Read, Seek};
+            let mut s = String::new();
+            f.seek(std::io::SeekFrom::Start(0)).unwrap();
+            f.read_to_string(&mut s).unwrap();
+            s
+        };
+        Out {
+            code: status.code().unwrap_or(-1),
+            stdout: read(so),
+            stderr: read(se),
+        }
+    }
+}
+
+impl From<Output> for Out {
+    fn from(o: Output) -> Out {
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Runtime {
+    pub fn new() -> Runtime {
+        Runtime {
+            root: tempfile::Builder::new()
+                .prefix("contain-root-")
+                .tempdir()
+                .unwrap(),
+        }
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(CONTAIN);
+        c.arg("--root").arg(self.root.path());
+        c.stdin(Stdio::null());
+        c
+    }
+
+    pub fn exec(&self, args: &[&str]) -> Out {
+        self.cmd().args(args).out()
+    }
+
+    /// `contain run` in the foreground.
+    pub fn run(&self, b: &Bundle, id: &str) -> Out {
+        self.cmd()
+            .args(["run", "--bundle"])
+            .arg(b.path())
+            .arg(id)
+            .out()
+    }
+
+    pub fn create(&self, b: &Bundle, id: &str) -> Out {
+        self.cmd()
+            .args(["create", "--bundle"])
+            .arg(b.path())
+            .arg(id)
+            .out()
+    }
+
+    pub fn state(&self, id: &str) -> Option<Value> {
+        let o = self.exec(&["state", id]);
+        (o.code == 0).then(|| serde_json::from_str(&o.stdout).unwrap())
+    }
+
+    pub fn status(&self, id: &str) -> String {
+        self.state(id).map_or_else(
+            || "absent".into(),
+            |s| s["status"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// Nothing of the container is left: state directory, cgroup directories, processes.
+    pub fn assert_clean(&self, b: &Bundle, id: &str) -> Result<(), Failed> {
+        ensure!(
+            !self.root.path().join(id).exists(),
+            "state directory of {id} left behind"
+        );
+        let rel = b.config["linux"]["cgroupsPath"]
+            .as_str()
+            .unwrap_or("")
+            .trim_start_matches('/')
+            .to_string();
+        for h in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let d = h.path().join(&rel);
+            ensure!(!d.exists(), "cgroup {} left behind", d.display());
+        }
+        ensure!(
+            host_mounts_under(b.path()).is_empty(),
+            "mounts under the bundle left on the host"
+        );
+        Ok(())
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // Never leave a container behind, even when a test fails half-way.
+        if let Ok(rd) = std::fs::read_dir(self.root.path()) {
+            for e in rd.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                let _ = self.cmd().args(["delete", "--force", &id]).out();
+            }
+        }
+    }
+}
+
+/// Host mount points that mention `path` (a mount that leaked out of a container).
+pub fn host_mounts_under(path: &Path) -> Vec<String> {
+    let p = path.to_string_lossy().into_owned();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.split(' ').nth(4).is_some_and(|m| m.starts_with(&p)))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A field of /proc/self/status as the container printed it.
+pub fn status_field<'a>(text: &'a str, field: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")).map(str::trim))
+}
