@@ -5,7 +5,7 @@ use serde_json::json;
 use crate::ensure;
 use crate::util::*;
 
-pub const TESTS: &[(&str, fn() -> R)] = &[
+pub const TESTS: Tests = &[
     ("bad_input::malformed_config", malformed_config),
     (
         "bad_input::missing_config_and_rootfs",

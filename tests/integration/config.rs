@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::ensure;
 use crate::util::*;
 
-pub const TESTS: &[(&str, fn() -> R)] = &[
+pub const TESTS: Tests = &[
     (
         "config::process_user_env_cwd_umask",
         process_user_env_cwd_umask,
@@ -558,15 +558,16 @@ fn preserve_fds() -> R {
     cmd.args(["run", "--preserve-fds", "1", "--bundle"])
         .arg(b.path())
         .arg("c");
-    // SAFETY: between fork and exec only dup2 is called (async-signal-safe).
-    unsafe {
-        cmd.pre_exec(move || {
-            // fd 3 is meant for the container; fd 9 is an accidental leak that must not reach it.
-            libc::dup2(src, 3);
-            libc::dup2(leak_fd, 9);
-            Ok(())
-        });
-    }
+    let dup = move || {
+        // fd 3 is meant for the container; fd 9 is an accidental leak that must not reach it.
+        // SAFETY: dup2 is async-signal-safe and only duplicates descriptors we own.
+        unsafe { libc::dup2(src, 3) };
+        // SAFETY: as above.
+        unsafe { libc::dup2(leak_fd, 9) };
+        Ok(())
+    };
+    // SAFETY: the hook runs between fork and exec and only calls dup2.
+    unsafe { cmd.pre_exec(dup) };
     let o: Out = cmd.out();
     ensure!(o.code == 0, "run: {}", o.stderr);
     let l: Vec<&str> = o.stdout.lines().collect();

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::ensure;
 use crate::util::*;
 
-pub const TESTS: &[(&str, fn() -> R)] = &[
+pub const TESTS: Tests = &[
     ("lifecycle::run_prints_and_exits", run_prints_and_exits),
     (
         "lifecycle::run_propagates_exit_code_and_signal",

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::ensure;
 use crate::util::*;
 
-pub const TESTS: &[(&str, fn() -> R)] = &[
+pub const TESTS: Tests = &[
     ("security::proc_symlink_to_host_is_refused", proc_symlink),
     ("security::dev_symlink_to_host_is_refused", dev_symlink),
     (

@@ -9,6 +9,9 @@ use serde_json::{json, Value};
 
 pub type R = Result<Completion, Failed>;
 
+/// A module's tests: name and function.
+pub type Tests = &'static [(&'static str, fn() -> R)];
+
 pub const CONTAIN: &str = env!("CARGO_BIN_EXE_contain");
 
 pub fn pass() -> R {
