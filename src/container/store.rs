@@ -188,7 +188,6 @@ impl ContainerDir {
             .open(&tmp)
             .map_err(io_err("create", &tmp))?;
         f.write_all(&data).map_err(io_err("write", &tmp))?;
-        f.sync_all().map_err(io_err("sync", &tmp))?;
         let dst = self.state_path();
         std::fs::rename(&tmp, &dst).map_err(io_err("rename", &dst))
     }

@@ -114,8 +114,8 @@ fn stage1_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Option<()>, String>
     for (t, p) in &args.ns.join {
         ns::join(*t, p)?;
     }
-    unshare(args.ns.unshare)
-        .map_err(|e| format!("create namespaces {:?}: {e}", args.ns.unshare))?;
+    let flags = args.ns.stage1_unshare();
+    unshare(flags).map_err(|e| format!("create namespaces {flags:?}: {e}"))?;
     if let Some(offsets) = spec(args)
         .linux()
         .as_ref()
@@ -190,6 +190,11 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Never, String> {
         Msg::HooksDone { state } => state,
         other => return Err(format!("sync: unexpected {other:?}")),
     };
+    // The runtime has moved us into the container's cgroup by now.
+    if args.ns.has_new(LinuxNamespaceType::Cgroup) {
+        unshare(CloneFlags::CLONE_NEWCGROUP)
+            .map_err(|e| format!("create the cgroup namespace: {e}"))?;
+    }
     if let Some(h) = spec
         .hooks()
         .as_ref()

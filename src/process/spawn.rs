@@ -60,9 +60,6 @@ fn drive(
     hooks: &mut dyn FnMut(i32) -> Result<String, String>,
 ) -> Result<i32, String> {
     let io = |e: std::io::Error| e.to_string();
-    if let Some(cg) = args.cgroup {
-        cg.join(stage1_pid).map_err(|e| e.to_string())?;
-    }
     ch.send(&Msg::Go).map_err(io)?;
     loop {
         match ch.recv().map_err(io)? {
@@ -87,6 +84,12 @@ fn drive(
                 *init_pid = Some(pid);
                 let _ = waitpid(Pid::from_raw(stage1_pid), None);
                 ch.send(&Msg::Go).map_err(io)?;
+                // The first move into a cgroup v1 hierarchy waits for an RCU grace period
+                // (milliseconds): do it while the init builds the rootfs. The init does not
+                // unshare its cgroup namespace, fork or exec before its next exchange with us.
+                if let Some(cg) = args.cgroup {
+                    cg.join(pid).map_err(|e| e.to_string())?;
+                }
             }
             Msg::RunCreateRuntimeHooks => {
                 let pid = init_pid.ok_or("hooks requested before the init was reported")?;

@@ -12,7 +12,7 @@ const MAX_MSG: usize = 256 * 1024;
 /// Everything the runtime and its children say to each other.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub enum Msg {
-    /// Runtime -> stage 1: the cgroups are joined, go on.
+    /// Runtime -> stage 1, then -> init: go on.
     Go,
     /// Stage 1 -> runtime: I have unshared the user namespace; write my id maps.
     WriteIdMaps,
