@@ -1,6 +1,7 @@
 //! The command line: runc's global flags and commands, each command a thin file.
 
 mod argv;
+mod console;
 mod features;
 mod list;
 mod run;

@@ -1,13 +1,16 @@
 //! `run`: create + start; in the foreground, forward signals to the container's init, wait
 //! for it, delete the container and exit with its status.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use super::console::{copy_window_size, pump, ConsoleSocket, RawMode};
 use crate::container::{self, CreateOpts, Store};
 
 const FORWARDED: [Signal; 8] = [
@@ -21,6 +24,14 @@ const FORWARDED: [Signal; 8] = [
     Signal::SIGCONT,
 ];
 
+/// Whether the bundle asks for a terminal (read early: `run` must then own the console).
+fn wants_terminal(opts: &CreateOpts) -> bool {
+    std::fs::read(opts.bundle.join("config.json"))
+        .ok()
+        .and_then(|d| serde_json::from_slice::<serde_json::Value>(&d).ok())
+        .is_some_and(|v| v["process"]["terminal"] == serde_json::Value::Bool(true))
+}
+
 pub fn run(store: &Store, opts: &CreateOpts, detach: bool, keep: bool) -> anyhow::Result<i32> {
     if detach {
         container::create(store, opts)?;
@@ -30,6 +41,14 @@ pub fn run(store: &Store, opts: &CreateOpts, detach: bool, keep: bool) -> anyhow
         }
         return Ok(0);
     }
+    let mut opts = opts.clone();
+    let console = if opts.console_socket.is_none() && wants_terminal(&opts) {
+        let c = ConsoleSocket::new()?;
+        opts.console_socket = Some(c.path());
+        Some(c)
+    } else {
+        None
+    };
     // Block the signals before the init exists so that none is lost; the init unblocks them.
     let mut set = SigSet::empty();
     set.add(Signal::SIGCHLD);
@@ -37,32 +56,104 @@ pub fn run(store: &Store, opts: &CreateOpts, detach: bool, keep: bool) -> anyhow
         set.add(s);
     }
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
-    let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC)?;
-    let state = container::create(store, opts)?;
+    let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
+    let state = container::create(store, &opts)?;
     let pid = Pid::from_raw(state.pid);
+    let master = match console.as_ref().map(ConsoleSocket::master).transpose() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = container::delete(store, &opts.id, true);
+            return Err(anyhow::anyhow!("receive the pty master: {e}"));
+        }
+    };
+    drop(console);
     if let Err(e) = container::start(store, &opts.id) {
         let _ = container::delete(store, &opts.id, true);
         return Err(e.into());
     }
-    let code = loop {
-        if let Some(code) = reap(pid)? {
-            break code;
-        }
-        let Some(info) = sfd.read_signal()? else {
-            continue;
-        };
-        let sig = info.ssi_signo as i32;
-        if sig != libc::SIGCHLD {
-            if let Ok(s) = Signal::try_from(sig) {
-                let _ = nix::sys::signal::kill(pid, s);
-            }
-        }
+    let code = match master {
+        Some(m) => relay(&m, &sfd, pid)?,
+        None => wait_forwarding(&sfd, pid)?,
     };
-    let _ = sfd.as_fd();
     if !keep {
         container::delete(store, &opts.id, true)?;
     }
     Ok(code)
+}
+
+fn forward(info: &libc::signalfd_siginfo, pid: Pid, master: Option<&OwnedFd>) {
+    let sig = info.ssi_signo as i32;
+    if sig == libc::SIGCHLD {
+        return;
+    }
+    if let (Some(m), true) = (master, sig == libc::SIGWINCH) {
+        copy_window_size(m);
+    }
+    if let Ok(s) = Signal::try_from(sig) {
+        let _ = nix::sys::signal::kill(pid, s);
+    }
+}
+
+fn wait_forwarding(sfd: &SignalFd, pid: Pid) -> anyhow::Result<i32> {
+    loop {
+        if let Some(code) = reap(pid)? {
+            return Ok(code);
+        }
+        let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        let _ = poll(&mut fds, PollTimeout::NONE);
+        while let Ok(Some(info)) = sfd.read_signal() {
+            forward(&info, pid, None);
+        }
+    }
+}
+
+/// Relay stdin -> pty and pty -> stdout until the init exits.
+fn relay(master: &OwnedFd, sfd: &SignalFd, pid: Pid) -> anyhow::Result<i32> {
+    let _raw = RawMode::enter();
+    copy_window_size(master);
+    let (m, stdin) = (master.as_raw_fd(), 0);
+    let mut stdin_open = true;
+    let mut master_open = true;
+    loop {
+        if let Some(code) = reap(pid)? {
+            // Drain what the container wrote before it exited.
+            let _ = nix::fcntl::fcntl(
+                m,
+                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+            );
+            while master_open && pump(m, 1) {}
+            return Ok(code);
+        }
+        let stdin_fd = std::io::stdin();
+        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        if master_open {
+            fds.push(PollFd::new(master.as_fd(), PollFlags::POLLIN));
+        }
+        if stdin_open {
+            fds.push(PollFd::new(stdin_fd.as_fd(), PollFlags::POLLIN));
+        }
+        let _ = poll(&mut fds, PollTimeout::NONE);
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        if ready[0] {
+            while let Ok(Some(info)) = sfd.read_signal() {
+                forward(&info, pid, Some(master));
+            }
+        }
+        let mut i = 1;
+        if master_open {
+            if ready[i] && !pump(m, 1) {
+                master_open = false;
+            }
+            i += 1;
+        }
+        if stdin_open && ready.get(i).copied().unwrap_or(false) && !pump(stdin, m) {
+            stdin_open = false;
+        }
+    }
 }
 
 /// Reap the init if it exited; its exit code, or 128 + the signal that killed it.

@@ -282,6 +282,9 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Never, String> {
             sys::exit_now(1);
         }
     }
+    // The runtime blocked signals (`run` relays them) and Rust ignores SIGPIPE: the workload
+    // must start with the default mask and dispositions.
+    reset_signals();
     if let Err(e) = sys::cloexec_from(3 + args.preserve_fds) {
         eprintln!("contain: close descriptors: {e}");
         sys::exit_now(1);
@@ -293,6 +296,42 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Never, String> {
     } else {
         126
     })
+}
+
+fn reset_signals() {
+    use nix::sys::signal::{SigSet, SigmaskHow};
+    /// The kernel's struct sigaction (x86_64 layout), for rt_sigaction(2) itself: libc's
+    /// wrapper refuses the signals it reserves, which a caller may still have ignored.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let dfl = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL runs no code of ours; the struct has the kernel's layout
+        // and outlives the call; the old action is not requested.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &dfl as *const KernelSigaction,
+                std::ptr::null::<KernelSigaction>(),
+                8usize,
+            )
+        };
+    }
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
 }
 
 fn set_domainname(name: &str) -> Result<(), String> {

@@ -35,7 +35,138 @@ pub const TESTS: Tests = &[
     ("config::console_socket_receives_pty", console_socket),
     ("config::preserve_fds_and_nothing_else", preserve_fds),
     ("config::cgroup_limits_observed", cgroup_limits),
+    (
+        "config::run_terminal_relays_and_resets_signals",
+        run_terminal,
+    ),
+    (
+        "config::no_pivot_and_rootfs_propagation",
+        no_pivot_and_propagation,
+    ),
+    ("config::tmpcopyup_and_pidfd_socket", tmpcopyup_and_pidfd),
 ];
+
+/// `run` with process.terminal and no console socket: contain relays the pty itself. The
+/// workload starts with no blocked or ignored signals although the runtime blocks and ignores
+/// some.
+fn run_terminal() -> R {
+    use std::io::Write;
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.set(|c| {
+        c["process"]["terminal"] = json!(true);
+        c["process"]["args"] = json!(["sh"]);
+    });
+    let mut child = rt
+        .cmd()
+        .args(["run", "--bundle"])
+        .arg(b.path())
+        .arg("t")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"tty; grep -E 'SigBlk|SigIgn' /proc/self/status | tr -d '\\t'; exit 3\n")?;
+    let o: Out = child.wait_with_output()?.into();
+    ensure!(o.code == 3, "exit {} (want 3): {}", o.code, o.stderr);
+    ensure!(o.stdout.contains("/dev/pts/0"), "no pty: {:?}", o.stdout);
+    ensure!(
+        o.stdout.contains("SigBlk:0000000000000000")
+            && o.stdout.contains("SigIgn:0000000000000000"),
+        "signals: {:?}",
+        o.stdout
+    );
+    rt.assert_clean(&b, "t")?;
+    pass()
+}
+
+fn no_pivot_and_propagation() -> R {
+    let mut b = Bundle::new();
+    b.set(|c| c["linux"]["rootfsPropagation"] = json!("rshared"));
+    b.sh("grep -E '^[0-9]+ [0-9]+ [0-9:]+ [^ ]+ / ' /proc/self/mountinfo | grep -o 'shared:[0-9]*' | head -c 7");
+    ensure!(
+        run_ok(&b)? == "shared:",
+        "rootfsPropagation rshared not applied"
+    );
+    let rt = Runtime::new();
+    b.sh("cat /proc/self/mountinfo | wc -l; ls /");
+    let o: Out = rt
+        .cmd()
+        .args(["run", "--no-pivot", "--bundle"])
+        .arg(b.path())
+        .arg("np")
+        .out();
+    ensure!(
+        o.code == 0 && o.stdout.contains("bin"),
+        "--no-pivot: {} {} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    rt.assert_clean(&b, "np")?;
+    pass()
+}
+
+fn tmpcopyup_and_pidfd() -> R {
+    let mut b = Bundle::new();
+    std::fs::create_dir_all(b.rootfs().join("data"))?;
+    std::fs::write(b.rootfs().join("data/seed"), "from image\n")?;
+    b.set(|c| {
+        c["root"]["readonly"] = json!(false);
+        c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/data", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup", "mode=755"]}));
+    });
+    b.sh("cat /data/seed > /copied; echo new > /data/new; grep ' /data ' /proc/mounts | cut -d' ' -f3 >> /copied; sleep 1000");
+    let dir = tempfile::tempdir()?;
+    let sock = dir.path().join("pidfd.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock)?;
+    let rt = Runtime::new();
+    let o: Out = rt
+        .cmd()
+        .args(["create", "--pidfd-socket"])
+        .arg(&sock)
+        .arg("--bundle")
+        .arg(b.path())
+        .arg("p")
+        .out();
+    ensure!(o.code == 0, "create: {}", o.stderr);
+    let (conn, _) = listener.accept()?;
+    let pidfd = recv_fd(conn.as_raw_fd())?;
+    // The pidfd refers to the init: signal it through the pidfd and see it die.
+    ensure!(rt.exec(&["start", "p"]).code == 0, "start");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: pidfd_send_signal on a pidfd we own, null siginfo.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<u8>(),
+            0,
+        )
+    };
+    ensure!(r == 0, "pidfd_send_signal failed");
+    let mut stopped = false;
+    for _ in 0..300 {
+        if rt.status("p") == "stopped" {
+            stopped = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    ensure!(stopped, "the pidfd did not refer to the init");
+    ensure!(
+        !b.rootfs().join("data/new").exists(),
+        "tmpcopyup wrote to the image"
+    );
+    let copied = std::fs::read_to_string(b.rootfs().join("copied"))?;
+    ensure!(copied == "from image\ntmpfs\n", "tmpcopyup: {copied:?}");
+    ensure!(rt.exec(&["delete", "p"]).code == 0, "delete");
+    rt.assert_clean(&b, "p")?;
+    pass()
+}
 
 fn run_ok(b: &Bundle) -> Result<String, libtest_mimic::Failed> {
     let rt = Runtime::new();

@@ -1,0 +1,102 @@
+//! `run` in the foreground with process.terminal and no --console-socket: contain receives
+//! the pty master itself (through a private socket) and relays it to its own stdio, in raw
+//! mode when stdin is a terminal, as runc does.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+
+use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
+
+use crate::sys::socket::recv_fd;
+
+/// A private listening socket for the pty master; removed when dropped.
+pub struct ConsoleSocket {
+    dir: PathBuf,
+    listener: UnixListener,
+}
+
+impl ConsoleSocket {
+    pub fn new() -> std::io::Result<ConsoleSocket> {
+        let dir = std::env::temp_dir().join(format!("contain-console-{}", std::process::id()));
+        std::fs::create_dir(&dir)?;
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        let listener = UnixListener::bind(dir.join("sock"))?;
+        Ok(ConsoleSocket { dir, listener })
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join("sock")
+    }
+
+    /// The pty master the init sent (it connected during create).
+    pub fn master(&self) -> std::io::Result<OwnedFd> {
+        let (conn, _) = self.listener.accept()?;
+        recv_fd(conn.as_fd())
+    }
+}
+
+impl Drop for ConsoleSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Raw mode on stdin while it lives, when stdin is a terminal.
+pub struct RawMode(Option<Termios>);
+
+impl RawMode {
+    pub fn enter() -> RawMode {
+        let stdin = std::io::stdin();
+        let Ok(orig) = tcgetattr(stdin.as_fd()) else {
+            return RawMode(None);
+        };
+        let mut raw = orig.clone();
+        cfmakeraw(&mut raw);
+        let _ = tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw);
+        RawMode(Some(orig))
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(orig) = &self.0 {
+            let _ = tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, orig);
+        }
+    }
+}
+
+/// Give the pty the size of our own terminal, if we have one.
+pub fn copy_window_size(master: &OwnedFd) {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ fills a winsize, valid for the call.
+    if unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) } == 0 {
+        // SAFETY: TIOCSWINSZ reads a winsize, valid for the call.
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    }
+}
+
+/// Copy what is readable from `from` to `to`; false at end of stream (or EIO: the slave closed).
+pub fn pump(from: i32, to: i32) -> bool {
+    let mut buf = [0u8; 8192];
+    match nix::unistd::read(from, &mut buf) {
+        Ok(0) | Err(_) => false,
+        Ok(n) => {
+            let mut off = 0;
+            while off < n {
+                // SAFETY: writes initialised bytes of `buf` to a descriptor that stays open.
+                let w = unsafe { libc::write(to, buf[off..n].as_ptr().cast(), n - off) };
+                if w <= 0 {
+                    return false;
+                }
+                off += w as usize;
+            }
+            true
+        }
+    }
+}
