@@ -233,7 +233,25 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<(), ContainerError
     let st = match dir.load() {
         Ok(st) => st,
         Err(e @ StoreError::Corrupt { .. }) if force => {
-            crate::log::warn(&format!("{e}; removing it"));
+            // Without state the init's pid is unknown: kill what is in the container's default
+            // cgroup (the usual case) and remove that cgroup, then the state.
+            crate::log::warn(&format!(
+                "{e}; killing what is left in its default cgroup and removing it"
+            ));
+            let rel = crate::cgroups::relative_path(None, id);
+            let cg = Cgroup::at(&crate::cgroups::hierarchies()?, &rel);
+            for _ in 0..100 {
+                let pids = cg.pids();
+                if pids.is_empty() {
+                    break;
+                }
+                for pid in pids {
+                    let _ =
+                        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            cg.remove()?;
             dir.remove()?;
             return Ok(());
         }

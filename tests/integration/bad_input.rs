@@ -223,24 +223,47 @@ fn corrupt_state() -> R {
     let rt = Runtime::new();
     let mut b = Bundle::new();
     b.sh("sleep 1000");
-    ensure!(rt.create(&b, "c").code == 0, "create");
-    let pid = rt.state("c").unwrap()["pid"].as_i64().unwrap();
-    std::fs::write(rt.root.path().join("c/state.json"), "{garbage")?;
-    let o = rt.exec(&["state", "c"]);
+    // The default cgroup (/contain/<id>), under a unique id: the cleanup finds it there.
+    b.set(|c| {
+        c["linux"]
+            .as_object_mut()
+            .unwrap()
+            .remove("cgroupsPath")
+            .map(drop)
+            .unwrap_or(())
+    });
+    let id = format!("corrupt-{}", std::process::id());
+    let id = id.as_str();
+    ensure!(rt.create(&b, id).code == 0, "create");
+    let pid = rt.state(id).unwrap()["pid"].as_i64().unwrap();
+    std::fs::write(rt.root.path().join(id).join("state.json"), "{garbage")?;
+    let o = rt.exec(&["state", id]);
     ensure!(
         o.code == 1 && o.stderr.contains("corrupt"),
         "state: {} {}",
         o.code,
         o.stderr
     );
-    let o = rt.exec(&["delete", "--force", "c"]);
-    ensure!(o.code == 0, "delete --force of corrupt state: {}", o.stderr);
-    ensure!(!rt.root.path().join("c").exists(), "corrupt state left");
-    // The orphaned init is not ours to find without state; kill it for hygiene.
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
+    let o = rt.exec(&["delete", id]);
+    ensure!(
+        o.code == 1 && o.stderr.contains("corrupt"),
+        "delete without --force: {} {}",
+        o.code,
+        o.stderr
     );
+    let o = rt.exec(&["delete", "--force", id]);
+    ensure!(o.code == 0, "delete --force of corrupt state: {}", o.stderr);
+    ensure!(!rt.root.path().join(id).exists(), "corrupt state left");
+    let alive =
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "));
+    ensure!(!alive, "the init of the corrupt container is still running");
+    for h in std::fs::read_dir("/sys/fs/cgroup")?.flatten() {
+        ensure!(
+            !h.path().join("contain").join(id).exists(),
+            "cgroup left in {}",
+            h.path().display()
+        );
+    }
     pass()
 }
 
