@@ -215,6 +215,11 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
         let pidfd = proc::pidfd_open(pid).map_err(io_err("pidfd_open", format!("/proc/{pid}")))?;
         send_fd(sock.as_fd(), pidfd.as_raw_fd(), b"pidfd").map_err(io_err("send pidfd to", p))?;
     }
+    crate::log::debug(&format!(
+        "container {:?} created: init pid {pid}, cgroup {}",
+        opts.id,
+        rel.display()
+    ));
     undo.init = None;
     undo.cgroup = None;
     drop(undo.dir.take());

@@ -39,7 +39,7 @@ pub fn current_status(dir: &ContainerDir, st: &State) -> Status {
 }
 
 /// The OCI state of a container (runc's shape: also rootfs, created, owner).
-pub fn oci_state(st: &State, status: Status) -> serde_json::Value {
+fn oci_state(st: &State, status: Status) -> serde_json::Value {
     json!({
         "ociVersion": st.oci_version,
         "id": st.id,
@@ -197,7 +197,7 @@ pub fn kill(store: &Store, id: &str, sig: &str, all: bool) -> Result<(), Contain
 }
 
 /// Wait until the container's init is gone.
-pub fn wait_stopped(dir: &ContainerDir, st: &State, timeout: Duration) -> bool {
+fn wait_stopped(dir: &ContainerDir, st: &State, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     while current_status(dir, st) != Status::Stopped {
         if Instant::now() >= deadline {
@@ -258,29 +258,27 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<(), ContainerError
         Err(e) => return Err(e.into()),
     };
     let status = current_status(&dir, &st);
-    match status {
-        Status::Stopped => {}
-        Status::Created => signal_all(&st, Signal::SIGKILL)?,
-        Status::Running | Status::Paused if force => {
-            if status == Status::Paused {
-                thaw(&st);
-            }
-            signal_all(&st, Signal::SIGKILL)?;
-        }
-        _ => {
-            return Err(ContainerError::WrongStatus {
-                verb: "delete",
-                id: id.into(),
-                status: status.as_str(),
-            });
-        }
+    if !status.can_delete() && !force {
+        return Err(ContainerError::WrongStatus {
+            verb: "delete",
+            id: id.into(),
+            status: status.as_str(),
+        });
+    }
+    if status == Status::Paused {
+        thaw(&st);
+    }
+    if status != Status::Stopped {
+        signal_all(&st, Signal::SIGKILL)?;
     }
     if !wait_stopped(&dir, &st, Duration::from_secs(10)) {
         return Err(ContainerError::Signal(format!(
             "container {id:?} did not stop after SIGKILL"
         )));
     }
-    destroy(dir, &st)
+    destroy(dir, &st)?;
+    crate::log::debug(&format!("container {id:?} deleted"));
+    Ok(())
 }
 
 fn thaw(st: &State) {

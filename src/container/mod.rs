@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 pub use create::{create, CreateOpts};
-pub use lifecycle::{delete, kill, list, oci_state, start, state, wait_stopped};
+pub use lifecycle::{delete, kill, list, start, state};
 pub use status::Status;
 pub use store::{State, Store};
 

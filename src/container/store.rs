@@ -94,10 +94,6 @@ impl Store {
         }
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// Create the container's directory; fails if the id exists.
     pub fn create(&self, id: &str) -> Result<ContainerDir, StoreError> {
         std::fs::DirBuilder::new()

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use nix::mount::MsFlags;
 use oci_spec::runtime::{LinuxDeviceType, Spec};
 
-use super::{host_dev, mount_at, nix_step, step, RootfsError};
+use super::{mount_at, nix_step, step, RootfsError};
 use crate::sys::fs::{ensure_file_in_root, fd_path, mkdir_all_in_root, open_host};
 
 /// One node to create.
@@ -124,7 +124,7 @@ fn make_node(root: BorrowedFd<'_>, n: &Node) -> Result<(), RootfsError> {
             // In a user namespace: bind the host's node.
             let target = ensure_file_in_root(root, &n.path)
                 .map_err(step(format!("create {}", n.path.display())))?;
-            let src = open_host(&host_dev(&n.path), libc::O_PATH)
+            let src = open_host(&n.path, libc::O_PATH)
                 .map_err(step(format!("open host device {}", n.path.display())))?;
             mount_at(Some(&fd_path(&src)), &target, None, MsFlags::MS_BIND, None)
                 .map_err(nix_step(format!("bind host device {}", n.path.display())))

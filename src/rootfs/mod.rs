@@ -10,7 +10,7 @@ mod paths;
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use oci_spec::runtime::Spec;
@@ -141,10 +141,4 @@ pub fn set_root_propagation(spec: &Spec) -> Result<(), RootfsError> {
             .map_err(nix_step(format!("set rootfs propagation {name}")))?;
     }
     Ok(())
-}
-
-/// The host path of the host device a container device is bind-mounted from when mknod is
-/// not allowed (inside a user namespace).
-pub(crate) fn host_dev(path: &Path) -> PathBuf {
-    path.to_path_buf()
 }
