@@ -148,14 +148,7 @@ fn tmpcopyup_and_pidfd() -> R {
         )
     };
     ensure!(r == 0, "pidfd_send_signal failed");
-    let mut stopped = false;
-    for _ in 0..300 {
-        if rt.status("p") == "stopped" {
-            stopped = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    let stopped = rt.wait_status("p", "stopped");
     ensure!(stopped, "the pidfd did not refer to the init");
     ensure!(
         !b.rootfs().join("data/new").exists(),

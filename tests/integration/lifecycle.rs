@@ -55,14 +55,7 @@ fn run_propagates_exit_code_and_signal() -> R {
         .arg(b.path())
         .arg("c2")
         .spawn()?;
-    let mut running = false;
-    for _ in 0..500 {
-        if rt.status("c2") == "running" {
-            running = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let running = rt.wait_status("c2", "running");
     ensure!(running, "c2 never ran");
     ensure!(rt.exec(&["kill", "c2", "KILL"]).code == 0, "kill failed");
     let o: Out = child.wait_with_output()?.into();
@@ -124,14 +117,7 @@ fn create_start_state_kill_delete() -> R {
     );
     let o = rt.exec(&["kill", "c1", "KILL"]);
     ensure!(o.code == 0, "kill: {}", o.stderr);
-    let mut stopped = false;
-    for _ in 0..200 {
-        if rt.status("c1") == "stopped" {
-            stopped = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let stopped = rt.wait_status("c1", "stopped");
     ensure!(stopped, "not stopped after SIGKILL: {}", rt.status("c1"));
     ensure!(
         rt.state("c1").unwrap()["pid"] == 0,
@@ -303,14 +289,7 @@ fn two_hundred_cycles() -> R {
         ensure!(o.code == 0, "create {i}: {}", o.stderr);
         let o = rt.exec(&["start", &id]);
         ensure!(o.code == 0, "start {i}: {}", o.stderr);
-        let mut stopped = false;
-        for _ in 0..500 {
-            if rt.status(&id) == "stopped" {
-                stopped = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        let stopped = rt.wait_status(&id, "stopped");
         ensure!(stopped, "cycle {i}: not stopped");
         let o = rt.exec(&["delete", &id]);
         ensure!(o.code == 0, "delete {i}: {}", o.stderr);

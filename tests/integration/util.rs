@@ -248,6 +248,17 @@ impl Runtime {
         )
     }
 
+    /// Wait (up to 5 s) for the container to reach `want`.
+    pub fn wait_status(&self, id: &str, want: &str) -> bool {
+        for _ in 0..1000 {
+            if self.status(id) == want {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        false
+    }
+
     /// Nothing of the container is left: state directory, cgroup directories, processes.
     pub fn assert_clean(&self, b: &Bundle, id: &str) -> Result<(), Failed> {
         ensure!(
