@@ -2,6 +2,7 @@
 
 mod argv;
 mod console;
+mod exec;
 mod features;
 mod list;
 mod run;
@@ -119,6 +120,8 @@ enum Command {
         #[arg(long)]
         keep: bool,
     },
+    /// Run another process in a running container (its namespaces, cgroup, capabilities)
+    Exec(exec::ExecArgs),
     /// Print the OCI state of a container as JSON
     State { id: String },
     /// Send a signal (name or number, default SIGTERM) to the container's init
@@ -220,6 +223,7 @@ fn dispatch(root: &std::path::Path, systemd: bool, command: Command) -> anyhow::
             detach,
             keep,
         } => return run::run(&store, &create.opts(), detach, keep),
+        Command::Exec(a) => return exec::exec(&store, &a),
         Command::State { id } => println!(
             "{}",
             serde_json::to_string_pretty(&container::state(&store, &id)?)?

@@ -49,14 +49,7 @@ pub fn run(store: &Store, opts: &CreateOpts, detach: bool, keep: bool) -> anyhow
     } else {
         None
     };
-    // Block the signals before the init exists so that none is lost; the init unblocks them.
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGCHLD);
-    for s in FORWARDED {
-        set.add(s);
-    }
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
-    let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
+    let supervisor = Supervisor::new()?;
     let state = container::create(store, &opts)?;
     let pid = Pid::from_raw(state.pid);
     let master = match console.as_ref().map(ConsoleSocket::master).transpose() {
@@ -71,14 +64,38 @@ pub fn run(store: &Store, opts: &CreateOpts, detach: bool, keep: bool) -> anyhow
         let _ = container::delete(store, &opts.id, true);
         return Err(e.into());
     }
-    let code = match master {
-        Some(m) => relay(&m, &sfd, pid)?,
-        None => wait_forwarding(&sfd, pid)?,
-    };
+    let code = supervisor.wait(pid, master.as_ref())?;
     if !keep {
         container::delete(store, &opts.id, true)?;
     }
     Ok(code)
+}
+
+/// Signals blocked (before the child exists, so that none is lost; the child unblocks them)
+/// and read through a signalfd, to wait for the child and forward the rest to it.
+pub struct Supervisor {
+    sfd: SignalFd,
+}
+
+impl Supervisor {
+    pub fn new() -> anyhow::Result<Supervisor> {
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGCHLD);
+        for s in FORWARDED {
+            set.add(s);
+        }
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
+        let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
+        Ok(Supervisor { sfd })
+    }
+
+    /// Wait for `pid` (relaying `master` when given); its exit status.
+    pub fn wait(&self, pid: Pid, master: Option<&OwnedFd>) -> anyhow::Result<i32> {
+        match master {
+            Some(m) => relay(m, &self.sfd, pid),
+            None => wait_forwarding(&self.sfd, pid),
+        }
+    }
 }
 
 fn forward(info: &libc::signalfd_siginfo, pid: Pid, master: Option<&OwnedFd>) {

@@ -164,6 +164,11 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
         annotations,
         cgroup: cgroup.dirs.clone(),
         hooks: spec.hooks().clone(),
+        process: spec.process().clone(),
+        namespaces: linux
+            .and_then(|l| l.namespaces().as_ref())
+            .map(|n| n.iter().map(|n| n.typ()).collect())
+            .unwrap_or_default(),
     };
     let args = InitArgs {
         id: &opts.id,

@@ -29,7 +29,7 @@ fn freezer_file(st: &State) -> Option<PathBuf> {
     })
 }
 
-pub fn current_status(dir: &ContainerDir, st: &State) -> Status {
+pub(super) fn current_status(dir: &ContainerDir, st: &State) -> Status {
     status::current(
         st.pid,
         st.start_time,

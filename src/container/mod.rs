@@ -1,6 +1,7 @@
 //! The lifecycle verbs (create, start, kill, delete, state, list) over the state store.
 
 mod create;
+mod exec;
 mod lifecycle;
 pub mod signal;
 pub mod status;
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 pub use create::{create, CreateOpts};
+pub use exec::{base_process, exec, ExecOpts};
 pub use lifecycle::{delete, kill, list, start, state};
 pub use status::Status;
 pub use store::{State, Store};

@@ -64,6 +64,12 @@ pub struct State {
     /// Kept for `start` (poststart) and `delete` (poststop): the bundle may be gone by then.
     #[serde(default)]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// The container's process, the base of `exec`'s.
+    #[serde(default)]
+    pub process: Option<oci_spec::runtime::Process>,
+    /// The container's namespace types, which `exec` joins.
+    #[serde(default)]
+    pub namespaces: Vec<oci_spec::runtime::LinuxNamespaceType>,
 }
 
 /// The root directory of all containers' state.
@@ -239,6 +245,8 @@ mod tests {
             annotations: HashMap::new(),
             cgroup: vec![],
             hooks: None,
+            process: None,
+            namespaces: vec![],
         }
     }
 

@@ -47,14 +47,14 @@ fn spec<'a>(a: &'a InitArgs<'_>) -> &'a Spec {
     &a.bundle.spec
 }
 
-fn expect(ch: &Channel, want: Msg) -> Result<(), String> {
+pub(super) fn expect(ch: &Channel, want: Msg) -> Result<(), String> {
     match ch.recv().map_err(|e| format!("sync: {e}"))? {
         m if m == want => Ok(()),
         other => Err(format!("sync: expected {want:?}, got {other:?}")),
     }
 }
 
-fn fail(ch: &Channel, err: String) -> ! {
+pub(super) fn fail(ch: &Channel, err: String) -> ! {
     let _ = ch.send(&Msg::Error(err));
     sys::exit_now(1)
 }
@@ -298,7 +298,7 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Never, String> {
     })
 }
 
-fn reset_signals() {
+pub(super) fn reset_signals() {
     use nix::sys::signal::{SigSet, SigmaskHow};
     /// The kernel's struct sigaction (x86_64 layout), for rt_sigaction(2) itself: libc's
     /// wrapper refuses the signals it reserves, which a caller may still have ignored.
@@ -355,7 +355,7 @@ fn join_session_keyring(id: &str) -> Result<(), String> {
     }
 }
 
-fn set_user(user: &oci_spec::runtime::User) -> Result<(), String> {
+pub(super) fn set_user(user: &oci_spec::runtime::User) -> Result<(), String> {
     let groups: Vec<Gid> = user
         .additional_gids()
         .iter()

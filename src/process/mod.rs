@@ -2,11 +2,13 @@
 //! (everything between fork and exec).
 
 mod exec;
+pub mod exec_init;
 pub mod init;
 pub mod rlimits;
 mod spawn;
 pub mod sync;
 mod tty;
 
+pub use exec_init::ExecArgs;
 pub use init::InitArgs;
-pub use spawn::spawn;
+pub use spawn::{spawn, spawn_exec};

@@ -108,3 +108,48 @@ fn drive(
         }
     }
 }
+
+/// Start a process in a running container (`exec`); returns its pid once it is about to exec.
+pub fn spawn_exec(
+    args: &super::exec_init::ExecArgs<'_>,
+    cgroup: &crate::cgroups::Cgroup,
+) -> Result<i32, String> {
+    let (parent_end, child_end) = seqpacket_pair().map_err(|e| format!("socketpair: {e}"))?;
+    sys::set_dumpable(false).map_err(|e| format!("prctl: {e}"))?;
+    let stage1_pid = match sys::fork().map_err(|e| format!("fork: {e}"))? {
+        None => {
+            drop(parent_end);
+            super::exec_init::stage1(Channel::new(child_end), args)
+        }
+        Some(pid) => pid,
+    };
+    drop(child_end);
+    let ch = Channel::new(parent_end);
+    let mut pid = None;
+    let result = (|| -> Result<i32, String> {
+        let io = |e: std::io::Error| e.to_string();
+        cgroup.join(stage1_pid).map_err(|e| e.to_string())?;
+        ch.send(&Msg::Go).map_err(io)?;
+        loop {
+            match ch.recv().map_err(io)? {
+                Msg::InitPid(p) => {
+                    pid = Some(p);
+                    let _ = waitpid(Pid::from_raw(stage1_pid), None);
+                    ch.send(&Msg::Go).map_err(io)?;
+                }
+                Msg::Ready => {
+                    return pid.ok_or_else(|| "ready before the pid was reported".to_string())
+                }
+                Msg::Error(e) => return Err(e),
+                other => return Err(format!("unexpected message: {other:?}")),
+            }
+        }
+    })();
+    if result.is_err() {
+        for p in [Some(stage1_pid), pid].into_iter().flatten() {
+            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(p), None);
+        }
+    }
+    result
+}

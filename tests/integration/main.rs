@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod config;
+mod exec;
 mod lifecycle;
 mod security;
 mod util;
@@ -18,6 +19,7 @@ fn main() {
     tests.extend(lifecycle::TESTS);
     tests.extend(config::TESTS);
     tests.extend(security::TESTS);
+    tests.extend(exec::TESTS);
     tests.extend(bad_input::TESTS);
     let missing = util::missing_prerequisite();
     let trials = tests

@@ -1,0 +1,105 @@
+//! `exec`: start another process in a running container.
+
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+use oci_spec::runtime::Process;
+
+use super::lifecycle::{current_status, write_atomic};
+use super::status::Status;
+use super::store::{State, Store};
+use super::{io_err, ContainerError};
+use crate::caps::CapPlan;
+use crate::cgroups::Cgroup;
+use crate::process::{self, rlimits, ExecArgs};
+
+pub struct ExecOpts {
+    pub id: String,
+    pub process: Process,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: u32,
+}
+
+/// The container's state, checked to be able to take a new process.
+fn exec_target(store: &Store, id: &str) -> Result<State, ContainerError> {
+    let dir = store.open(id)?;
+    let st = dir.load()?;
+    let status = current_status(&dir, &st);
+    if !matches!(status, Status::Created | Status::Running) {
+        return Err(ContainerError::WrongStatus {
+            verb: "exec in",
+            id: id.into(),
+            status: status.as_str(),
+        });
+    }
+    Ok(st)
+}
+
+fn check_process(p: &Process) -> Result<(), ContainerError> {
+    let bad = |m: &str| Err(ContainerError::Preflight(format!("process: {m}")));
+    if p.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return bad("args is empty: nothing to run");
+    }
+    if !p.cwd().is_absolute() {
+        return bad("cwd is not an absolute path");
+    }
+    if p.apparmor_profile().as_ref().is_some_and(|s| !s.is_empty()) {
+        return bad("apparmorProfile is not supported by this version of contain; refusing to run without it");
+    }
+    if p.selinux_label().as_ref().is_some_and(|s| !s.is_empty()) {
+        return bad(
+            "selinuxLabel is not supported by this version of contain; refusing to run without it",
+        );
+    }
+    Ok(())
+}
+
+/// The container's own process: the base an `exec` without --process starts from.
+pub fn base_process(store: &Store, id: &str) -> Result<Process, ContainerError> {
+    Ok(exec_target(store, id)?.process.unwrap_or_default())
+}
+
+/// Start the process; returns its pid (a child of this process).
+pub fn exec(store: &Store, opts: &ExecOpts) -> Result<i32, ContainerError> {
+    let st = exec_target(store, &opts.id)?;
+    check_process(&opts.process)?;
+    let terminal = opts.process.terminal().unwrap_or(false);
+    if terminal != opts.console_socket.is_some() {
+        return Err(ContainerError::Preflight(if terminal {
+            "process.terminal is true: --console-socket is required to receive the pty master"
+                .into()
+        } else {
+            "--console-socket given but no terminal was asked for (--tty)".into()
+        }));
+    }
+    rlimits::preflight(opts.process.rlimits().as_deref().unwrap_or_default())
+        .map_err(ContainerError::Preflight)?;
+    let caps =
+        CapPlan::new(opts.process.capabilities().as_ref()).map_err(ContainerError::Preflight)?;
+    let console = match &opts.console_socket {
+        Some(p) => Some(
+            UnixStream::connect(p)
+                .map(Into::into)
+                .map_err(io_err("connect to console socket", p))?,
+        ),
+        None => None,
+    };
+    let args = ExecArgs {
+        init_pid: st.pid,
+        namespaces: &st.namespaces,
+        process: &opts.process,
+        caps,
+        preserve_fds: opts.preserve_fds,
+        console,
+    };
+    let cgroup = Cgroup {
+        dirs: st.cgroup.clone(),
+    };
+    let pid = process::spawn_exec(&args, &cgroup).map_err(ContainerError::Spawn)?;
+    if let Some(p) = &opts.pid_file {
+        write_atomic(p, pid.to_string().as_bytes())?;
+    }
+    crate::log::debug(&format!("exec in {:?}: pid {pid}", opts.id));
+    Ok(pid)
+}

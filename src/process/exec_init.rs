@@ -1,0 +1,150 @@
+//! `exec`: a new process in a running container. Stage 1 moves into the container's cgroup
+//! (the runtime writes its pid), opens every namespace of the container's init *before*
+//! joining any (after the mount namespace, /proc is the container's), joins them (user first,
+//! mount last), then forks the process with CLONE_PARENT so that the pid namespace applies and
+//! the runtime can wait for it. The process gets the same treatment as the container's init:
+//! capabilities, user, no_new_privs, rlimits, a fresh signal state, only the descriptors meant
+//! for it, and it stays non-dumpable until it has exec'd.
+
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use nix::sched::setns;
+use nix::unistd::{setresgid, setresuid, Gid, Uid};
+use oci_spec::runtime::{LinuxNamespaceType, Process};
+
+use super::exec;
+use super::init::{expect, fail, reset_signals, set_user};
+use super::rlimits;
+use super::sync::{Channel, Msg};
+use super::tty;
+use crate::caps::CapPlan;
+use crate::ns::clone_flag;
+use crate::sys;
+
+/// What the forked stages need.
+pub struct ExecArgs<'a> {
+    pub init_pid: i32,
+    /// The namespace types of the container (from its config).
+    pub namespaces: &'a [LinuxNamespaceType],
+    pub process: &'a Process,
+    pub caps: CapPlan,
+    pub preserve_fds: u32,
+    pub console: Option<OwnedFd>,
+}
+
+/// Joining order: the user namespace first (it grants the rights to join the others), the
+/// mount namespace last (it changes our root).
+const ORDER: [LinuxNamespaceType; 8] = [
+    LinuxNamespaceType::User,
+    LinuxNamespaceType::Ipc,
+    LinuxNamespaceType::Uts,
+    LinuxNamespaceType::Network,
+    LinuxNamespaceType::Pid,
+    LinuxNamespaceType::Cgroup,
+    LinuxNamespaceType::Time,
+    LinuxNamespaceType::Mount,
+];
+
+fn ns_file(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+pub fn stage1(ch: Channel, args: &ExecArgs<'_>) -> ! {
+    match stage1_inner(&ch, args) {
+        Ok(false) => sys::exit_now(0),
+        Ok(true) => match process_inner(&ch, args) {
+            Ok(never) => match never {},
+            Err(e) => fail(&ch, e),
+        },
+        Err(e) => fail(&ch, e),
+    }
+}
+
+/// Returns true in the forked process, false in stage 1 once it has reported the pid.
+fn stage1_inner(ch: &Channel, args: &ExecArgs<'_>) -> Result<bool, String> {
+    sys::set_parent_death_signal(libc::SIGKILL).map_err(|e| format!("prctl: {e}"))?;
+    let mut keep = vec![ch.as_raw_fd()];
+    keep.extend(args.console.as_ref().map(|c| c.as_raw_fd()));
+    sys::close_fds_except(3 + args.preserve_fds as i32, &keep)
+        .map_err(|e| format!("close inherited descriptors: {e}"))?;
+    expect(ch, Msg::Go)?;
+    rlimits::apply(args.process.rlimits().as_deref().unwrap_or_default())?;
+    let mut files: Vec<(LinuxNamespaceType, File)> = Vec::new();
+    for t in ORDER.iter().filter(|t| args.namespaces.contains(t)) {
+        let path = format!("/proc/{}/ns/{}", args.init_pid, ns_file(*t));
+        let f = File::open(&path).map_err(|e| format!("open {path}: {e}"))?;
+        files.push((*t, f));
+    }
+    for (t, f) in &files {
+        setns(f.as_fd(), clone_flag(*t))
+            .map_err(|e| format!("join the container's {} namespace: {e}", ns_file(*t)))?;
+        if *t == LinuxNamespaceType::User
+            && setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).is_ok()
+        {
+            setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+                .map_err(|e| format!("become root in the user namespace: {e}"))?;
+        }
+    }
+    drop(files);
+    match sys::fork_sibling().map_err(|e| format!("fork the process: {e}"))? {
+        None => Ok(true),
+        Some(pid) => {
+            ch.send(&Msg::InitPid(pid))
+                .map_err(|e| format!("sync: {e}"))?;
+            Ok(false)
+        }
+    }
+}
+
+enum Never {}
+
+fn process_inner(ch: &Channel, args: &ExecArgs<'_>) -> Result<Never, String> {
+    sys::set_parent_death_signal(libc::SIGKILL).map_err(|e| format!("prctl: {e}"))?;
+    expect(ch, Msg::Go)?;
+    let p = args.process;
+    let user = p.user();
+    if let Some(console) = &args.console {
+        let size = p
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        tty::setup(console, size, user.uid())?;
+    }
+    args.caps.drop_bounding()?;
+    set_user(user)?;
+    args.caps.apply()?;
+    nix::unistd::chdir(p.cwd()).map_err(|e| format!("cwd {}: {e}", p.cwd().display()))?;
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+        user.umask().unwrap_or(0o022),
+    ));
+    if p.no_new_privileges().unwrap_or(false) {
+        sys::set_no_new_privs().map_err(|e| format!("no_new_privs: {e}"))?;
+    }
+    let argv = p.args().clone().unwrap_or_default();
+    let env = p.env().clone().unwrap_or_default();
+    let first = argv.first().ok_or("no command to run")?;
+    let prog = exec::lookup(first, &env)?;
+    let prog_c = exec::cstrings(&[prog.to_string_lossy().into_owned()])?.remove(0);
+    let argv_c = exec::cstrings(&argv)?;
+    let env_c = exec::cstrings(&env)?;
+    reset_signals();
+    sys::set_parent_death_signal(0).map_err(|e| format!("prctl: {e}"))?;
+    sys::cloexec_from(3 + args.preserve_fds).map_err(|e| format!("close descriptors: {e}"))?;
+    ch.send(&Msg::Ready).map_err(|e| format!("sync: {e}"))?;
+    let err = nix::unistd::execve(&prog_c, &argv_c, &env_c).unwrap_err();
+    eprintln!("contain: exec {}: {err}", prog.display());
+    sys::exit_now(if err == nix::errno::Errno::ENOENT {
+        127
+    } else {
+        126
+    })
+}

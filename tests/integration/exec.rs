@@ -1,0 +1,237 @@
+//! `exec`: a second process in a running container, observed from inside.
+
+use serde_json::json;
+
+use crate::ensure;
+use crate::util::*;
+
+pub const TESTS: Tests = &[
+    (
+        "exec::joins_every_namespace_and_the_cgroup",
+        joins_everything,
+    ),
+    ("exec::flags_and_process_json", flags_and_process_json),
+    ("exec::bad_targets_and_input", bad_targets),
+    (
+        "exec::runtime_binary_unreachable_during_exec",
+        binary_unreachable_during_exec,
+    ),
+];
+
+fn running(rt: &Runtime, b: &Bundle, id: &str) -> Result<i64, libtest_mimic::Failed> {
+    let o = rt
+        .cmd()
+        .args(["run", "-d", "--bundle"])
+        .arg(b.path())
+        .arg(id)
+        .out();
+    ensure!(o.code == 0, "run -d: {}", o.stderr);
+    Ok(rt.state(id).ok_or("no state")?["pid"].as_i64().unwrap_or(0))
+}
+
+fn joins_everything() -> R {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.set(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+        c["process"]["capabilities"] =
+            json!({"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]});
+    });
+    b.sh("sleep 1000");
+    let pid = running(&rt, &b, "c")?;
+    let mut want = String::new();
+    for n in ["pid", "net", "ipc", "uts", "mnt", "cgroup", "user"] {
+        want.push_str(&std::fs::read_link(format!("/proc/{pid}/ns/{n}"))?.to_string_lossy());
+        want.push('\n');
+    }
+    let o = rt.exec(&["exec", "c", "sh", "-c", "for n in pid net ipc uts mnt cgroup user; do readlink /proc/self/ns/$n; done; \
+        cat /proc/self/cgroup | md5sum; cat /proc/1/cgroup | md5sum; grep -E '^(CapBnd|NoNewPrivs)' /proc/self/status | tr -d '\\t'; exit 9"]);
+    ensure!(o.code == 9, "exec exit {} (want 9): {}", o.code, o.stderr);
+    let l: Vec<&str> = o.stdout.lines().collect();
+    ensure!(l.len() >= 11, "output {:?}", o.stdout);
+    ensure!(
+        l[..7].join("\n") + "\n" == want,
+        "namespaces differ:\n{}\nwant\n{want}",
+        l[..7].join("\n")
+    );
+    ensure!(l[7] == l[8], "exec is not in the init's cgroups");
+    ensure!(
+        l[9] == "CapBnd:0000000000000020" && l[10] == "NoNewPrivs:1",
+        "treatment differs: {:?}",
+        &l[9..]
+    );
+    pass()
+}
+
+fn flags_and_process_json() -> R {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.sh("sleep 1000");
+    running(&rt, &b, "c")?;
+    let o = rt.exec(&[
+        "exec",
+        "--user",
+        "1000:1000",
+        "--cwd",
+        "/tmp",
+        "-e",
+        "FOO=bar",
+        "--additional-gids",
+        "10",
+        "c",
+        "sh",
+        "-c",
+        "id -u; id -g; id -G; pwd; echo $FOO",
+    ]);
+    ensure!(o.code == 0, "exec: {}", o.stderr);
+    ensure!(
+        o.stdout == "1000\n1000\n1000 10\n/tmp\nbar\n",
+        "flags: {:?}",
+        o.stdout
+    );
+    let proc_json = b.path().join("process.json");
+    std::fs::write(
+        &proc_json,
+        serde_json::to_vec(
+            &json!({"args": ["sh", "-c", "echo $X; pwd"], "env": ["X=from-json", "PATH=/bin"], "cwd": "/etc", "user": {"uid": 0, "gid": 0}}),
+        )?,
+    )?;
+    let o = rt
+        .cmd()
+        .args(["exec", "--process"])
+        .arg(&proc_json)
+        .arg("c")
+        .out();
+    ensure!(
+        o.code == 0 && o.stdout == "from-json\n/etc\n",
+        "process.json: {} {:?} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    // Detached, with a pid file: the process runs in the container after exec returns.
+    let pid_file = b.path().join("exec.pid");
+    let o = rt
+        .cmd()
+        .args(["exec", "-d", "--pid-file"])
+        .arg(&pid_file)
+        .args(["c", "sleep", "30"])
+        .out();
+    ensure!(o.code == 0, "exec -d: {}", o.stderr);
+    let pid: i32 = std::fs::read_to_string(&pid_file)?.trim().parse()?;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))?;
+    ensure!(comm.trim() == "sleep", "pid file names {comm:?}");
+    pass()
+}
+
+fn bad_targets() -> R {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    let o = rt.exec(&["exec", "nope", "true"]);
+    ensure!(
+        o.code == 1 && o.stderr.contains("does not exist"),
+        "missing: {} {}",
+        o.code,
+        o.stderr
+    );
+    b.sh("true");
+    ensure!(rt.create(&b, "c").code == 0, "create");
+    ensure!(rt.exec(&["start", "c"]).code == 0, "start");
+    ensure!(rt.wait_status("c", "stopped"), "did not stop");
+    let o = rt.exec(&["exec", "c", "true"]);
+    ensure!(
+        o.code == 1 && o.stderr.contains("stopped"),
+        "stopped: {} {}",
+        o.code,
+        o.stderr
+    );
+    ensure!(rt.exec(&["delete", "c"]).code == 0, "delete");
+    let mut b = Bundle::new();
+    b.sh("sleep 1000");
+    running(&rt, &b, "d")?;
+    let bad = b.path().join("bad.json");
+    std::fs::write(&bad, "{\"args\": [")?;
+    let o = rt
+        .cmd()
+        .args(["exec", "--process"])
+        .arg(&bad)
+        .arg("d")
+        .out();
+    ensure!(
+        o.code == 1 && o.stderr.contains("malformed process JSON"),
+        "bad json: {} {}",
+        o.code,
+        o.stderr
+    );
+    let o = rt.exec(&["exec", "d", "/no/such/thing"]);
+    ensure!(
+        o.code == 1 && o.stderr.contains("/no/such/thing"),
+        "missing program: {} {}",
+        o.code,
+        o.stderr
+    );
+    let o = rt.exec(&["exec", "--apparmor", "x", "d", "true"]);
+    ensure!(
+        o.code == 1 && o.stderr.contains("--apparmor"),
+        "apparmor: {} {}",
+        o.code,
+        o.stderr
+    );
+    ensure!(rt.status("d") == "running", "the container was disturbed");
+    pass()
+}
+
+/// CVE-2019-5736, the way it worked: a process in the container watches /proc for a process
+/// of the runtime entering it and opens its /proc/<pid>/exe to overwrite the runtime. The
+/// runtime used here is a copy, so that a regression could not damage the real binary; each
+/// `exec` process is non-dumpable until it has exec'd, so the open is refused.
+fn binary_unreachable_during_exec() -> R {
+    let copy_dir = tempfile::tempdir()?;
+    let copy = copy_dir.path().join("contain");
+    std::fs::copy(CONTAIN, &copy)?;
+    let before = std::fs::read(&copy)?;
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.set(|c| c["root"]["readonly"] = json!(false));
+    // Shell builtins only (no fork per probe), so the watcher is fast enough to see the window.
+    b.sh("while [ ! -e /stop ]; do for p in /proc/[0-9]*; do n=${p#/proc/}; [ $n = 1 ] && continue; [ $n = $$ ] && continue; \
+          if { read -r -n 4 x < $p/exe; } 2>/dev/null; then case \"$x\" in *ELF*) [ -e /proc/$n/cmdline ] && read -r c < /proc/$n/comm && [ \"$c\" = contain ] && echo LEAK $n >> /watch.log;; esac; \
+          ( : > $p/exe ) 2>/dev/null && echo WROTE $n >> /watch.log; \
+          elif [ -e $p/stat ]; then echo DENIED $n >> /watch.log; fi; done; done; sleep 1000");
+    let o = std::process::Command::new(&copy)
+        .arg("--root")
+        .arg(rt.root.path())
+        .args(["run", "-d", "--bundle"])
+        .arg(b.path())
+        .arg("w")
+        .out();
+    ensure!(o.code == 0, "run: {}", o.stderr);
+    for _ in 0..60 {
+        let o = std::process::Command::new(&copy)
+            .arg("--root")
+            .arg(rt.root.path())
+            .args(["exec", "w", "true"])
+            .out();
+        ensure!(o.code == 0, "exec exited {}: {}", o.code, o.stderr);
+    }
+    std::fs::write(b.rootfs().join("stop"), "")?;
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let log = std::fs::read_to_string(b.rootfs().join("watch.log")).unwrap_or_default();
+    ensure!(
+        !log.contains("LEAK") && !log.contains("WROTE"),
+        "the container reached the runtime binary: {log}"
+    );
+    ensure!(
+        std::fs::read(&copy)? == before,
+        "the runtime binary (a copy) was modified"
+    );
+    if !log.contains("DENIED") {
+        eprintln!("note: the watcher never caught an exec process before it exec'd; only the absence of leaks was shown");
+    }
+    pass()
+}
