@@ -5,6 +5,7 @@ mod console;
 mod exec;
 mod features;
 mod list;
+mod ps;
 mod run;
 mod spec;
 
@@ -122,6 +123,20 @@ enum Command {
     },
     /// Run another process in a running container (its namespaces, cgroup, capabilities)
     Exec(exec::ExecArgs),
+    /// Suspend every process of a container (cgroup freezer)
+    Pause { id: String },
+    /// Resume a paused container
+    Resume { id: String },
+    /// List the processes of a container
+    Ps {
+        id: String,
+        /// Output format: the host's ps table filtered to the container, or a JSON array of pids
+        #[arg(short = 'f', long, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+        /// Arguments for ps (default -ef)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
     /// Print the OCI state of a container as JSON
     State { id: String },
     /// Send a signal (name or number, default SIGTERM) to the container's init
@@ -224,6 +239,13 @@ fn dispatch(root: &std::path::Path, systemd: bool, command: Command) -> anyhow::
             keep,
         } => return run::run(&store, &create.opts(), detach, keep),
         Command::Exec(a) => return exec::exec(&store, &a),
+        Command::Pause { id } => container::set_frozen(&store, &id, true)?,
+        Command::Resume { id } => container::set_frozen(&store, &id, false)?,
+        Command::Ps {
+            id,
+            format,
+            ps_args,
+        } => ps::print(&store, &id, &format, &ps_args)?,
         Command::State { id } => println!(
             "{}",
             serde_json::to_string_pretty(&container::state(&store, &id)?)?

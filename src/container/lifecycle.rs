@@ -291,3 +291,68 @@ fn thaw(st: &State) {
         let _ = std::fs::write(f, v);
     }
 }
+
+/// Freeze (`pause`) or thaw (`resume`) every process of the container.
+pub fn set_frozen(store: &Store, id: &str, frozen: bool) -> Result<(), ContainerError> {
+    let dir = store.open(id)?;
+    let st = dir.load()?;
+    let status = current_status(&dir, &st);
+    let (verb, ok) = if frozen {
+        ("pause", status == Status::Running)
+    } else {
+        ("resume", status == Status::Paused)
+    };
+    if !ok {
+        return Err(ContainerError::WrongStatus {
+            verb,
+            id: id.into(),
+            status: status.as_str(),
+        });
+    }
+    let file = freezer_file(&st).ok_or_else(|| {
+        ContainerError::Preflight(format!("{verb}: the container has no freezer cgroup"))
+    })?;
+    let v2 = file.ends_with("cgroup.freeze");
+    let value = match (v2, frozen) {
+        (true, true) => "1",
+        (true, false) => "0",
+        (false, true) => "FROZEN",
+        (false, false) => "THAWED",
+    };
+    std::fs::write(&file, value).map_err(io_err("write", &file))?;
+    // Freezing is asynchronous: wait until the kernel reports it done.
+    let (check, want) = if v2 {
+        (
+            file.with_file_name("cgroup.events"),
+            if frozen { "frozen 1" } else { "frozen 0" },
+        )
+    } else {
+        (file.clone(), value)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&check).map_err(io_err("read", &check))?;
+        if text.lines().any(|l| l.trim() == want) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(ContainerError::Signal(format!(
+                "{verb}: {} did not reach {want:?}",
+                check.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// The pids of every process of the container (host pid namespace).
+pub fn pids(store: &Store, id: &str) -> Result<Vec<i32>, ContainerError> {
+    let dir = store.open(id)?;
+    let st = dir.load()?;
+    let mut pids = Cgroup {
+        dirs: st.cgroup.clone(),
+    }
+    .pids();
+    pids.sort_unstable();
+    Ok(pids)
+}

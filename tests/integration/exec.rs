@@ -12,6 +12,7 @@ pub const TESTS: Tests = &[
     ),
     ("exec::flags_and_process_json", flags_and_process_json),
     ("exec::bad_targets_and_input", bad_targets),
+    ("exec::pause_resume_and_ps", pause_resume_ps),
     (
         "exec::runtime_binary_unreachable_during_exec",
         binary_unreachable_during_exec,
@@ -233,5 +234,63 @@ fn binary_unreachable_during_exec() -> R {
     if !log.contains("DENIED") {
         eprintln!("note: the watcher never caught an exec process before it exec'd; only the absence of leaks was shown");
     }
+    pass()
+}
+
+/// pause freezes every process (a counter stops), resume thaws it; ps lists the processes.
+fn pause_resume_ps() -> R {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.set(|c| c["root"]["readonly"] = json!(false));
+    b.sh("i=0; while true; do i=$((i+1)); echo $i > /count; usleep 5000; done");
+    let pid = running(&rt, &b, "c")?;
+    let o = rt.exec(&["exec", "-d", "c", "sleep", "100"]);
+    ensure!(o.code == 0, "exec -d: {}", o.stderr);
+    let o = rt.exec(&["ps", "--format", "json", "c"]);
+    let pids: Vec<i64> =
+        serde_json::from_str(&o.stdout).map_err(|e| format!("ps json {:?}: {e}", o.stdout))?;
+    ensure!(
+        pids.contains(&pid) && pids.len() >= 2,
+        "ps: {pids:?} (init {pid})"
+    );
+    let o = rt.exec(&["ps", "c"]);
+    ensure!(
+        o.stdout.starts_with("UID") && o.stdout.contains("sleep 100"),
+        "ps table: {}",
+        o.stdout
+    );
+    let count = || std::fs::read_to_string(b.rootfs().join("count")).unwrap_or_default();
+    ensure!(rt.exec(&["pause", "c"]).code == 0, "pause");
+    ensure!(rt.status("c") == "paused", "status {}", rt.status("c"));
+    let frozen = count();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    ensure!(
+        count() == frozen,
+        "the counter moved while paused: {frozen} -> {}",
+        count()
+    );
+    let o = rt.exec(&["pause", "c"]);
+    ensure!(
+        o.code == 1 && o.stderr.contains("paused"),
+        "second pause: {}",
+        o.stderr
+    );
+    ensure!(rt.exec(&["resume", "c"]).code == 0, "resume");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    ensure!(count() != frozen, "the counter did not move after resume");
+    ensure!(rt.exec(&["pause", "c"]).code == 0, "pause again");
+    let o = rt.exec(&["delete", "--force", "c"]);
+    ensure!(
+        o.code == 0,
+        "delete --force of a paused container: {}",
+        o.stderr
+    );
+    rt.assert_clean(&b, "c")?;
+    let o = rt.exec(&["resume", "c"]);
+    ensure!(
+        o.code == 1 && o.stderr.contains("does not exist"),
+        "resume of a deleted container: {}",
+        o.stderr
+    );
     pass()
 }
