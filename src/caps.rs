@@ -6,7 +6,7 @@ use caps::{CapSet, Capability};
 use oci_spec::runtime::{Capabilities, LinuxCapabilities};
 
 /// oci-spec's capability -> the caps crate's, through their shared name.
-fn convert(set: &Option<Capabilities>) -> Result<HashSet<Capability>, String> {
+fn convert(set: &Option<Capabilities>, last: u8) -> Result<HashSet<Capability>, String> {
     let mut out = HashSet::new();
     for c in set.iter().flatten() {
         let name = format!(
@@ -16,7 +16,7 @@ fn convert(set: &Option<Capabilities>) -> Result<HashSet<Capability>, String> {
         match name.parse::<Capability>() {
             Ok(cap) => {
                 // A capability this kernel does not know cannot be granted; skip it as runc does.
-                if caps::all().contains(&cap) && cap.index() <= last_cap() {
+                if cap.index() <= last {
                     out.insert(cap);
                 }
             }
@@ -35,6 +35,8 @@ fn last_cap() -> u8 {
 
 /// The sets, resolved against this kernel.
 pub struct CapPlan {
+    /// The highest capability this kernel knows (read once).
+    last: u8,
     bounding: HashSet<Capability>,
     effective: HashSet<Capability>,
     permitted: HashSet<Capability>,
@@ -46,19 +48,21 @@ impl CapPlan {
     pub fn new(c: Option<&LinuxCapabilities>) -> Result<CapPlan, String> {
         let empty = LinuxCapabilities::default();
         let c = c.unwrap_or(&empty);
+        let last = last_cap();
         Ok(CapPlan {
-            bounding: convert(c.bounding())?,
-            effective: convert(c.effective())?,
-            permitted: convert(c.permitted())?,
-            inheritable: convert(c.inheritable())?,
-            ambient: convert(c.ambient())?,
+            last,
+            bounding: convert(c.bounding(), last)?,
+            effective: convert(c.effective(), last)?,
+            permitted: convert(c.permitted(), last)?,
+            inheritable: convert(c.inheritable(), last)?,
+            ambient: convert(c.ambient(), last)?,
         })
     }
 
     /// Drop what the bounding set does not list (needs CAP_SETPCAP: before the uid changes).
     pub fn drop_bounding(&self) -> Result<(), String> {
         for cap in caps::all() {
-            if cap.index() > last_cap() || self.bounding.contains(&cap) {
+            if cap.index() > self.last || self.bounding.contains(&cap) {
                 continue;
             }
             caps::drop(None, CapSet::Bounding, cap)

@@ -103,16 +103,40 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Move `pid` into the cgroup in every hierarchy.
-    pub fn join(&self, pid: i32) -> Result<(), CgroupError> {
-        for (_, dir) in &self.dirs {
-            std::fs::write(dir.join("cgroup.procs"), pid.to_string()).map_err(|source| {
-                CgroupError::Join {
-                    pid,
+    /// The cgroup v2 directory, if the host has a v2 hierarchy.
+    pub fn v2_dir(&self) -> Option<&Path> {
+        self.dirs
+            .iter()
+            .find(|(h, _)| h.version == Version::V2)
+            .map(|(_, d)| d.as_path())
+    }
+
+    /// Move `pid` into the v2 hierarchy only (when it could not be forked into it).
+    pub fn join_v2(&self, pid: i32) -> Result<(), CgroupError> {
+        let Some(dir) = self.v2_dir() else {
+            return Ok(());
+        };
+        std::fs::write(dir.join("cgroup.procs"), pid.to_string()).map_err(|source| {
+            CgroupError::Join {
+                pid,
+                path: dir.to_path_buf(),
+                source,
+            }
+        })
+    }
+
+    /// Move the calling (single-threaded) process into every v1 hierarchy by writing "0" to
+    /// `tasks`: a thread moving itself skips the threadgroup lock, whose write side waits for
+    /// an RCU grace period (milliseconds) on every `cgroup.procs` write.
+    pub fn join_self_v1(&self) -> Result<(), CgroupError> {
+        for (h, dir) in &self.dirs {
+            if h.version == Version::V1 {
+                std::fs::write(dir.join("tasks"), "0").map_err(|source| CgroupError::Join {
+                    pid: 0,
                     path: dir.clone(),
                     source,
-                }
-            })?;
+                })?;
+            }
         }
         Ok(())
     }

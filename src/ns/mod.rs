@@ -81,13 +81,6 @@ impl NsPlan {
         plan
     }
 
-    /// What stage 1 unshares: everything but the cgroup namespace, which the init creates
-    /// once the runtime has moved it into its cgroup (the namespace's root is the cgroup the
-    /// process is in when it unshares).
-    pub fn stage1_unshare(&self) -> CloneFlags {
-        self.unshare - CloneFlags::CLONE_NEWCGROUP
-    }
-
     pub fn has_new(&self, t: LinuxNamespaceType) -> bool {
         if t == LinuxNamespaceType::User {
             return self.new_user;

@@ -59,8 +59,8 @@ fn ns_file(t: LinuxNamespaceType) -> &'static str {
     }
 }
 
-pub fn stage1(ch: Channel, args: &ExecArgs<'_>) -> ! {
-    match stage1_inner(&ch, args) {
+pub fn stage1(ch: Channel, args: &ExecArgs<'_>, cgroup: &crate::cgroups::Cgroup) -> ! {
+    match stage1_inner(&ch, args, cgroup) {
         Ok(false) => sys::exit_now(0),
         Ok(true) => match process_inner(&ch, args) {
             Ok(never) => match never {},
@@ -71,13 +71,18 @@ pub fn stage1(ch: Channel, args: &ExecArgs<'_>) -> ! {
 }
 
 /// Returns true in the forked process, false in stage 1 once it has reported the pid.
-fn stage1_inner(ch: &Channel, args: &ExecArgs<'_>) -> Result<bool, String> {
+fn stage1_inner(
+    ch: &Channel,
+    args: &ExecArgs<'_>,
+    cgroup: &crate::cgroups::Cgroup,
+) -> Result<bool, String> {
     sys::set_parent_death_signal(libc::SIGKILL).map_err(|e| format!("prctl: {e}"))?;
     let mut keep = vec![ch.as_raw_fd()];
     keep.extend(args.console.as_ref().map(|c| c.as_raw_fd()));
     sys::close_fds_except(3 + args.preserve_fds as i32, &keep)
         .map_err(|e| format!("close inherited descriptors: {e}"))?;
     expect(ch, Msg::Go)?;
+    cgroup.join_self_v1().map_err(|e| e.to_string())?;
     rlimits::apply(args.process.rlimits().as_deref().unwrap_or_default())?;
     let mut files: Vec<(LinuxNamespaceType, File)> = Vec::new();
     for t in ORDER.iter().filter(|t| args.namespaces.contains(t)) {

@@ -79,6 +79,11 @@ fn stage1_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Option<()>, String>
     sys::close_fds_except(3 + args.preserve_fds as i32, &keep)
         .map_err(|e| format!("close inherited descriptors: {e}"))?;
     expect(ch, Msg::Go)?;
+    // Into the container's cgroups before anything else (and before any user namespace: the
+    // cgroup files belong to host root). The v2 one was entered at fork.
+    if let Some(cg) = args.cgroup {
+        cg.join_self_v1().map_err(|e| e.to_string())?;
+    }
     let process = spec(args).process().as_ref().ok_or("no process")?;
     let procfs = ProcFs::open(Path::new("/proc")).map_err(|e| format!("open /proc: {e}"))?;
     let me = std::process::id();
@@ -114,7 +119,7 @@ fn stage1_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Option<()>, String>
     for (t, p) in &args.ns.join {
         ns::join(*t, p)?;
     }
-    let flags = args.ns.stage1_unshare();
+    let flags = args.ns.unshare;
     unshare(flags).map_err(|e| format!("create namespaces {flags:?}: {e}"))?;
     if let Some(offsets) = spec(args)
         .linux()
@@ -190,11 +195,6 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Never, String> {
         Msg::HooksDone { state } => state,
         other => return Err(format!("sync: unexpected {other:?}")),
     };
-    // The runtime has moved us into the container's cgroup by now.
-    if args.ns.has_new(LinuxNamespaceType::Cgroup) {
-        unshare(CloneFlags::CLONE_NEWCGROUP)
-            .map_err(|e| format!("create the cgroup namespace: {e}"))?;
-    }
     if let Some(h) = spec
         .hooks()
         .as_ref()

@@ -24,7 +24,8 @@ pub fn spawn(
     // Before any child can join a container namespace: nothing in there may ptrace us or
     // open our /proc entries (and through them /proc/<pid>/exe, the host binary).
     sys::set_dumpable(false).map_err(|e| format!("prctl: {e}"))?;
-    let stage1_pid = match sys::fork().map_err(|e| format!("fork: {e}"))? {
+    let (forked, join_v2) = fork_stage1(args.cgroup)?;
+    let stage1_pid = match forked {
         None => {
             drop(parent_end);
             stage1(Channel::new(child_end), args)
@@ -34,14 +35,21 @@ pub fn spawn(
     drop(child_end);
     let ch = Channel::new(parent_end);
     let mut init_pid = None;
-    let result = drive(
-        &ch,
-        args,
-        &procfs,
-        stage1_pid,
-        &mut init_pid,
-        create_runtime_hooks,
-    );
+    let result = match args
+        .cgroup
+        .filter(|_| join_v2)
+        .map(|cg| cg.join_v2(stage1_pid))
+    {
+        Some(Err(e)) => Err(e.to_string()),
+        _ => drive(
+            &ch,
+            args,
+            &procfs,
+            stage1_pid,
+            &mut init_pid,
+            create_runtime_hooks,
+        ),
+    };
     if result.is_err() {
         for pid in [Some(stage1_pid), init_pid].into_iter().flatten() {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
@@ -49,6 +57,26 @@ pub fn spawn(
         }
     }
     result
+}
+
+/// Fork stage 1 straight into the container's cgroup v2 directory (clone3 with
+/// CLONE_INTO_CGROUP: no migration). Stage 1 moves itself into the v1 hierarchies. Returns
+/// the fork's result and whether the v2 cgroup must still be joined the slow way (a kernel
+/// without CLONE_INTO_CGROUP).
+fn fork_stage1(cgroup: Option<&crate::cgroups::Cgroup>) -> Result<(Option<i32>, bool), String> {
+    if let Some(dir) = cgroup.and_then(|c| c.v2_dir()) {
+        let fd = crate::sys::fs::open_host(dir, libc::O_RDONLY | libc::O_DIRECTORY)
+            .map_err(|e| format!("open cgroup {}: {e}", dir.display()))?;
+        match sys::fork_into_cgroup(std::os::fd::AsFd::as_fd(&fd)) {
+            Ok(r) => return Ok((r, false)),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::E2BIG)) => {
+                let r = sys::fork().map_err(|e| format!("fork: {e}"))?;
+                return Ok((r, true));
+            }
+            Err(e) => return Err(format!("clone3 into cgroup {}: {e}", dir.display())),
+        }
+    }
+    Ok((sys::fork().map_err(|e| format!("fork: {e}"))?, false))
 }
 
 fn drive(
@@ -84,12 +112,6 @@ fn drive(
                 *init_pid = Some(pid);
                 let _ = waitpid(Pid::from_raw(stage1_pid), None);
                 ch.send(&Msg::Go).map_err(io)?;
-                // The first move into a cgroup v1 hierarchy waits for an RCU grace period
-                // (milliseconds): do it while the init builds the rootfs. The init does not
-                // unshare its cgroup namespace, fork or exec before its next exchange with us.
-                if let Some(cg) = args.cgroup {
-                    cg.join(pid).map_err(|e| e.to_string())?;
-                }
             }
             Msg::RunCreateRuntimeHooks => {
                 let pid = init_pid.ok_or("hooks requested before the init was reported")?;
@@ -116,10 +138,11 @@ pub fn spawn_exec(
 ) -> Result<i32, String> {
     let (parent_end, child_end) = seqpacket_pair().map_err(|e| format!("socketpair: {e}"))?;
     sys::set_dumpable(false).map_err(|e| format!("prctl: {e}"))?;
-    let stage1_pid = match sys::fork().map_err(|e| format!("fork: {e}"))? {
+    let (forked, join_v2) = fork_stage1(Some(cgroup))?;
+    let stage1_pid = match forked {
         None => {
             drop(parent_end);
-            super::exec_init::stage1(Channel::new(child_end), args)
+            super::exec_init::stage1(Channel::new(child_end), args, cgroup)
         }
         Some(pid) => pid,
     };
@@ -128,7 +151,9 @@ pub fn spawn_exec(
     let mut pid = None;
     let result = (|| -> Result<i32, String> {
         let io = |e: std::io::Error| e.to_string();
-        cgroup.join(stage1_pid).map_err(|e| e.to_string())?;
+        if join_v2 {
+            cgroup.join_v2(stage1_pid).map_err(|e| e.to_string())?;
+        }
         ch.send(&Msg::Go).map_err(io)?;
         loop {
             match ch.recv().map_err(io)? {

@@ -105,6 +105,52 @@ pub fn fork() -> io::Result<Option<libc::pid_t>> {
     }
 }
 
+/// clone3's flag (libc's constant is deprecated for its width).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// The kernel's struct clone_args (clone3(2)), up to the cgroup field.
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// fork(2) through clone3(2) with CLONE_INTO_CGROUP: the child starts in the cgroup v2
+/// directory `cgroup_fd`, without the cost of a migration. Same precondition as `fork`.
+pub fn fork_into_cgroup(cgroup_fd: std::os::fd::BorrowedFd<'_>) -> io::Result<Option<libc::pid_t>> {
+    use std::os::fd::AsRawFd;
+    let args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup_fd.as_raw_fd() as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: without CLONE_VM and with no stack, clone3 duplicates the process like fork;
+    // `args` is a valid clone_args of the size passed and outlives the call. The runtime is
+    // single-threaded when it forks (documented precondition).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match cvt(ret)? {
+        0 => Ok(None),
+        pid => Ok(Some(pid as libc::pid_t)),
+    }
+}
+
 /// clone(2) with CLONE_PARENT: the new process becomes a sibling of the caller, a child of
 /// the caller's parent (the runtime), so that the runtime can wait for it.
 pub fn fork_sibling() -> io::Result<Option<libc::pid_t>> {

@@ -276,8 +276,20 @@ fn pause_resume_ps() -> R {
         o.stderr
     );
     ensure!(rt.exec(&["resume", "c"]).code == 0, "resume");
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    ensure!(count() != frozen, "the counter did not move after resume");
+    ensure!(
+        rt.status("c") == "running",
+        "status after resume {}",
+        rt.status("c")
+    );
+    let mut moved = false;
+    for _ in 0..200 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        if count() != frozen {
+            moved = true;
+            break;
+        }
+    }
+    ensure!(moved, "the counter did not move within 2 s of resume");
     ensure!(rt.exec(&["pause", "c"]).code == 0, "pause again");
     let o = rt.exec(&["delete", "--force", "c"]);
     ensure!(

@@ -85,6 +85,30 @@ fn create_start_state_kill_delete() -> R {
         "state {st}"
     );
     let pid = st["pid"].as_i64().unwrap();
+    // The init is in the container's cgroup in every hierarchy (v1 ones and the v2 one).
+    let rel = b.config["linux"]["cgroupsPath"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches('/')
+        .to_string();
+    let mut hierarchies = 0;
+    for h in std::fs::read_dir("/sys/fs/cgroup")?.flatten() {
+        let procs = h.path().join(&rel).join("cgroup.procs");
+        if h.path().join("cgroup.procs").exists() {
+            hierarchies += 1;
+            let text =
+                std::fs::read_to_string(&procs).map_err(|e| format!("{}: {e}", procs.display()))?;
+            ensure!(
+                text.lines().any(|l| l == pid.to_string()),
+                "init {pid} not in {}",
+                procs.display()
+            );
+        }
+    }
+    ensure!(
+        hierarchies > 0,
+        "no cgroup hierarchy found under /sys/fs/cgroup"
+    );
     ensure!(
         std::fs::read_to_string(&pidfile)? == pid.to_string(),
         "pid file differs from state pid"
