@@ -8,6 +8,7 @@ mod list;
 mod ps;
 mod run;
 mod spec;
+mod update;
 
 use std::path::PathBuf;
 
@@ -137,6 +138,8 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
     },
+    /// Change the cgroup limits of a running container
+    Update(update::UpdateArgs),
     /// Print the OCI state of a container as JSON
     State { id: String },
     /// Send a signal (name or number, default SIGTERM) to the container's init
@@ -246,6 +249,7 @@ fn dispatch(root: &std::path::Path, systemd: bool, command: Command) -> anyhow::
             format,
             ps_args,
         } => ps::print(&store, &id, &format, &ps_args)?,
+        Command::Update(a) => update::update(&store, &a)?,
         Command::State { id } => println!(
             "{}",
             serde_json::to_string_pretty(&container::state(&store, &id)?)?

@@ -356,3 +356,28 @@ pub fn pids(store: &Store, id: &str) -> Result<Vec<i32>, ContainerError> {
     pids.sort_unstable();
     Ok(pids)
 }
+
+/// `update`: apply new limits to a live container's cgroup (checked first, as at create).
+pub fn update(
+    store: &Store,
+    id: &str,
+    res: &oci_spec::runtime::LinuxResources,
+) -> Result<(), ContainerError> {
+    let dir = store.open(id)?;
+    let st = dir.load()?;
+    let status = current_status(&dir, &st);
+    if status == Status::Stopped {
+        return Err(ContainerError::WrongStatus {
+            verb: "update",
+            id: id.into(),
+            status: status.as_str(),
+        });
+    }
+    let hierarchies: Vec<_> = st.cgroup.iter().map(|(h, _)| h.clone()).collect();
+    crate::cgroups::check_supported(res, &hierarchies)?;
+    Cgroup {
+        dirs: st.cgroup.clone(),
+    }
+    .apply(res)?;
+    Ok(())
+}

@@ -13,6 +13,7 @@ pub const TESTS: Tests = &[
     ("exec::flags_and_process_json", flags_and_process_json),
     ("exec::bad_targets_and_input", bad_targets),
     ("exec::pause_resume_and_ps", pause_resume_ps),
+    ("exec::update_changes_limits", update_limits),
     (
         "exec::runtime_binary_unreachable_during_exec",
         binary_unreachable_during_exec,
@@ -302,6 +303,68 @@ fn pause_resume_ps() -> R {
     ensure!(
         o.code == 1 && o.stderr.contains("does not exist"),
         "resume of a deleted container: {}",
+        o.stderr
+    );
+    pass()
+}
+
+/// update: new limits are seen from inside; nonsense is refused and changes nothing.
+fn update_limits() -> R {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.set(|c| {
+        c["linux"]["resources"]["memory"] = json!({"limit": 67108864});
+        c["linux"]["resources"]["pids"] = json!({"limit": 64});
+    });
+    b.sh("sleep 1000");
+    running(&rt, &b, "c")?;
+    let read = || {
+        rt.exec(&[
+            "exec",
+            "c",
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max",
+        ])
+        .stdout
+    };
+    ensure!(read() == "67108864\n64\n", "before: {:?}", read());
+    let o = rt.exec(&["update", "--memory", "32m", "--pids-limit", "10", "c"]);
+    ensure!(o.code == 0, "update: {}", o.stderr);
+    ensure!(read() == "33554432\n10\n", "after: {:?}", read());
+    for bad in [
+        &["--memory", "lots"][..],
+        &["--pids-limit", "0"],
+        &["--cpu-quota", "-7"],
+    ] {
+        let mut args = vec!["update"];
+        args.extend_from_slice(bad);
+        args.push("c");
+        let o = rt.exec(&args);
+        ensure!(
+            o.code == 1 && o.stderr.lines().count() == 1,
+            "{bad:?}: {} {}",
+            o.code,
+            o.stderr
+        );
+    }
+    let res = b.path().join("res.json");
+    std::fs::write(&res, r#"{"blockIO": {"weight": 10}}"#)?;
+    let o = rt.cmd().args(["update", "-r"]).arg(&res).arg("c").out();
+    ensure!(
+        o.code == 1 && o.stderr.contains("blockIO"),
+        "unsupported resource: {}",
+        o.stderr
+    );
+    ensure!(
+        read() == "33554432\n10\n",
+        "a refused update changed limits: {:?}",
+        read()
+    );
+    let o = rt.exec(&["update", "--memory", "1m", "nope"]);
+    ensure!(
+        o.code == 1 && o.stderr.contains("does not exist"),
+        "missing: {}",
         o.stderr
     );
     pass()
