@@ -61,12 +61,13 @@ pub fn default_spec(rootless: Option<(u32, u32)>) -> Value {
     });
     if let Some((uid, gid)) = rootless {
         let linux = &mut spec["linux"];
-        linux["resources"] = json!(null);
-        linux.as_object_mut().map(|o| o.remove("resources"));
+        if let Some(o) = linux.as_object_mut() {
+            o.remove("resources");
+        }
         linux["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
         linux["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
         linux["namespaces"] = json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}, {"type": "user"}]);
-        let mounts = spec["mounts"].as_array_mut().expect("mounts is an array");
+        let mut mounts: Vec<Value> = spec["mounts"].as_array().cloned().unwrap_or_default();
         mounts.retain(|m| m["type"] != "cgroup");
         for m in mounts.iter_mut() {
             if m["type"] == "sysfs" {
@@ -82,6 +83,7 @@ pub fn default_spec(rootless: Option<(u32, u32)>) -> Value {
                 ]);
             }
         }
+        spec["mounts"] = Value::Array(mounts);
     }
     spec
 }
@@ -110,7 +112,15 @@ mod tests {
     #[test]
     fn default_spec_is_valid() {
         for r in [None, Some((1000, 1000))] {
-            let spec: oci_spec::runtime::Spec = serde_json::from_value(default_spec(r)).unwrap();
+            let v = default_spec(r);
+            if r.is_some() {
+                let mounts = v["mounts"].as_array().unwrap();
+                assert!(mounts
+                    .iter()
+                    .all(|m| m["type"] != "cgroup" && m["type"] != "sysfs"));
+                assert!(v["linux"].get("resources").is_none());
+            }
+            let spec: oci_spec::runtime::Spec = serde_json::from_value(v).unwrap();
             crate::oci::validate(&spec).unwrap();
         }
     }

@@ -87,7 +87,10 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle, ConfigError> {
     let data = std::fs::read(&path).map_err(read_err)?;
     let spec = parse_config(&path, &data)?;
     validate(&spec)?;
-    let root = spec.root().as_ref().expect("validated: root is present");
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| invalid("root", "missing"))?;
     let rootfs = if root.path().is_absolute() {
         root.path().clone()
     } else {

@@ -252,7 +252,8 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Never, String> {
     }
     let argv = process.args().clone().unwrap_or_default();
     let env = process.env().clone().unwrap_or_default();
-    let prog = exec::lookup(&argv[0], &env)?;
+    let first = argv.first().ok_or("process.args is empty")?;
+    let prog = exec::lookup(first, &env)?;
     let prog_c = exec::cstrings(&[prog.to_string_lossy().into_owned()])?.remove(0);
     let argv_c = exec::cstrings(&argv)?;
     let env_c = exec::cstrings(&env)?;
