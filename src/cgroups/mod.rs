@@ -3,6 +3,7 @@
 
 mod mountinfo;
 mod resources;
+pub mod stats;
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -140,6 +140,16 @@ enum Command {
     },
     /// Change the cgroup limits of a running container
     Update(update::UpdateArgs),
+    /// Print resource statistics and OOM events of a container as JSON lines
+    Events {
+        id: String,
+        /// Print one stats event and exit
+        #[arg(long)]
+        stats: bool,
+        /// Interval between stats events (e.g. 5s, 500ms)
+        #[arg(long, default_value = "5s", value_parser = parse_interval)]
+        interval: std::time::Duration,
+    },
     /// Print the OCI state of a container as JSON
     State { id: String },
     /// Send a signal (name or number, default SIGTERM) to the container's init
@@ -178,6 +188,26 @@ enum Command {
     },
     /// Print what this runtime supports (runtime-spec features JSON)
     Features,
+}
+
+/// `5s`, `500ms`, `1m` -> a duration (Go's time.ParseDuration for the units runc users write).
+fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (5s, 500ms, 1m)"))?;
+    let d = match unit {
+        "ms" => std::time::Duration::from_millis(n),
+        "s" => std::time::Duration::from_secs(n),
+        "m" => std::time::Duration::from_secs(n * 60),
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m)")),
+    };
+    if d.is_zero() {
+        return Err("the interval must be positive".into());
+    }
+    Ok(d)
 }
 
 fn version_text() -> String {
@@ -250,6 +280,11 @@ fn dispatch(root: &std::path::Path, systemd: bool, command: Command) -> anyhow::
             ps_args,
         } => ps::print(&store, &id, &format, &ps_args)?,
         Command::Update(a) => update::update(&store, &a)?,
+        Command::Events {
+            id,
+            stats,
+            interval,
+        } => container::events(&store, &id, stats, interval, &mut |e| println!("{e}"))?,
         Command::State { id } => println!(
             "{}",
             serde_json::to_string_pretty(&container::state(&store, &id)?)?

@@ -381,3 +381,53 @@ pub fn update(
     .apply(res)?;
     Ok(())
 }
+
+/// `events`: a stats event now (`once`), or every `interval` plus an `oom` event whenever the
+/// kernel OOM-kills a process of the container, until the container stops.
+pub fn events(
+    store: &Store,
+    id: &str,
+    once: bool,
+    interval: Duration,
+    emit: &mut dyn FnMut(serde_json::Value),
+) -> Result<(), ContainerError> {
+    use crate::cgroups::stats;
+    let (st, cg) = {
+        let dir = store.open(id)?;
+        let st = dir.load()?;
+        let status = current_status(&dir, &st);
+        if status == Status::Stopped {
+            return Err(ContainerError::WrongStatus {
+                verb: "watch",
+                id: id.into(),
+                status: status.as_str(),
+            });
+        }
+        let cg = Cgroup {
+            dirs: st.cgroup.clone(),
+        };
+        (st, cg)
+    };
+    let stats_event = |cg: &Cgroup| json!({"type": "stats", "id": id, "data": stats::stats(cg)});
+    if once {
+        emit(stats_event(&cg));
+        return Ok(());
+    }
+    let mut ooms = stats::oom_kills(&cg);
+    let mut next = Instant::now();
+    loop {
+        let now_ooms = stats::oom_kills(&cg);
+        if now_ooms > ooms {
+            emit(json!({"type": "oom", "id": id}));
+            ooms = now_ooms;
+        }
+        if Instant::now() >= next {
+            emit(stats_event(&cg));
+            next = Instant::now() + interval;
+        }
+        if Status::derive(proc::stat(st.pid), st.start_time, false, false) == Status::Stopped {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50).min(interval));
+    }
+}

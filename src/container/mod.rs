@@ -13,7 +13,7 @@ use thiserror::Error;
 
 pub use create::{create, CreateOpts};
 pub use exec::{base_process, exec, ExecOpts};
-pub use lifecycle::{delete, kill, list, pids, set_frozen, start, state, update};
+pub use lifecycle::{delete, events, kill, list, pids, set_frozen, start, state, update};
 pub use status::Status;
 pub use store::{State, Store};
 

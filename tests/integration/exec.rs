@@ -14,6 +14,7 @@ pub const TESTS: Tests = &[
     ("exec::bad_targets_and_input", bad_targets),
     ("exec::pause_resume_and_ps", pause_resume_ps),
     ("exec::update_changes_limits", update_limits),
+    ("exec::events_stats_and_oom_kill", events_and_oom),
     (
         "exec::runtime_binary_unreachable_during_exec",
         binary_unreachable_during_exec,
@@ -365,6 +366,54 @@ fn update_limits() -> R {
     ensure!(
         o.code == 1 && o.stderr.contains("does not exist"),
         "missing: {}",
+        o.stderr
+    );
+    pass()
+}
+
+/// events: a stats event with the container's usage; a memory hog is OOM-killed at the limit
+/// and reported as an `oom` event; the stream ends when the container stops.
+fn events_and_oom() -> R {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.set(|c| c["linux"]["resources"]["memory"] = json!({"limit": 16777216}));
+    // The hog: tail keeps a line of 100 MiB of zeros in memory.
+    b.sh(
+        "sleep 0.5; head -c 100m /dev/zero | tail > /dev/null; echo hog=$? > /dev/null; sleep 0.5",
+    );
+    running(&rt, &b, "c")?;
+    let o = rt.exec(&["events", "--stats", "c"]);
+    let v: serde_json::Value =
+        serde_json::from_str(o.stdout.trim()).map_err(|e| format!("stats {:?}: {e}", o.stdout))?;
+    ensure!(v["type"] == "stats" && v["id"] == "c", "event {v}");
+    ensure!(
+        v["data"]["memory"]["usage"]["limit"] == 16777216,
+        "memory limit in stats: {}",
+        v["data"]["memory"]
+    );
+    ensure!(
+        v["data"]["pids"]["current"].as_u64().unwrap_or(0) >= 1,
+        "pids in stats: {}",
+        v["data"]["pids"]
+    );
+    let o = rt.cmd().args(["events", "--interval", "200ms", "c"]).out();
+    ensure!(o.code == 0, "events: {}", o.stderr);
+    let kinds: Vec<String> = o
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| v["type"].as_str().unwrap_or("").to_string())
+        .collect();
+    ensure!(kinds.iter().any(|k| k == "oom"), "no oom event: {kinds:?}");
+    ensure!(
+        kinds.iter().filter(|k| *k == "stats").count() >= 2,
+        "stats events: {kinds:?}"
+    );
+    let o = rt.exec(&["events", "--stats", "c"]);
+    ensure!(
+        o.code == 1 && o.stderr.contains("stopped"),
+        "events on a stopped container: {} {}",
+        o.code,
         o.stderr
     );
     pass()
