@@ -25,6 +25,18 @@ pub fn clone_flag(t: LinuxNamespaceType) -> CloneFlags {
     }
 }
 
+/// The order in which namespaces other than the user namespace (always first) are joined:
+/// the mount namespace last, so that the other paths still resolve and our root changes last.
+pub const JOIN_ORDER: [LinuxNamespaceType; 7] = [
+    LinuxNamespaceType::Ipc,
+    LinuxNamespaceType::Uts,
+    LinuxNamespaceType::Network,
+    LinuxNamespaceType::Pid,
+    LinuxNamespaceType::Cgroup,
+    LinuxNamespaceType::Time,
+    LinuxNamespaceType::Mount,
+];
+
 /// What the container's namespaces are to be.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NsPlan {
@@ -51,16 +63,6 @@ impl NsPlan {
             .as_ref()
             .and_then(|l| l.namespaces().clone())
             .unwrap_or_default();
-        // Joining the mount namespace last keeps the other namespace paths resolvable.
-        const ORDER: [LinuxNamespaceType; 7] = [
-            LinuxNamespaceType::Ipc,
-            LinuxNamespaceType::Uts,
-            LinuxNamespaceType::Network,
-            LinuxNamespaceType::Pid,
-            LinuxNamespaceType::Cgroup,
-            LinuxNamespaceType::Time,
-            LinuxNamespaceType::Mount,
-        ];
         for ns in &list {
             match (ns.typ(), ns.path()) {
                 (LinuxNamespaceType::User, Some(p)) => plan.join_user = Some(p.clone()),
@@ -69,7 +71,7 @@ impl NsPlan {
                 (_, Some(_)) => {}
             }
         }
-        for t in ORDER {
+        for t in JOIN_ORDER {
             if let Some(p) = list
                 .iter()
                 .find(|n| n.typ() == t)

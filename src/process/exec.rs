@@ -1,12 +1,69 @@
-//! Finding and starting the container's program.
+//! The last steps before a container process execs (shared by the init and `exec`):
+//! privileges, working directory, umask, no_new_privs, and the program found in the
+//! container's PATH; then the exec itself.
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
+use oci_spec::runtime::Process;
+
+use crate::caps::CapPlan;
+use crate::sys;
+
+/// A program ready to be executed.
+pub struct Program {
+    path: PathBuf,
+    path_c: CString,
+    argv: Vec<CString>,
+    env: Vec<CString>,
+}
+
+/// Drop to the process's capabilities and user, enter its cwd, set its umask and
+/// no_new_privs, and resolve its program (as the user, in the container's PATH).
+pub fn become_process(p: &Process, caps: &CapPlan) -> Result<Program, String> {
+    let user = p.user();
+    caps.drop_bounding()?;
+    super::init::set_user(user)?;
+    caps.apply()?;
+    nix::unistd::chdir(p.cwd()).map_err(|e| format!("process.cwd {}: {e}", p.cwd().display()))?;
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+        user.umask().unwrap_or(0o022),
+    ));
+    if p.no_new_privileges().unwrap_or(false) {
+        sys::set_no_new_privs().map_err(|e| format!("no_new_privs: {e}"))?;
+    }
+    let argv = p.args().clone().unwrap_or_default();
+    let env = p.env().clone().unwrap_or_default();
+    let first = argv.first().ok_or("process.args is empty")?;
+    let path = lookup(first, &env)?;
+    Ok(Program {
+        path_c: cstrings(&[path.to_string_lossy().into_owned()])?.remove(0),
+        path,
+        argv: cstrings(&argv)?,
+        env: cstrings(&env)?,
+    })
+}
+
+impl Program {
+    /// execve(2); on failure report on stderr (the runtime may be gone) and exit 127 or 126.
+    pub fn exec(self) -> ! {
+        let err = match nix::unistd::execve(&self.path_c, &self.argv, &self.env) {
+            Err(e) => e,
+            Ok(never) => match never {},
+        };
+        eprintln!("contain: exec {}: {err}", self.path.display());
+        sys::exit_now(if err == nix::errno::Errno::ENOENT {
+            127
+        } else {
+            126
+        })
+    }
+}
+
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Look `prog` up as execvp would, in the container's PATH.
-pub fn lookup(prog: &str, env: &[String]) -> Result<PathBuf, String> {
+fn lookup(prog: &str, env: &[String]) -> Result<PathBuf, String> {
     let is_exec =
         |p: &Path| nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file();
     if prog.contains('/') {
@@ -34,7 +91,7 @@ pub fn lookup(prog: &str, env: &[String]) -> Result<PathBuf, String> {
     ))
 }
 
-pub fn cstrings(items: &[String]) -> Result<Vec<CString>, String> {
+fn cstrings(items: &[String]) -> Result<Vec<CString>, String> {
     items
         .iter()
         .map(|s| CString::new(s.as_bytes()).map_err(|_| format!("{s:?} contains a NUL byte")))

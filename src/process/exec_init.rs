@@ -14,12 +14,12 @@ use nix::unistd::{setresgid, setresuid, Gid, Uid};
 use oci_spec::runtime::{LinuxNamespaceType, Process};
 
 use super::exec;
-use super::init::{expect, fail, reset_signals, set_user};
+use super::init::{expect, fail, reset_signals};
 use super::rlimits;
 use super::sync::{Channel, Msg};
 use super::tty;
 use crate::caps::CapPlan;
-use crate::ns::clone_flag;
+use crate::ns::{clone_flag, JOIN_ORDER};
 use crate::sys;
 
 /// What the forked stages need.
@@ -32,19 +32,6 @@ pub struct ExecArgs<'a> {
     pub preserve_fds: u32,
     pub console: Option<OwnedFd>,
 }
-
-/// Joining order: the user namespace first (it grants the rights to join the others), the
-/// mount namespace last (it changes our root).
-const ORDER: [LinuxNamespaceType; 8] = [
-    LinuxNamespaceType::User,
-    LinuxNamespaceType::Ipc,
-    LinuxNamespaceType::Uts,
-    LinuxNamespaceType::Network,
-    LinuxNamespaceType::Pid,
-    LinuxNamespaceType::Cgroup,
-    LinuxNamespaceType::Time,
-    LinuxNamespaceType::Mount,
-];
 
 fn ns_file(t: LinuxNamespaceType) -> &'static str {
     match t {
@@ -85,10 +72,12 @@ fn stage1_inner(
     cgroup.join_self_v1().map_err(|e| e.to_string())?;
     rlimits::apply(args.process.rlimits().as_deref().unwrap_or_default())?;
     let mut files: Vec<(LinuxNamespaceType, File)> = Vec::new();
-    for t in ORDER.iter().filter(|t| args.namespaces.contains(t)) {
-        let path = format!("/proc/{}/ns/{}", args.init_pid, ns_file(*t));
+    // The user namespace first (it grants the rights to join the others), then ns::JOIN_ORDER.
+    let order = std::iter::once(LinuxNamespaceType::User).chain(JOIN_ORDER);
+    for t in order.filter(|t| args.namespaces.contains(t)) {
+        let path = format!("/proc/{}/ns/{}", args.init_pid, ns_file(t));
         let f = File::open(&path).map_err(|e| format!("open {path}: {e}"))?;
-        files.push((*t, f));
+        files.push((t, f));
     }
     for (t, f) in &files {
         setns(f.as_fd(), clone_flag(*t))
@@ -124,32 +113,10 @@ fn process_inner(ch: &Channel, args: &ExecArgs<'_>) -> Result<Never, String> {
             .map(|b| (b.height() as u16, b.width() as u16));
         tty::setup(console, size, user.uid())?;
     }
-    args.caps.drop_bounding()?;
-    set_user(user)?;
-    args.caps.apply()?;
-    nix::unistd::chdir(p.cwd()).map_err(|e| format!("cwd {}: {e}", p.cwd().display()))?;
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
-        user.umask().unwrap_or(0o022),
-    ));
-    if p.no_new_privileges().unwrap_or(false) {
-        sys::set_no_new_privs().map_err(|e| format!("no_new_privs: {e}"))?;
-    }
-    let argv = p.args().clone().unwrap_or_default();
-    let env = p.env().clone().unwrap_or_default();
-    let first = argv.first().ok_or("no command to run")?;
-    let prog = exec::lookup(first, &env)?;
-    let prog_c = exec::cstrings(&[prog.to_string_lossy().into_owned()])?.remove(0);
-    let argv_c = exec::cstrings(&argv)?;
-    let env_c = exec::cstrings(&env)?;
+    let program = exec::become_process(p, &args.caps)?;
     reset_signals();
     sys::set_parent_death_signal(0).map_err(|e| format!("prctl: {e}"))?;
     sys::cloexec_from(3 + args.preserve_fds).map_err(|e| format!("close descriptors: {e}"))?;
     ch.send(&Msg::Ready).map_err(|e| format!("sync: {e}"))?;
-    let err = nix::unistd::execve(&prog_c, &argv_c, &env_c).unwrap_err();
-    eprintln!("contain: exec {}: {err}", prog.display());
-    sys::exit_now(if err == nix::errno::Errno::ENOENT {
-        127
-    } else {
-        126
-    })
+    program.exec()
 }

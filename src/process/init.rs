@@ -239,24 +239,7 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Never, String> {
         tty::setup(console, size, user.uid())?;
     }
 
-    args.caps.drop_bounding()?;
-    set_user(user)?;
-    args.caps.apply()?;
-    nix::unistd::chdir(process.cwd())
-        .map_err(|e| format!("process.cwd {}: {e}", process.cwd().display()))?;
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
-        user.umask().unwrap_or(0o022),
-    ));
-    if process.no_new_privileges().unwrap_or(false) {
-        sys::set_no_new_privs().map_err(|e| format!("no_new_privs: {e}"))?;
-    }
-    let argv = process.args().clone().unwrap_or_default();
-    let env = process.env().clone().unwrap_or_default();
-    let first = argv.first().ok_or("process.args is empty")?;
-    let prog = exec::lookup(first, &env)?;
-    let prog_c = exec::cstrings(&[prog.to_string_lossy().into_owned()])?.remove(0);
-    let argv_c = exec::cstrings(&argv)?;
-    let env_c = exec::cstrings(&env)?;
+    let program = exec::become_process(process, &args.caps)?;
 
     // From here on the runtime may exit: the init must outlive it.
     sys::set_parent_death_signal(0).map_err(|e| format!("prctl: {e}"))?;
@@ -290,13 +273,7 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Never, String> {
         eprintln!("contain: close descriptors: {e}");
         sys::exit_now(1);
     }
-    let err = nix::unistd::execve(&prog_c, &argv_c, &env_c).unwrap_err();
-    eprintln!("contain: exec {}: {err}", prog.display());
-    sys::exit_now(if err == nix::errno::Errno::ENOENT {
-        127
-    } else {
-        126
-    })
+    program.exec()
 }
 
 pub(super) fn reset_signals() {
