@@ -263,6 +263,8 @@ pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
         ("linux.intelRdt", linux.intel_rdt().is_some()),
         ("linux.memoryPolicy", linux.memory_policy().is_some()),
         ("linux.netDevices", linux.net_devices().is_some()),
+        ("linux.personality", linux.personality().is_some()),
+        ("vm", spec.vm().is_some()),
         (
             "linux.mountLabel",
             linux.mount_label().as_ref().is_some_and(|l| !l.is_empty()),
@@ -467,6 +469,9 @@ mod tests {
         let mut v = base();
         v["process"]["apparmorProfile"] = "x".into();
         assert!(err_of(v).contains("apparmor"));
+        let mut v = base();
+        v["linux"]["personality"] = serde_json::json!({"domain": "LINUX32"});
+        assert!(err_of(v).contains("linux.personality"));
     }
 
     #[test]
