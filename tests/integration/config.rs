@@ -35,6 +35,7 @@ pub const TESTS: Tests = &[
     ("config::console_socket_receives_pty", console_socket),
     ("config::preserve_fds_and_nothing_else", preserve_fds),
     ("config::cgroup_limits_observed", cgroup_limits),
+    ("config::cpu_quota_throttles", cpu_quota),
     (
         "config::run_terminal_relays_and_resets_signals",
         run_terminal,
@@ -720,5 +721,20 @@ fn cgroup_limits() -> R {
     ensure!(n <= 32, "pids.max not enforced: {n} processes");
     let refused: u32 = l[3].trim_start_matches("max ").parse()?;
     ensure!(refused > 0, "no fork was refused at pids.max: {}", l[3]);
+    pass()
+}
+
+/// A busy loop for 1 s of wall time under a 20% CPU quota gets about 0.2 s of CPU (measured
+/// inside, from the container's own cpuacct counter).
+fn cpu_quota() -> R {
+    let mut b = Bundle::new();
+    b.set(|c| c["linux"]["resources"]["cpu"] = json!({"quota": 20000, "period": 100000}));
+    b.sh("f=/sys/fs/cgroup/cpuacct/cpuacct.usage; s=$(cat $f); timeout 1 sh -c 'while :; do :; done'; e=$(cat $f); echo $((e - s))");
+    let used: u64 = run_ok(&b)?.trim().parse()?;
+    ensure!(used > 50_000_000, "the loop hardly ran: {used} ns");
+    ensure!(
+        used < 400_000_000,
+        "a 20% quota let 1 s of busy loop use {used} ns of CPU"
+    );
     pass()
 }
