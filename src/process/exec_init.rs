@@ -14,7 +14,7 @@ use nix::unistd::{setresgid, setresuid, Gid, Uid};
 use oci_spec::runtime::{LinuxNamespaceType, Process};
 
 use super::exec;
-use super::init::{expect, fail, reset_signals};
+use super::init::{expect, fail, fork_and_report, reset_signals};
 use super::rlimits;
 use super::sync::{Channel, Msg};
 use super::tty;
@@ -90,14 +90,7 @@ fn stage1_inner(
         }
     }
     drop(files);
-    match sys::fork_sibling().map_err(|e| format!("fork the process: {e}"))? {
-        None => Ok(true),
-        Some(pid) => {
-            ch.send(&Msg::InitPid(pid))
-                .map_err(|e| format!("sync: {e}"))?;
-            Ok(false)
-        }
-    }
+    fork_and_report(ch, "the process")
 }
 
 enum Never {}

@@ -54,6 +54,19 @@ pub(super) fn expect(ch: &Channel, want: Msg) -> Result<(), String> {
     }
 }
 
+/// Fork the next stage with CLONE_PARENT (a child of the runtime, so that it can be waited
+/// for); the forking stage reports its pid. True in the new process.
+pub(super) fn fork_and_report(ch: &Channel, what: &str) -> Result<bool, String> {
+    match sys::fork_sibling().map_err(|e| format!("fork {what}: {e}"))? {
+        None => Ok(true),
+        Some(pid) => {
+            ch.send(&Msg::InitPid(pid))
+                .map_err(|e| format!("sync: {e}"))?;
+            Ok(false)
+        }
+    }
+}
+
 pub(super) fn fail(ch: &Channel, err: String) -> ! {
     let _ = ch.send(&Msg::Error(err));
     sys::exit_now(1)
@@ -142,14 +155,7 @@ fn stage1_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Option<()>, String>
         sys::set_dumpable(false).map_err(|e| format!("prctl: {e}"))?;
         res.map_err(|e| format!("linux.timeOffsets: {e}"))?;
     }
-    match sys::fork_sibling().map_err(|e| format!("fork the container's init: {e}"))? {
-        None => Ok(Some(())),
-        Some(pid) => {
-            ch.send(&Msg::InitPid(pid))
-                .map_err(|e| format!("sync: {e}"))?;
-            Ok(None)
-        }
-    }
+    Ok(fork_and_report(ch, "the container's init")?.then_some(()))
 }
 
 enum Never {}
