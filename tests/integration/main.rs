@@ -3,6 +3,7 @@
 //! busybox, no runc) are reported as ignored with the reason, never as passed.
 
 mod bad_input;
+mod clients;
 mod config;
 mod exec;
 mod lifecycle;
@@ -21,6 +22,7 @@ fn main() {
     tests.extend(security::TESTS);
     tests.extend(exec::TESTS);
     tests.extend(bad_input::TESTS);
+    tests.extend(clients::TESTS);
     let missing = util::missing_prerequisite();
     let trials = tests
         .into_iter()

@@ -1,0 +1,106 @@
+//! Real clients driving contain unchanged. podman sends linux.seccomp, which contain refuses
+//! until seccomp lands, so these runs use `--security-opt seccomp=unconfined` (and the ulimits
+//! this host needs: it lacks CAP_SYS_RESOURCE).
+
+use std::process::Command;
+
+use crate::ensure;
+use crate::util::*;
+
+pub const TESTS: Tests = &[("clients::podman_run_exec_pause_stop", podman)];
+
+fn podman() -> R {
+    let Some(podman) = which("podman") else {
+        return skip("podman is not installed (apt-get install podman)");
+    };
+    let tag = format!("contain-test-{}", std::process::id());
+    let image = format!("localhost/{tag}:latest");
+    let b = Bundle::new();
+    let tar = b.path().join("rootfs.tar");
+    let o = Command::new("tar")
+        .arg("-C")
+        .arg(b.rootfs())
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .out();
+    ensure!(o.code == 0, "tar: {}", o.stderr);
+    let o = Command::new(&podman)
+        .args(["import", "-q"])
+        .arg(&tar)
+        .arg(&image)
+        .out();
+    ensure!(o.code == 0, "podman import: {}", o.stderr);
+    let result = podman_checks(&podman, &image, &tag);
+    let _ = Command::new(&podman).args(["rm", "-f", &tag]).out();
+    let _ = Command::new(&podman).args(["rmi", "-f", &image]).out();
+    result
+}
+
+fn podman_checks(podman: &std::path::Path, image: &str, name: &str) -> R {
+    let p = |args: &[&str]| -> Out {
+        let mut c = Command::new(podman);
+        c.args(["--runtime", CONTAIN, "--cgroup-manager", "cgroupfs"])
+            .args(args);
+        c.out()
+    };
+    let run_opts = [
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=4096:4096",
+        "--security-opt",
+        "seccomp=unconfined",
+    ];
+    let mut args = vec!["run", "--rm"];
+    args.extend(run_opts);
+    args.extend([image, "sh", "-c", "echo hello from podman; echo pid=$$"]);
+    let o = p(&args);
+    ensure!(
+        o.code == 0 && o.stdout == "hello from podman\npid=1\n",
+        "podman run: {} {:?} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    let mut args = vec!["run", "--rm", "--memory", "32m"];
+    args.extend(run_opts);
+    args.extend([image, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]);
+    let o = p(&args);
+    ensure!(
+        o.code == 0 && o.stdout.trim() == "33554432",
+        "podman run --memory: {} {:?} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    let mut args = vec!["run", "-d", "--name", name];
+    args.extend(run_opts);
+    args.extend([image, "sleep", "1000"]);
+    let o = p(&args);
+    ensure!(o.code == 0, "podman run -d: {}", o.stderr);
+    let o = p(&[
+        "exec",
+        name,
+        "sh",
+        "-c",
+        "echo exec-ok; readlink /proc/self/ns/pid; readlink /proc/1/ns/pid",
+    ]);
+    let l: Vec<&str> = o.stdout.lines().collect();
+    ensure!(
+        o.code == 0 && l.len() == 3 && l[0] == "exec-ok" && l[1] == l[2],
+        "podman exec: {} {:?} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    ensure!(p(&["pause", name]).code == 0, "podman pause");
+    let o = p(&["inspect", "--format", "{{.State.Status}}", name]);
+    ensure!(o.stdout.trim() == "paused", "after pause: {:?}", o.stdout);
+    ensure!(p(&["unpause", name]).code == 0, "podman unpause");
+    let o = p(&["stop", "-t", "1", name]);
+    ensure!(o.code == 0, "podman stop: {}", o.stderr);
+    let o = p(&["rm", name]);
+    ensure!(o.code == 0, "podman rm: {}", o.stderr);
+    pass()
+}
