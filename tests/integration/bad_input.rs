@@ -89,12 +89,7 @@ fn invalid_ids() -> R {
     let b = Bundle::new();
     for id in ["../escape", "a/b", "..", "with space"] {
         let o = rt.create(&b, id);
-        ensure!(
-            o.code == 1 && o.stderr.contains("invalid container id"),
-            "id {id:?}: {} {}",
-            o.code,
-            o.stderr
-        );
+        fails_with(&o, "invalid container id")?;
     }
     ensure!(
         std::fs::read_dir(rt.root.path())?.count() == 0,
@@ -110,12 +105,7 @@ fn duplicate_id() -> R {
     ensure!(rt.create(&b, "c").code == 0, "first create");
     let pid = rt.state("c").unwrap()["pid"].clone();
     let o = rt.create(&b, "c");
-    ensure!(
-        o.code == 1 && o.stderr.contains("already exists"),
-        "duplicate: {} {}",
-        o.code,
-        o.stderr
-    );
+    fails_with(&o, "already exists")?;
     ensure!(
         rt.state("c").unwrap()["pid"] == pid,
         "the first container was disturbed"
@@ -123,12 +113,7 @@ fn duplicate_id() -> R {
     // Two creates racing for one id: exactly one wins. (Another bundle: a bundle's cgroup
     // already holding "c" cannot be shared, which is refused on its own.)
     let o = rt.create(&b, "other");
-    ensure!(
-        o.code == 1 && o.stderr.contains("refusing to share"),
-        "shared cgroup: {} {}",
-        o.code,
-        o.stderr
-    );
+    fails_with(&o, "refusing to share")?;
     let mut b2 = Bundle::new();
     b2.sh("sleep 1000");
     let spawn = || {
@@ -159,12 +144,7 @@ fn unknown_signal() -> R {
     b.sh("sleep 1000");
     ensure!(rt.create(&b, "c").code == 0, "create");
     let o = rt.exec(&["kill", "c", "SIGNOPE"]);
-    ensure!(
-        o.code == 1 && o.stderr.contains("unknown signal"),
-        "{} {}",
-        o.code,
-        o.stderr
-    );
+    fails_with(&o, "unknown signal")?;
     ensure!(rt.status("c") == "created", "container disturbed");
     pass()
 }
@@ -238,19 +218,9 @@ fn corrupt_state() -> R {
     let pid = rt.state(id).unwrap()["pid"].as_i64().unwrap();
     std::fs::write(rt.root.path().join(id).join("state.json"), "{garbage")?;
     let o = rt.exec(&["state", id]);
-    ensure!(
-        o.code == 1 && o.stderr.contains("corrupt"),
-        "state: {} {}",
-        o.code,
-        o.stderr
-    );
+    fails_with(&o, "corrupt")?;
     let o = rt.exec(&["delete", id]);
-    ensure!(
-        o.code == 1 && o.stderr.contains("corrupt"),
-        "delete without --force: {} {}",
-        o.code,
-        o.stderr
-    );
+    fails_with(&o, "corrupt")?;
     let o = rt.exec(&["delete", "--force", id]);
     ensure!(o.code == 0, "delete --force of corrupt state: {}", o.stderr);
     ensure!(!rt.root.path().join(id).exists(), "corrupt state left");

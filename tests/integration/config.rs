@@ -602,12 +602,7 @@ fn hook_timeout() -> R {
     b.set(|c| c["hooks"] = json!({"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}]}));
     let start = std::time::Instant::now();
     let o = rt.create(&b, "c");
-    ensure!(
-        o.code == 1 && o.stderr.contains("timed out"),
-        "exit {} stderr {}",
-        o.code,
-        o.stderr
-    );
+    fails_with(&o, "timed out")?;
     ensure!(start.elapsed().as_secs() < 10, "timeout not enforced");
     rt.assert_clean(&b, "c")?;
     pass()

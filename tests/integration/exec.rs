@@ -136,23 +136,13 @@ fn bad_targets() -> R {
     let rt = Runtime::new();
     let mut b = Bundle::new();
     let o = rt.exec(&["exec", "nope", "true"]);
-    ensure!(
-        o.code == 1 && o.stderr.contains("does not exist"),
-        "missing: {} {}",
-        o.code,
-        o.stderr
-    );
+    fails_with(&o, "does not exist")?;
     b.sh("true");
     ensure!(rt.create(&b, "c").code == 0, "create");
     ensure!(rt.exec(&["start", "c"]).code == 0, "start");
     ensure!(rt.wait_status("c", "stopped"), "did not stop");
     let o = rt.exec(&["exec", "c", "true"]);
-    ensure!(
-        o.code == 1 && o.stderr.contains("stopped"),
-        "stopped: {} {}",
-        o.code,
-        o.stderr
-    );
+    fails_with(&o, "stopped")?;
     ensure!(rt.exec(&["delete", "c"]).code == 0, "delete");
     let mut b = Bundle::new();
     b.sh("sleep 1000");
@@ -165,26 +155,11 @@ fn bad_targets() -> R {
         .arg(&bad)
         .arg("d")
         .out();
-    ensure!(
-        o.code == 1 && o.stderr.contains("malformed process JSON"),
-        "bad json: {} {}",
-        o.code,
-        o.stderr
-    );
+    fails_with(&o, "malformed process JSON")?;
     let o = rt.exec(&["exec", "d", "/no/such/thing"]);
-    ensure!(
-        o.code == 1 && o.stderr.contains("/no/such/thing"),
-        "missing program: {} {}",
-        o.code,
-        o.stderr
-    );
+    fails_with(&o, "/no/such/thing")?;
     let o = rt.exec(&["exec", "--apparmor", "x", "d", "true"]);
-    ensure!(
-        o.code == 1 && o.stderr.contains("--apparmor"),
-        "apparmor: {} {}",
-        o.code,
-        o.stderr
-    );
+    fails_with(&o, "--apparmor")?;
     ensure!(rt.status("d") == "running", "the container was disturbed");
     pass()
 }
@@ -272,11 +247,7 @@ fn pause_resume_ps() -> R {
         count()
     );
     let o = rt.exec(&["pause", "c"]);
-    ensure!(
-        o.code == 1 && o.stderr.contains("paused"),
-        "second pause: {}",
-        o.stderr
-    );
+    fails_with(&o, "paused")?;
     ensure!(rt.exec(&["resume", "c"]).code == 0, "resume");
     ensure!(
         rt.status("c") == "running",
@@ -301,11 +272,7 @@ fn pause_resume_ps() -> R {
     );
     rt.assert_clean(&b, "c")?;
     let o = rt.exec(&["resume", "c"]);
-    ensure!(
-        o.code == 1 && o.stderr.contains("does not exist"),
-        "resume of a deleted container: {}",
-        o.stderr
-    );
+    fails_with(&o, "does not exist")?;
     pass()
 }
 
@@ -352,22 +319,14 @@ fn update_limits() -> R {
     let res = b.path().join("res.json");
     std::fs::write(&res, r#"{"blockIO": {"weight": 10}}"#)?;
     let o = rt.cmd().args(["update", "-r"]).arg(&res).arg("c").out();
-    ensure!(
-        o.code == 1 && o.stderr.contains("blockIO"),
-        "unsupported resource: {}",
-        o.stderr
-    );
+    fails_with(&o, "blockIO")?;
     ensure!(
         read() == "33554432\n10\n",
         "a refused update changed limits: {:?}",
         read()
     );
     let o = rt.exec(&["update", "--memory", "1m", "nope"]);
-    ensure!(
-        o.code == 1 && o.stderr.contains("does not exist"),
-        "missing: {}",
-        o.stderr
-    );
+    fails_with(&o, "does not exist")?;
     pass()
 }
 
@@ -410,11 +369,6 @@ fn events_and_oom() -> R {
         "stats events: {kinds:?}"
     );
     let o = rt.exec(&["events", "--stats", "c"]);
-    ensure!(
-        o.code == 1 && o.stderr.contains("stopped"),
-        "events on a stopped container: {} {}",
-        o.code,
-        o.stderr
-    );
+    fails_with(&o, "stopped")?;
     pass()
 }

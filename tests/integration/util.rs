@@ -309,6 +309,32 @@ pub fn host_mounts_under(path: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The command failed as the runtime fails (exit 1) with an error that mentions `needle`.
+pub fn fails_with(o: &Out, needle: &str) -> Result<(), Failed> {
+    ensure!(
+        o.code == 1 && o.stderr.contains(needle),
+        "want exit 1 and an error mentioning {needle:?}; got exit {}: {:?}",
+        o.code,
+        o.stderr
+    );
+    Ok(())
+}
+
+/// A host directory a hostile rootfs pointed at is still empty and has nothing mounted on it.
+pub fn assert_untouched(dir: &Path) -> Result<(), Failed> {
+    ensure!(
+        std::fs::read_dir(dir)?.count() == 0,
+        "the host directory {} was written",
+        dir.display()
+    );
+    ensure!(
+        host_mounts_under(dir).is_empty(),
+        "something was mounted on the host path {}",
+        dir.display()
+    );
+    Ok(())
+}
+
 /// A field of /proc/self/status as the container printed it.
 pub fn status_field<'a>(text: &'a str, field: &str) -> Option<&'a str> {
     text.lines()
