@@ -59,6 +59,13 @@ impl CapPlan {
         })
     }
 
+    /// The bounding set's names ("CAP_CHOWN"), sorted: what the process can ever hold.
+    pub fn bounding_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.bounding.iter().map(|c| c.to_string()).collect();
+        v.sort();
+        v
+    }
+
     /// Drop what the bounding set does not list (needs CAP_SETPCAP: before the uid changes).
     pub fn drop_bounding(&self) -> Result<(), String> {
         for cap in caps::all() {

@@ -13,4 +13,5 @@ pub mod ns;
 pub mod oci;
 pub mod process;
 pub mod rootfs;
+pub mod seccomp;
 pub mod sys;

@@ -21,6 +21,7 @@ use crate::hooks;
 use crate::ns::NsPlan;
 use crate::oci::{self, Bundle};
 use crate::process::{self, rlimits, InitArgs};
+use crate::seccomp;
 use crate::sys::{fs::open_host, proc, socket::send_fd};
 
 /// The flags of `create` (and `run`).
@@ -67,12 +68,13 @@ fn connect(path: &Path, what: &'static str) -> Result<OwnedFd, ContainerError> {
         .map_err(io_err(what, path))
 }
 
-/// Check what can be checked before any side effect.
+/// Check what can be checked before any side effect; returns the capability plan and the
+/// compiled seccomp filter.
 fn preflight(
     bundle: &Bundle,
     opts: &CreateOpts,
     hierarchies: &[cgroups::Hierarchy],
-) -> Result<CapPlan, ContainerError> {
+) -> Result<(CapPlan, seccomp::Effective), ContainerError> {
     let spec = &bundle.spec;
     let process = spec
         .process()
@@ -113,7 +115,37 @@ fn preflight(
             )));
         }
     }
-    Ok(caps)
+    let filter = seccomp::effective(bundle.seccomp.as_ref(), caps.bounding_names())?;
+    check_listener(&filter)?;
+    for w in &filter.compiled.warnings {
+        crate::log::warn(&format!("seccomp: {w}"));
+    }
+    if filter.source == seccomp::Source::ConfigTemplate {
+        crate::log::warn(
+            "linux.seccomp is a Docker/podman template: resolved for x86_64, this kernel and the bounding capabilities (see SECURITY.md)",
+        );
+    }
+    Ok((caps, filter))
+}
+
+/// A profile that notifies needs an agent listening at listenerPath.
+pub(super) fn check_listener(f: &seccomp::Effective) -> Result<(), ContainerError> {
+    use std::os::unix::fs::FileTypeExt;
+    if !f.compiled.notify {
+        return Ok(());
+    }
+    let path = f.profile.listener_path.as_deref().unwrap_or(Path::new(""));
+    match std::fs::metadata(path) {
+        Ok(m) if m.file_type().is_socket() => Ok(()),
+        Ok(_) => Err(ContainerError::Preflight(format!(
+            "linux.seccomp.listenerPath {}: not a unix socket",
+            path.display()
+        ))),
+        Err(e) => Err(ContainerError::Preflight(format!(
+            "linux.seccomp.listenerPath {}: {e}",
+            path.display()
+        ))),
+    }
 }
 
 /// Create the container; returns its state with the init waiting on the exec fifo.
@@ -121,7 +153,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
     oci::validate_id(&opts.id)?;
     let bundle = oci::load_bundle(&opts.bundle)?;
     let hierarchies = cgroups::hierarchies()?;
-    let caps = preflight(&bundle, opts, &hierarchies)?;
+    let (caps, filter) = preflight(&bundle, opts, &hierarchies)?;
     let console = opts
         .console_socket
         .as_deref()
@@ -151,7 +183,15 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
         cgroup.apply(res)?;
     }
 
-    let annotations: HashMap<String, String> = spec.annotations().clone().unwrap_or_default();
+    let mut annotations: HashMap<String, String> = spec.annotations().clone().unwrap_or_default();
+    annotations.insert(
+        "io.contain.seccomp".into(),
+        format!(
+            "{} ({} instructions)",
+            filter.source.describe(),
+            filter.compiled.program.len()
+        ),
+    );
     let mut state = State {
         id: opts.id.clone(),
         oci_version: spec.version().clone(),
@@ -169,6 +209,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
             .and_then(|l| l.namespaces().as_ref())
             .map(|n| n.iter().map(|n| n.typ()).collect())
             .unwrap_or_default(),
+        seccomp: Some(filter.profile.clone()),
     };
     let args = InitArgs {
         id: &opts.id,
@@ -181,6 +222,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
         preserve_fds: opts.preserve_fds,
         console,
         fifo,
+        seccomp: Some(&filter.compiled),
     };
     let mut run_hooks = |pid: i32| -> Result<String, String> {
         let mut s = state.clone();
@@ -200,7 +242,14 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
         }
         Ok(json)
     };
-    let pid = process::spawn(&args, &mut run_hooks).map_err(ContainerError::Spawn)?;
+    let listener_state = state.clone();
+    let mut on_listener = |pid: i32, fd: OwnedFd| -> Result<(), String> {
+        let mut s = listener_state.clone();
+        s.pid = pid;
+        send_listener(&filter.profile, &fd, pid, &hook_state(&s, "creating"))
+    };
+    let pid = process::spawn(&args, &mut run_hooks, &mut on_listener)
+        .map_err(ContainerError::Spawn)?;
     undo.init = Some(pid);
     drop(args);
     state.pid = pid;
@@ -229,6 +278,32 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
     undo.cgroup = None;
     drop(undo.dir.take());
     Ok(state)
+}
+
+/// Hand a seccomp listener to the agent at the profile's listenerPath.
+pub(super) fn send_listener(
+    profile: &seccomp::Profile,
+    fd: &OwnedFd,
+    pid: i32,
+    state_json: &str,
+) -> Result<(), String> {
+    let path = profile
+        .listener_path
+        .as_deref()
+        .ok_or("SCMP_ACT_NOTIFY without listenerPath")?;
+    seccomp::send_listener(
+        path,
+        fd,
+        pid,
+        profile.listener_metadata.as_deref(),
+        state_json,
+    )
+    .map_err(|e| {
+        format!(
+            "send the seccomp listener to {}: {e}",
+            path.display()
+        )
+    })
 }
 
 fn owner() -> String {

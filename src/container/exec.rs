@@ -77,6 +77,15 @@ pub fn exec(store: &Store, opts: &ExecOpts) -> Result<i32, ContainerError> {
         .map_err(ContainerError::Preflight)?;
     let caps =
         CapPlan::new(opts.process.capabilities().as_ref()).map_err(ContainerError::Preflight)?;
+    // The container's own (already resolved) profile: the same filter as its init.
+    let filter = st
+        .seccomp
+        .as_ref()
+        .map(|p| crate::seccomp::effective(Some(p), caps.bounding_names()))
+        .transpose()?;
+    if let Some(f) = &filter {
+        super::create::check_listener(f)?;
+    }
     let console = match &opts.console_socket {
         Some(p) => Some(
             UnixStream::connect(p)
@@ -92,11 +101,20 @@ pub fn exec(store: &Store, opts: &ExecOpts) -> Result<i32, ContainerError> {
         caps,
         preserve_fds: opts.preserve_fds,
         console,
+        seccomp: filter.as_ref().map(|f| &f.compiled),
     };
     let cgroup = Cgroup {
         dirs: st.cgroup.clone(),
     };
-    let pid = process::spawn_exec(&args, &cgroup).map_err(ContainerError::Spawn)?;
+    let mut on_listener = |pid: i32, fd: std::os::fd::OwnedFd| -> Result<(), String> {
+        let profile = &filter.as_ref().ok_or("listener without a filter")?.profile;
+        let mut s = st.clone();
+        s.pid = pid;
+        let json = super::lifecycle::hook_state(&s, "running");
+        super::create::send_listener(profile, &fd, pid, &json)
+    };
+    let pid = process::spawn_exec(&args, &cgroup, &mut on_listener)
+        .map_err(ContainerError::Spawn)?;
     if let Some(p) = &opts.pid_file {
         write_atomic(p, pid.to_string().as_bytes())?;
     }

@@ -25,6 +25,8 @@ pub enum ContainerError {
     Store(#[from] store::StoreError),
     #[error(transparent)]
     Cgroup(#[from] crate::cgroups::CgroupError),
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
     #[error("{0}")]
     Spawn(String),
     #[error("{0}")]

@@ -70,6 +70,9 @@ pub struct State {
     /// The container's namespace types, which `exec` joins.
     #[serde(default)]
     pub namespaces: Vec<oci_spec::runtime::LinuxNamespaceType>,
+    /// The resolved seccomp profile of the container's processes (`exec` compiles it again).
+    #[serde(default)]
+    pub seccomp: Option<crate::seccomp::Profile>,
 }
 
 /// The root directory of all containers' state.
@@ -247,6 +250,7 @@ mod tests {
             hooks: None,
             process: None,
             namespaces: vec![],
+            seccomp: None,
         }
     }
 

@@ -6,6 +6,8 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
+
+use crate::seccomp::Profile;
 use thiserror::Error;
 
 pub use validate::{validate, validate_id};
@@ -50,6 +52,8 @@ pub struct Bundle {
     pub spec: Spec,
     /// Absolute path of the rootfs.
     pub rootfs: PathBuf,
+    /// `linux.seccomp` in contain's own model (which also reads Docker's template fields).
+    pub seccomp: Option<Profile>,
 }
 
 /// Parse config.json text (pure; the fuzz target's entry point).
@@ -87,6 +91,7 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle, ConfigError> {
     let data = std::fs::read(&path).map_err(read_err)?;
     let spec = parse_config(&path, &data)?;
     validate(&spec)?;
+    let seccomp = seccomp_section(&data)?;
     let root = spec
         .root()
         .as_ref()
@@ -99,5 +104,22 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle, ConfigError> {
     if !rootfs.is_dir() {
         return Err(ConfigError::MissingRootfs { path: rootfs });
     }
-    Ok(Bundle { dir, spec, rootfs })
+    Ok(Bundle {
+        dir,
+        spec,
+        rootfs,
+        seccomp,
+    })
+}
+
+/// `linux.seccomp` of config.json text already known to parse.
+pub fn seccomp_section(data: &[u8]) -> Result<Option<Profile>, ConfigError> {
+    let v: serde_json::Value =
+        serde_json::from_slice(data).map_err(|e| invalid("config.json", e.to_string()))?;
+    match v.get("linux").and_then(|l| l.get("seccomp")) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(s) => Profile::from_value(s)
+            .map(Some)
+            .map_err(|e| invalid("linux.seccomp", e.to_string().trim_start_matches("linux.seccomp: "))),
+    }
 }

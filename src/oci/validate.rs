@@ -259,7 +259,6 @@ pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
     }
     // Parts of the spec this runtime does not enforce yet: refuse rather than ignore.
     let unsupported = [
-        ("linux.seccomp", linux.seccomp().is_some()),
         ("linux.intelRdt", linux.intel_rdt().is_some()),
         ("linux.memoryPolicy", linux.memory_policy().is_some()),
         ("linux.netDevices", linux.net_devices().is_some()),
@@ -463,9 +462,6 @@ mod tests {
 
     #[test]
     fn refuses_unenforced_features() {
-        let mut v = base();
-        v["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW"});
-        assert!(err_of(v).contains("linux.seccomp"));
         let mut v = base();
         v["process"]["apparmorProfile"] = "x".into();
         assert!(err_of(v).contains("apparmor"));

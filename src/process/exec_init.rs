@@ -14,7 +14,9 @@ use nix::unistd::{setresgid, setresuid, Gid, Uid};
 use oci_spec::runtime::{LinuxNamespaceType, Process};
 
 use super::exec;
-use super::init::{expect, fail, fork_and_report, reset_signals};
+use super::init::{
+    expect, fail, filter_at, fork_and_report, install_seccomp, reset_signals, FilterAt,
+};
 use super::rlimits;
 use super::sync::{Channel, Msg};
 use super::tty;
@@ -31,6 +33,8 @@ pub struct ExecArgs<'a> {
     pub caps: CapPlan,
     pub preserve_fds: u32,
     pub console: Option<OwnedFd>,
+    /// The container's seccomp filter, compiled by the runtime.
+    pub seccomp: Option<&'a crate::seccomp::Compiled>,
 }
 
 fn ns_file(t: LinuxNamespaceType) -> &'static str {
@@ -106,10 +110,18 @@ fn process_inner(ch: &Channel, args: &ExecArgs<'_>) -> Result<Never, String> {
             .map(|b| (b.height() as u16, b.width() as u16));
         tty::setup(console, size, user.uid())?;
     }
+    let filter = args.seccomp.map(|c| (filter_at(p, c), c));
+    if let Some((FilterAt::BeforeCredentials, c)) = filter {
+        install_seccomp(ch, c)?;
+    }
     let program = exec::become_process(p, &args.caps)?;
     reset_signals();
     sys::set_parent_death_signal(0).map_err(|e| format!("prctl: {e}"))?;
     sys::cloexec_from(3 + args.preserve_fds).map_err(|e| format!("close descriptors: {e}"))?;
+    // The runtime waits for Ready, so installing just before it still reports errors.
+    if let Some((FilterAt::BeforeReady | FilterAt::LastStep, c)) = filter {
+        install_seccomp(ch, c)?;
+    }
     ch.send(&Msg::Ready).map_err(|e| format!("sync: {e}"))?;
     program.exec()
 }

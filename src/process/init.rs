@@ -41,6 +41,42 @@ pub struct InitArgs<'a> {
     pub console: Option<OwnedFd>,
     /// The exec fifo, opened read-write: the init blocks reading it until `start` writes.
     pub fifo: OwnedFd,
+    /// The seccomp filter, compiled by the runtime.
+    pub seccomp: Option<&'a crate::seccomp::Compiled>,
+}
+
+/// When the init installs its seccomp filter.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum FilterAt {
+    /// Before dropping privileges: without no_new_privs only CAP_SYS_ADMIN may install one.
+    BeforeCredentials,
+    /// Before reporting ready, when the runtime must hand the listener to the agent.
+    BeforeReady,
+    /// The very last step before execve, so that the fewest syscalls run under it.
+    LastStep,
+}
+
+pub(super) fn filter_at(p: &oci_spec::runtime::Process, c: &crate::seccomp::Compiled) -> FilterAt {
+    if !p.no_new_privileges().unwrap_or(false) {
+        FilterAt::BeforeCredentials
+    } else if c.notify {
+        FilterAt::BeforeReady
+    } else {
+        FilterAt::LastStep
+    }
+}
+
+/// Install the filter; with a listener, report it to the runtime (which takes it with
+/// pidfd_getfd and hands it to the agent) and wait until that is done.
+pub(super) fn install_seccomp(ch: &Channel, c: &crate::seccomp::Compiled) -> Result<(), String> {
+    let listener =
+        crate::seccomp::install(c).map_err(|e| format!("install the seccomp filter: {e}"))?;
+    if let Some(fd) = listener {
+        ch.send(&Msg::SeccompListener(fd.as_raw_fd()))
+            .map_err(|e| format!("sync: {e}"))?;
+        expect(ch, Msg::Go)?;
+    }
+    Ok(())
 }
 
 fn spec<'a>(a: &'a InitArgs<'_>) -> &'a Spec {
@@ -245,7 +281,14 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Never, String> {
         tty::setup(console, size, user.uid())?;
     }
 
+    let filter = args.seccomp.map(|c| (filter_at(process, c), c));
+    if let Some((FilterAt::BeforeCredentials, c)) = filter {
+        install_seccomp(ch, c)?;
+    }
     let program = exec::become_process(process, &args.caps)?;
+    if let Some((FilterAt::BeforeReady, c)) = filter {
+        install_seccomp(ch, c)?;
+    }
 
     // From here on the runtime may exit: the init must outlive it.
     sys::set_parent_death_signal(0).map_err(|e| format!("prctl: {e}"))?;
@@ -278,6 +321,12 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Never, String> {
     if let Err(e) = sys::cloexec_from(3 + args.preserve_fds) {
         eprintln!("contain: close descriptors: {e}");
         sys::exit_now(1);
+    }
+    if let Some((FilterAt::LastStep, c)) = filter {
+        if let Err(e) = crate::seccomp::install(c) {
+            eprintln!("contain: install the seccomp filter: {e}");
+            sys::exit_now(1);
+        }
     }
     program.exec()
 }

@@ -2,6 +2,7 @@
 //! id maps, hooks) and return once the init waits on the exec fifo. On any failure every
 //! process it started is killed and reaped before the error is returned.
 
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use nix::sys::signal::{kill, Signal};
@@ -13,11 +14,16 @@ use super::sync::{Channel, Msg};
 use crate::ns;
 use crate::sys::{self, fs::ProcFs, socket::seqpacket_pair};
 
+/// What the runtime does for a child that installed a seccomp filter with a listener: hand
+/// the listener (taken from the child pid) to the agent.
+pub type OnListener<'a> = dyn FnMut(i32, OwnedFd) -> Result<(), String> + 'a;
+
 /// Start the container's init; `create_runtime_hooks` is called with the init's pid when the
 /// init asks for the prestart/createRuntime hooks and returns the state JSON it handed them.
 pub fn spawn(
     args: &InitArgs<'_>,
     create_runtime_hooks: &mut dyn FnMut(i32) -> Result<String, String>,
+    on_listener: &mut OnListener<'_>,
 ) -> Result<i32, String> {
     let procfs = ProcFs::open(Path::new("/proc")).map_err(|e| format!("open /proc: {e}"))?;
     let (parent_end, child_end) = seqpacket_pair().map_err(|e| format!("socketpair: {e}"))?;
@@ -48,6 +54,7 @@ pub fn spawn(
             stage1_pid,
             &mut init_pid,
             create_runtime_hooks,
+            on_listener,
         ),
     };
     if result.is_err() {
@@ -86,6 +93,7 @@ fn drive(
     stage1_pid: i32,
     init_pid: &mut Option<i32>,
     hooks: &mut dyn FnMut(i32) -> Result<String, String>,
+    on_listener: &mut OnListener<'_>,
 ) -> Result<i32, String> {
     let io = |e: std::io::Error| e.to_string();
     ch.send(&Msg::Go).map_err(io)?;
@@ -118,6 +126,10 @@ fn drive(
                 let state = hooks(pid)?;
                 ch.send(&Msg::HooksDone { state }).map_err(io)?;
             }
+            Msg::SeccompListener(fd) => {
+                let pid = init_pid.ok_or("listener before the init was reported")?;
+                take_listener(ch, pid, fd, on_listener)?;
+            }
             Msg::Ready => {
                 return init_pid.ok_or_else(|| "ready before the init was reported".to_string())
             }
@@ -131,10 +143,23 @@ fn drive(
     }
 }
 
+fn take_listener(
+    ch: &Channel,
+    pid: i32,
+    fd: i32,
+    on_listener: &mut OnListener<'_>,
+) -> Result<(), String> {
+    let listener = crate::seccomp::take_fd(pid, fd)
+        .map_err(|e| format!("take the seccomp listener from pid {pid}: {e}"))?;
+    on_listener(pid, listener)?;
+    ch.send(&Msg::Go).map_err(|e| e.to_string())
+}
+
 /// Start a process in a running container (`exec`); returns its pid once it is about to exec.
 pub fn spawn_exec(
     args: &super::exec_init::ExecArgs<'_>,
     cgroup: &crate::cgroups::Cgroup,
+    on_listener: &mut OnListener<'_>,
 ) -> Result<i32, String> {
     let (parent_end, child_end) = seqpacket_pair().map_err(|e| format!("socketpair: {e}"))?;
     sys::set_dumpable(false).map_err(|e| format!("prctl: {e}"))?;
@@ -161,6 +186,10 @@ pub fn spawn_exec(
                     pid = Some(p);
                     let _ = waitpid(Pid::from_raw(stage1_pid), None);
                     ch.send(&Msg::Go).map_err(io)?;
+                }
+                Msg::SeccompListener(fd) => {
+                    let p = pid.ok_or("listener before the pid was reported")?;
+                    take_listener(&ch, p, fd, on_listener)?;
                 }
                 Msg::Ready => {
                     return pid.ok_or_else(|| "ready before the pid was reported".to_string())

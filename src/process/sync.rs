@@ -24,6 +24,9 @@ pub enum Msg {
     RunCreateRuntimeHooks,
     /// Runtime -> init: the hooks ran; here is the container state for the init's own hooks.
     HooksDone { state: String },
+    /// Init (or exec'd process) -> runtime: the seccomp filter is installed and its listener
+    /// is this descriptor of mine; take it (pidfd_getfd), hand it to the agent, then say Go.
+    SeccompListener(i32),
     /// Init -> runtime: everything is set up; the init now waits for `start`.
     Ready,
     /// Either side: the named step failed; the sender exits after this.

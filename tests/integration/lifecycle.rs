@@ -282,9 +282,19 @@ fn same_results_as_runc() -> R {
         .stdin(std::process::Stdio::null())
         .out();
     ensure!(theirs.code == 0, "runc: {}", theirs.stderr);
-    // contain also binds the cgroup2 hierarchy of a hybrid host under /sys/fs/cgroup/unified
-    // (runc leaves it out); everything else must be the same.
-    let ours_stdout = ours.stdout.replace("/sys/fs/cgroup/unified cgroup2;", "");
+    // Two differences by design: contain also binds the cgroup2 hierarchy of a hybrid host
+    // under /sys/fs/cgroup/unified (runc leaves it out), and a config without linux.seccomp
+    // gets contain's default profile (runc runs it unfiltered). Everything else is the same.
+    ensure!(
+        ours.stdout.contains("Seccomp:\t2") && theirs.stdout.contains("Seccomp:\t0"),
+        "seccomp: contain {:?}, runc {:?}",
+        ours.stdout.lines().find(|l| l.starts_with("Seccomp")),
+        theirs.stdout.lines().find(|l| l.starts_with("Seccomp"))
+    );
+    let ours_stdout = ours
+        .stdout
+        .replace("/sys/fs/cgroup/unified cgroup2;", "")
+        .replace("Seccomp:\t2", "Seccomp:\t0");
     let ours_l: Vec<&str> = ours_stdout.lines().collect();
     let theirs_l: Vec<&str> = theirs.stdout.lines().collect();
     for (i, (a, b)) in ours_l.iter().zip(theirs_l.iter()).enumerate() {
@@ -361,8 +371,12 @@ fn version_and_features() -> R {
     let o = rt.exec(&["features"]);
     let f: serde_json::Value = serde_json::from_str(&o.stdout)?;
     ensure!(
-        f["linux"]["seccomp"]["enabled"] == false,
-        "features claims seccomp"
+        f["linux"]["seccomp"]["enabled"] == true
+            && f["linux"]["seccomp"]["actions"]
+                .as_array()
+                .is_some_and(|a| a.len() == 9),
+        "features: seccomp {}",
+        f["linux"]["seccomp"]
     );
     ensure!(
         f["linux"]["mountExtensions"]["idmap"]["enabled"] == false,

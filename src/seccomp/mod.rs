@@ -1,0 +1,187 @@
+//! Seccomp: the OCI `linux.seccomp` model compiled to BPF in pure Rust (no libseccomp).
+//!
+//! * [`profile`]: the JSON model, including Docker's and podman's template fields, which are
+//!   resolved (never ignored) against the container's bounding capabilities, the native
+//!   architecture and the running kernel;
+//! * [`compile`](compile::compile): our own code generator (why not seccompiler's: it has one
+//!   match action per filter, one architecture per filter without the x32 check, no
+//!   SCMP_ACT_NOTIFY/LOG/TRACE, no ENOSYS stub, and its installer forces no_new_privs);
+//! * [`bpf`]: checker, interpreter and disassembler; [`reference`]: the profile's meaning
+//!   evaluated directly, which tests and fuzzing compare the compiled program against;
+//! * installation with seccomp(2) (flags LOG, SPEC_ALLOW, NEW_LISTENER, WAIT_KILLABLE_RECV),
+//!   and the hand-over of the listener to the agent at `listenerPath`.
+
+pub mod bpf;
+pub mod compile;
+pub mod profile;
+pub mod reference;
+mod syscalls;
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+use thiserror::Error;
+
+pub use compile::{compile, Abi, Action, Compiled};
+pub use profile::{Profile, Target};
+
+#[derive(Debug, Error)]
+pub enum SeccompError {
+    #[error("linux.seccomp: {0}")]
+    Invalid(String),
+    #[error("seccomp: {0}")]
+    Unsupported(String),
+}
+
+/// The built-in hardened profile (policies/seccomp/default.json), a template resolved per
+/// container like Docker's.
+pub const DEFAULT_PROFILE: &str = include_str!("../../policies/seccomp/default.json");
+
+/// The built-in default profile, parsed.
+pub fn default_profile() -> Profile {
+    Profile::from_slice(DEFAULT_PROFILE.as_bytes())
+        .unwrap_or_else(|e| unreachable!("the built-in profile is tested to parse: {e}"))
+}
+
+/// Where a container's filter came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// config.json's `linux.seccomp`, used as given.
+    Config,
+    /// config.json's `linux.seccomp` was a Docker/podman template, resolved here.
+    ConfigTemplate,
+    /// config.json has none: contain's default profile.
+    Default,
+}
+
+impl Source {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Source::Config => "config.json",
+            Source::ConfigTemplate => "config.json (template resolved by contain)",
+            Source::Default => "contain default profile",
+        }
+    }
+}
+
+/// The filter a container's processes get.
+#[derive(Clone, Debug)]
+pub struct Effective {
+    /// The resolved profile (kept in the container's state for `exec`).
+    pub profile: Profile,
+    pub source: Source,
+    pub compiled: Compiled,
+}
+
+/// The filter for a process whose bounding set is `bounding`: config.json's profile
+/// (resolved if it is a template), else the default profile. Compiled and checked against
+/// the kernel here, in the runtime, before anything is created.
+pub fn effective(config: Option<&Profile>, bounding: Vec<String>) -> Result<Effective, SeccompError> {
+    let (template, source) = match config {
+        Some(p) if p.is_template() => (p.clone(), Source::ConfigTemplate),
+        Some(p) => (p.clone(), Source::Config),
+        None => (default_profile(), Source::Default),
+    };
+    let profile = template.resolve(&Target::host(bounding))?;
+    let compiled = compile(&profile)?;
+    preflight(&compiled)?;
+    Ok(Effective {
+        profile,
+        source,
+        compiled,
+    })
+}
+
+const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
+const SECCOMP_GET_ACTION_AVAIL: libc::c_ulong = 2;
+
+/// Check, before anything is created, that this kernel can enforce the program: seccomp
+/// filters exist and every action it can return is available.
+pub fn preflight(c: &Compiled) -> Result<(), SeccompError> {
+    for a in &c.actions {
+        let kind = a.kind();
+        // SAFETY: SECCOMP_GET_ACTION_AVAIL reads one u32 through the pointer, valid for the call.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                SECCOMP_GET_ACTION_AVAIL,
+                0,
+                &kind as *const u32,
+            )
+        };
+        if r != 0 {
+            return Err(SeccompError::Unsupported(format!(
+                "this kernel cannot enforce the action {} ({}); refusing to run without it",
+                bpf::action_name(a.ret()),
+                io::Error::last_os_error()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Install the filter on the calling thread; returns the listener when the profile notifies.
+/// Needs no_new_privs or CAP_SYS_ADMIN in the caller's user namespace.
+pub fn install(c: &Compiled) -> io::Result<Option<OwnedFd>> {
+    let prog = libc::sock_fprog {
+        len: c.program.len() as u16,
+        filter: c.program.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `prog` points at `c.program`, whose `Insn`s have sock_filter's layout and
+    // outlive the call; the kernel copies the program.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            c.flags as libc::c_ulong,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if c.notify {
+        // SAFETY: with NEW_LISTENER the kernel returns a new descriptor that nobody else owns.
+        Ok(Some(unsafe { OwnedFd::from_raw_fd(r as i32) }))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Take descriptor `fd` of process `pid` (a child of ours, waiting) with pidfd_getfd(2).
+pub fn take_fd(pid: i32, fd: i32) -> io::Result<OwnedFd> {
+    let pidfd = crate::sys::proc::pidfd_open(pid)?;
+    // SAFETY: pidfd_getfd takes a pidfd, a descriptor number and flags 0; no memory is passed.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pidfd_getfd returned a new descriptor that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
+}
+
+/// Hand the listener to the agent at `path`, as the runtime spec says: the container process
+/// state as JSON, with the listener attached (SCM_RIGHTS) and named "seccompFd" in `fds`.
+pub fn send_listener(
+    path: &Path,
+    listener: &OwnedFd,
+    pid: i32,
+    metadata: Option<&str>,
+    state_json: &str,
+) -> io::Result<()> {
+    let state: serde_json::Value = serde_json::from_str(state_json).map_err(io::Error::other)?;
+    let msg = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "fds": ["seccompFd"],
+        "pid": pid,
+        "metadata": metadata.unwrap_or(""),
+        "state": state,
+    });
+    let sock = std::os::unix::net::UnixStream::connect(path)?;
+    let data = serde_json::to_vec(&msg).map_err(io::Error::other)?;
+    crate::sys::socket::send_fd(sock.as_fd(), listener.as_raw_fd(), &data)
+}
+
+#[cfg(test)]
+mod tests;
