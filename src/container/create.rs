@@ -248,8 +248,8 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
         s.pid = pid;
         send_listener(&filter.profile, &fd, pid, &hook_state(&s, "creating"))
     };
-    let pid = process::spawn(&args, &mut run_hooks, &mut on_listener)
-        .map_err(ContainerError::Spawn)?;
+    let pid =
+        process::spawn(&args, &mut run_hooks, &mut on_listener).map_err(ContainerError::Spawn)?;
     undo.init = Some(pid);
     drop(args);
     state.pid = pid;
@@ -298,12 +298,7 @@ pub(super) fn send_listener(
         profile.listener_metadata.as_deref(),
         state_json,
     )
-    .map_err(|e| {
-        format!(
-            "send the seccomp listener to {}: {e}",
-            path.display()
-        )
-    })
+    .map_err(|e| format!("send the seccomp listener to {}: {e}", path.display()))
 }
 
 fn owner() -> String {

@@ -113,8 +113,8 @@ pub fn exec(store: &Store, opts: &ExecOpts) -> Result<i32, ContainerError> {
         let json = super::lifecycle::hook_state(&s, "running");
         super::create::send_listener(profile, &fd, pid, &json)
     };
-    let pid = process::spawn_exec(&args, &cgroup, &mut on_listener)
-        .map_err(ContainerError::Spawn)?;
+    let pid =
+        process::spawn_exec(&args, &cgroup, &mut on_listener).map_err(ContainerError::Spawn)?;
     if let Some(p) = &opts.pid_file {
         write_atomic(p, pid.to_string().as_bytes())?;
     }

@@ -118,8 +118,11 @@ pub fn seccomp_section(data: &[u8]) -> Result<Option<Profile>, ConfigError> {
         serde_json::from_slice(data).map_err(|e| invalid("config.json", e.to_string()))?;
     match v.get("linux").and_then(|l| l.get("seccomp")) {
         None | Some(serde_json::Value::Null) => Ok(None),
-        Some(s) => Profile::from_value(s)
-            .map(Some)
-            .map_err(|e| invalid("linux.seccomp", e.to_string().trim_start_matches("linux.seccomp: "))),
+        Some(s) => Profile::from_value(s).map(Some).map_err(|e| {
+            invalid(
+                "linux.seccomp",
+                e.to_string().trim_start_matches("linux.seccomp: "),
+            )
+        }),
     }
 }

@@ -253,7 +253,8 @@ pub fn compile(p: &Profile) -> Result<Compiled, SeccompError> {
         ));
     }
     let bad = |s: String| SeccompError::Invalid(s);
-    let default = Action::new(p.default_action, p.default_errno_ret, "defaultAction").map_err(bad)?;
+    let default =
+        Action::new(p.default_action, p.default_errno_ret, "defaultAction").map_err(bad)?;
     if default == Action::Notify {
         return Err(bad(
             "defaultAction SCMP_ACT_NOTIFY would send the runtime's own syscalls to the agent"
@@ -288,7 +289,9 @@ pub fn compile(p: &Profile) -> Result<Compiled, SeccompError> {
     for (i, r) in p.syscalls.iter().flatten().enumerate() {
         let what = format!("syscalls[{i}]");
         if r.names.is_empty() || r.names.iter().any(|n| n.is_empty()) {
-            return Err(bad(format!("{what}: names must be non-empty syscall names")));
+            return Err(bad(format!(
+                "{what}: names must be non-empty syscall names"
+            )));
         }
         let action = Action::new(r.action, r.errno_ret, &what).map_err(bad)?;
         if action == Action::Notify {
@@ -429,7 +432,11 @@ pub fn compile(p: &Profile) -> Result<Compiled, SeccompError> {
 
 type Section = (Abi, BTreeMap<u32, Decision>, Option<u32>);
 
-fn assemble(sections: &[Section], default: Action, unlisted: Action) -> Result<Vec<Insn>, SeccompError> {
+fn assemble(
+    sections: &[Section],
+    default: Action,
+    unlisted: Action,
+) -> Result<Vec<Insn>, SeccompError> {
     let tree_of = |abi: Abi| {
         sections
             .iter()
@@ -451,7 +458,11 @@ fn assemble(sections: &[Section], default: Action, unlisted: Action) -> Result<V
 
     let mut others = Vec::new();
     if let Some(t) = i386 {
-        others.extend([jmp(JEQ, AUDIT_ARCH_I386, 1, 0), ret(unlisted.ret()), ld(bpf::OFF_NR)]);
+        others.extend([
+            jmp(JEQ, AUDIT_ARCH_I386, 1, 0),
+            ret(unlisted.ret()),
+            ld(bpf::OFF_NR),
+        ]);
         others.extend(t);
     } else {
         others.push(ret(unlisted.ret()));
@@ -481,7 +492,11 @@ enum Leaf<'a> {
 }
 
 /// The number line cut into runs with one outcome each: (first number, outcome).
-fn intervals(d: &BTreeMap<u32, Decision>, default: Action, stub: Option<u32>) -> Vec<(u32, Leaf<'_>)> {
+fn intervals(
+    d: &BTreeMap<u32, Decision>,
+    default: Action,
+    stub: Option<u32>,
+) -> Vec<(u32, Leaf<'_>)> {
     let mut out: Vec<(u32, Leaf)> = Vec::new();
     // Neighbours with equal outcomes merge (equal rule lists too: they do not depend on
     // the number).
@@ -507,7 +522,11 @@ fn intervals(d: &BTreeMap<u32, Decision>, default: Action, stub: Option<u32>) ->
             if next <= u64::from(max) {
                 push(next as u32, Leaf::Ret(default.ret()), &mut out);
             }
-            push(max + 1, Leaf::Ret(Action::Errno(libc::ENOSYS as u16).ret()), &mut out);
+            push(
+                max + 1,
+                Leaf::Ret(Action::Errno(libc::ENOSYS as u16).ret()),
+                &mut out,
+            );
         }
         _ if next <= u64::from(u32::MAX) => push(next as u32, Leaf::Ret(default.ret()), &mut out),
         _ => {}
@@ -601,7 +620,11 @@ fn condition(c: &Check, wide: bool) -> Vec<(Insn, Fail)> {
                     (jmp(JEQ, dhi, 0, 0), OnFalse),
                 ]);
             }
-            v.extend([n(ld(lo_off)), n(bpf::and(lo)), (jmp(JEQ, dlo, 0, 0), OnFalse)]);
+            v.extend([
+                n(ld(lo_off)),
+                n(bpf::and(lo)),
+                (jmp(JEQ, dlo, 0, 0), OnFalse),
+            ]);
             v
         }
         (Op::Gt | Op::Ge, true) => {

@@ -77,7 +77,10 @@ pub struct Effective {
 /// The filter for a process whose bounding set is `bounding`: config.json's profile
 /// (resolved if it is a template), else the default profile. Compiled and checked against
 /// the kernel here, in the runtime, before anything is created.
-pub fn effective(config: Option<&Profile>, bounding: Vec<String>) -> Result<Effective, SeccompError> {
+pub fn effective(
+    config: Option<&Profile>,
+    bounding: Vec<String>,
+) -> Result<Effective, SeccompError> {
     let (template, source) = match config {
         Some(p) if p.is_template() => (p.clone(), Source::ConfigTemplate),
         Some(p) => (p.clone(), Source::Config),

@@ -243,7 +243,10 @@ impl Profile {
                     Some(v) => kernel_at_least(v)?,
                     None => false,
                 };
-            let included = inc.arches.as_ref().is_none_or(|a| a.is_empty() || a.iter().any(|a| a == t.arch))
+            let included = inc
+                .arches
+                .as_ref()
+                .is_none_or(|a| a.is_empty() || a.iter().any(|a| a == t.arch))
                 && inc.caps.iter().flatten().all(has)
                 && match &inc.min_kernel {
                     Some(v) => kernel_at_least(v)?,
@@ -336,7 +339,11 @@ mod tests {
         .unwrap();
         assert!(p.is_template());
         let names = |p: &Profile| -> Vec<String> {
-            p.syscalls.iter().flatten().map(|r| r.names[0].clone()).collect()
+            p.syscalls
+                .iter()
+                .flatten()
+                .map(|r| r.names[0].clone())
+                .collect()
         };
         let r = p.resolve(&target(&[], (6, 18))).unwrap();
         assert!(!r.is_template());

@@ -28,8 +28,18 @@ fn interesting_values(p: &Profile) -> Vec<u64> {
     let mut v = vec![0, 1, u64::MAX, 0xffff_ffff, 0x1_0000_0000];
     for r in p.syscalls.iter().flatten() {
         for a in r.args.iter().flatten() {
-            for x in [a.value, a.value_two.unwrap_or(0), a.value & !a.value_two.unwrap_or(0)] {
-                for y in [x, x.wrapping_sub(1), x.wrapping_add(1), x | 0xdead_0000_0000_0000, x ^ (1 << 32)] {
+            for x in [
+                a.value,
+                a.value_two.unwrap_or(0),
+                a.value & !a.value_two.unwrap_or(0),
+            ] {
+                for y in [
+                    x,
+                    x.wrapping_sub(1),
+                    x.wrapping_add(1),
+                    x | 0xdead_0000_0000_0000,
+                    x ^ (1 << 32),
+                ] {
                     v.push(y);
                 }
             }
@@ -48,7 +58,12 @@ fn assert_equivalent(p: &Profile, rng: &mut Rng) {
     let values = interesting_values(p);
     let mut numbers: Vec<u32> = (0..600).collect();
     numbers.extend([0x3fff_ffff, 0x8000_0000, 0xffff_ffff, u32::MAX - 1]);
-    let arches = [(AUDIT_ARCH_X86_64, 0), (AUDIT_ARCH_X86_64, X32_BIT), (AUDIT_ARCH_I386, 0), (0xc000_00b7, 0)];
+    let arches = [
+        (AUDIT_ARCH_X86_64, 0),
+        (AUDIT_ARCH_X86_64, X32_BIT),
+        (AUDIT_ARCH_I386, 0),
+        (0xc000_00b7, 0),
+    ];
     for &(arch, bit) in &arches {
         for &nr in &numbers {
             for _ in 0..4 {
@@ -56,7 +71,12 @@ fn assert_equivalent(p: &Profile, rng: &mut Rng) {
                 for a in &mut args {
                     *a = *rng.pick(&values);
                 }
-                let d = SeccompData { nr: nr | bit, arch, ip: 0, args };
+                let d = SeccompData {
+                    nr: nr | bit,
+                    arch,
+                    ip: 0,
+                    args,
+                };
                 let want = reference::evaluate(p, &d).unwrap();
                 let got = bpf::run(&c.program, &d).unwrap();
                 assert_eq!(
@@ -71,11 +91,16 @@ fn assert_equivalent(p: &Profile, rng: &mut Rng) {
 }
 
 fn fixture(name: &str) -> Option<Profile> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/seccomp").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/seccomp")
+        .join(name);
     match std::fs::read(&path) {
         Ok(data) => Some(Profile::from_slice(&data).unwrap()),
         Err(_) => {
-            eprintln!("skipped: {} is absent (the fixtures sit beside the project in CI)", path.display());
+            eprintln!(
+                "skipped: {} is absent (the fixtures sit beside the project in CI)",
+                path.display()
+            );
             None
         }
     }
@@ -98,9 +123,21 @@ fn real_profiles_compile_to_their_meaning() {
     }
     for name in ["moby-default.json", "podman-default.json"] {
         if let Some(t) = fixture(name) {
-            assert!(compile(&t).is_err(), "an unresolved template must not compile");
-            for caps in [docker_caps(), vec!["CAP_SYS_ADMIN".into(), "CAP_SYS_PTRACE".into()]] {
-                let p = t.resolve(&Target { arch: "amd64", caps, kernel: (6, 18) }).unwrap();
+            assert!(
+                compile(&t).is_err(),
+                "an unresolved template must not compile"
+            );
+            for caps in [
+                docker_caps(),
+                vec!["CAP_SYS_ADMIN".into(), "CAP_SYS_PTRACE".into()],
+            ] {
+                let p = t
+                    .resolve(&Target {
+                        arch: "amd64",
+                        caps,
+                        kernel: (6, 18),
+                    })
+                    .unwrap();
                 assert_equivalent(&p, &mut rng);
             }
         }
@@ -109,12 +146,31 @@ fn real_profiles_compile_to_their_meaning() {
 
 #[test]
 fn resolving_docker_template_gives_the_resolved_fixture() {
-    let (Some(t), Some(r)) = (fixture("moby-default.json"), fixture("moby-default.resolved.json")) else {
+    let (Some(t), Some(r)) = (
+        fixture("moby-default.json"),
+        fixture("moby-default.resolved.json"),
+    ) else {
         return;
     };
-    let mine = t.resolve(&Target { arch: "amd64", caps: docker_caps(), kernel: (6, 18) }).unwrap();
+    let mine = t
+        .resolve(&Target {
+            arch: "amd64",
+            caps: docker_caps(),
+            kernel: (6, 18),
+        })
+        .unwrap();
     let strip = |p: &Profile| -> Vec<(Vec<String>, ActionName, Option<Vec<Arg>>)> {
-        p.syscalls.iter().flatten().map(|r| (r.names.clone(), r.action, r.args.clone().filter(|a| !a.is_empty()))).collect()
+        p.syscalls
+            .iter()
+            .flatten()
+            .map(|r| {
+                (
+                    r.names.clone(),
+                    r.action,
+                    r.args.clone().filter(|a| !a.is_empty()),
+                )
+            })
+            .collect()
     };
     assert_eq!(strip(&mine), strip(&r));
     assert_eq!(mine.architectures, r.architectures);
@@ -125,8 +181,18 @@ fn default_profile_compiles_to_its_meaning() {
     let t = default_profile();
     assert!(t.is_template());
     let mut rng = Rng(7);
-    for caps in [vec![], docker_caps(), vec!["CAP_SYS_ADMIN".to_string(), "CAP_SYS_PTRACE".to_string()]] {
-        let p = t.resolve(&Target { arch: "amd64", caps, kernel: (6, 18) }).unwrap();
+    for caps in [
+        vec![],
+        docker_caps(),
+        vec!["CAP_SYS_ADMIN".to_string(), "CAP_SYS_PTRACE".to_string()],
+    ] {
+        let p = t
+            .resolve(&Target {
+                arch: "amd64",
+                caps,
+                kernel: (6, 18),
+            })
+            .unwrap();
         assert_equivalent(&p, &mut rng);
         let c = compile(&p).unwrap();
         assert_eq!(c.abis, [Abi::X86_64]);
@@ -146,17 +212,41 @@ const ACTIONS: &[(ActionName, Option<u32>)] = &[
     (ActionName::Log, None),
 ];
 const OPS: &[Op] = &[Op::Eq, Op::Ne, Op::Lt, Op::Le, Op::Gt, Op::Ge, Op::MaskedEq];
-const ARCHES: &[&str] = &["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_NATIVE"];
+const ARCHES: &[&str] = &[
+    "SCMP_ARCH_X86_64",
+    "SCMP_ARCH_X86",
+    "SCMP_ARCH_X32",
+    "SCMP_ARCH_NATIVE",
+];
 
 fn random_profile(rng: &mut Rng) -> Profile {
-    let names: Vec<&str> = Abi::X86_64.table().iter().chain(Abi::I386.table()).map(|(n, _)| *n).collect();
+    let names: Vec<&str> = Abi::X86_64
+        .table()
+        .iter()
+        .chain(Abi::I386.table())
+        .map(|(n, _)| *n)
+        .collect();
     let (default_action, default_errno_ret) = *rng.pick(ACTIONS);
-    let consts = [0u64, 1, 2, 40, 0xffff_ffff, 0x1_0000_0000, 0x7e02_0000, u64::MAX, 0x8000_0000_0000_0001];
+    let consts = [
+        0u64,
+        1,
+        2,
+        40,
+        0xffff_ffff,
+        0x1_0000_0000,
+        0x7e02_0000,
+        u64::MAX,
+        0x8000_0000_0000_0001,
+    ];
     let mut rules = Vec::new();
     for _ in 0..rng.below(40) {
         let mut rule_names = Vec::new();
         for _ in 0..1 + rng.below(4) {
-            rule_names.push(if rng.below(20) == 0 { "no_such_syscall".to_string() } else { rng.pick(&names).to_string() });
+            rule_names.push(if rng.below(20) == 0 {
+                "no_such_syscall".to_string()
+            } else {
+                rng.pick(&names).to_string()
+            });
         }
         let (action, errno_ret) = *rng.pick(ACTIONS);
         let mut args = Vec::new();
@@ -181,7 +271,11 @@ fn random_profile(rng: &mut Rng) -> Profile {
     }
     let architectures = match rng.below(4) {
         0 => None,
-        _ => Some((0..1 + rng.below(3)).map(|_| rng.pick(ARCHES).to_string()).collect()),
+        _ => Some(
+            (0..1 + rng.below(3))
+                .map(|_| rng.pick(ARCHES).to_string())
+                .collect(),
+        ),
     };
     Profile {
         default_action,
@@ -209,20 +303,53 @@ fn random_profiles_compile_to_their_meaning() {
 #[test]
 fn bad_profiles_are_refused_with_the_field() {
     let cases = [
-        (r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":5000}"#, "over 4095"),
-        (r#"{"defaultAction":"SCMP_ACT_ALLOW","defaultErrnoRet":1}"#, "only meaningful"),
+        (
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":5000}"#,
+            "over 4095",
+        ),
+        (
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","defaultErrnoRet":1}"#,
+            "only meaningful",
+        ),
         (r#"{"defaultAction":"SCMP_ACT_NOTIFY"}"#, "defaultAction"),
-        (r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_PDP11"]}"#, "PDP11"),
-        (r#"{"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_BOGUS"]}"#, "BOGUS"),
-        (r#"{"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}"#, "NOTIFY"),
-        (r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_ERRNO","args":[{"index":6,"value":0,"op":"SCMP_CMP_EQ"}]}]}"#, "syscalls[0].args[0]: index 6"),
-        (r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":[],"action":"SCMP_ACT_ERRNO"}]}"#, "names"),
-        (r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#, "listenerPath"),
-        (r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/x","syscalls":[{"names":["write"],"action":"SCMP_ACT_NOTIFY"}]}"#, "deadlock"),
-        (r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_KILL","errnoRet":3}]}"#, "only meaningful"),
+        (
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_PDP11"]}"#,
+            "PDP11",
+        ),
+        (
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_BOGUS"]}"#,
+            "BOGUS",
+        ),
+        (
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}"#,
+            "NOTIFY",
+        ),
+        (
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_ERRNO","args":[{"index":6,"value":0,"op":"SCMP_CMP_EQ"}]}]}"#,
+            "syscalls[0].args[0]: index 6",
+        ),
+        (
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":[],"action":"SCMP_ACT_ERRNO"}]}"#,
+            "names",
+        ),
+        (
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+            "listenerPath",
+        ),
+        (
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/x","syscalls":[{"names":["write"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+            "deadlock",
+        ),
+        (
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_KILL","errnoRet":3}]}"#,
+            "only meaningful",
+        ),
     ];
     for (json, want) in cases {
-        let err = Profile::from_slice(json.as_bytes()).and_then(|p| compile(&p).map(drop)).unwrap_err().to_string();
+        let err = Profile::from_slice(json.as_bytes())
+            .and_then(|p| compile(&p).map(drop))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(want), "{json}: {err}");
     }
 }
@@ -239,10 +366,16 @@ fn unknown_names_warn_and_flags_map_to_the_kernel() {
 #[test]
 fn the_search_is_logarithmic() {
     // Docker's profile: the hot syscalls take a handful of instructions, not hundreds.
-    let Some(p) = fixture("moby-default.resolved.json") else { return };
+    let Some(p) = fixture("moby-default.resolved.json") else {
+        return;
+    };
     let c = compile(&p).unwrap();
     for nr in [0u32, 1, 39, 202, 232, 435] {
-        let d = SeccompData { nr, arch: AUDIT_ARCH_X86_64, ..Default::default() };
+        let d = SeccompData {
+            nr,
+            arch: AUDIT_ARCH_X86_64,
+            ..Default::default()
+        };
         let (_, steps) = bpf::run_counted(&c.program, &d).unwrap();
         assert!(steps <= 16, "syscall {nr}: {steps} instructions");
     }

@@ -7,6 +7,7 @@ mod clients;
 mod config;
 mod exec;
 mod lifecycle;
+mod seccomp;
 mod security;
 mod util;
 
@@ -20,6 +21,7 @@ fn main() {
     tests.extend(lifecycle::TESTS);
     tests.extend(config::TESTS);
     tests.extend(security::TESTS);
+    tests.extend(seccomp::TESTS);
     tests.extend(exec::TESTS);
     tests.extend(bad_input::TESTS);
     tests.extend(clients::TESTS);
