@@ -393,15 +393,20 @@ pub fn compile(p: &Profile) -> Result<Compiled, SeccompError> {
             .flatten();
         sections.push((abi, decisions, stub));
     }
-    for r in &rules {
-        for name in &r.names {
-            if !abis.iter().any(|a| a.number(name).is_some()) {
-                let w = format!("unknown syscall {name:?} skipped");
-                if !warnings.contains(&w) {
-                    warnings.push(w);
-                }
-            }
+    let mut unknown: Vec<&str> = Vec::new();
+    for name in rules.iter().flat_map(|r| &r.names) {
+        if !abis.iter().any(|a| a.number(name).is_some()) && !unknown.contains(&name.as_str()) {
+            unknown.push(name);
         }
+    }
+    if !unknown.is_empty() {
+        unknown.sort();
+        let arches: Vec<&str> = abis.iter().map(|a| a.token()).collect();
+        warnings.push(format!(
+            "syscall names unknown on {} skipped: {}",
+            arches.join(", "),
+            unknown.join(", ")
+        ));
     }
 
     let unlisted = if default.denies() {

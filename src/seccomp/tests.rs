@@ -358,7 +358,10 @@ fn bad_profiles_are_refused_with_the_field() {
 fn unknown_names_warn_and_flags_map_to_the_kernel() {
     let p = Profile::from_slice(br#"{"defaultAction":"SCMP_ACT_ERRNO","flags":["SECCOMP_FILTER_FLAG_LOG","SECCOMP_FILTER_FLAG_SPEC_ALLOW","SECCOMP_FILTER_FLAG_TSYNC"],"syscalls":[{"names":["read","frobnicate"],"action":"SCMP_ACT_ALLOW"}]}"#).unwrap();
     let c = compile(&p).unwrap();
-    assert_eq!(c.warnings, ["unknown syscall \"frobnicate\" skipped"]);
+    assert_eq!(
+        c.warnings,
+        ["syscall names unknown on SCMP_ARCH_X86_64 skipped: frobnicate"]
+    );
     assert_eq!(c.flags, 1 | 2 | 4);
     assert!(!c.notify);
 }
@@ -378,5 +381,61 @@ fn the_search_is_logarithmic() {
         };
         let (_, steps) = bpf::run_counted(&c.program, &d).unwrap();
         assert!(steps <= 16, "syscall {nr}: {steps} instructions");
+    }
+}
+
+/// The compiled programs of the shipped profile (and of the fixtures, when present) are kept
+/// in tests/golden: a change to the code generator shows up as a reviewed diff.
+/// `UPDATE_GOLDEN=1 cargo test golden` rewrites them.
+#[test]
+fn golden_programs() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut cases: Vec<(&str, Profile)> = Vec::new();
+    let t = default_profile();
+    let resolve = |caps: Vec<String>| {
+        t.resolve(&Target {
+            arch: "amd64",
+            caps,
+            kernel: (6, 18),
+        })
+        .unwrap()
+    };
+    cases.push((
+        "default-runc-spec-caps",
+        resolve(vec![
+            "CAP_AUDIT_WRITE".into(),
+            "CAP_KILL".into(),
+            "CAP_NET_BIND_SERVICE".into(),
+        ]),
+    ));
+    cases.push(("default-docker-caps", resolve(docker_caps())));
+    for (name, file) in [
+        ("moby-resolved", "moby-default.resolved.json"),
+        ("podman-resolved", "podman-default.resolved.json"),
+    ] {
+        if let Some(p) = fixture(file) {
+            cases.push((name, p));
+        }
+    }
+    for (name, p) in cases {
+        let c = compile(&p).unwrap();
+        let text = format!(
+            "; {} instructions\n{}",
+            c.program.len(),
+            bpf::disassemble(&c.program)
+        );
+        let path = dir.join(format!("seccomp-{name}.bpf"));
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &text).unwrap();
+            continue;
+        }
+        let want = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 creates it)", path.display()));
+        assert!(
+            want == text,
+            "{} differs from the compiled program; review and UPDATE_GOLDEN=1",
+            path.display()
+        );
     }
 }

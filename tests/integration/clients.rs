@@ -1,6 +1,5 @@
-//! Real clients driving contain unchanged. podman sends linux.seccomp, which contain refuses
-//! until seccomp lands, so these runs use `--security-opt seccomp=unconfined` (and the ulimits
-//! this host needs: it lacks CAP_SYS_RESOURCE).
+//! Real clients driving contain unchanged, with their default seccomp profiles (and the
+//! ulimits this host needs: it lacks CAP_SYS_RESOURCE).
 
 use std::process::Command;
 
@@ -49,15 +48,18 @@ fn podman_checks(podman: &std::path::Path, image: &str, name: &str) -> R {
         "nofile=1024:1024",
         "--ulimit",
         "nproc=4096:4096",
-        "--security-opt",
-        "seccomp=unconfined",
     ];
     let mut args = vec!["run", "--rm"];
     args.extend(run_opts);
-    args.extend([image, "sh", "-c", "echo hello from podman; echo pid=$$"]);
+    args.extend([
+        image,
+        "sh",
+        "-c",
+        "echo hello from podman; echo pid=$$; grep Seccomp: /proc/self/status",
+    ]);
     let o = p(&args);
     ensure!(
-        o.code == 0 && o.stdout == "hello from podman\npid=1\n",
+        o.code == 0 && o.stdout == "hello from podman\npid=1\nSeccomp:\t2\n",
         "podman run: {} {:?} {}",
         o.code,
         o.stdout,
@@ -90,6 +92,30 @@ fn podman_checks(podman: &std::path::Path, image: &str, name: &str) -> R {
     ensure!(
         o.code == 0 && l.len() == 3 && l[0] == "exec-ok" && l[1] == l[2],
         "podman exec: {} {:?} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    let o = p(&["exec", name, "grep", "Seccomp:", "/proc/self/status"]);
+    ensure!(
+        o.stdout.trim() == "Seccomp:\t2",
+        "podman exec is not filtered: {:?} {}",
+        o.stdout,
+        o.stderr
+    );
+    // podman's "unconfined" sends no profile: contain's default applies (SECURITY.md).
+    let mut args = vec!["run", "--rm", "--security-opt", "seccomp=unconfined"];
+    args.extend(run_opts);
+    args.extend([
+        image,
+        "sh",
+        "-c",
+        "grep Seccomp: /proc/self/status; unshare -U true || echo refused",
+    ]);
+    let o = p(&args);
+    ensure!(
+        o.code == 0 && o.stdout.contains("Seccomp:\t2") && o.stdout.contains("refused"),
+        "podman run seccomp=unconfined: {} {:?} {}",
         o.code,
         o.stdout,
         o.stderr
