@@ -3,8 +3,8 @@
 //! the differential fuzz target. Written independently of the code generator; it shares only
 //! the syscall tables, the action encoding and the argument comparison.
 
-use super::bpf::SeccompData;
-use super::compile::{Abi, Action, Check, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, X32_BIT};
+use super::bpf::{self, SeccompData};
+use super::compile::{compile, Abi, Action, Check, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, X32_BIT};
 use super::profile::Profile;
 
 /// The seccomp return value the profile means for `d`.
@@ -82,4 +82,95 @@ pub fn evaluate(p: &Profile, d: &SeccompData) -> Result<u32, String> {
         return Ok(Action::Errno(libc::ENOSYS as u16).ret());
     }
     Ok(default.ret())
+}
+
+/// A small deterministic generator (xorshift64*), so that failures reproduce.
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    pub fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
+        &v[self.below(v.len() as u64) as usize]
+    }
+}
+
+/// Values near every constant the profile mentions, with and without garbage in the upper
+/// 32 bits (what a 32-bit comparison must ignore and a 64-bit one must not).
+pub fn interesting_values(p: &Profile) -> Vec<u64> {
+    let mut v = vec![0, 1, u64::MAX, 0xffff_ffff, 0x1_0000_0000];
+    for r in p.syscalls.iter().flatten() {
+        for a in r.args.iter().flatten() {
+            for x in [
+                a.value,
+                a.value_two.unwrap_or(0),
+                a.value & !a.value_two.unwrap_or(0),
+            ] {
+                for y in [
+                    x,
+                    x.wrapping_sub(1),
+                    x.wrapping_add(1),
+                    x | 0xdead_0000_0000_0000,
+                    x ^ (1 << 32),
+                ] {
+                    v.push(y);
+                }
+            }
+        }
+    }
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Compare the compiled program with the reference on every syscall number of every ABI
+/// (and numbers past the tables), four argument vectors each drawn from the interesting
+/// values; returns the number of inputs checked or the first disagreement.
+pub fn differential(p: &Profile, rng: &mut Rng) -> Result<usize, String> {
+    let c = compile(p).map_err(|e| format!("compile: {e}"))?;
+    bpf::check(&c.program)?;
+    let values = interesting_values(p);
+    let mut numbers: Vec<u32> = (0..600).collect();
+    numbers.extend([0x3fff_ffff, 0x8000_0000, 0xffff_ffff, u32::MAX - 1]);
+    let arches = [
+        (AUDIT_ARCH_X86_64, 0),
+        (AUDIT_ARCH_X86_64, X32_BIT),
+        (AUDIT_ARCH_I386, 0),
+        (0xc000_00b7, 0),
+    ];
+    let mut checked = 0;
+    for &(arch, bit) in &arches {
+        for &nr in &numbers {
+            for _ in 0..4 {
+                let mut args = [0u64; 6];
+                for a in &mut args {
+                    *a = *rng.pick(&values);
+                }
+                let d = SeccompData {
+                    nr: nr | bit,
+                    arch,
+                    ip: 0,
+                    args,
+                };
+                let want = evaluate(p, &d)?;
+                let got = bpf::run(&c.program, &d)?;
+                if got != want {
+                    return Err(format!(
+                        "arch {arch:#x} nr {:#x} args {args:x?}: program says {}, profile means {}",
+                        d.nr,
+                        bpf::action_name(got),
+                        bpf::action_name(want)
+                    ));
+                }
+                checked += 1;
+            }
+        }
+    }
+    Ok(checked)
 }

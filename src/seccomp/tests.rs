@@ -1,108 +1,14 @@
 //! The compiler against the reference meaning, on real and generated profiles.
 
-use super::bpf::{self, SeccompData};
-use super::compile::{Abi, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, X32_BIT};
+use super::bpf;
+use super::compile::Abi;
 use super::profile::{ActionName, Arg, Op, Profile, Rule, Target};
-use super::{compile, default_profile, reference};
+use super::reference::{differential, Rng};
+use super::{compile, default_profile};
 
-/// A small deterministic generator (xorshift64*), so that failures reproduce.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
-        &v[self.below(v.len() as u64) as usize]
-    }
-}
-
-/// Values near every constant the profile mentions, with and without garbage in the upper
-/// 32 bits (what a 32-bit comparison must ignore and a 64-bit one must not).
-fn interesting_values(p: &Profile) -> Vec<u64> {
-    let mut v = vec![0, 1, u64::MAX, 0xffff_ffff, 0x1_0000_0000];
-    for r in p.syscalls.iter().flatten() {
-        for a in r.args.iter().flatten() {
-            for x in [
-                a.value,
-                a.value_two.unwrap_or(0),
-                a.value & !a.value_two.unwrap_or(0),
-            ] {
-                for y in [
-                    x,
-                    x.wrapping_sub(1),
-                    x.wrapping_add(1),
-                    x | 0xdead_0000_0000_0000,
-                    x ^ (1 << 32),
-                ] {
-                    v.push(y);
-                }
-            }
-        }
-    }
-    v.sort();
-    v.dedup();
-    v
-}
-
-/// Compare the compiled program with the reference on every syscall number of every ABI
-/// (and numbers past the tables), with arguments drawn from the interesting values.
 fn assert_equivalent(p: &Profile, rng: &mut Rng) {
-    let c = compile(p).unwrap_or_else(|e| panic!("compile: {e}\n{p:?}"));
-    bpf::check(&c.program).unwrap();
-    let values = interesting_values(p);
-    let mut numbers: Vec<u32> = (0..600).collect();
-    numbers.extend([0x3fff_ffff, 0x8000_0000, 0xffff_ffff, u32::MAX - 1]);
-    let arches = [
-        (AUDIT_ARCH_X86_64, 0),
-        (AUDIT_ARCH_X86_64, X32_BIT),
-        (AUDIT_ARCH_I386, 0),
-        (0xc000_00b7, 0),
-    ];
-    for &(arch, bit) in &arches {
-        for &nr in &numbers {
-            for _ in 0..4 {
-                let mut args = [0u64; 6];
-                for a in &mut args {
-                    *a = *rng.pick(&values);
-                }
-                let d = SeccompData {
-                    nr: nr | bit,
-                    arch,
-                    ip: 0,
-                    args,
-                };
-                let want = reference::evaluate(p, &d).unwrap();
-                let got = bpf::run(&c.program, &d).unwrap();
-                assert_eq!(
-                    bpf::action_name(got),
-                    bpf::action_name(want),
-                    "arch {arch:#x} nr {:#x} args {args:x?}",
-                    d.nr
-                );
-            }
-        }
-    }
-}
-
-fn fixture(name: &str) -> Option<Profile> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/seccomp")
-        .join(name);
-    match std::fs::read(&path) {
-        Ok(data) => Some(Profile::from_slice(&data).unwrap()),
-        Err(_) => {
-            eprintln!(
-                "skipped: {} is absent (the fixtures sit beside the project in CI)",
-                path.display()
-            );
-            None
-        }
+    if let Err(e) = differential(p, rng) {
+        panic!("{e}");
     }
 }
 
@@ -111,69 +17,6 @@ fn docker_caps() -> Vec<String> {
         .split(' ')
         .map(String::from)
         .collect()
-}
-
-#[test]
-fn real_profiles_compile_to_their_meaning() {
-    let mut rng = Rng(0x5eed);
-    for name in ["moby-default.resolved.json", "podman-default.resolved.json"] {
-        if let Some(p) = fixture(name) {
-            assert_equivalent(&p, &mut rng);
-        }
-    }
-    for name in ["moby-default.json", "podman-default.json"] {
-        if let Some(t) = fixture(name) {
-            assert!(
-                compile(&t).is_err(),
-                "an unresolved template must not compile"
-            );
-            for caps in [
-                docker_caps(),
-                vec!["CAP_SYS_ADMIN".into(), "CAP_SYS_PTRACE".into()],
-            ] {
-                let p = t
-                    .resolve(&Target {
-                        arch: "amd64",
-                        caps,
-                        kernel: (6, 18),
-                    })
-                    .unwrap();
-                assert_equivalent(&p, &mut rng);
-            }
-        }
-    }
-}
-
-#[test]
-fn resolving_docker_template_gives_the_resolved_fixture() {
-    let (Some(t), Some(r)) = (
-        fixture("moby-default.json"),
-        fixture("moby-default.resolved.json"),
-    ) else {
-        return;
-    };
-    let mine = t
-        .resolve(&Target {
-            arch: "amd64",
-            caps: docker_caps(),
-            kernel: (6, 18),
-        })
-        .unwrap();
-    let strip = |p: &Profile| -> Vec<(Vec<String>, ActionName, Option<Vec<Arg>>)> {
-        p.syscalls
-            .iter()
-            .flatten()
-            .map(|r| {
-                (
-                    r.names.clone(),
-                    r.action,
-                    r.args.clone().filter(|a| !a.is_empty()),
-                )
-            })
-            .collect()
-    };
-    assert_eq!(strip(&mine), strip(&r));
-    assert_eq!(mine.architectures, r.architectures);
 }
 
 #[test]
@@ -366,26 +209,8 @@ fn unknown_names_warn_and_flags_map_to_the_kernel() {
     assert!(!c.notify);
 }
 
-#[test]
-fn the_search_is_logarithmic() {
-    // Docker's profile: the hot syscalls take a handful of instructions, not hundreds.
-    let Some(p) = fixture("moby-default.resolved.json") else {
-        return;
-    };
-    let c = compile(&p).unwrap();
-    for nr in [0u32, 1, 39, 202, 232, 435] {
-        let d = SeccompData {
-            nr,
-            arch: AUDIT_ARCH_X86_64,
-            ..Default::default()
-        };
-        let (_, steps) = bpf::run_counted(&c.program, &d).unwrap();
-        assert!(steps <= 16, "syscall {nr}: {steps} instructions");
-    }
-}
-
-/// The compiled programs of the shipped profile (and of the fixtures, when present) are kept
-/// in tests/golden: a change to the code generator shows up as a reviewed diff.
+/// The compiled programs of the shipped profile are kept in tests/golden (the fixtures' in
+/// tests/seccomp_fixtures.rs): a change to the code generator shows up as a reviewed diff.
 /// `UPDATE_GOLDEN=1 cargo test golden` rewrites them.
 #[test]
 fn golden_programs() {
@@ -409,14 +234,6 @@ fn golden_programs() {
         ]),
     ));
     cases.push(("default-docker-caps", resolve(docker_caps())));
-    for (name, file) in [
-        ("moby-resolved", "moby-default.resolved.json"),
-        ("podman-resolved", "podman-default.resolved.json"),
-    ] {
-        if let Some(p) = fixture(file) {
-            cases.push((name, p));
-        }
-    }
     for (name, p) in cases {
         let c = compile(&p).unwrap();
         let text = format!(
