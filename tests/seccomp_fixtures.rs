@@ -12,6 +12,7 @@ use contain::seccomp::{compile, Profile, Target};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
 type R = Result<Completion, Failed>;
+type Test = (&'static str, fn() -> R);
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/seccomp")
@@ -157,7 +158,7 @@ fn golden_programs() -> R {
 
 fn main() {
     let args = Arguments::from_args();
-    let tests: [(&str, fn() -> R); 5] = [
+    let tests: [Test; 5] = [
         (
             "resolved_profiles_compile_to_their_meaning",
             resolved_profiles_compile_to_their_meaning,
