@@ -82,8 +82,24 @@ config '["/bin/sleep", "30"]' 1
 pid_of() { "$1" --root "$2" state len | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])'; }
 len_c=$(filter_len "$(pid_of "$CONTAIN" "$work/cs")")
 len_r=$(filter_len "$(pid_of "$RUNC" "$work/rs")")
+"$CONTAIN" --root "$work/cs" delete --force len >/dev/null
+"$RUNC" --root "$work/rs" delete --force len >/dev/null
+# The shipped default profile: contain resolves it for the bundle's capabilities and keeps the
+# result in its state; runc gets that resolved profile.
+config '["/bin/sleep", "30"]' 0
+"$CONTAIN" --root "$work/cs" run -d --bundle "$work/b" len >/dev/null </dev/null
+python3 - "$work/cs/len/state.json" "$work/b/config.json" <<'PY'
+import json, sys
+state, cfg = sys.argv[1:]
+c = json.load(open(cfg))
+c["linux"]["seccomp"] = json.load(open(state))["seccomp"]
+json.dump(c, open(cfg, "w"))
+PY
+"$RUNC" --root "$work/rs" run -d --bundle "$work/b" len >/dev/null </dev/null 2>&1
+dlen_c=$(filter_len "$(pid_of "$CONTAIN" "$work/cs")")
+dlen_r=$(filter_len "$(pid_of "$RUNC" "$work/rs")")
 echo "seccomp-vs-runc: profile $(basename "$PROFILE"), $ROUNDS rounds x best of 5 loops of $ITERS calls"
-python3 - "$work/results" "$len_c" "$len_r" <<'PY'
+python3 - "$work/results" "$len_c" "$len_r" "$dlen_c" "$dlen_r" <<'PY'
 import sys, collections
 best = collections.defaultdict(lambda: float("inf"))
 for line in open(sys.argv[1]):
@@ -97,5 +113,6 @@ for n in names:
     ratio = f"{c / r:.2f}" if r > 2 else "-"
     note = "" if r > 2 else "  (kernel's seccomp cache: filter skipped)"
     print(f"{n:<12} {base:>10.1f} {c:>12.1f} {r:>10.1f} {ratio:>6}{note}")
-print(f"program length (instructions, as installed): contain {sys.argv[2]}, runc/libseccomp {sys.argv[3]}")
+print(f"program length (instructions, as installed), Docker's profile:   contain {sys.argv[2]}, runc/libseccomp {sys.argv[3]}")
+print(f"program length (instructions, as installed), contain's default: contain {sys.argv[4]}, runc/libseccomp {sys.argv[5]}")
 PY
