@@ -75,6 +75,15 @@ pub struct State {
     pub seccomp: Option<crate::seccomp::Profile>,
 }
 
+/// Parse a state file of container `id` (pure; the fuzz target's entry point).
+pub fn parse_state(id: &str, data: &[u8]) -> Result<State, String> {
+    let state: State = serde_json::from_slice(data).map_err(|e| e.to_string())?;
+    if state.id != id || state.pid <= 0 {
+        return Err("id or pid does not match".into());
+    }
+    Ok(state)
+}
+
 /// The root directory of all containers' state.
 pub struct Store {
     root: PathBuf,
@@ -210,19 +219,11 @@ impl ContainerDir {
             }
             Err(e) => return Err(io_err("read", &p)(e)),
         };
-        let state: State = serde_json::from_slice(&data).map_err(|e| StoreError::Corrupt {
+        parse_state(&self.id, &data).map_err(|msg| StoreError::Corrupt {
             id: self.id.clone(),
-            path: p.clone(),
-            msg: e.to_string(),
-        })?;
-        if state.id != self.id || state.pid <= 0 {
-            return Err(StoreError::Corrupt {
-                id: self.id.clone(),
-                path: p,
-                msg: "id or pid does not match".into(),
-            });
-        }
-        Ok(state)
+            path: p,
+            msg,
+        })
     }
 
     /// Remove the directory and everything in it.

@@ -66,6 +66,18 @@ pub fn parse_config(path: &Path, data: &[u8]) -> Result<Spec, ConfigError> {
     })
 }
 
+/// Parse and validate config.json text: everything `create` checks before touching the
+/// filesystem (pure; the fuzz target's entry point).
+pub fn parse_and_validate(
+    path: &Path,
+    data: &[u8],
+) -> Result<(Spec, Option<Profile>), ConfigError> {
+    let spec = parse_config(path, data)?;
+    validate(&spec)?;
+    let seccomp = seccomp_section(data)?;
+    Ok((spec, seccomp))
+}
+
 /// Read, parse and validate `<dir>/config.json`, and check that the rootfs exists.
 pub fn load_bundle(dir: &Path) -> Result<Bundle, ConfigError> {
     let dir = std::path::absolute(dir).map_err(|source| ConfigError::Read {
@@ -89,9 +101,7 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle, ConfigError> {
         ));
     }
     let data = std::fs::read(&path).map_err(read_err)?;
-    let spec = parse_config(&path, &data)?;
-    validate(&spec)?;
-    let seccomp = seccomp_section(&data)?;
+    let (spec, seccomp) = parse_and_validate(&path, &data)?;
     let root = spec
         .root()
         .as_ref()

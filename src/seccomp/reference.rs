@@ -129,48 +129,71 @@ pub fn interesting_values(p: &Profile) -> Vec<u64> {
     v
 }
 
-/// Compare the compiled program with the reference on every syscall number of every ABI
-/// (and numbers past the tables), four argument vectors each drawn from the interesting
-/// values; returns the number of inputs checked or the first disagreement.
-pub fn differential(p: &Profile, rng: &mut Rng) -> Result<usize, String> {
-    let c = compile(p).map_err(|e| format!("compile: {e}"))?;
-    bpf::check(&c.program)?;
-    let values = interesting_values(p);
+/// The (arch, syscall number) pairs worth checking: every number of every ABI up to past the
+/// tables, the edges of the number space, and an architecture no profile lists.
+fn grid() -> Vec<(u32, u32)> {
     let mut numbers: Vec<u32> = (0..600).collect();
     numbers.extend([0x3fff_ffff, 0x8000_0000, 0xffff_ffff, u32::MAX - 1]);
-    let arches = [
+    let mut v = Vec::new();
+    for (arch, bit) in [
         (AUDIT_ARCH_X86_64, 0),
         (AUDIT_ARCH_X86_64, X32_BIT),
         (AUDIT_ARCH_I386, 0),
         (0xc000_00b7, 0),
-    ];
+    ] {
+        v.extend(numbers.iter().map(|&nr| (arch, nr | bit)));
+    }
+    v
+}
+
+/// Compare the compiled program with the reference on `per_point` argument vectors (drawn
+/// from the interesting values) at each of `points`; returns the number of inputs checked or
+/// the first disagreement.
+fn compare(
+    p: &Profile,
+    rng: &mut Rng,
+    points: &[(u32, u32)],
+    per_point: usize,
+) -> Result<usize, String> {
+    let c = compile(p).map_err(|e| format!("compile: {e}"))?;
+    bpf::check(&c.program)?;
+    let values = interesting_values(p);
     let mut checked = 0;
-    for &(arch, bit) in &arches {
-        for &nr in &numbers {
-            for _ in 0..4 {
-                let mut args = [0u64; 6];
-                for a in &mut args {
-                    *a = *rng.pick(&values);
-                }
-                let d = SeccompData {
-                    nr: nr | bit,
-                    arch,
-                    ip: 0,
-                    args,
-                };
-                let want = evaluate(p, &d)?;
-                let got = bpf::run(&c.program, &d)?;
-                if got != want {
-                    return Err(format!(
-                        "arch {arch:#x} nr {:#x} args {args:x?}: program says {}, profile means {}",
-                        d.nr,
-                        bpf::action_name(got),
-                        bpf::action_name(want)
-                    ));
-                }
-                checked += 1;
+    for &(arch, nr) in points {
+        for _ in 0..per_point {
+            let mut args = [0u64; 6];
+            for a in &mut args {
+                *a = *rng.pick(&values);
             }
+            let d = SeccompData {
+                nr,
+                arch,
+                ip: 0,
+                args,
+            };
+            let want = evaluate(p, &d)?;
+            let got = bpf::run(&c.program, &d)?;
+            if got != want {
+                return Err(format!(
+                    "arch {arch:#x} nr {nr:#x} args {args:x?}: program says {}, profile means {}",
+                    bpf::action_name(got),
+                    bpf::action_name(want)
+                ));
+            }
+            checked += 1;
         }
     }
     Ok(checked)
+}
+
+/// Every point of the grid, four argument vectors each.
+pub fn differential(p: &Profile, rng: &mut Rng) -> Result<usize, String> {
+    compare(p, rng, &grid(), 4)
+}
+
+/// `samples` random points of the grid, one argument vector each (for fuzzing).
+pub fn differential_sampled(p: &Profile, rng: &mut Rng, samples: usize) -> Result<usize, String> {
+    let g = grid();
+    let points: Vec<(u32, u32)> = (0..samples).map(|_| *rng.pick(&g)).collect();
+    compare(p, rng, &points, 1)
 }

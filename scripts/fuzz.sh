@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Run every fuzz target for SECONDS (default 30) each: scripts/fuzz.sh [SECONDS] [TARGET...]
+# Needs the nightly toolchain and cargo-fuzz (cargo install cargo-fuzz). A crash stops the run
+# with a non-zero exit; its input lands in fuzz/artifacts/TARGET/ (see fuzz/README.md).
+set -euo pipefail
+cd "$(dirname "$0")/../fuzz"
+SECONDS_EACH=${1:-30}
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo +nightly fuzz list)
+for t in "${targets[@]}"; do
+  mkdir -p "corpus/$t"
+  seeds=()
+  [ -d "seeds/$t" ] && seeds=("seeds/$t")
+  echo "== fuzz $t for ${SECONDS_EACH}s"
+  cargo +nightly fuzz run "$t" "corpus/$t" "${seeds[@]}" -- \
+    -max_total_time="$SECONDS_EACH" -dict=dict/json.dict -print_final_stats=1 2>&1 \
+    | grep -E '^(==|#[0-9]+ *DONE|stat::number_of_executed_units|INFO: Running|SUMMARY|.*panicked|Failing input)' || true
+  if [ -n "$(ls -A "artifacts/$t" 2>/dev/null)" ]; then
+    echo "fuzz: $t crashed; inputs in fuzz/artifacts/$t" >&2
+    exit 1
+  fi
+done
