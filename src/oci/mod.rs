@@ -124,15 +124,18 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle, ConfigError> {
 
 /// `linux.seccomp` of config.json text already known to parse.
 pub fn seccomp_section(data: &[u8]) -> Result<Option<Profile>, ConfigError> {
-    let v: serde_json::Value =
-        serde_json::from_slice(data).map_err(|e| invalid("config.json", e.to_string()))?;
-    match v.get("linux").and_then(|l| l.get("seccomp")) {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(s) => Profile::from_value(s).map(Some).map_err(|e| {
-            invalid(
-                "linux.seccomp",
-                e.to_string().trim_start_matches("linux.seccomp: "),
-            )
-        }),
+    // Only `linux.seccomp` is built; serde skips the rest of the document.
+    #[derive(serde::Deserialize)]
+    struct Config {
+        #[serde(default)]
+        linux: Option<Linux>,
     }
+    #[derive(serde::Deserialize)]
+    struct Linux {
+        #[serde(default)]
+        seccomp: Option<Profile>,
+    }
+    serde_json::from_slice::<Config>(data)
+        .map(|c| c.linux.and_then(|l| l.seccomp))
+        .map_err(|e| invalid("linux.seccomp", e.to_string()))
 }

@@ -181,11 +181,6 @@ fn native_token(arch: &str) -> Option<&'static str> {
 }
 
 impl Profile {
-    /// Parse `linux.seccomp` from config.json's JSON value.
-    pub fn from_value(v: &serde_json::Value) -> Result<Profile, SeccompError> {
-        Profile::deserialize(v).map_err(|e| SeccompError::Invalid(e.to_string()))
-    }
-
     /// Parse a profile file's text.
     pub fn from_slice(data: &[u8]) -> Result<Profile, SeccompError> {
         serde_json::from_slice(data).map_err(|e| SeccompError::Invalid(e.to_string()))

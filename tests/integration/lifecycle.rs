@@ -272,15 +272,7 @@ fn same_results_as_runc() -> R {
     let rt = Runtime::new();
     let ours = rt.run(&b, "c1");
     ensure!(ours.code == 0, "contain: {}", ours.stderr);
-    let root = tempfile::tempdir()?;
-    let theirs: Out = std::process::Command::new(runc)
-        .arg("--root")
-        .arg(root.path())
-        .args(["run", "--bundle"])
-        .arg(b.path())
-        .arg("r1")
-        .stdin(std::process::Stdio::null())
-        .out();
+    let theirs = runc_run(&runc, &b, "r1");
     ensure!(theirs.code == 0, "runc: {}", theirs.stderr);
     // Two differences by design: contain also binds the cgroup2 hierarchy of a hybrid host
     // under /sys/fs/cgroup/unified (runc leaves it out), and a config without linux.seccomp

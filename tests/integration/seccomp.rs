@@ -250,15 +250,7 @@ fn same_as_runc(fixture_name: &str) -> R {
     let rt = Runtime::new();
     let ours = rt.run(&b, "cmp");
     ensure!(ours.code == 0, "contain: {}{}", ours.stdout, ours.stderr);
-    let root = tempfile::tempdir()?;
-    let theirs: Out = std::process::Command::new(runc)
-        .arg("--root")
-        .arg(root.path())
-        .args(["run", "--bundle"])
-        .arg(b.path())
-        .arg("cmp-runc")
-        .stdin(std::process::Stdio::null())
-        .out();
+    let theirs = runc_run(&runc, &b, "cmp-runc");
     ensure!(theirs.code == 0, "runc: {}{}", theirs.stdout, theirs.stderr);
     let mut checked = 0;
     for spec in COMPARE {
@@ -314,15 +306,7 @@ fn template_not_widened() -> R {
         o.stderr
     );
     if let Some(runc) = which("runc") {
-        let root = tempfile::tempdir()?;
-        let theirs: Out = std::process::Command::new(runc)
-            .arg("--root")
-            .arg(root.path())
-            .args(["run", "--bundle"])
-            .arg(b.path())
-            .arg("tpl-runc")
-            .stdin(std::process::Stdio::null())
-            .out();
+        let theirs = runc_run(&runc, &b, "tpl-runc");
         // Documented in SECURITY.md: runc drops the conditions and so allows the call.
         eprintln!(
             "runc with the same template: unshare(CLONE_NEWUSER) -> {:?}",

@@ -298,6 +298,19 @@ impl Drop for Runtime {
     }
 }
 
+/// `runc run` of the same bundle in the foreground, with a private state root.
+pub fn runc_run(runc: &Path, b: &Bundle, id: &str) -> Out {
+    let root = tempfile::tempdir().unwrap();
+    Command::new(runc)
+        .arg("--root")
+        .arg(root.path())
+        .args(["run", "--bundle"])
+        .arg(b.path())
+        .arg(id)
+        .stdin(Stdio::null())
+        .out()
+}
+
 /// Host mount points that mention `path` (a mount that leaked out of a container).
 pub fn host_mounts_under(path: &Path) -> Vec<String> {
     let p = path.to_string_lossy().into_owned();
