@@ -31,6 +31,8 @@ echo "my pid:        $$"
 echo "uid_map:       $(cat /proc/self/uid_map | tr -s ' ')"
 echo "capabilities:  $(grep CapEff /proc/self/status | cut -f2)"
 echo "no_new_privs:  $(grep NoNewPrivs /proc/self/status | cut -f2)"
+echo "seccomp:       mode $(grep '^Seccomp:' /proc/self/status | cut -f2) (2 = filtered by contain's default profile)"
+unshare -U true 2>/dev/null && echo "unshare -U:    allowed" || echo "unshare -U:    refused (no new user namespaces)"
 echo "processes:     $(ls /proc | grep -c '^[0-9]')"
 echo "network:       $(ls /sys/class/net | tr '\\n' ' ')"
 echo "mounts:"; awk '{printf "  %-22s %-8s %s\\n", $2, $3, substr($4,1,24)}' /proc/mounts
