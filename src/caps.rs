@@ -5,14 +5,24 @@ use std::collections::HashSet;
 use caps::{CapSet, Capability};
 use oci_spec::runtime::{Capabilities, LinuxCapabilities};
 
+/// The kernel's name of an oci-spec capability ("CAP_SYS_ADMIN").
+pub fn cap_name(c: &oci_spec::runtime::Capability) -> String {
+    format!(
+        "CAP_{}",
+        c.to_string().to_uppercase().trim_start_matches("CAP_")
+    )
+}
+
+/// Whether `name` ("CAP_CHOWN") is a capability.
+pub fn is_known(name: &str) -> bool {
+    name.parse::<Capability>().is_ok()
+}
+
 /// oci-spec's capability -> the caps crate's, through their shared name.
 fn convert(set: &Option<Capabilities>, last: u8) -> Result<HashSet<Capability>, String> {
     let mut out = HashSet::new();
     for c in set.iter().flatten() {
-        let name = format!(
-            "CAP_{}",
-            c.to_string().to_uppercase().trim_start_matches("CAP_")
-        );
+        let name = cap_name(c);
         match name.parse::<Capability>() {
             Ok(cap) => {
                 // A capability this kernel does not know cannot be granted; skip it as runc does.

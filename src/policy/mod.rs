@@ -1,0 +1,508 @@
+//! Policies: which layers hold and how tight, as data (policies/*.json, compiled in), and
+//! the one pure step that applies a policy to a config ([`apply`]), shared by `create` and the
+//! audit so that what the audit reports is what `create` enforces.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType, Spec};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::landlock::{ConfigLandlock, PlanInput};
+
+/// The policies shipped with contain: name, JSON text.
+pub const BUILTIN: [(&str, &str); 3] = [
+    ("default", include_str!("../../policies/default.json")),
+    ("strict", include_str!("../../policies/strict.json")),
+    ("runc", include_str!("../../policies/runc.json")),
+];
+
+/// The annotation that selects a policy (built-in names only).
+pub const ANNOTATION: &str = "io.contain.policy";
+/// The annotation that opts out of the user namespace a policy adds (`host`).
+pub const USERNS_ANNOTATION: &str = "io.contain.userns";
+
+#[derive(Debug, Error)]
+pub enum PolicyError {
+    #[error("policy {name}: {msg}")]
+    Malformed { name: String, msg: String },
+    #[error("unknown policy {0:?} (built in: default, strict, runc; or give a path to a policy file with --policy)")]
+    Unknown(String),
+    #[error("cannot read policy {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("policy {policy}: {field}: {reason}")]
+    Refused {
+        policy: String,
+        field: String,
+        reason: String,
+    },
+    #[error("annotation {ANNOTATION}: {0}")]
+    BadAnnotation(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnViolation {
+    /// Refuse to create the container.
+    Refuse,
+    /// Create it, with a warning naming what the policy would refuse.
+    Warn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SeccompMode {
+    /// config.json's profile, else contain's default one.
+    ConfigOrBuiltin,
+    /// config.json's profile or none.
+    Config,
+    /// contain's default profile always, config.json's stacked on it.
+    BuiltinAndConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScopeWhen {
+    /// Only where the namespace the scope protects is shared with the host (or joined):
+    /// abstract unix sockets live in the network namespace, signals reach the pid namespace.
+    SharedNamespace,
+    Always,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    Container,
+    Microvm,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Pool {
+    /// Take the pool from this user's /etc/subuid and /etc/subgid entries when they exist.
+    #[serde(default)]
+    pub subid_user: Option<String>,
+    /// Otherwise host ids [start, start + size).
+    pub start: u32,
+    pub size: u32,
+    /// The ids each container gets (its ids 0 .. rangeSize-1).
+    pub range_size: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UserNamespace {
+    /// Add a user namespace to a config without one (when contain runs as root).
+    pub add: bool,
+    #[serde(default)]
+    pub pool: Option<Pool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Network {
+    pub bind_tcp: Vec<u16>,
+    pub connect_tcp: Vec<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Landlock {
+    /// Derive a ruleset from the mounts (else only config.json's own section applies).
+    pub enabled: bool,
+    /// A kernel that cannot enforce every right fails the create.
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub no_exec_writable: bool,
+    #[serde(default)]
+    pub split: bool,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub scope_when: Option<ScopeWhen>,
+    /// TCP ports allowed; absent: TCP not restricted by Landlock.
+    #[serde(default)]
+    pub network: Option<Network>,
+    /// A ruleset of the policy's own, in the format of config.json's process.landlock.
+    #[serde(default)]
+    pub ruleset: Option<ConfigLandlock>,
+}
+
+/// A policy file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Policy {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub on_violation: OnViolation,
+    pub user_namespace: UserNamespace,
+    pub seccomp: SeccompMode,
+    pub landlock: Landlock,
+    /// Capabilities a config may ask for; null: any.
+    #[serde(default)]
+    pub capabilities: Option<Vec<String>>,
+    /// Namespaces a config may share with the host or join; null: any.
+    #[serde(default)]
+    pub host_namespaces: Option<Vec<String>>,
+    /// Force process.noNewPrivileges.
+    #[serde(default)]
+    pub no_new_privileges: bool,
+    /// Force root.readonly.
+    #[serde(default)]
+    pub readonly_rootfs: bool,
+    pub isolation: Isolation,
+}
+
+impl Policy {
+    /// Parse and check a policy file (pure; the fuzz target's entry point).
+    pub fn parse(name: &str, data: &[u8]) -> Result<Policy, PolicyError> {
+        let bad = |msg: String| PolicyError::Malformed {
+            name: name.into(),
+            msg,
+        };
+        let p: Policy = serde_json::from_slice(data).map_err(|e| bad(e.to_string()))?;
+        for (i, s) in p.landlock.scopes.iter().enumerate() {
+            if !["abstract_unix_socket", "signal"].contains(&s.as_str()) {
+                return Err(bad(format!(
+                    "landlock.scopes[{i}]: unknown scope {s:?} (abstract_unix_socket, signal)"
+                )));
+            }
+        }
+        if let Some(r) = &p.landlock.ruleset {
+            r.validate("landlock.ruleset").map_err(bad)?;
+        }
+        for (i, c) in p.capabilities.iter().flatten().enumerate() {
+            if !crate::caps::is_known(c) {
+                return Err(bad(format!("capabilities[{i}]: unknown capability {c:?}")));
+            }
+        }
+        for (i, n) in p.host_namespaces.iter().flatten().enumerate() {
+            if ns_type(n).is_none() {
+                return Err(bad(format!("hostNamespaces[{i}]: unknown namespace {n:?}")));
+            }
+        }
+        if let Some(pool) = &p.user_namespace.pool {
+            if pool.range_size == 0 || pool.size < pool.range_size {
+                return Err(bad(format!(
+                    "userNamespace.pool: size {} cannot hold one range of {}",
+                    pool.size, pool.range_size
+                )));
+            }
+            if u64::from(pool.start) + u64::from(pool.size) > u64::from(u32::MAX) {
+                return Err(bad("userNamespace.pool: ends beyond the last uid".into()));
+            }
+        }
+        if p.user_namespace.add && p.user_namespace.pool.is_none() {
+            return Err(bad("userNamespace.add needs a pool".into()));
+        }
+        Ok(p)
+    }
+
+    pub fn builtin(name: &str) -> Option<Policy> {
+        BUILTIN.iter().find(|(n, _)| *n == name).map(|(n, text)| {
+            Policy::parse(n, text.as_bytes())
+                .unwrap_or_else(|e| unreachable!("built-in policies are tested to parse: {e}"))
+        })
+    }
+
+    /// A built-in name, or a path to a policy file.
+    pub fn load(name_or_path: &str) -> Result<Policy, PolicyError> {
+        if let Some(p) = Policy::builtin(name_or_path) {
+            return Ok(p);
+        }
+        if !name_or_path.contains('/') && !name_or_path.ends_with(".json") {
+            return Err(PolicyError::Unknown(name_or_path.into()));
+        }
+        let path = Path::new(name_or_path);
+        let data = std::fs::read(path).map_err(|source| PolicyError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Policy::parse(name_or_path, &data)
+    }
+
+    /// The policy for a container: the flag, else the annotation (a built-in name: a path
+    /// in config.json would let its writer make the runtime read any file), else `default`.
+    pub fn select(flag: Option<&str>, spec: &Spec) -> Result<Policy, PolicyError> {
+        if let Some(f) = flag {
+            return Policy::load(f);
+        }
+        let ann = spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(ANNOTATION).cloned());
+        match ann {
+            Some(name) => Policy::builtin(&name).ok_or_else(|| {
+                PolicyError::BadAnnotation(format!(
+                    "{name:?} is not a built-in policy (default, strict, runc); a policy file can only be chosen with --policy"
+                ))
+            }),
+            None => Ok(Policy::builtin("default").unwrap_or_else(|| unreachable!())),
+        }
+    }
+}
+
+fn ns_type(name: &str) -> Option<LinuxNamespaceType> {
+    Some(match name {
+        "pid" => LinuxNamespaceType::Pid,
+        "network" => LinuxNamespaceType::Network,
+        "ipc" => LinuxNamespaceType::Ipc,
+        "uts" => LinuxNamespaceType::Uts,
+        "mount" => LinuxNamespaceType::Mount,
+        "cgroup" => LinuxNamespaceType::Cgroup,
+        "user" => LinuxNamespaceType::User,
+        "time" => LinuxNamespaceType::Time,
+        _ => return None,
+    })
+}
+
+fn ns_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "network",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Mount => "mount",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+/// How the user namespace of a container comes about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserNs {
+    /// config.json has one (created or joined) and its own mappings.
+    Config,
+    /// The policy adds one; the mappings come from the pool at create.
+    Added(Pool),
+    /// None: container root is host root. The reason, for `state` and the audit.
+    None(String),
+}
+
+/// A policy applied to a config: what `create` sets up and the audit reports.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub policy: String,
+    /// The config with what the policy forces (user namespace entry, read-only rootfs,
+    /// no_new_privs); mappings of an added user namespace are filled in at create.
+    pub spec: Spec,
+    pub userns: UserNs,
+    pub seccomp: SeccompMode,
+    pub landlock: PlanInput,
+    /// Violations let through by `onViolation: warn`, and other notes.
+    pub warnings: Vec<String>,
+}
+
+const SHAREABLE: [LinuxNamespaceType; 6] = [
+    LinuxNamespaceType::Pid,
+    LinuxNamespaceType::Network,
+    LinuxNamespaceType::Ipc,
+    LinuxNamespaceType::Uts,
+    LinuxNamespaceType::Mount,
+    LinuxNamespaceType::Cgroup,
+];
+
+/// Apply `policy` to `spec` (pure). `as_root`: contain runs as host root (a policy adds a
+/// user namespace only then; a rootless caller's config has its own).
+pub fn apply(policy: &Policy, spec: &Spec, as_root: bool) -> Result<Applied, PolicyError> {
+    let mut spec = spec.clone();
+    let mut warnings = Vec::new();
+    let mut violation = |field: &str, reason: String| -> Result<(), PolicyError> {
+        match policy.on_violation {
+            OnViolation::Refuse => Err(PolicyError::Refused {
+                policy: policy.name.clone(),
+                field: field.into(),
+                reason,
+            }),
+            OnViolation::Warn => {
+                warnings.push(format!("policy {}: {field}: {reason}", policy.name));
+                Ok(())
+            }
+        }
+    };
+    let namespaces: Vec<LinuxNamespace> = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    let find = |t| namespaces.iter().find(|n| n.typ() == t);
+
+    // Capabilities a config may ask for.
+    if let (Some(allowed), Some(caps)) = (
+        &policy.capabilities,
+        spec.process()
+            .as_ref()
+            .and_then(|p| p.capabilities().clone()),
+    ) {
+        let sets = [
+            ("bounding", caps.bounding()),
+            ("effective", caps.effective()),
+            ("inheritable", caps.inheritable()),
+            ("permitted", caps.permitted()),
+            ("ambient", caps.ambient()),
+        ];
+        for (set, list) in sets {
+            let mut names: Vec<String> = list
+                .iter()
+                .flatten()
+                .map(crate::caps::cap_name)
+                .filter(|c| !allowed.contains(c))
+                .collect();
+            names.sort();
+            names.dedup();
+            if !names.is_empty() {
+                violation(
+                    &format!("process.capabilities.{set}"),
+                    format!(
+                        "{} not allowed (allowed: {})",
+                        names.join(", "),
+                        allowed.join(", ")
+                    ),
+                )?;
+            }
+        }
+    }
+
+    // Namespaces shared with the host or joined.
+    if let Some(allowed) = &policy.host_namespaces {
+        let mut check = |t: LinuxNamespaceType| -> Result<(), PolicyError> {
+            let how = match find(t) {
+                None => "shared with the host",
+                Some(n) if n.path().is_some() => "joined from a path",
+                Some(_) => return Ok(()),
+            };
+            if allowed.iter().any(|a| a == ns_name(t)) {
+                return Ok(());
+            }
+            violation(
+                "linux.namespaces",
+                format!(
+                    "the {} namespace is {how}; this policy requires a new one",
+                    ns_name(t)
+                ),
+            )
+        };
+        for t in SHAREABLE {
+            check(t)?;
+        }
+        if find(LinuxNamespaceType::User).is_some_and(|n| n.path().is_some()) {
+            check(LinuxNamespaceType::User)?;
+        }
+    }
+
+    if policy.isolation == Isolation::Microvm {
+        return Err(PolicyError::Refused {
+            policy: policy.name.clone(),
+            field: "isolation".into(),
+            reason: "the microVM stage is not available in this version of contain".into(),
+        });
+    }
+
+    // What the policy forces.
+    if policy.readonly_rootfs {
+        if let Some(root) = spec.root().clone() {
+            let mut root = root;
+            root.set_readonly(Some(true));
+            spec.set_root(Some(root));
+        }
+    }
+    if policy.no_new_privileges {
+        if let Some(mut p) = spec.process().clone() {
+            p.set_no_new_privileges(Some(true));
+            spec.set_process(Some(p));
+        }
+    }
+
+    let opt_out = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(USERNS_ANNOTATION).cloned());
+    let userns = if find(LinuxNamespaceType::User).is_some() {
+        UserNs::Config
+    } else if !policy.user_namespace.add {
+        UserNs::None(format!("policy {} adds none", policy.name))
+    } else if !as_root {
+        UserNs::None("contain is not running as root".into())
+    } else if opt_out.as_deref() == Some("host") {
+        if policy.host_namespaces.is_some() {
+            violation(
+                &format!("annotation {USERNS_ANNOTATION}"),
+                "\"host\" opts out of the user namespace this policy adds".into(),
+            )?;
+        }
+        UserNs::None(format!("opted out by annotation {USERNS_ANNOTATION}=host"))
+    } else {
+        let pool = policy
+            .user_namespace
+            .pool
+            .clone()
+            .ok_or_else(|| PolicyError::Malformed {
+                name: policy.name.clone(),
+                msg: "userNamespace.add needs a pool".into(),
+            })?;
+        let mut linux = spec.linux().clone().unwrap_or_default();
+        let mut list = namespaces.clone();
+        let user = oci_spec::runtime::LinuxNamespaceBuilder::default()
+            .typ(LinuxNamespaceType::User)
+            .build()
+            .map_err(|e| PolicyError::Malformed {
+                name: policy.name.clone(),
+                msg: e.to_string(),
+            })?;
+        list.push(user);
+        linux.set_namespaces(Some(list));
+        spec.set_linux(Some(linux));
+        UserNs::Added(pool)
+    };
+    if let Some(v) = opt_out.filter(|v| v != "host") {
+        return Err(PolicyError::Refused {
+            policy: policy.name.clone(),
+            field: format!("annotation {USERNS_ANNOTATION}"),
+            reason: format!("{v:?}: the only value is \"host\""),
+        });
+    }
+
+    let shared = |t| find(t).is_none_or(|n| n.path().is_some());
+    let ll = &policy.landlock;
+    let scopes = ll
+        .scopes
+        .iter()
+        .filter(
+            |s| match ll.scope_when.unwrap_or(ScopeWhen::SharedNamespace) {
+                ScopeWhen::Always => true,
+                ScopeWhen::SharedNamespace => match s.as_str() {
+                    "abstract_unix_socket" => shared(LinuxNamespaceType::Network),
+                    _ => shared(LinuxNamespaceType::Pid),
+                },
+            },
+        )
+        .cloned()
+        .collect();
+    let landlock = PlanInput {
+        derive_from_mounts: ll.enabled,
+        required: ll.required,
+        no_exec_writable: ll.no_exec_writable,
+        split: ll.split,
+        scopes,
+        bind_tcp: ll.network.as_ref().map(|n| n.bind_tcp.clone()),
+        connect_tcp: ll.network.as_ref().map(|n| n.connect_tcp.clone()),
+        policy_layer: ll.ruleset.clone(),
+    };
+    Ok(Applied {
+        policy: policy.name.clone(),
+        spec,
+        userns,
+        seccomp: policy.seccomp,
+        landlock,
+        warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests;

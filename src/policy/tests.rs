@@ -1,0 +1,193 @@
+use super::*;
+
+fn spec(v: serde_json::Value) -> Spec {
+    serde_json::from_value(v).unwrap()
+}
+
+fn docker_like() -> serde_json::Value {
+    serde_json::json!({
+        "ociVersion": "1.0.2",
+        "root": {"path": "rootfs"},
+        "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0},
+            "capabilities": {"bounding": ["CAP_CHOWN", "CAP_KILL"], "effective": ["CAP_CHOWN"]}},
+        "linux": {"namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"},
+            {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}]}
+    })
+}
+
+#[test]
+fn builtins_parse_and_are_selected() {
+    for (name, _) in BUILTIN {
+        assert_eq!(Policy::builtin(name).unwrap().name, name);
+    }
+    let s = spec(docker_like());
+    assert_eq!(Policy::select(None, &s).unwrap().name, "default");
+    assert_eq!(Policy::select(Some("runc"), &s).unwrap().name, "runc");
+    let mut v = docker_like();
+    v["annotations"] = serde_json::json!({"io.contain.policy": "strict"});
+    assert_eq!(
+        Policy::select(None, &spec(v.clone())).unwrap().name,
+        "strict"
+    );
+    // The flag wins over the annotation.
+    assert_eq!(Policy::select(Some("runc"), &spec(v)).unwrap().name, "runc");
+}
+
+#[test]
+fn bad_selection_is_explained() {
+    let s = spec(docker_like());
+    let e = Policy::select(Some("lenient"), &s).unwrap_err().to_string();
+    assert!(e.contains("unknown policy \"lenient\""), "{e}");
+    let e = Policy::select(Some("/nonexistent/p.json"), &s)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cannot read policy /nonexistent/p.json"), "{e}");
+    let mut v = docker_like();
+    v["annotations"] = serde_json::json!({"io.contain.policy": "/etc/passwd"});
+    let e = Policy::select(None, &spec(v)).unwrap_err().to_string();
+    assert!(e.contains("only be chosen with --policy"), "{e}");
+}
+
+#[test]
+fn malformed_policies_name_the_field() {
+    let base: serde_json::Value = serde_json::from_str(BUILTIN[0].1).unwrap();
+    let bad = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = base.clone();
+        f(&mut v);
+        Policy::parse("p", &serde_json::to_vec(&v).unwrap())
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(bad(&|v| v["extra"] = serde_json::json!(1)).contains("unknown field `extra`"));
+    assert!(bad(&|v| v["seccomp"] = serde_json::json!("maybe")).contains("unknown variant"));
+    assert!(
+        bad(&|v| v["landlock"]["scopes"] = serde_json::json!(["files"]))
+            .contains("landlock.scopes[0]")
+    );
+    assert!(
+        bad(&|v| v["capabilities"] = serde_json::json!(["CAP_FLY"])).contains("capabilities[0]")
+    );
+    assert!(
+        bad(&|v| v["hostNamespaces"] = serde_json::json!(["net"])).contains("hostNamespaces[0]")
+    );
+    assert!(
+        bad(&|v| v["userNamespace"]["pool"]["size"] = serde_json::json!(10))
+            .contains("cannot hold")
+    );
+    assert!(
+        bad(&|v| v["userNamespace"]["pool"]["start"] = serde_json::json!(4294960000u32))
+            .contains("beyond")
+    );
+    let e = Policy::parse("p", b"{").unwrap_err().to_string();
+    assert!(e.starts_with("policy p:"), "{e}");
+}
+
+#[test]
+fn default_adds_a_user_namespace_and_refuses_nothing() {
+    let mut v = docker_like();
+    v["process"]["capabilities"]["bounding"] = serde_json::json!(["CAP_SYS_ADMIN"]);
+    v["linux"]["namespaces"] = serde_json::json!([{"type": "mount"}]);
+    let a = apply(&Policy::builtin("default").unwrap(), &spec(v), true).unwrap();
+    assert!(matches!(a.userns, UserNs::Added(_)));
+    let ns = a
+        .spec
+        .linux()
+        .as_ref()
+        .unwrap()
+        .namespaces()
+        .clone()
+        .unwrap();
+    assert!(ns.iter().any(|n| n.typ() == LinuxNamespaceType::User));
+    // Host network and pid namespaces: both scopes apply.
+    assert_eq!(a.landlock.scopes, ["abstract_unix_socket", "signal"]);
+    let private = apply(
+        &Policy::builtin("default").unwrap(),
+        &spec(docker_like()),
+        true,
+    )
+    .unwrap();
+    assert!(private.landlock.scopes.is_empty());
+    // Not root: nothing added.
+    let a = apply(
+        &Policy::builtin("default").unwrap(),
+        &spec(docker_like()),
+        false,
+    )
+    .unwrap();
+    assert!(matches!(a.userns, UserNs::None(_)));
+}
+
+#[test]
+fn userns_opt_out_is_explicit() {
+    let mut v = docker_like();
+    v["annotations"] = serde_json::json!({"io.contain.userns": "host"});
+    let a = apply(&Policy::builtin("default").unwrap(), &spec(v.clone()), true).unwrap();
+    assert!(matches!(a.userns, UserNs::None(ref r) if r.contains("annotation")));
+    let e = apply(&Policy::builtin("strict").unwrap(), &spec(v.clone()), true).unwrap_err();
+    assert!(e.to_string().contains("io.contain.userns"), "{e}");
+    v["annotations"] = serde_json::json!({"io.contain.userns": "yes"});
+    let e = apply(&Policy::builtin("default").unwrap(), &spec(v), true).unwrap_err();
+    assert!(e.to_string().contains("the only value is \"host\""), "{e}");
+}
+
+#[test]
+fn strict_refuses_and_forces() {
+    let strict = Policy::builtin("strict").unwrap();
+    let a = apply(&strict, &spec(docker_like()), true).unwrap();
+    assert_eq!(a.spec.root().as_ref().unwrap().readonly(), Some(true));
+    assert_eq!(
+        a.spec.process().as_ref().unwrap().no_new_privileges(),
+        Some(true)
+    );
+    assert!(a.landlock.required && a.landlock.no_exec_writable);
+    assert_eq!(a.landlock.bind_tcp, Some(vec![]));
+
+    let mut v = docker_like();
+    v["process"]["capabilities"]["bounding"] = serde_json::json!(["CAP_CHOWN", "CAP_SYS_ADMIN"]);
+    let e = apply(&strict, &spec(v), true).unwrap_err().to_string();
+    assert!(
+        e.contains("process.capabilities.bounding") && e.contains("CAP_SYS_ADMIN"),
+        "{e}"
+    );
+
+    let mut v = docker_like();
+    v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}, {"type": "mount"}]);
+    let e = apply(&strict, &spec(v), true).unwrap_err().to_string();
+    assert!(
+        e.contains("linux.namespaces") && e.contains("network namespace is shared with the host"),
+        "{e}"
+    );
+
+    let mut v = docker_like();
+    v["linux"]["namespaces"][1] = serde_json::json!({"type": "network", "path": "/proc/1/ns/net"});
+    let e = apply(&strict, &spec(v), true).unwrap_err().to_string();
+    assert!(e.contains("joined from a path"), "{e}");
+}
+
+#[test]
+fn warn_lets_violations_through_with_a_warning() {
+    let mut strict = Policy::builtin("strict").unwrap();
+    strict.on_violation = OnViolation::Warn;
+    let mut v = docker_like();
+    v["process"]["capabilities"]["bounding"] = serde_json::json!(["CAP_SYS_ADMIN"]);
+    let a = apply(&strict, &spec(v), true).unwrap();
+    assert!(
+        a.warnings.iter().any(|w| w.contains("CAP_SYS_ADMIN")),
+        "{:?}",
+        a.warnings
+    );
+}
+
+#[test]
+fn runc_adds_nothing() {
+    let a = apply(
+        &Policy::builtin("runc").unwrap(),
+        &spec(docker_like()),
+        true,
+    )
+    .unwrap();
+    assert!(matches!(a.userns, UserNs::None(_)));
+    assert!(!a.landlock.derive_from_mounts);
+    assert_eq!(a.seccomp, SeccompMode::Config);
+    assert_eq!(a.spec, spec(docker_like()));
+}
