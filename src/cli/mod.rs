@@ -53,6 +53,17 @@ pub struct Cli {
     /// Use systemd to manage cgroups (not available: contain manages cgroupfs directly)
     #[arg(long, global = true)]
     systemd_cgroup: bool,
+    /// Security policy for create/run: default, strict, runc, or a policy file's path (see
+    /// policies/ and SECURITY.md). Without it, config.json's annotation io.contain.policy
+    /// (a built-in name), else `default`
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME|PATH",
+        env = "CONTAIN_POLICY",
+        long_help = "Security policy for create and run: `default` (hardened: a user namespace of its own, seccomp, Landlock derived from the mounts), `strict` (for hostile code: everything at its tightest, and configs that ask for more are refused), `runc` (exactly what config.json says), or the path of a policy file (the format of policies/*.json). Without this flag, config.json's annotation io.contain.policy (a built-in name only), else `default`. What was enforced is shown by `contain state` in the io.contain.* annotations."
+    )]
+    policy: Option<String>,
     /// Rootless mode: true, false or auto (accepted for runc compatibility)
     #[arg(long, value_name = "true|false|auto", num_args = 0..=1, default_missing_value = "true")]
     rootless: Option<String>,
@@ -91,8 +102,9 @@ pub struct CreateArgs {
 }
 
 impl CreateArgs {
-    fn opts(&self) -> CreateOpts {
+    fn opts(&self, policy: Option<&str>) -> CreateOpts {
         CreateOpts {
+            policy: policy.map(str::to_string),
             id: self.id.clone(),
             bundle: self.bundle.clone(),
             pid_file: self.pid_file.clone(),
@@ -246,7 +258,7 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
         eprintln!("contain: no command given; see `contain --help`");
         return 2;
     };
-    match dispatch(&cli.root, cli.systemd_cgroup, command) {
+    match dispatch(&cli.root, cli.systemd_cgroup, cli.policy.as_deref(), command) {
         Ok(code) => code,
         Err(e) => {
             log::error(&e.to_string());
@@ -255,7 +267,12 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
     }
 }
 
-fn dispatch(root: &std::path::Path, systemd: bool, command: Command) -> anyhow::Result<i32> {
+fn dispatch(
+    root: &std::path::Path,
+    systemd: bool,
+    policy: Option<&str>,
+    command: Command,
+) -> anyhow::Result<i32> {
     let store = Store::new(root);
     let needs_cgroups = matches!(command, Command::Create(_) | Command::Run { .. });
     if systemd && needs_cgroups {
@@ -263,14 +280,14 @@ fn dispatch(root: &std::path::Path, systemd: bool, command: Command) -> anyhow::
     }
     match command {
         Command::Create(a) => {
-            container::create(&store, &a.opts())?;
+            container::create(&store, &a.opts(policy))?;
         }
         Command::Start { id } => container::start(&store, &id)?,
         Command::Run {
             create,
             detach,
             keep,
-        } => return run::run(&store, &create.opts(), detach, keep),
+        } => return run::run(&store, &create.opts(policy), detach, keep),
         Command::Exec(a) => return exec::exec(&store, &a),
         Command::Pause { id } => container::set_frozen(&store, &id, true)?,
         Command::Resume { id } => container::set_frozen(&store, &id, false)?,

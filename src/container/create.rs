@@ -18,7 +18,9 @@ use super::{io_err, ContainerError};
 use crate::caps::CapPlan;
 use crate::cgroups::{self, Cgroup};
 use crate::hooks;
-use crate::ns::NsPlan;
+use crate::landlock;
+use crate::ns::{self, NsPlan};
+use crate::policy::{self, Policy};
 use crate::oci::{self, Bundle};
 use crate::process::{self, rlimits, InitArgs};
 use crate::seccomp;
@@ -27,6 +29,8 @@ use crate::sys::{fs::open_host, proc, socket::send_fd};
 /// The flags of `create` (and `run`).
 #[derive(Debug, Default, Clone)]
 pub struct CreateOpts {
+    /// --policy: a built-in name or a policy file.
+    pub policy: Option<String>,
     pub id: String,
     pub bundle: PathBuf,
     pub pid_file: Option<PathBuf>,
@@ -68,13 +72,30 @@ fn connect(path: &Path, what: &'static str) -> Result<OwnedFd, ContainerError> {
         .map_err(io_err(what, path))
 }
 
-/// Check what can be checked before any side effect; returns the capability plan and the
-/// compiled seccomp filter.
+/// What preflight prepares: the capability plan, the compiled seccomp filters (in install
+/// order) and the Landlock plan.
+struct Prepared {
+    caps: CapPlan,
+    filters: Vec<seccomp::Effective>,
+    landlock: landlock::Plan,
+}
+
+/// The seccomp filters a policy asks for.
+pub(super) fn seccomp_choice(mode: policy::SeccompMode) -> seccomp::Choice {
+    match mode {
+        policy::SeccompMode::ConfigOrBuiltin => seccomp::Choice::ConfigOrDefault,
+        policy::SeccompMode::Config => seccomp::Choice::ConfigOnly,
+        policy::SeccompMode::BuiltinAndConfig => seccomp::Choice::DefaultAndConfig,
+    }
+}
+
+/// Check what can be checked before any side effect.
 fn preflight(
     bundle: &Bundle,
     opts: &CreateOpts,
     hierarchies: &[cgroups::Hierarchy],
-) -> Result<(CapPlan, seccomp::Effective), ContainerError> {
+    applied: &policy::Applied,
+) -> Result<Prepared, ContainerError> {
     let spec = &bundle.spec;
     let process = spec
         .process()
@@ -115,17 +136,99 @@ fn preflight(
             )));
         }
     }
-    let filter = seccomp::effective(bundle.seccomp.as_ref(), caps.bounding_names())?;
-    check_listener(&filter)?;
-    for w in &filter.compiled.warnings {
-        crate::log::warn(&format!("seccomp: {w}"));
+    let filters = seccomp::effective(
+        bundle.seccomp.as_ref(),
+        caps.bounding_names(),
+        seccomp_choice(applied.seccomp),
+    )?;
+    for f in &filters {
+        check_listener(f)?;
+        for w in &f.compiled.warnings {
+            crate::log::warn(&format!("seccomp: {w}"));
+        }
+        if f.source == seccomp::Source::ConfigTemplate {
+            crate::log::warn(
+                "linux.seccomp is a Docker/podman template: resolved for x86_64, this kernel and the bounding capabilities (see SECURITY.md)",
+            );
+        }
     }
-    if filter.source == seccomp::Source::ConfigTemplate {
-        crate::log::warn(
-            "linux.seccomp is a Docker/podman template: resolved for x86_64, this kernel and the bounding capabilities (see SECURITY.md)",
-        );
+    let landlock = landlock::plan(
+        &bundle.spec,
+        bundle.landlock.as_ref(),
+        &applied.landlock,
+        landlock::kernel_abi(),
+    )
+    .map_err(ContainerError::Preflight)?;
+    for n in &landlock.notes {
+        crate::log::debug(&format!("landlock: {n}"));
     }
-    Ok((caps, filter))
+    Ok(Prepared {
+        caps,
+        filters,
+        landlock,
+    })
+}
+
+/// Host id ranges of a list of mappings.
+fn host_ranges(maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>) -> Vec<(u32, u32)> {
+    maps.into_iter()
+        .flatten()
+        .map(|m| (m.host_id(), m.size()))
+        .collect()
+}
+
+/// Give the user namespace the policy added its range of the pool (reserved in the
+/// container's state directory); check a config's own mappings against the ranges given to
+/// other containers. Returns the text for `state`.
+fn user_namespace(
+    store: &Store,
+    id: &str,
+    spec: &mut oci_spec::runtime::Spec,
+    userns: &policy::UserNs,
+) -> Result<String, ContainerError> {
+    match userns {
+        policy::UserNs::None(why) => Ok(format!("none: container root is host root ({why})")),
+        policy::UserNs::Config => {
+            let linux = spec.linux().clone().unwrap_or_default();
+            if nix::unistd::geteuid().is_root() {
+                for (field, maps, uid) in [
+                    ("linux.uidMappings", linux.uid_mappings(), true),
+                    ("linux.gidMappings", linux.gid_mappings(), false),
+                ] {
+                    ns::idmap::check_disjoint(
+                        store.root(),
+                        id,
+                        field,
+                        &host_ranges(maps.as_ref()),
+                        uid,
+                    )
+                    .map_err(ContainerError::Preflight)?;
+                }
+            }
+            Ok("config.json's".into())
+        }
+        policy::UserNs::Added(p) => {
+            let pool = ns::idmap::pool(p.subid_user.as_deref(), p.start, p.size, p.range_size);
+            let r = ns::idmap::reserve(store.root(), id, &pool).map_err(ContainerError::Preflight)?;
+            let map = |host: u32| -> Result<Vec<oci_spec::runtime::LinuxIdMapping>, ContainerError> {
+                let m = oci_spec::runtime::LinuxIdMappingBuilder::default()
+                    .container_id(0u32)
+                    .host_id(host)
+                    .size(r.size)
+                    .build()
+                    .map_err(|e| ContainerError::Preflight(e.to_string()))?;
+                Ok(vec![m])
+            };
+            let mut linux = spec.linux().clone().unwrap_or_default();
+            linux.set_uid_mappings(Some(map(r.uid_base)?));
+            linux.set_gid_mappings(Some(map(r.gid_base)?));
+            spec.set_linux(Some(linux));
+            Ok(format!(
+                "added by the policy: container ids 0..{} are host uids {}.. and gids {}.. (idmapped rootfs)",
+                r.size, r.uid_base, r.gid_base
+            ))
+        }
+    }
 }
 
 /// A profile that notifies needs an agent listening at listenerPath.
@@ -151,17 +254,32 @@ pub(super) fn check_listener(f: &seccomp::Effective) -> Result<(), ContainerErro
 /// Create the container; returns its state with the init waiting on the exec fifo.
 pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError> {
     oci::validate_id(&opts.id)?;
-    let bundle = oci::load_bundle(&opts.bundle)?;
+    let mut bundle = oci::load_bundle(&opts.bundle)?;
+    let policy = Policy::select(opts.policy.as_deref(), &bundle.spec)?;
+    let facts = policy::Facts {
+        as_root: nix::unistd::geteuid().is_root(),
+        rootfs_idmap: ns::idmap::idmappable(&bundle.rootfs),
+    };
+    let applied = policy::apply(&policy, &bundle.spec, &facts)?;
+    for w in &applied.warnings {
+        crate::log::warn(w);
+    }
+    bundle.spec = applied.spec.clone();
     let hierarchies = cgroups::hierarchies()?;
-    let (caps, filter) = preflight(&bundle, opts, &hierarchies)?;
+    let prepared = preflight(&bundle, opts, &hierarchies, &applied)?;
     let console = opts
         .console_socket
         .as_deref()
         .map(|p| connect(p, "connect to console socket"))
         .transpose()?;
-    let spec = &bundle.spec;
-    let linux = spec.linux().as_ref();
-    let rel = cgroups::relative_path(linux.and_then(|l| l.cgroups_path().as_deref()), &opts.id);
+    let rel = cgroups::relative_path(
+        bundle
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().as_deref()),
+        &opts.id,
+    );
     let cgroup = Cgroup::at(&hierarchies, &rel);
 
     // Side effects start here; `undo` reverts them unless the create completes.
@@ -173,6 +291,9 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
     };
     let fifo_path = dir.fifo_path();
     undo.dir = Some(dir);
+    let userns_text = user_namespace(store, &opts.id, &mut bundle.spec, &applied.userns)?;
+    let spec = &bundle.spec;
+    let linux = spec.linux().as_ref();
     nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o600))
         .map_err(|e| io_err("mkfifo", &fifo_path)(e.into()))?;
     let fifo = open_host(&fifo_path, libc::O_RDWR).map_err(io_err("open", &fifo_path))?;
@@ -184,14 +305,30 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
     }
 
     let mut annotations: HashMap<String, String> = spec.annotations().clone().unwrap_or_default();
-    annotations.insert(
-        "io.contain.seccomp".into(),
-        format!(
-            "{} ({} instructions)",
-            filter.source.describe(),
-            filter.compiled.program.len()
-        ),
-    );
+    let seccomp_text = if prepared.filters.is_empty() {
+        "none: config.json has no linux.seccomp and the policy adds none".to_string()
+    } else {
+        prepared
+            .filters
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} ({} instructions)",
+                    f.source.describe(),
+                    f.compiled.program.len()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" + ")
+    };
+    for (k, v) in [
+        (policy::ANNOTATION, applied.policy.clone()),
+        ("io.contain.seccomp", seccomp_text),
+        ("io.contain.landlock", prepared.landlock.describe()),
+        ("io.contain.userns", userns_text),
+    ] {
+        annotations.insert(k.to_string(), v);
+    }
     let mut state = State {
         id: opts.id.clone(),
         oci_version: spec.version().clone(),
@@ -209,20 +346,23 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
             .and_then(|l| l.namespaces().as_ref())
             .map(|n| n.iter().map(|n| n.typ()).collect())
             .unwrap_or_default(),
-        seccomp: Some(filter.profile.clone()),
+        seccomp: prepared.filters.iter().map(|f| f.profile.clone()).collect(),
+        landlock: Some(prepared.landlock.clone()),
     };
     let args = InitArgs {
         id: &opts.id,
         bundle: &bundle,
         ns: NsPlan::from_spec(spec),
         cgroup: Some(&cgroup),
-        caps,
+        caps: prepared.caps,
+        idmap: matches!(applied.userns, policy::UserNs::Added(_)),
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
         preserve_fds: opts.preserve_fds,
         console,
         fifo,
-        seccomp: Some(&filter.compiled),
+        seccomp: prepared.filters.iter().map(|f| &f.compiled).collect(),
+        landlock: Some(&prepared.landlock),
     };
     let mut run_hooks = |pid: i32| -> Result<String, String> {
         let mut s = state.clone();
@@ -246,7 +386,13 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
     let mut on_listener = |pid: i32, fd: OwnedFd| -> Result<(), String> {
         let mut s = listener_state.clone();
         s.pid = pid;
-        send_listener(&filter.profile, &fd, pid, &hook_state(&s, "creating"))
+        let profile = prepared
+            .filters
+            .iter()
+            .find(|f| f.compiled.notify)
+            .map(|f| &f.profile)
+            .ok_or("a listener from a filter that does not notify")?;
+        send_listener(profile, &fd, pid, &hook_state(&s, "creating"))
     };
     let pid =
         process::spawn(&args, &mut run_hooks, &mut on_listener).map_err(ContainerError::Spawn)?;

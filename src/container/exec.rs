@@ -77,13 +77,16 @@ pub fn exec(store: &Store, opts: &ExecOpts) -> Result<i32, ContainerError> {
         .map_err(ContainerError::Preflight)?;
     let caps =
         CapPlan::new(opts.process.capabilities().as_ref()).map_err(ContainerError::Preflight)?;
-    // The container's own (already resolved) profile: the same filter as its init.
-    let filter = st
-        .seccomp
-        .as_ref()
-        .map(|p| crate::seccomp::effective(Some(p), caps.bounding_names()))
-        .transpose()?;
-    if let Some(f) = &filter {
+    // The container's own (already resolved) profiles: the same filters as its init.
+    let mut filters = Vec::new();
+    for p in &st.seccomp {
+        filters.extend(crate::seccomp::effective(
+            Some(p),
+            caps.bounding_names(),
+            crate::seccomp::Choice::ConfigOnly,
+        )?);
+    }
+    for f in &filters {
         super::create::check_listener(f)?;
     }
     let console = match &opts.console_socket {
@@ -101,13 +104,18 @@ pub fn exec(store: &Store, opts: &ExecOpts) -> Result<i32, ContainerError> {
         caps,
         preserve_fds: opts.preserve_fds,
         console,
-        seccomp: filter.as_ref().map(|f| &f.compiled),
+        seccomp: filters.iter().map(|f| &f.compiled).collect(),
+        landlock: st.landlock.as_ref().filter(|p| p.on_exec),
     };
     let cgroup = Cgroup {
         dirs: st.cgroup.clone(),
     };
     let mut on_listener = |pid: i32, fd: std::os::fd::OwnedFd| -> Result<(), String> {
-        let profile = &filter.as_ref().ok_or("listener without a filter")?.profile;
+        let profile = &filters
+            .iter()
+            .find(|f| f.compiled.notify)
+            .ok_or("a listener from a filter that does not notify")?
+            .profile;
         let mut s = st.clone();
         s.pid = pid;
         let json = super::lifecycle::hook_state(&s, "running");

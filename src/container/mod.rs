@@ -27,6 +27,8 @@ pub enum ContainerError {
     Cgroup(#[from] crate::cgroups::CgroupError),
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
     #[error("{0}")]
     Spawn(String),
     #[error("{0}")]

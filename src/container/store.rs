@@ -70,9 +70,13 @@ pub struct State {
     /// The container's namespace types, which `exec` joins.
     #[serde(default)]
     pub namespaces: Vec<oci_spec::runtime::LinuxNamespaceType>,
-    /// The resolved seccomp profile of the container's processes (`exec` compiles it again).
+    /// The resolved seccomp profiles of the container's processes, in the order they are
+    /// installed (`exec` compiles them again).
     #[serde(default)]
-    pub seccomp: Option<crate::seccomp::Profile>,
+    pub seccomp: Vec<crate::seccomp::Profile>,
+    /// The Landlock plan of the container's processes (`exec` applies it again).
+    #[serde(default)]
+    pub landlock: Option<crate::landlock::Plan>,
 }
 
 /// Parse a state file of container `id` (pure; the fuzz target's entry point).
@@ -110,6 +114,10 @@ impl Store {
         Store {
             root: root.to_path_buf(),
         }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// Create the container's directory; fails if the id exists.
@@ -251,7 +259,8 @@ mod tests {
             hooks: None,
             process: None,
             namespaces: vec![],
-            seccomp: None,
+            seccomp: Vec::new(),
+            landlock: None,
         }
     }
 

@@ -148,6 +148,9 @@ fn apply_layer(layer: &Layer, abi: ABI) -> Result<RulesetStatus, String> {
     let mut rules: Vec<(OwnedFd, BitFlags<AccessFs>)> = Vec::new();
     for g in &layer.paths {
         let access = fs_bits(&g.access);
+        if g.optional && std::fs::symlink_metadata(&g.path).is_err() {
+            continue;
+        }
         if g.except.is_empty() {
             rules.push((open_rule_path(&g.path)?, access));
             continue;

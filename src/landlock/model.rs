@@ -221,6 +221,7 @@ impl ConfigLandlock {
                     access: r.allowed_access.clone(),
                     except: Vec::new(),
                     on_self: Vec::new(),
+                    optional: false,
                 });
             }
         }

@@ -15,6 +15,9 @@ pub struct Plan {
     /// The kernel's Landlock ABI version the plan was checked against (0: none).
     pub abi: i32,
     pub layers: Vec<Layer>,
+    /// Processes started with `exec` get the plan too (else only the init and its children).
+    #[serde(default)]
+    pub on_exec: bool,
     /// What the plan leaves to other layers (read-only mounts inside a broader rule, rights
     /// this kernel lacks), for `state` and the audit.
     #[serde(default)]
@@ -44,6 +47,9 @@ pub struct PathGrant {
     pub except: Vec<PathBuf>,
     #[serde(default)]
     pub on_self: Vec<String>,
+    /// A path that may not exist (a read-only path the kernel lacks): then it needs no rule.
+    #[serde(default)]
+    pub optional: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +88,8 @@ pub struct PlanInput {
     pub connect_tcp: Option<Vec<u16>>,
     /// The policy's own ruleset (a layer of its own).
     pub policy_layer: Option<ConfigLandlock>,
+    /// Processes started with `exec` get the plan too.
+    pub on_exec: bool,
 }
 
 const DYNAMIC: [&str; 6] = ["proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue"];
@@ -236,6 +244,7 @@ fn mounts_layer(views: &[MountView], input: &PlanInput, notes: &mut Vec<String>)
                 access: rights[&v.path].clone(),
                 except: Vec::new(),
                 on_self: Vec::new(),
+                optional: true,
             });
         }
     }
@@ -245,6 +254,7 @@ fn mounts_layer(views: &[MountView], input: &PlanInput, notes: &mut Vec<String>)
             access,
             except,
             on_self,
+            optional: true,
         });
     }
     let mut ports = Vec::new();
@@ -294,7 +304,12 @@ pub fn plan(
         c.validate("process.landlock")?;
         layers.push(c.layer("config"));
     }
-    let mut plan = Plan { abi, layers, notes };
+    let mut plan = Plan {
+        abi,
+        layers,
+        on_exec: input.on_exec,
+        notes,
+    };
     plan.fit(abi)?;
     Ok(plan)
 }
@@ -384,7 +399,16 @@ impl Plan {
                 )
             })
             .collect();
-        format!("ABI {}; {}", self.abi, layers.join("; "))
+        format!(
+            "ABI {}; {}{}",
+            self.abi,
+            layers.join("; "),
+            if self.on_exec {
+                ""
+            } else {
+                "; exec'd processes not confined"
+            }
+        )
     }
 }
 

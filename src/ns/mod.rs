@@ -1,6 +1,7 @@
 //! Namespaces: which to create and which to join (pure planning), joining by path, and the
 //! user namespace's id maps (written by the runtime, outside the container).
 
+pub mod idmap;
 pub mod net;
 
 use std::io::Write;

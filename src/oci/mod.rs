@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
 
+use crate::landlock::ConfigLandlock;
 use crate::seccomp::Profile;
 use thiserror::Error;
 
@@ -54,6 +55,15 @@ pub struct Bundle {
     pub rootfs: PathBuf,
     /// `linux.seccomp` in contain's own model (which also reads Docker's template fields).
     pub seccomp: Option<Profile>,
+    /// `process.landlock` (proposed for the runtime spec; oci-spec does not model it).
+    pub landlock: Option<ConfigLandlock>,
+}
+
+/// What config.json holds beyond oci-spec's model.
+#[derive(Debug, Default)]
+pub struct Extra {
+    pub seccomp: Option<Profile>,
+    pub landlock: Option<ConfigLandlock>,
 }
 
 /// Parse config.json text (pure; the fuzz target's entry point).
@@ -68,14 +78,15 @@ pub fn parse_config(path: &Path, data: &[u8]) -> Result<Spec, ConfigError> {
 
 /// Parse and validate config.json text: everything `create` checks before touching the
 /// filesystem (pure; the fuzz target's entry point).
-pub fn parse_and_validate(
-    path: &Path,
-    data: &[u8],
-) -> Result<(Spec, Option<Profile>), ConfigError> {
+pub fn parse_and_validate(path: &Path, data: &[u8]) -> Result<(Spec, Extra), ConfigError> {
     let spec = parse_config(path, data)?;
     validate(&spec)?;
-    let seccomp = seccomp_section(data)?;
-    Ok((spec, seccomp))
+    let extra = extra_sections(data)?;
+    if let Some(l) = &extra.landlock {
+        l.validate("process.landlock")
+            .map_err(|e| invalid("process.landlock", e))?;
+    }
+    Ok((spec, extra))
 }
 
 /// Read, parse and validate `<dir>/config.json`, and check that the rootfs exists.
@@ -101,7 +112,7 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle, ConfigError> {
         ));
     }
     let data = std::fs::read(&path).map_err(read_err)?;
-    let (spec, seccomp) = parse_and_validate(&path, &data)?;
+    let (spec, extra) = parse_and_validate(&path, &data)?;
     let root = spec
         .root()
         .as_ref()
@@ -118,24 +129,40 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle, ConfigError> {
         dir,
         spec,
         rootfs,
-        seccomp,
+        seccomp: extra.seccomp,
+        landlock: extra.landlock,
     })
 }
 
-/// `linux.seccomp` of config.json text already known to parse.
-pub fn seccomp_section(data: &[u8]) -> Result<Option<Profile>, ConfigError> {
-    // Only `linux.seccomp` is built; serde skips the rest of the document.
+/// `linux.seccomp` and `process.landlock` of config.json text already known to parse.
+pub fn extra_sections(data: &[u8]) -> Result<Extra, ConfigError> {
+    // Each section is built on its own (serde skips the rest of the document), so that an
+    // error names its section.
     #[derive(serde::Deserialize)]
-    struct Config {
+    struct SeccompDoc {
         #[serde(default)]
-        linux: Option<Linux>,
+        linux: Option<SeccompLinux>,
     }
     #[derive(serde::Deserialize)]
-    struct Linux {
+    struct SeccompLinux {
         #[serde(default)]
         seccomp: Option<Profile>,
     }
-    serde_json::from_slice::<Config>(data)
+    #[derive(serde::Deserialize)]
+    struct LandlockDoc {
+        #[serde(default)]
+        process: Option<LandlockProcess>,
+    }
+    #[derive(serde::Deserialize)]
+    struct LandlockProcess {
+        #[serde(default)]
+        landlock: Option<ConfigLandlock>,
+    }
+    let seccomp = serde_json::from_slice::<SeccompDoc>(data)
         .map(|c| c.linux.and_then(|l| l.seccomp))
-        .map_err(|e| invalid("linux.seccomp", e.to_string()))
+        .map_err(|e| invalid("linux.seccomp", e.to_string()))?;
+    let landlock = serde_json::from_slice::<LandlockDoc>(data)
+        .map(|c| c.process.and_then(|p| p.landlock))
+        .map_err(|e| invalid("process.landlock", e.to_string()))?;
+    Ok(Extra { seccomp, landlock })
 }

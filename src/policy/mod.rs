@@ -97,6 +97,10 @@ pub struct Pool {
 pub struct UserNamespace {
     /// Add a user namespace to a config without one (when contain runs as root).
     pub add: bool,
+    /// Refuse to run a container without one where it cannot be added (a rootfs that cannot
+    /// be idmapped, namespaces joined by path); otherwise run it without, and say so.
+    #[serde(default)]
+    pub required: bool,
     #[serde(default)]
     pub pool: Option<Pool>,
 }
@@ -130,6 +134,11 @@ pub struct Landlock {
     /// A ruleset of the policy's own, in the format of config.json's process.landlock.
     #[serde(default)]
     pub ruleset: Option<ConfigLandlock>,
+    /// Also confine processes started with `exec`. Each gets a Landlock domain of its own,
+    /// which cannot ptrace (read /proc/<pid>/ns, environ, ...) or, scoped, signal the
+    /// container's other processes: strict wants that, default does not.
+    #[serde(default)]
+    pub on_exec: bool,
 }
 
 /// A policy file.
@@ -308,9 +317,19 @@ const SHAREABLE: [LinuxNamespaceType; 6] = [
     LinuxNamespaceType::Cgroup,
 ];
 
-/// Apply `policy` to `spec` (pure). `as_root`: contain runs as host root (a policy adds a
-/// user namespace only then; a rootless caller's config has its own).
-pub fn apply(policy: &Policy, spec: &Spec, as_root: bool) -> Result<Applied, PolicyError> {
+/// What `apply` needs to know about the host and the bundle (gathered by the caller, so
+/// that `apply` stays pure).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    /// contain runs as host root (a policy adds a user namespace only then; a rootless
+    /// caller's config has its own).
+    pub as_root: bool,
+    /// Whether the rootfs can be idmapped; the reason if not.
+    pub rootfs_idmap: Result<(), String>,
+}
+
+/// Apply `policy` to `spec` (pure).
+pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, PolicyError> {
     let mut spec = spec.clone();
     let mut warnings = Vec::new();
     let mut violation = |field: &str, reason: String| -> Result<(), PolicyError> {
@@ -423,11 +442,24 @@ pub fn apply(policy: &Policy, spec: &Spec, as_root: bool) -> Result<Applied, Pol
         .annotations()
         .as_ref()
         .and_then(|a| a.get(USERNS_ANNOTATION).cloned());
+    let joins = namespaces
+        .iter()
+        .filter(|n| n.path().is_some())
+        .map(|n| ns_name(n.typ()))
+        .collect::<Vec<_>>();
+    let cannot_add = if !joins.is_empty() {
+        Some(format!(
+            "config.json joins the {} namespace(s) by path, which a new user namespace could not enter; give it the user namespace to join",
+            joins.join(", ")
+        ))
+    } else {
+        facts.rootfs_idmap.clone().err()
+    };
     let userns = if find(LinuxNamespaceType::User).is_some() {
         UserNs::Config
     } else if !policy.user_namespace.add {
         UserNs::None(format!("policy {} adds none", policy.name))
-    } else if !as_root {
+    } else if !facts.as_root {
         UserNs::None("contain is not running as root".into())
     } else if opt_out.as_deref() == Some("host") {
         if policy.host_namespaces.is_some() {
@@ -437,6 +469,19 @@ pub fn apply(policy: &Policy, spec: &Spec, as_root: bool) -> Result<Applied, Pol
             )?;
         }
         UserNs::None(format!("opted out by annotation {USERNS_ANNOTATION}=host"))
+    } else if let Some(why) = cannot_add {
+        if policy.user_namespace.required {
+            return Err(PolicyError::Refused {
+                policy: policy.name.clone(),
+                field: "linux.namespaces".into(),
+                reason: format!("the policy requires a user namespace, but {why}"),
+            });
+        }
+        warnings.push(format!(
+            "policy {}: no user namespace added (container root is host root): {why}",
+            policy.name
+        ));
+        UserNs::None(format!("not added: {why}"))
     } else {
         let pool = policy
             .user_namespace
@@ -493,6 +538,7 @@ pub fn apply(policy: &Policy, spec: &Spec, as_root: bool) -> Result<Applied, Pol
         bind_tcp: ll.network.as_ref().map(|n| n.bind_tcp.clone()),
         connect_tcp: ll.network.as_ref().map(|n| n.connect_tcp.clone()),
         policy_layer: ll.ruleset.clone(),
+        on_exec: ll.on_exec,
     };
     Ok(Applied {
         policy: policy.name.clone(),

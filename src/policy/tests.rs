@@ -15,6 +15,30 @@ fn docker_like() -> serde_json::Value {
     })
 }
 
+fn root() -> Facts {
+    Facts {
+        as_root: true,
+        rootfs_idmap: Ok(()),
+    }
+}
+
+#[test]
+fn no_userns_where_it_cannot_be_added() {
+    let overlay = Facts {
+        as_root: true,
+        rootfs_idmap: Err("the rootfs /m is on overlayfs, which cannot be idmapped".into()),
+    };
+    let a = apply(&Policy::builtin("default").unwrap(), &spec(docker_like()), &overlay).unwrap();
+    assert!(matches!(a.userns, UserNs::None(ref r) if r.contains("overlayfs")));
+    assert!(a.warnings.iter().any(|w| w.contains("container root is host root")));
+    let e = apply(&Policy::builtin("strict").unwrap(), &spec(docker_like()), &overlay).unwrap_err();
+    assert!(e.to_string().contains("requires a user namespace"), "{e}");
+    let mut v = docker_like();
+    v["linux"]["namespaces"][1] = serde_json::json!({"type": "network", "path": "/proc/1/ns/net"});
+    let a = apply(&Policy::builtin("default").unwrap(), &spec(v), &root()).unwrap();
+    assert!(matches!(a.userns, UserNs::None(ref r) if r.contains("network")));
+}
+
 #[test]
 fn builtins_parse_and_are_selected() {
     for (name, _) in BUILTIN {
@@ -87,7 +111,7 @@ fn default_adds_a_user_namespace_and_refuses_nothing() {
     let mut v = docker_like();
     v["process"]["capabilities"]["bounding"] = serde_json::json!(["CAP_SYS_ADMIN"]);
     v["linux"]["namespaces"] = serde_json::json!([{"type": "mount"}]);
-    let a = apply(&Policy::builtin("default").unwrap(), &spec(v), true).unwrap();
+    let a = apply(&Policy::builtin("default").unwrap(), &spec(v), &root()).unwrap();
     assert!(matches!(a.userns, UserNs::Added(_)));
     let ns = a
         .spec
@@ -121,19 +145,19 @@ fn default_adds_a_user_namespace_and_refuses_nothing() {
 fn userns_opt_out_is_explicit() {
     let mut v = docker_like();
     v["annotations"] = serde_json::json!({"io.contain.userns": "host"});
-    let a = apply(&Policy::builtin("default").unwrap(), &spec(v.clone()), true).unwrap();
+    let a = apply(&Policy::builtin("default").unwrap(), &spec(v.clone()), &root()).unwrap();
     assert!(matches!(a.userns, UserNs::None(ref r) if r.contains("annotation")));
-    let e = apply(&Policy::builtin("strict").unwrap(), &spec(v.clone()), true).unwrap_err();
+    let e = apply(&Policy::builtin("strict").unwrap(), &spec(v.clone()), &root()).unwrap_err();
     assert!(e.to_string().contains("io.contain.userns"), "{e}");
     v["annotations"] = serde_json::json!({"io.contain.userns": "yes"});
-    let e = apply(&Policy::builtin("default").unwrap(), &spec(v), true).unwrap_err();
+    let e = apply(&Policy::builtin("default").unwrap(), &spec(v), &root()).unwrap_err();
     assert!(e.to_string().contains("the only value is \"host\""), "{e}");
 }
 
 #[test]
 fn strict_refuses_and_forces() {
     let strict = Policy::builtin("strict").unwrap();
-    let a = apply(&strict, &spec(docker_like()), true).unwrap();
+    let a = apply(&strict, &spec(docker_like()), &root()).unwrap();
     assert_eq!(a.spec.root().as_ref().unwrap().readonly(), Some(true));
     assert_eq!(
         a.spec.process().as_ref().unwrap().no_new_privileges(),
@@ -144,7 +168,7 @@ fn strict_refuses_and_forces() {
 
     let mut v = docker_like();
     v["process"]["capabilities"]["bounding"] = serde_json::json!(["CAP_CHOWN", "CAP_SYS_ADMIN"]);
-    let e = apply(&strict, &spec(v), true).unwrap_err().to_string();
+    let e = apply(&strict, &spec(v), &root()).unwrap_err().to_string();
     assert!(
         e.contains("process.capabilities.bounding") && e.contains("CAP_SYS_ADMIN"),
         "{e}"
@@ -152,7 +176,7 @@ fn strict_refuses_and_forces() {
 
     let mut v = docker_like();
     v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}, {"type": "mount"}]);
-    let e = apply(&strict, &spec(v), true).unwrap_err().to_string();
+    let e = apply(&strict, &spec(v), &root()).unwrap_err().to_string();
     assert!(
         e.contains("linux.namespaces") && e.contains("network namespace is shared with the host"),
         "{e}"
@@ -160,7 +184,7 @@ fn strict_refuses_and_forces() {
 
     let mut v = docker_like();
     v["linux"]["namespaces"][1] = serde_json::json!({"type": "network", "path": "/proc/1/ns/net"});
-    let e = apply(&strict, &spec(v), true).unwrap_err().to_string();
+    let e = apply(&strict, &spec(v), &root()).unwrap_err().to_string();
     assert!(e.contains("joined from a path"), "{e}");
 }
 
@@ -170,7 +194,7 @@ fn warn_lets_violations_through_with_a_warning() {
     strict.on_violation = OnViolation::Warn;
     let mut v = docker_like();
     v["process"]["capabilities"]["bounding"] = serde_json::json!(["CAP_SYS_ADMIN"]);
-    let a = apply(&strict, &spec(v), true).unwrap();
+    let a = apply(&strict, &spec(v), &root()).unwrap();
     assert!(
         a.warnings.iter().any(|w| w.contains("CAP_SYS_ADMIN")),
         "{:?}",

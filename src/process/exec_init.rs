@@ -15,7 +15,8 @@ use oci_spec::runtime::{LinuxNamespaceType, Process};
 
 use super::exec;
 use super::init::{
-    expect, fail, filter_at, fork_and_report, install_seccomp, reset_signals, FilterAt,
+    apply_landlock, expect, fail, filter_at, fork_and_report, install_seccomp, reset_signals,
+    FilterAt,
 };
 use super::rlimits;
 use super::sync::{Channel, Msg};
@@ -33,8 +34,10 @@ pub struct ExecArgs<'a> {
     pub caps: CapPlan,
     pub preserve_fds: u32,
     pub console: Option<OwnedFd>,
-    /// The container's seccomp filter, compiled by the runtime.
-    pub seccomp: Option<&'a crate::seccomp::Compiled>,
+    /// The container's seccomp filters, compiled by the runtime, in install order.
+    pub seccomp: Vec<&'a crate::seccomp::Compiled>,
+    /// The container's Landlock plan.
+    pub landlock: Option<&'a crate::landlock::Plan>,
 }
 
 fn ns_file(t: LinuxNamespaceType) -> &'static str {
@@ -110,17 +113,18 @@ fn process_inner(ch: &Channel, args: &ExecArgs<'_>) -> Result<Never, String> {
             .map(|b| (b.height() as u16, b.width() as u16));
         tty::setup(console, size, user.uid())?;
     }
-    let filter = args.seccomp.map(|c| (filter_at(p, c), c));
-    if let Some((FilterAt::BeforeCredentials, c)) = filter {
-        install_seccomp(ch, c)?;
+    apply_landlock(args.landlock)?;
+    let at = filter_at(p, &args.seccomp);
+    if at == FilterAt::BeforeCredentials {
+        install_seccomp(ch, &args.seccomp)?;
     }
     let program = exec::become_process(p, &args.caps)?;
     reset_signals();
     sys::set_parent_death_signal(0).map_err(|e| format!("prctl: {e}"))?;
     sys::cloexec_from(3 + args.preserve_fds).map_err(|e| format!("close descriptors: {e}"))?;
     // The runtime waits for Ready, so installing just before it still reports errors.
-    if let Some((FilterAt::BeforeReady | FilterAt::LastStep, c)) = filter {
-        install_seccomp(ch, c)?;
+    if at != FilterAt::BeforeCredentials {
+        install_seccomp(ch, &args.seccomp)?;
     }
     ch.send(&Msg::Ready).map_err(|e| format!("sync: {e}"))?;
     program.exec()

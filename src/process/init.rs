@@ -34,6 +34,9 @@ pub struct InitArgs<'a> {
     pub ns: NsPlan,
     pub cgroup: Option<&'a Cgroup>,
     pub caps: CapPlan,
+    /// The policy added the user namespace: the runtime hands over idmapped copies of the
+    /// rootfs and the bind mounts' sources, so that host root's files are container root's.
+    pub idmap: bool,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
@@ -41,8 +44,10 @@ pub struct InitArgs<'a> {
     pub console: Option<OwnedFd>,
     /// The exec fifo, opened read-write: the init blocks reading it until `start` writes.
     pub fifo: OwnedFd,
-    /// The seccomp filter, compiled by the runtime.
-    pub seccomp: Option<&'a crate::seccomp::Compiled>,
+    /// The seccomp filters, compiled by the runtime, in install order.
+    pub seccomp: Vec<&'a crate::seccomp::Compiled>,
+    /// The Landlock rulesets.
+    pub landlock: Option<&'a crate::landlock::Plan>,
 }
 
 /// When the init installs its seccomp filter.
@@ -56,28 +61,47 @@ pub(super) enum FilterAt {
     LastStep,
 }
 
-pub(super) fn filter_at(p: &oci_spec::runtime::Process, c: &crate::seccomp::Compiled) -> FilterAt {
+pub(super) fn filter_at(p: &oci_spec::runtime::Process, c: &[&crate::seccomp::Compiled]) -> FilterAt {
     if !p.no_new_privileges().unwrap_or(false) {
         FilterAt::BeforeCredentials
-    } else if c.notify {
+    } else if c.iter().any(|c| c.notify) {
         FilterAt::BeforeReady
     } else {
         FilterAt::LastStep
     }
 }
 
-/// Install the filter; with a listener, report it to the runtime (which takes it with
+/// Install the filters; with a listener, report it to the runtime (which takes it with
 /// pidfd_getfd and hands it to the agent) and wait until that is done.
-pub(super) fn install_seccomp(ch: &Channel, c: &crate::seccomp::Compiled) -> Result<(), String> {
-    let listener =
-        crate::seccomp::install(c).map_err(|e| format!("install the seccomp filter: {e}"))?;
-    if let Some(fd) = listener {
-        ch.send(&Msg::SeccompListener(fd.as_raw_fd()))
-            .map_err(|e| format!("sync: {e}"))?;
-        expect(ch, Msg::Go)?;
+pub(super) fn install_seccomp(
+    ch: &Channel,
+    filters: &[&crate::seccomp::Compiled],
+) -> Result<(), String> {
+    for c in filters {
+        let listener =
+            crate::seccomp::install(c).map_err(|e| format!("install the seccomp filter: {e}"))?;
+        if let Some(fd) = listener {
+            ch.send(&Msg::SeccompListener(fd.as_raw_fd()))
+                .map_err(|e| format!("sync: {e}"))?;
+            expect(ch, Msg::Go)?;
+        }
     }
     Ok(())
 }
+
+/// Apply the Landlock plan (after the root switch, before privileges are dropped).
+pub(super) fn apply_landlock(plan: Option<&crate::landlock::Plan>) -> Result<(), String> {
+    if let Some(p) = plan {
+        for line in crate::landlock::apply(p)? {
+            crate::log::debug(&format!("landlock {line}"));
+        }
+    }
+    Ok(())
+}
+
+/// Idmapped mounts handed over by the runtime: (index in config.json's mounts, or -1 for the
+/// rootfs; the detached mount).
+pub type Idmapped = Vec<(i64, OwnedFd)>;
 
 fn spec<'a>(a: &'a InitArgs<'_>) -> &'a Spec {
     &a.bundle.spec
@@ -112,7 +136,7 @@ pub(super) fn fail(ch: &Channel, err: String) -> ! {
 pub fn stage1(ch: Channel, args: &InitArgs<'_>) -> ! {
     match stage1_inner(&ch, args) {
         Ok(None) => sys::exit_now(0),
-        Ok(Some(())) => match init_inner(&ch, args) {
+        Ok(Some(idmapped)) => match init_inner(&ch, args, idmapped) {
             Ok(never) => match never {},
             Err(e) => fail(&ch, e),
         },
@@ -121,7 +145,7 @@ pub fn stage1(ch: Channel, args: &InitArgs<'_>) -> ! {
 }
 
 /// Returns `Some` in the init (the forked child), `None` in stage 1 once the init is reported.
-fn stage1_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Option<()>, String> {
+fn stage1_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Option<Idmapped>, String> {
     sys::set_parent_death_signal(libc::SIGKILL).map_err(|e| format!("prctl: {e}"))?;
     let mut keep = vec![ch.as_raw_fd(), args.fifo.as_raw_fd()];
     keep.extend(args.console.as_ref().map(|c| c.as_raw_fd()));
@@ -148,6 +172,7 @@ fn stage1_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Option<()>, String>
     }
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
 
+    let mut idmapped = Idmapped::new();
     if let Some(p) = &args.ns.join_user {
         ns::join(LinuxNamespaceType::User, p)?;
     }
@@ -156,7 +181,15 @@ fn stage1_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Option<()>, String>
             .map_err(|e| format!("create the user namespace: {e}"))?;
         ch.send(&Msg::WriteIdMaps)
             .map_err(|e| format!("sync: {e}"))?;
-        expect(ch, Msg::IdMapsWritten)?;
+        let indexes = match ch.recv().map_err(|e| format!("sync: {e}"))? {
+            Msg::IdMapsWritten { idmapped } => idmapped,
+            other => return Err(format!("sync: expected IdMapsWritten, got {other:?}")),
+        };
+        for i in indexes {
+            let fd = crate::sys::socket::recv_fd(ch.as_fd())
+                .map_err(|e| format!("receive an idmapped mount: {e}"))?;
+            idmapped.push((i, fd));
+        }
     }
     if args.ns.new_user || args.ns.join_user.is_some() {
         // Become root of the namespace if it has one; capabilities stay full either way.
@@ -191,12 +224,12 @@ fn stage1_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Option<()>, String>
         sys::set_dumpable(false).map_err(|e| format!("prctl: {e}"))?;
         res.map_err(|e| format!("linux.timeOffsets: {e}"))?;
     }
-    Ok(fork_and_report(ch, "the container's init")?.then_some(()))
+    Ok(fork_and_report(ch, "the container's init")?.then_some(idmapped))
 }
 
 enum Never {}
 
-fn init_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Never, String> {
+fn init_inner(ch: &Channel, args: &InitArgs<'_>, idmapped: Idmapped) -> Result<Never, String> {
     sys::set_parent_death_signal(libc::SIGKILL).map_err(|e| format!("prctl: {e}"))?;
     expect(ch, Msg::Go)?;
     let spec = spec(args);
@@ -210,8 +243,11 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Never, String> {
         rootfs: &args.bundle.rootfs,
         bundle: &args.bundle.dir,
         cgroup: args.cgroup,
+        idmapped,
     };
     let root = rootfs::prepare(&plan).map_err(|e| e.to_string())?;
+    // The idmapped mounts are attached: their descriptors must not reach the workload.
+    drop(plan);
     if !rootfs::dev_is_bind(spec) {
         rootfs::create_devices(root.as_fd(), spec).map_err(|e| e.to_string())?;
     }
@@ -281,13 +317,14 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Never, String> {
         tty::setup(console, size, user.uid())?;
     }
 
-    let filter = args.seccomp.map(|c| (filter_at(process, c), c));
-    if let Some((FilterAt::BeforeCredentials, c)) = filter {
-        install_seccomp(ch, c)?;
+    apply_landlock(args.landlock)?;
+    let at = filter_at(process, &args.seccomp);
+    if at == FilterAt::BeforeCredentials {
+        install_seccomp(ch, &args.seccomp)?;
     }
     let program = exec::become_process(process, &args.caps)?;
-    if let Some((FilterAt::BeforeReady, c)) = filter {
-        install_seccomp(ch, c)?;
+    if at == FilterAt::BeforeReady {
+        install_seccomp(ch, &args.seccomp)?;
     }
 
     // From here on the runtime may exit: the init must outlive it.
@@ -322,10 +359,12 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Never, String> {
         eprintln!("contain: close descriptors: {e}");
         sys::exit_now(1);
     }
-    if let Some((FilterAt::LastStep, c)) = filter {
-        if let Err(e) = crate::seccomp::install(c) {
-            eprintln!("contain: install the seccomp filter: {e}");
-            sys::exit_now(1);
+    if at == FilterAt::LastStep {
+        for c in &args.seccomp {
+            if let Err(e) = crate::seccomp::install(c) {
+                eprintln!("contain: install the seccomp filter: {e}");
+                sys::exit_now(1);
+            }
         }
     }
     program.exec()

@@ -2,7 +2,7 @@
 //! id maps, hooks) and return once the init waits on the exec fifo. On any failure every
 //! process it started is killed and reaped before the error is returned.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 use nix::sys::signal::{kill, Signal};
@@ -114,7 +114,18 @@ fn drive(
                     !nix::unistd::geteuid().is_root(),
                 )
                 .map_err(|e| format!("write the user namespace's id maps: {e}"))?;
-                ch.send(&Msg::IdMapsWritten).map_err(io)?;
+                let mounts = if args.idmap {
+                    idmapped_mounts(args, stage1_pid)?
+                } else {
+                    Vec::new()
+                };
+                ch.send(&Msg::IdMapsWritten {
+                    idmapped: mounts.iter().map(|(i, _)| *i).collect(),
+                })
+                .map_err(io)?;
+                for (_, fd) in &mounts {
+                    sys::socket::send_fd(ch.as_fd(), fd.as_raw_fd(), b"mount").map_err(io)?;
+                }
             }
             Msg::InitPid(pid) => {
                 *init_pid = Some(pid);
@@ -141,6 +152,62 @@ fn drive(
             }
         }
     }
+}
+
+/// Idmapped copies (through the id maps of stage 1's new user namespace) of the rootfs and of
+/// every bind mount's source, made here because only host root may idmap a host mount.
+/// The rootfs must be idmappable; a bind source on a filesystem that cannot be idmapped is
+/// bound as it is (its files then show as the overflow id inside), with a warning.
+fn idmapped_mounts(args: &InitArgs<'_>, stage1_pid: i32) -> Result<Vec<(i64, OwnedFd)>, String> {
+    use crate::sys::mount::{clone_tree, set_idmap};
+    let userns = crate::sys::fs::open_host(
+        Path::new(&format!("/proc/{stage1_pid}/ns/user")),
+        libc::O_RDONLY,
+    )
+    .map_err(|e| format!("open the container's user namespace: {e}"))?;
+    let rootfs = &args.bundle.rootfs;
+    let root = clone_tree(rootfs, false)
+        .and_then(|m| set_idmap(m.as_fd(), userns.as_fd(), false).map(|()| m))
+        .map_err(|e| {
+            format!(
+                "idmap the rootfs {}: {e} (its filesystem must support idmapped mounts when the policy adds a user namespace; choose --policy runc, give config.json a user namespace of its own, or set the annotation io.contain.userns=host)",
+                rootfs.display()
+            )
+        })?;
+    let mut out = vec![(-1, root)];
+    for (i, m) in args.bundle.spec.mounts().iter().flatten().enumerate() {
+        let opts = crate::rootfs::options::parse(m.options().as_deref().unwrap_or_default())
+            .map_err(|e| format!("mount {}: {e}", m.destination().display()))?;
+        if !(opts.is_bind() || m.typ().as_deref() == Some("bind")) {
+            continue;
+        }
+        let Some(src) = m.source() else { continue };
+        let src = if src.is_absolute() {
+            src.clone()
+        } else {
+            args.bundle.dir.join(src)
+        };
+        // Device nodes are not idmapped: their access is by mode and the device cgroup.
+        let is_dev = std::fs::metadata(&src).is_ok_and(|md| {
+            use std::os::unix::fs::FileTypeExt;
+            md.file_type().is_char_device() || md.file_type().is_block_device()
+        });
+        if is_dev {
+            continue;
+        }
+        let recursive = opts.flags.contains(nix::mount::MsFlags::MS_REC);
+        match clone_tree(&src, recursive)
+            .and_then(|t| set_idmap(t.as_fd(), userns.as_fd(), recursive).map(|()| t))
+        {
+            Ok(t) => out.push((i as i64, t)),
+            Err(e) => crate::log::warn(&format!(
+                "bind mount {} on {}: not idmapped ({e}); its files keep their host owners, which the container sees as nobody",
+                src.display(),
+                m.destination().display()
+            )),
+        }
+    }
+    Ok(out)
 }
 
 fn take_listener(

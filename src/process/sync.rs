@@ -16,8 +16,9 @@ pub enum Msg {
     Go,
     /// Stage 1 -> runtime: I have unshared the user namespace; write my id maps.
     WriteIdMaps,
-    /// Runtime -> stage 1: the maps are written.
-    IdMapsWritten,
+    /// Runtime -> stage 1: the maps are written; idmapped mounts follow, one descriptor per
+    /// packet, for these mounts (index in config.json's mounts; -1: the rootfs).
+    IdMapsWritten { idmapped: Vec<i64> },
     /// Stage 1 -> runtime: the container's init has this pid (in the runtime's pid namespace).
     InitPid(i32),
     /// Init -> runtime: the mounts are made; run the prestart and createRuntime hooks.
@@ -41,6 +42,12 @@ pub struct Channel {
 impl AsRawFd for Channel {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.fd.as_raw_fd()
+    }
+}
+
+impl AsFd for Channel {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }
 

@@ -86,6 +86,32 @@ fn cstring(s: &std::ffi::OsStr) -> Result<CString, RootfsError> {
         .map_err(|_| RootfsError::Refused("a device path contains NUL".into()))
 }
 
+/// The host's node for the device `n` names: its own path if that is the same device, else
+/// the first node of /dev with the same type and number.
+fn host_node(n: &Node) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let dev = libc::makedev(n.major as u32, n.minor as u32);
+    let same = |p: &Path| {
+        std::fs::symlink_metadata(p).is_ok_and(|m| {
+            let t = m.file_type();
+            let kind_ok = if n.kind == libc::S_IFBLK {
+                t.is_block_device()
+            } else {
+                t.is_char_device()
+            };
+            kind_ok && m.rdev() == dev
+        })
+    };
+    if same(&n.path) {
+        return Some(n.path.clone());
+    }
+    std::fs::read_dir("/dev")
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| same(p))
+}
+
 fn make_node(root: BorrowedFd<'_>, n: &Node) -> Result<(), RootfsError> {
     let parent = n.path.parent().unwrap_or(Path::new("/dev"));
     let name = n
@@ -121,11 +147,19 @@ fn make_node(root: BorrowedFd<'_>, n: &Node) -> Result<(), RootfsError> {
     match err.raw_os_error() {
         Some(libc::EEXIST) => Ok(()),
         Some(libc::EPERM) if n.kind != libc::S_IFIFO => {
-            // In a user namespace: bind the host's node.
+            // In a user namespace: bind the host's node of the same device.
+            let host = host_node(n).ok_or_else(|| {
+                RootfsError::Refused(format!(
+                    "linux.devices: {}: mknod is not allowed in a user namespace and the host has no node for device {}:{} in /dev to bind instead",
+                    n.path.display(),
+                    n.major,
+                    n.minor
+                ))
+            })?;
             let target = ensure_file_in_root(root, &n.path)
                 .map_err(step(format!("create {}", n.path.display())))?;
-            let src = open_host(&n.path, libc::O_PATH)
-                .map_err(step(format!("open host device {}", n.path.display())))?;
+            let src = open_host(&host, libc::O_PATH)
+                .map_err(step(format!("open host device {}", host.display())))?;
             mount_at(Some(&fd_path(&src)), &target, None, MsFlags::MS_BIND, None)
                 .map_err(nix_step(format!("bind host device {}", n.path.display())))
         }

@@ -57,6 +57,18 @@ pub struct RootfsPlan<'a> {
     pub rootfs: &'a Path,
     pub bundle: &'a Path,
     pub cgroup: Option<&'a Cgroup>,
+    /// Idmapped mounts made by the runtime: (index in config.json's mounts, -1 for the
+    /// rootfs; the detached mount), attached instead of plain binds.
+    pub idmapped: Vec<(i64, OwnedFd)>,
+}
+
+impl RootfsPlan<'_> {
+    pub(crate) fn idmapped(&self, index: i64) -> Option<&OwnedFd> {
+        self.idmapped
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, fd)| fd)
+    }
 }
 
 /// Make the mount namespace private to the container, bind the rootfs onto itself (so that it
@@ -72,21 +84,30 @@ pub fn prepare(plan: &RootfsPlan<'_>) -> Result<OwnedFd, RootfsError> {
         None::<&str>,
     )
     .map_err(nix_step("make / a recursive slave"))?;
-    mount(
-        Some(plan.rootfs),
-        plan.rootfs,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(nix_step(format!(
-        "bind the rootfs {}",
-        plan.rootfs.display()
-    )))?;
+    if let Some(idmapped) = plan.idmapped(-1) {
+        let target = open_host(plan.rootfs, libc::O_PATH | libc::O_DIRECTORY)
+            .map_err(step(format!("open the rootfs {}", plan.rootfs.display())))?;
+        crate::sys::mount::attach(idmapped.as_fd(), target.as_fd()).map_err(step(format!(
+            "attach the idmapped rootfs on {}",
+            plan.rootfs.display()
+        )))?;
+    } else {
+        mount(
+            Some(plan.rootfs),
+            plan.rootfs,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(nix_step(format!(
+            "bind the rootfs {}",
+            plan.rootfs.display()
+        )))?;
+    }
     let root = open_host(plan.rootfs, libc::O_PATH | libc::O_DIRECTORY)
         .map_err(step(format!("open the rootfs {}", plan.rootfs.display())))?;
-    for m in plan.spec.mounts().iter().flatten() {
-        mounts::mount_one(root.as_fd(), m, plan)?;
+    for (i, m) in plan.spec.mounts().iter().flatten().enumerate() {
+        mounts::mount_one(root.as_fd(), m, i as i64, plan)?;
     }
     Ok(root)
 }

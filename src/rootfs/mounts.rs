@@ -46,6 +46,7 @@ fn remount_flags(o: &options::MountOptions) -> MsFlags {
 pub fn mount_one(
     root: BorrowedFd<'_>,
     m: &Mount,
+    index: i64,
     plan: &RootfsPlan<'_>,
 ) -> Result<(), RootfsError> {
     let dest = m.destination();
@@ -53,7 +54,7 @@ pub fn mount_one(
         .map_err(|e| RootfsError::Refused(format!("mount {}: {e}", dest.display())))?;
     let typ = m.typ().as_deref().unwrap_or("");
     if opts.is_bind() || typ == "bind" {
-        return bind(root, m, &opts, plan);
+        return bind(root, m, &opts, index, plan);
     }
     if NO_SYMLINK_TYPES.contains(&typ)
         && is_symlink_in_root(root, dest).map_err(step(format!("look up {}", dest.display())))?
@@ -111,6 +112,7 @@ fn bind(
     root: BorrowedFd<'_>,
     m: &Mount,
     opts: &options::MountOptions,
+    index: i64,
     plan: &RootfsPlan<'_>,
 ) -> Result<(), RootfsError> {
     let dest = m.destination();
@@ -136,18 +138,26 @@ fn bind(
     }
     .map_err(step(format!("create mount point {}", dest.display())))?;
     let rec = opts.flags & MsFlags::MS_REC;
-    mount_at(
-        Some(&fd_path(&src_fd)),
-        &target,
-        None,
-        MsFlags::MS_BIND | rec,
-        None,
-    )
-    .map_err(nix_step(format!(
-        "bind {} on {}",
-        src.display(),
-        dest.display()
-    )))?;
+    if let Some(idmapped) = plan.idmapped(index) {
+        crate::sys::mount::attach(idmapped.as_fd(), target.as_fd()).map_err(step(format!(
+            "attach idmapped {} on {}",
+            src.display(),
+            dest.display()
+        )))?;
+    } else {
+        mount_at(
+            Some(&fd_path(&src_fd)),
+            &target,
+            None,
+            MsFlags::MS_BIND | rec,
+            None,
+        )
+        .map_err(nix_step(format!(
+            "bind {} on {}",
+            src.display(),
+            dest.display()
+        )))?;
+    }
     let new =
         open_in_root(root, dest, libc::O_PATH).map_err(step(format!("open {}", dest.display())))?;
     let extra = remount_flags(opts);

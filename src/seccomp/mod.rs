@@ -74,26 +74,52 @@ pub struct Effective {
     pub compiled: Compiled,
 }
 
-/// The filter for a process whose bounding set is `bounding`: config.json's profile
-/// (resolved if it is a template), else the default profile. Compiled and checked against
-/// the kernel here, in the runtime, before anything is created.
+/// Which filters a container gets (the policy decides).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Choice {
+    /// config.json's profile, else the default profile.
+    ConfigOrDefault,
+    /// config.json's profile, or none.
+    ConfigOnly,
+    /// The default profile always, config.json's stacked on it (both must allow a call).
+    DefaultAndConfig,
+}
+
+/// The filters for a process whose bounding set is `bounding`, in the order they are
+/// installed: config.json's profile (resolved if it is a template) and/or the default
+/// profile, as `choice` says. Compiled and checked against the kernel here, in the runtime,
+/// before anything is created.
 pub fn effective(
     config: Option<&Profile>,
     bounding: Vec<String>,
-) -> Result<Effective, SeccompError> {
-    let (template, source) = match config {
-        Some(p) if p.is_template() => (p.clone(), Source::ConfigTemplate),
-        Some(p) => (p.clone(), Source::Config),
-        None => (default_profile(), Source::Default),
+    choice: Choice,
+) -> Result<Vec<Effective>, SeccompError> {
+    let config = config.map(|p| {
+        if p.is_template() {
+            (p.clone(), Source::ConfigTemplate)
+        } else {
+            (p.clone(), Source::Config)
+        }
+    });
+    let default = || (default_profile(), Source::Default);
+    let list: Vec<(Profile, Source)> = match choice {
+        Choice::ConfigOrDefault => vec![config.unwrap_or_else(default)],
+        Choice::ConfigOnly => config.into_iter().collect(),
+        Choice::DefaultAndConfig => std::iter::once(default()).chain(config).collect(),
     };
-    let profile = template.resolve(&Target::host(bounding))?;
-    let compiled = compile(&profile)?;
-    preflight(&compiled)?;
-    Ok(Effective {
-        profile,
-        source,
-        compiled,
-    })
+    let target = Target::host(bounding);
+    list.into_iter()
+        .map(|(template, source)| {
+            let profile = template.resolve(&target)?;
+            let compiled = compile(&profile)?;
+            preflight(&compiled)?;
+            Ok(Effective {
+                profile,
+                source,
+                compiled,
+            })
+        })
+        .collect()
 }
 
 const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;

@@ -14,7 +14,7 @@ use super::cvt;
 /// `statfs.f_type` of procfs.
 pub const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 
-fn cstr(path: &Path) -> io::Result<CString> {
+pub(crate) fn cstr(path: &Path) -> io::Result<CString> {
     CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
 }

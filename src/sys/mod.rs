@@ -2,6 +2,7 @@
 //! kernel's return value into a `Result` at once and hands out `OwnedFd`s with `O_CLOEXEC`.
 
 pub mod fs;
+pub mod mount;
 pub mod proc;
 pub mod socket;
 

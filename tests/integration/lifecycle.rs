@@ -270,23 +270,39 @@ fn same_results_as_runc() -> R {
     let mut b = Bundle::new();
     b.sh(probe);
     let rt = Runtime::new();
-    let ours = rt.run(&b, "c1");
+    // Under the `runc` policy contain adds nothing to the config.
+    let ours = rt
+        .cmd()
+        .args(["--policy", "runc", "run", "--bundle"])
+        .arg(b.path())
+        .arg("c1")
+        .out();
     ensure!(ours.code == 0, "contain: {}", ours.stderr);
     let theirs = runc_run(&runc, &b, "r1");
     ensure!(theirs.code == 0, "runc: {}", theirs.stderr);
-    // Two differences by design: contain also binds the cgroup2 hierarchy of a hybrid host
-    // under /sys/fs/cgroup/unified (runc leaves it out), and a config without linux.seccomp
-    // gets contain's default profile (runc runs it unfiltered). Everything else is the same.
+    // Under the default policy the same config gets a user namespace and a seccomp filter.
+    let hardened = rt.run(&b, "c2");
+    ensure!(hardened.code == 0, "contain (default policy): {}", hardened.stderr);
     ensure!(
-        ours.stdout.contains("Seccomp:\t2") && theirs.stdout.contains("Seccomp:\t0"),
+        hardened.stdout.contains("Seccomp:\t2") && theirs.stdout.contains("Seccomp:\t0"),
         "seccomp: contain {:?}, runc {:?}",
-        ours.stdout.lines().find(|l| l.starts_with("Seccomp")),
+        hardened.stdout.lines().find(|l| l.starts_with("Seccomp")),
         theirs.stdout.lines().find(|l| l.starts_with("Seccomp"))
     );
-    let ours_stdout = ours
-        .stdout
-        .replace("/sys/fs/cgroup/unified cgroup2;", "")
-        .replace("Seccomp:\t2", "Seccomp:\t0");
+    let map = |o: &str| {
+        o.lines()
+            .find(|l| l.trim_start().starts_with("0 "))
+            .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_string())
+    };
+    ensure!(
+        map(&hardened.stdout).is_some_and(|h| h != "0") && map(&theirs.stdout).as_deref() == Some("0"),
+        "uid_map: contain {:?}, runc {:?}",
+        map(&hardened.stdout),
+        map(&theirs.stdout)
+    );
+    // One difference by design: contain also binds the cgroup2 hierarchy of a hybrid host
+    // under /sys/fs/cgroup/unified (runc leaves it out). Everything else is the same.
+    let ours_stdout = ours.stdout.replace("/sys/fs/cgroup/unified cgroup2;", "");
     let ours_l: Vec<&str> = ours_stdout.lines().collect();
     let theirs_l: Vec<&str> = theirs.stdout.lines().collect();
     for (i, (a, b)) in ours_l.iter().zip(theirs_l.iter()).enumerate() {

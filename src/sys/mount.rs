@@ -1,0 +1,79 @@
+//! The new mount API where mount(2) cannot do the job: detached copies of a tree
+//! (open_tree), idmapped mounts (mount_setattr with MOUNT_ATTR_IDMAP) and attaching a
+//! detached mount (move_mount). Not in nix; the constants are the UAPI's (linux/mount.h).
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+use super::cvt;
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+
+/// struct mount_attr (linux/mount.h, MOUNT_ATTR_SIZE_VER0).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// A detached copy of the mount at `path` (and, with `recursive`, of those below it).
+pub fn clone_tree(path: &Path, recursive: bool) -> io::Result<OwnedFd> {
+    let c = super::fs::cstr(path)?;
+    let flags = OPEN_TREE_CLONE
+        | libc::O_CLOEXEC as libc::c_uint
+        | if recursive { AT_RECURSIVE } else { 0 };
+    // SAFETY: `c` is a NUL-terminated path valid for the call; no other memory is passed.
+    let fd = cvt(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) })?;
+    // SAFETY: open_tree returned a new descriptor that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Make the detached mount `mnt` idmapped through the id maps of user namespace `userns`:
+/// a file stored with owner N is seen as owned by the host id that `userns` maps N to, so
+/// inside that namespace it shows as N again (host root's files are the container root's,
+/// and what container root creates is stored as owned by 0).
+pub fn set_idmap(mnt: BorrowedFd<'_>, userns: BorrowedFd<'_>, recursive: bool) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    let flags = libc::AT_EMPTY_PATH as libc::c_uint | if recursive { AT_RECURSIVE } else { 0 };
+    // SAFETY: the empty path is a static NUL-terminated string; `attr` has the kernel's
+    // layout, its size is passed, and it outlives the call.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            mnt.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
+}
+
+/// Attach the detached mount `mnt` on `target` (an O_PATH descriptor).
+pub fn attach(mnt: BorrowedFd<'_>, target: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: both paths are static empty strings; the descriptors are valid for the call.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mnt.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    })
+    .map(drop)
+}
