@@ -258,7 +258,12 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
         eprintln!("contain: no command given; see `contain --help`");
         return 2;
     };
-    match dispatch(&cli.root, cli.systemd_cgroup, cli.policy.as_deref(), command) {
+    match dispatch(
+        &cli.root,
+        cli.systemd_cgroup,
+        cli.policy.as_deref(),
+        command,
+    ) {
         Ok(code) => code,
         Err(e) => {
             log::error(&e.to_string());

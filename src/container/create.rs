@@ -20,8 +20,8 @@ use crate::cgroups::{self, Cgroup};
 use crate::hooks;
 use crate::landlock;
 use crate::ns::{self, NsPlan};
-use crate::policy::{self, Policy};
 use crate::oci::{self, Bundle};
+use crate::policy::{self, Policy};
 use crate::process::{self, rlimits, InitArgs};
 use crate::seccomp;
 use crate::sys::{fs::open_host, proc, socket::send_fd};
@@ -209,16 +209,18 @@ fn user_namespace(
         }
         policy::UserNs::Added(p) => {
             let pool = ns::idmap::pool(p.subid_user.as_deref(), p.start, p.size, p.range_size);
-            let r = ns::idmap::reserve(store.root(), id, &pool).map_err(ContainerError::Preflight)?;
-            let map = |host: u32| -> Result<Vec<oci_spec::runtime::LinuxIdMapping>, ContainerError> {
-                let m = oci_spec::runtime::LinuxIdMappingBuilder::default()
-                    .container_id(0u32)
-                    .host_id(host)
-                    .size(r.size)
-                    .build()
-                    .map_err(|e| ContainerError::Preflight(e.to_string()))?;
-                Ok(vec![m])
-            };
+            let r =
+                ns::idmap::reserve(store.root(), id, &pool).map_err(ContainerError::Preflight)?;
+            let map =
+                |host: u32| -> Result<Vec<oci_spec::runtime::LinuxIdMapping>, ContainerError> {
+                    let m = oci_spec::runtime::LinuxIdMappingBuilder::default()
+                        .container_id(0u32)
+                        .host_id(host)
+                        .size(r.size)
+                        .build()
+                        .map_err(|e| ContainerError::Preflight(e.to_string()))?;
+                    Ok(vec![m])
+                };
             let mut linux = spec.linux().clone().unwrap_or_default();
             linux.set_uid_mappings(Some(map(r.uid_base)?));
             linux.set_gid_mappings(Some(map(r.gid_base)?));

@@ -201,7 +201,8 @@ fn mounts_layer(views: &[MountView], input: &PlanInput, notes: &mut Vec<String>)
         .map(|v| (v.path.clone(), rights_of(v, input.no_exec_writable)))
         .collect();
     // Directories to split: path -> (access, on_self, except).
-    let mut splits: BTreeMap<PathBuf, (Vec<String>, Vec<String>, Vec<PathBuf>)> = BTreeMap::new();
+    type Split = (Vec<String>, Vec<String>, Vec<PathBuf>);
+    let mut splits: BTreeMap<PathBuf, Split> = BTreeMap::new();
     for v in views {
         let Some(parent) = nearest(&map, &v.path) else {
             continue;

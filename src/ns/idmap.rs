@@ -95,10 +95,10 @@ pub fn idmappable(path: &Path) -> Result<(), String> {
     if OK.iter().any(|(m, _)| *m == magic) {
         return Ok(());
     }
-    let name = KNOWN
-        .iter()
-        .find(|(m, _)| *m == magic)
-        .map_or_else(|| format!("filesystem type {magic:#x}"), |(_, n)| n.to_string());
+    let name = KNOWN.iter().find(|(m, _)| *m == magic).map_or_else(
+        || format!("filesystem type {magic:#x}"),
+        |(_, n)| n.to_string(),
+    );
     Err(format!(
         "the rootfs {} is on {name}, which cannot be idmapped",
         path.display()
@@ -147,8 +147,8 @@ pub fn reserved(root: &Path, except: &str) -> Vec<(String, Range)> {
 pub fn reserve(root: &Path, id: &str, pool: &Pool) -> Result<Range, String> {
     // The lock is the state root itself: nothing is left behind in it.
     let lock_path = root;
-    let lock = std::fs::File::open(lock_path)
-        .map_err(|e| format!("open {}: {e}", lock_path.display()))?;
+    let lock =
+        std::fs::File::open(lock_path).map_err(|e| format!("open {}: {e}", lock_path.display()))?;
     // SAFETY: flock on a descriptor we own; no memory is passed.
     if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
         return Err(format!(
@@ -177,7 +177,8 @@ pub fn reserve(root: &Path, id: &str, pool: &Pool) -> Result<Range, String> {
         })?;
     let r = pool.range(slot);
     let path = root.join(id).join(RESERVATION);
-    let mut f = std::fs::File::create(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
+    let mut f =
+        std::fs::File::create(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
     writeln!(f, "{} {} {}", r.uid_base, r.gid_base, r.size)
         .map_err(|e| format!("write {}: {e}", path.display()))?;
     Ok(r)
@@ -240,8 +241,8 @@ mod tests {
         // Freed when the container's directory goes.
         std::fs::remove_dir_all(root.path().join("a")).unwrap();
         assert_eq!(reserve(root.path(), "c", &pool).unwrap(), a);
-        let e = check_disjoint(root.path(), "x", "linux.uidMappings", &[(1150, 10)], true)
-            .unwrap_err();
+        let e =
+            check_disjoint(root.path(), "x", "linux.uidMappings", &[(1150, 10)], true).unwrap_err();
         assert!(e.contains("container \"b\""), "{e}");
         assert!(check_disjoint(root.path(), "x", "f", &[(1300, 10)], true).is_ok());
     }

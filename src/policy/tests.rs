@@ -28,10 +28,23 @@ fn no_userns_where_it_cannot_be_added() {
         as_root: true,
         rootfs_idmap: Err("the rootfs /m is on overlayfs, which cannot be idmapped".into()),
     };
-    let a = apply(&Policy::builtin("default").unwrap(), &spec(docker_like()), &overlay).unwrap();
+    let a = apply(
+        &Policy::builtin("default").unwrap(),
+        &spec(docker_like()),
+        &overlay,
+    )
+    .unwrap();
     assert!(matches!(a.userns, UserNs::None(ref r) if r.contains("overlayfs")));
-    assert!(a.warnings.iter().any(|w| w.contains("container root is host root")));
-    let e = apply(&Policy::builtin("strict").unwrap(), &spec(docker_like()), &overlay).unwrap_err();
+    assert!(a
+        .warnings
+        .iter()
+        .any(|w| w.contains("container root is host root")));
+    let e = apply(
+        &Policy::builtin("strict").unwrap(),
+        &spec(docker_like()),
+        &overlay,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("requires a user namespace"), "{e}");
     let mut v = docker_like();
     v["linux"]["namespaces"][1] = serde_json::json!({"type": "network", "path": "/proc/1/ns/net"});
@@ -127,7 +140,7 @@ fn default_adds_a_user_namespace_and_refuses_nothing() {
     let private = apply(
         &Policy::builtin("default").unwrap(),
         &spec(docker_like()),
-        true,
+        &root(),
     )
     .unwrap();
     assert!(private.landlock.scopes.is_empty());
@@ -135,7 +148,10 @@ fn default_adds_a_user_namespace_and_refuses_nothing() {
     let a = apply(
         &Policy::builtin("default").unwrap(),
         &spec(docker_like()),
-        false,
+        &Facts {
+            as_root: false,
+            rootfs_idmap: Ok(()),
+        },
     )
     .unwrap();
     assert!(matches!(a.userns, UserNs::None(_)));
@@ -145,9 +161,19 @@ fn default_adds_a_user_namespace_and_refuses_nothing() {
 fn userns_opt_out_is_explicit() {
     let mut v = docker_like();
     v["annotations"] = serde_json::json!({"io.contain.userns": "host"});
-    let a = apply(&Policy::builtin("default").unwrap(), &spec(v.clone()), &root()).unwrap();
+    let a = apply(
+        &Policy::builtin("default").unwrap(),
+        &spec(v.clone()),
+        &root(),
+    )
+    .unwrap();
     assert!(matches!(a.userns, UserNs::None(ref r) if r.contains("annotation")));
-    let e = apply(&Policy::builtin("strict").unwrap(), &spec(v.clone()), &root()).unwrap_err();
+    let e = apply(
+        &Policy::builtin("strict").unwrap(),
+        &spec(v.clone()),
+        &root(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("io.contain.userns"), "{e}");
     v["annotations"] = serde_json::json!({"io.contain.userns": "yes"});
     let e = apply(&Policy::builtin("default").unwrap(), &spec(v), &root()).unwrap_err();
@@ -207,7 +233,7 @@ fn runc_adds_nothing() {
     let a = apply(
         &Policy::builtin("runc").unwrap(),
         &spec(docker_like()),
-        true,
+        &root(),
     )
     .unwrap();
     assert!(matches!(a.userns, UserNs::None(_)));

@@ -61,7 +61,10 @@ pub(super) enum FilterAt {
     LastStep,
 }
 
-pub(super) fn filter_at(p: &oci_spec::runtime::Process, c: &[&crate::seccomp::Compiled]) -> FilterAt {
+pub(super) fn filter_at(
+    p: &oci_spec::runtime::Process,
+    c: &[&crate::seccomp::Compiled],
+) -> FilterAt {
     if !p.no_new_privileges().unwrap_or(false) {
         FilterAt::BeforeCredentials
     } else if c.iter().any(|c| c.notify) {

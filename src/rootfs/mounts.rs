@@ -79,14 +79,19 @@ pub fn mount_one(
     };
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
     let flags = opts.flags & !MsFlags::MS_REMOUNT;
-    mount_at(
+    match mount_at(
         Some(&source),
         &target,
         Some(typ),
         flags,
         opts.data_string().as_deref(),
-    )
-    .map_err(nix_step(format!("mount {typ} on {}", dest.display())))?;
+    ) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::EPERM) if host_instance(typ).is_some() => {
+            shared_instance(root, dest, typ, &target, &opts)?;
+        }
+        Err(e) => return Err(nix_step(format!("mount {typ} on {}", dest.display()))(e)),
+    }
     let new =
         open_in_root(root, dest, libc::O_PATH).map_err(step(format!("open {}", dest.display())))?;
     if let Some(old) = old {
@@ -94,6 +99,61 @@ pub fn mount_one(
             .map_err(step(format!("tmpcopyup into {}", dest.display())))?;
     }
     set_propagation(&new, &opts, dest)
+}
+
+/// Where the host has its instance of a kernel filesystem that a user namespace may only
+/// mount when it owns the matching namespace (proc: pid, sysfs: network, mqueue: ipc).
+fn host_instance(typ: &str) -> Option<&'static str> {
+    match typ {
+        "proc" => Some("/proc"),
+        "sysfs" => Some("/sys"),
+        "mqueue" => Some("/dev/mqueue"),
+        _ => None,
+    }
+}
+
+/// A container in a user namespace that shares the host's pid, network or ipc namespace
+/// cannot mount a new instance (EPERM): bind the host's, which shows the same namespace,
+/// with the config's flags. The masked and read-only paths are applied on it as usual.
+fn shared_instance(
+    root: BorrowedFd<'_>,
+    dest: &Path,
+    typ: &str,
+    target: &OwnedFd,
+    opts: &options::MountOptions,
+) -> Result<(), RootfsError> {
+    let host = host_instance(typ).unwrap_or("/proc");
+    let src = open_host(Path::new(host), libc::O_PATH)
+        .map_err(step(format!("open the host's {host}")))?;
+    mount_at(
+        Some(&fd_path(&src)),
+        target,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    )
+    .map_err(nix_step(format!(
+        "bind the host's {host} on {} (the namespace it shows is shared)",
+        dest.display()
+    )))?;
+    let new =
+        open_in_root(root, dest, libc::O_PATH).map_err(step(format!("open {}", dest.display())))?;
+    let extra = remount_flags(opts) & !MsFlags::MS_REC;
+    if !extra.is_empty() {
+        let locked = locked_flags(new.as_fd())? & !opts.cleared;
+        mount_at(
+            None,
+            &new,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra | locked,
+            None,
+        )
+        .map_err(nix_step(format!(
+            "remount {} with its options",
+            dest.display()
+        )))?;
+    }
+    Ok(())
 }
 
 fn set_propagation(

@@ -314,8 +314,14 @@ fn devices() -> R {
         let l: Vec<&str> = out.lines().map(str::trim).collect();
         ensure!(l[0] == "1:3 666" && l[1] == zero2, "{policy}: nodes {l:?}");
         ensure!(l[2] == "00 00 00 00", "{policy}: zero2 {l:?}");
-        ensure!(l[3] == "/proc/self/fd" && l[4] == "pts/ptmx", "{policy}: links {l:?}");
-        ensure!(l[5] == "urandom-ok", "{policy}: default device denied {l:?}");
+        ensure!(
+            l[3] == "/proc/self/fd" && l[4] == "pts/ptmx",
+            "{policy}: links {l:?}"
+        );
+        ensure!(
+            l[5] == "urandom-ok",
+            "{policy}: default device denied {l:?}"
+        );
         ensure!(
             l[6] == "mknod-refused",
             "{policy}: mknod allowed without CAP_MKNOD {l:?}"

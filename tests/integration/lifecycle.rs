@@ -282,7 +282,11 @@ fn same_results_as_runc() -> R {
     ensure!(theirs.code == 0, "runc: {}", theirs.stderr);
     // Under the default policy the same config gets a user namespace and a seccomp filter.
     let hardened = rt.run(&b, "c2");
-    ensure!(hardened.code == 0, "contain (default policy): {}", hardened.stderr);
+    ensure!(
+        hardened.code == 0,
+        "contain (default policy): {}",
+        hardened.stderr
+    );
     ensure!(
         hardened.stdout.contains("Seccomp:\t2") && theirs.stdout.contains("Seccomp:\t0"),
         "seccomp: contain {:?}, runc {:?}",
@@ -295,7 +299,8 @@ fn same_results_as_runc() -> R {
             .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_string())
     };
     ensure!(
-        map(&hardened.stdout).is_some_and(|h| h != "0") && map(&theirs.stdout).as_deref() == Some("0"),
+        map(&hardened.stdout).is_some_and(|h| h != "0")
+            && map(&theirs.stdout).as_deref() == Some("0"),
         "uid_map: contain {:?}, runc {:?}",
         map(&hardened.stdout),
         map(&theirs.stdout)

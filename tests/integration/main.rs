@@ -7,6 +7,7 @@ mod clients;
 mod config;
 mod exec;
 mod lifecycle;
+mod policy;
 mod seccomp;
 mod security;
 mod util;
@@ -22,6 +23,7 @@ fn main() {
     tests.extend(config::TESTS);
     tests.extend(security::TESTS);
     tests.extend(seccomp::TESTS);
+    tests.extend(policy::TESTS);
     tests.extend(exec::TESTS);
     tests.extend(bad_input::TESTS);
     tests.extend(clients::TESTS);

@@ -4,7 +4,6 @@
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use serde_json::{json, Value};
 
@@ -34,36 +33,15 @@ pub const TESTS: Tests = &[
 ];
 
 /// The probe, compiled once per test run.
-fn probe() -> Result<&'static Path, String> {
-    static PROBE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    PROBE
-        .get_or_init(|| {
-            let src =
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/integration/probes/syscalls.c");
-            let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("syscalls-probe");
-            let o = std::process::Command::new("gcc")
-                .args(["-static", "-O1", "-o"])
-                .arg(&out)
-                .arg(&src)
-                .output()
-                .map_err(|e| format!("gcc not runnable ({e}): apt-get install gcc libc6-dev"))?;
-            if !o.status.success() {
-                return Err(format!(
-                    "gcc -static failed (apt-get install gcc libc6-dev): {}",
-                    String::from_utf8_lossy(&o.stderr)
-                ));
-            }
-            Ok(out)
-        })
-        .as_deref()
-        .map_err(Clone::clone)
+fn probe() -> Result<PathBuf, String> {
+    crate::util::build_probe("syscalls")
 }
 
 /// A bundle whose process runs the probe on `specs`.
 fn probe_bundle(specs: &[&str]) -> Result<Bundle, String> {
     let p = probe()?;
     let mut b = Bundle::new();
-    std::fs::copy(p, b.rootfs().join("bin/syscalls")).map_err(|e| e.to_string())?;
+    std::fs::copy(&p, b.rootfs().join("bin/syscalls")).map_err(|e| e.to_string())?;
     let mut args = vec!["/bin/syscalls".to_string()];
     args.extend(specs.iter().map(|s| s.to_string()));
     b.set(|c| c["process"]["args"] = json!(args));

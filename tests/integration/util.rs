@@ -353,3 +353,35 @@ pub fn status_field<'a>(text: &'a str, field: &str) -> Option<&'a str> {
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{field}:")).map(str::trim))
 }
+
+/// A probe from tests/integration/probes/<name>.c, built with gcc -static once per run.
+pub fn build_probe(name: &str) -> Result<PathBuf, String> {
+    static BUILT: std::sync::Mutex<Vec<(String, Result<PathBuf, String>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, r)) = built.iter().find(|(n, _)| n == name) {
+        return r.clone();
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/integration/probes")
+        .join(format!("{name}.c"));
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-probe"));
+    let r = Command::new("gcc")
+        .args(["-static", "-O1", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .output()
+        .map_err(|e| format!("gcc not runnable ({e}): apt-get install gcc libc6-dev"))
+        .and_then(|o| {
+            if o.status.success() {
+                Ok(out)
+            } else {
+                Err(format!(
+                    "gcc -static failed (apt-get install gcc libc6-dev): {}",
+                    String::from_utf8_lossy(&o.stderr)
+                ))
+            }
+        });
+    built.push((name.to_string(), r.clone()));
+    r
+}

@@ -1,0 +1,371 @@
+//! Policies, the user namespace contain adds, and Landlock: each attack run from inside the
+//! container, and, where a layer is what stops it, the same attack shown to work under the
+//! `runc` policy (so that the test can fail).
+
+use std::os::linux::net::SocketAddrExt;
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::ensure;
+use crate::util::*;
+
+pub const TESTS: &[(&str, crate::TestFn)] = &[
+    (
+        "policy::default_userns_disjoint_ranges_idmapped_rootfs",
+        userns_default,
+    ),
+    ("policy::landlock_scopes_abstract_socket_and_signal", scopes),
+    (
+        "policy::strict_no_exec_from_writable_mount",
+        no_exec_writable,
+    ),
+    (
+        "policy::readonly_mount_holds_against_dac_override_and_remount",
+        readonly_mount,
+    ),
+    ("policy::strict_refuses_naming_the_field", strict_refuses),
+    ("policy::config_landlock_section_enforced", config_landlock),
+    ("policy::state_shows_what_holds", state_annotations),
+    ("policy::bad_policies_and_ranges_refused_cleanly", bad_input),
+];
+
+/// `contain --policy P run` of a bundle in a fresh state root.
+fn run_with(policy: &str, b: &Bundle) -> Out {
+    let rt = Runtime::new();
+    rt.cmd()
+        .args(["--policy", policy, "run", "--bundle"])
+        .arg(b.path())
+        .arg("p")
+        .out()
+}
+
+fn ok(o: &Out, what: &str) -> Result<(), libtest_mimic::Failed> {
+    ensure!(o.code == 0, "{what}: exit {}: {}", o.code, o.stderr);
+    Ok(())
+}
+
+/// The host uid range ("start size") of a process's user namespace.
+fn host_range(pid: i64) -> Option<(u64, u64)> {
+    let m = std::fs::read_to_string(format!("/proc/{pid}/uid_map")).ok()?;
+    let f: Vec<u64> = m
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    (f.len() == 3).then(|| (f[1], f[2]))
+}
+
+fn userns_default() -> R {
+    // Inside: root maps to a non-zero host uid; the image's files still show as root's and
+    // the rootfs is writable as root, and what root writes is owned by root on the host.
+    let mut b = Bundle::new();
+    b.set(|c| c["root"]["readonly"] = json!(false));
+    b.sh(
+        "tr -s ' ' < /proc/self/uid_map; stat -c '%u:%g' /bin/busybox /etc/passwd; \
+          echo hi > /etc/written && stat -c '%u:%g' /etc/written",
+    );
+    let o = Runtime::new().run(&b, "u");
+    ok(&o, "run")?;
+    let l: Vec<&str> = o.stdout.lines().map(str::trim).collect();
+    let host: Vec<&str> = l[0].split(' ').collect();
+    ensure!(
+        host.len() == 3 && host[0] == "0" && host[1] != "0",
+        "root is not mapped to an unprivileged host uid: {:?}",
+        l[0]
+    );
+    ensure!(
+        l[1] == "0:0" && l[2] == "0:0" && l[3] == "0:0",
+        "ownership inside: {l:?}"
+    );
+    let md = std::fs::metadata(b.rootfs().join("etc/written"))?;
+    ensure!(
+        std::os::unix::fs::MetadataExt::uid(&md) == 0,
+        "written as host uid {}",
+        std::os::unix::fs::MetadataExt::uid(&md)
+    );
+
+    // Two containers at once get disjoint ranges (seen from the host).
+    let rt = Runtime::new();
+    let (a, c) = (Bundle::new(), Bundle::new());
+    ok(&rt.create(&a, "a"), "create a")?;
+    ok(&rt.create(&c, "c"), "create c")?;
+    let pid = |id: &str| rt.state(id).and_then(|s| s["pid"].as_i64()).unwrap_or(0);
+    let (ra, rc) = (host_range(pid("a")), host_range(pid("c")));
+    let (Some((sa, na)), Some((sc, nc))) = (ra, rc) else {
+        return Err(format!("no uid maps: {ra:?} {rc:?}").into());
+    };
+    ensure!(
+        sa != 0 && sc != 0 && (sa + na <= sc || sc + nc <= sa),
+        "ranges overlap: {sa}+{na} and {sc}+{nc}"
+    );
+    for id in ["a", "c"] {
+        ok(&rt.exec(&["delete", "--force", id]), "delete")?;
+    }
+    pass()
+}
+
+/// A copy of the built-in default policy with `f` applied, as a file.
+fn custom_policy(dir: &Path, f: impl FnOnce(&mut Value)) -> String {
+    let text =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/default.json")).unwrap();
+    let mut v: Value = serde_json::from_slice(&text).unwrap();
+    v["name"] = json!("test");
+    f(&mut v);
+    let p = dir.join("policy.json");
+    std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+fn scopes() -> R {
+    let probe = match build_probe("abstract") {
+        Ok(p) => p,
+        Err(e) => return skip(&e),
+    };
+    // A host process listening on an abstract unix socket, and one to signal.
+    let name = format!("contain-test-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+    let _listener = std::os::unix::net::UnixListener::bind_addr(&addr)?;
+    let mut sleeper = std::process::Command::new("sleep").arg("30").spawn()?;
+    let mut b = Bundle::new();
+    std::fs::copy(&probe, b.rootfs().join("bin/abstract"))?;
+    // The host's network and pid namespaces are shared.
+    b.set(|c| {
+        c["linux"]["namespaces"] = json!([{"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]);
+    });
+    b.sh(&format!(
+        "/bin/abstract {name}; kill -0 {} && echo signal-ok || echo signal-refused",
+        sleeper.id()
+    ));
+    // The default policy without its user namespace: Landlock's scopes are all that stop
+    // these (an abstract socket has no owner to check, and container root is host root).
+    let dir = tempfile::tempdir()?;
+    let no_userns = custom_policy(dir.path(), |v| v["userNamespace"]["add"] = json!(false));
+    let mut results = Vec::new();
+    for policy in [no_userns.as_str(), "default", "runc"] {
+        let o = run_with(policy, &b);
+        results.push((policy, o.code, o.stdout.trim().replace('\n', " "), o.stderr));
+    }
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    for (policy, code, out, err) in &results {
+        ensure!(*code == 0, "{policy}: exit {code}: {err}");
+        let want = if *policy == "runc" {
+            "ok signal-ok"
+        } else {
+            "errno 1 signal-refused"
+        };
+        ensure!(out == want, "{policy}: want {want:?}, got {out:?}");
+    }
+    pass()
+}
+
+fn no_exec_writable() -> R {
+    let mut b = Bundle::new();
+    // /dev is a writable tmpfs without noexec: only Landlock keeps a copied binary from
+    // running there under strict.
+    b.sh("cp /bin/busybox /dev/echo && (/dev/echo exec-ok 2>/dev/null || echo exec-refused); \
+          /bin/busybox echo image-exec-ok; touch /newfile 2>/dev/null && echo root-written || echo root-readonly");
+    let strict = run_with("strict", &b);
+    ok(&strict, "strict")?;
+    let runc = run_with("runc", &b);
+    ok(&runc, "runc")?;
+    ensure!(
+        strict.stdout == "exec-refused\nimage-exec-ok\nroot-readonly\n",
+        "strict: {:?}",
+        strict.stdout
+    );
+    ensure!(
+        runc.stdout.starts_with("exec-ok\nimage-exec-ok\n"),
+        "runc: {:?}",
+        runc.stdout
+    );
+    pass()
+}
+
+fn readonly_mount() -> R {
+    let host = tempfile::tempdir()?;
+    let mut b = Bundle::new();
+    b.set(|c| {
+        let caps = json!(["CAP_DAC_OVERRIDE", "CAP_SYS_ADMIN", "CAP_KILL"]);
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set] = caps.clone();
+        }
+        // No seccomp filter in the way: what stops the remount must be another layer.
+        c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW"});
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/ro", "type": "bind",
+            "source": host.path(), "options": ["rbind", "ro"]
+        }));
+    });
+    b.sh("touch /ro/x 2>&1 | grep -q 'Read-only' && echo erofs; \
+          mount -o remount,bind,rw /ro 2>/dev/null && echo remounted || echo remount-refused; \
+          touch /ro/y 2>/dev/null && echo written || echo not-written");
+    let def = run_with("default", &b);
+    ok(&def, "default")?;
+    ensure!(
+        def.stdout == "erofs\nremount-refused\nnot-written\n",
+        "default: {:?}",
+        def.stdout
+    );
+    ensure!(
+        std::fs::read_dir(host.path())?.count() == 0,
+        "the host directory was written"
+    );
+    let runc = run_with("runc", &b);
+    ok(&runc, "runc")?;
+    ensure!(
+        runc.stdout == "erofs\nremounted\nwritten\n",
+        "runc: {:?}",
+        runc.stdout
+    );
+    pass()
+}
+
+fn strict_refuses() -> R {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.set(|c| {
+        c["process"]["capabilities"]["bounding"] = json!(["CAP_SYS_ADMIN", "CAP_KILL"]);
+    });
+    let o = rt
+        .cmd()
+        .args(["--policy", "strict", "create", "--bundle"])
+        .arg(b.path())
+        .arg("s")
+        .out();
+    fails_with(
+        &o,
+        "process.capabilities.bounding: CAP_SYS_ADMIN not allowed",
+    )?;
+    rt.assert_clean(&b, "s")?;
+    let mut b = Bundle::new();
+    b.set(|c| {
+        c["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
+            {"type": "mount"}, {"type": "cgroup"}]);
+    });
+    let o = rt
+        .cmd()
+        .args(["--policy", "strict", "create", "--bundle"])
+        .arg(b.path())
+        .arg("s")
+        .out();
+    fails_with(
+        &o,
+        "linux.namespaces: the network namespace is shared with the host",
+    )?;
+    rt.assert_clean(&b, "s")?;
+    pass()
+}
+
+fn config_landlock() -> R {
+    let mut b = Bundle::new();
+    b.sh(
+        "cat /etc/passwd > /dev/null 2>&1 && echo etc-read || echo etc-refused; \
+          cat /bin/busybox > /dev/null && echo bin-read",
+    );
+    let o = run_with("runc", &b);
+    ok(&o, "without the section")?;
+    ensure!(
+        o.stdout == "etc-read\nbin-read\n",
+        "without: {:?}",
+        o.stdout
+    );
+    b.set(|c| {
+        c["process"]["landlock"] = json!({
+            "ruleset": {"handledAccessFS": ["read_file"]},
+            "rules": {"pathBeneath": [{"allowedAccess": ["read_file"], "paths": ["/bin"]}]},
+            "disableBestEffort": true
+        });
+    });
+    for policy in ["runc", "default"] {
+        let o = run_with(policy, &b);
+        ok(&o, policy)?;
+        ensure!(
+            o.stdout == "etc-refused\nbin-read\n",
+            "{policy}: {:?}",
+            o.stdout
+        );
+    }
+    pass()
+}
+
+fn state_annotations() -> R {
+    let rt = Runtime::new();
+    let b = Bundle::new();
+    ok(&rt.create(&b, "st"), "create")?;
+    let st = rt.state("st").ok_or("no state")?;
+    let ann = &st["annotations"];
+    let get = |k: &str| ann[k].as_str().unwrap_or("").to_string();
+    ensure!(get("io.contain.policy") == "default", "{ann}");
+    ensure!(
+        get("io.contain.userns").starts_with("added by the policy"),
+        "{ann}"
+    );
+    ensure!(get("io.contain.landlock").contains("mounts: fs"), "{ann}");
+    ensure!(
+        get("io.contain.seccomp").starts_with("contain default profile"),
+        "{ann}"
+    );
+    ok(&rt.exec(&["delete", "--force", "st"]), "delete")?;
+    pass()
+}
+
+fn bad_input() -> R {
+    let rt = Runtime::new();
+    let dir = tempfile::tempdir()?;
+    let b = Bundle::new();
+    let create = |policy: &str, b: &Bundle, id: &str| {
+        rt.cmd()
+            .args(["--policy", policy, "create", "--bundle"])
+            .arg(b.path())
+            .arg(id)
+            .out()
+    };
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"name\": ")?;
+    fails_with(&create(bad.to_str().unwrap(), &b, "x"), "policy ")?;
+    rt.assert_clean(&b, "x")?;
+    fails_with(&create("lenient", &b, "x"), "unknown policy \"lenient\"")?;
+    rt.assert_clean(&b, "x")?;
+    let mut ann = Bundle::new();
+    ann.set(|c| c["annotations"] = json!({"io.contain.policy": "/etc/passwd"}));
+    fails_with(&rt.create(&ann, "x"), "only be chosen with --policy")?;
+    rt.assert_clean(&ann, "x")?;
+
+    // A pool of one range: the second container finds it exhausted.
+    let one = custom_policy(dir.path(), |v| {
+        v["userNamespace"]["pool"] =
+            json!({"start": 1610612736u32, "size": 65536, "rangeSize": 65536});
+    });
+    ok(&create(&one, &b, "first"), "first in a pool of one")?;
+    let second = Bundle::new();
+    fails_with(&create(&one, &second, "second"), "pool exhausted")?;
+    rt.assert_clean(&second, "second")?;
+    // A config whose own mappings overlap that container's range.
+    let mut overlap = Bundle::new();
+    overlap.set(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] =
+            json!([{"containerID": 0, "hostID": 1610612800u32, "size": 10}]);
+        c["linux"]["gidMappings"] =
+            json!([{"containerID": 0, "hostID": 1610612800u32, "size": 10}]);
+    });
+    fails_with(&rt.create(&overlap, "ov"), "given to container \"first\"")?;
+    rt.assert_clean(&overlap, "ov")?;
+    ok(&rt.exec(&["delete", "--force", "first"]), "delete")?;
+
+    // A Landlock rule that climbs out of the rootfs.
+    let mut climb = Bundle::new();
+    climb.set(|c| {
+        c["process"]["landlock"] = json!({
+            "ruleset": {"handledAccessFS": ["read_file"]},
+            "rules": {"pathBeneath": [{"allowedAccess": ["read_file"], "paths": ["/bin/../../etc"]}]}
+        });
+    });
+    fails_with(&rt.create(&climb, "l"), "process.landlock")?;
+    rt.assert_clean(&climb, "l")?;
+    pass()
+}
