@@ -34,7 +34,7 @@ echo "processes:     $(ls /proc | grep -c '^[0-9]')"
 echo "network:       $(ls /sys/class/net | tr '\\n' ' ')"
 echo "mounts:"; awk '{printf "  %-22s %-8s %s\\n", $2, $3, substr($4,1,24)}' /proc/mounts
 touch /etc/x 2>/dev/null && echo "rootfs: writable" || echo "rootfs:        read-only (touch /etc/x refused)"
-echo "image files:   owned by $(stat -c %U /bin/busybox) (idmapped rootfs)"
+echo "image files:   owned by uid $(stat -c %u /bin/busybox) inside, as on the host (idmapped rootfs)"
 cat /proc/keys >/dev/null 2>&1; echo "/proc/keys:    $(wc -c < /proc/keys) bytes (masked)"
 """]
 json.dump(c, open(p, "w"), indent=2)
