@@ -282,7 +282,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
             .and_then(|l| l.cgroups_path().as_deref()),
         &opts.id,
     );
-    let cgroup = Cgroup::at(&hierarchies, &rel);
+    let mut cgroup = Cgroup::at(&hierarchies, &rel);
 
     // Side effects start here; `undo` reverts them unless the create completes.
     let dir = store.create(&opts.id)?;
@@ -300,9 +300,31 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
         .map_err(|e| io_err("mkfifo", &fifo_path)(e.into()))?;
     let fifo = open_host(&fifo_path, libc::O_RDWR).map_err(io_err("open", &fifo_path))?;
     cgroup.check_unused()?;
+    let resources = linux.and_then(|l| l.resources().as_ref());
+    match cgroup.create() {
+        Err(cgroups::CgroupError::Create { path, source })
+            if !nix::unistd::geteuid().is_root()
+                && source.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            // Rootless, as runc: without a delegated cgroup the container runs in the
+            // caller's, unless config.json asks for limits only a cgroup can enforce.
+            let _ = cgroup.remove();
+            if let Some(what) = resources.and_then(cgroups::limits_named) {
+                return Err(ContainerError::Preflight(format!(
+                    "linux.resources.{what}: rootless, and the cgroup {} cannot be created ({source}); delegate a cgroup to this user or drop the limit",
+                    path.display()
+                )));
+            }
+            crate::log::warn(&format!(
+                "rootless: cannot create the cgroup {} ({source}); the container stays in the caller's cgroup and has no resource limits",
+                path.display()
+            ));
+            cgroup = Cgroup { dirs: Vec::new() };
+        }
+        other => other?,
+    }
     undo.cgroup = Some(&cgroup);
-    cgroup.create()?;
-    if let Some(res) = linux.and_then(|l| l.resources().as_ref()) {
+    if let Some(res) = resources {
         cgroup.apply(res)?;
     }
 
@@ -355,7 +377,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
         id: &opts.id,
         bundle: &bundle,
         ns: NsPlan::from_spec(spec),
-        cgroup: Some(&cgroup),
+        cgroup: (!cgroup.dirs.is_empty()).then_some(&cgroup),
         caps: prepared.caps,
         idmap: matches!(applied.userns, policy::UserNs::Added(_)),
         no_pivot: opts.no_pivot,

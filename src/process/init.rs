@@ -182,9 +182,19 @@ fn stage1_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Option<Idmapped>, S
     if args.ns.new_user {
         unshare(CloneFlags::CLONE_NEWUSER)
             .map_err(|e| format!("create the user namespace: {e}"))?;
+        // An unprivileged runtime can open our /proc files only while we are dumpable; nothing
+        // of the container runs yet, and only processes of the caller's own uid could use it.
+        let rootless = !nix::unistd::geteuid().is_root();
+        if rootless {
+            sys::set_dumpable(true).map_err(|e| format!("prctl: {e}"))?;
+        }
         ch.send(&Msg::WriteIdMaps)
             .map_err(|e| format!("sync: {e}"))?;
-        let indexes = match ch.recv().map_err(|e| format!("sync: {e}"))? {
+        let answer = ch.recv().map_err(|e| format!("sync: {e}"));
+        if rootless {
+            sys::set_dumpable(false).map_err(|e| format!("prctl: {e}"))?;
+        }
+        let indexes = match answer? {
             Msg::IdMapsWritten { idmapped } => idmapped,
             other => return Err(format!("sync: expected IdMapsWritten, got {other:?}")),
         };

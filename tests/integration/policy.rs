@@ -28,6 +28,7 @@ pub const TESTS: &[(&str, crate::TestFn)] = &[
     ("policy::config_landlock_section_enforced", config_landlock),
     ("policy::state_shows_what_holds", state_annotations),
     ("policy::bad_policies_and_ranges_refused_cleanly", bad_input),
+    ("policy::rootless_run_as_an_unprivileged_user", rootless),
 ];
 
 /// `contain --policy P run` of a bundle in a fresh state root.
@@ -367,5 +368,98 @@ fn bad_input() -> R {
     });
     fails_with(&rt.create(&climb, "l"), "process.landlock")?;
     rt.assert_clean(&climb, "l")?;
+    pass()
+}
+
+/// A copy of the binary that uid 65534 can run wherever the checkout lives.
+fn public_binary() -> Result<(tempfile::TempDir, std::path::PathBuf), std::io::Error> {
+    let dir = tempfile::tempdir()?;
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )?;
+    let bin = dir.path().join("contain");
+    std::fs::copy(CONTAIN, &bin)?;
+    Ok((dir, bin))
+}
+
+/// Run `bin` as the unprivileged uid 65534 (setpriv) with a private state root.
+fn as_nobody(bin: &Path, root: &Path, args: &[&str], bundle: &Path, id: &str) -> Out {
+    std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(bin)
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .arg("--bundle")
+        .arg(bundle)
+        .arg(id)
+        .stdin(std::process::Stdio::null())
+        .out()
+}
+
+fn rootless() -> R {
+    if which("setpriv").is_none() {
+        return skip("setpriv is not installed (util-linux)");
+    }
+    let chown = |p: &Path| std::os::unix::fs::chown(p, Some(65534), Some(65534));
+    let (_bin_dir, bin) = public_binary()?;
+    // `contain spec --rootless` as the user: its own uid mapped to root, no network namespace.
+    let spec_dir = tempfile::tempdir()?;
+    chown(spec_dir.path())?;
+    let o = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .args(["spec", "--rootless", "--bundle"])
+        .arg(spec_dir.path())
+        .out();
+    ok(&o, "spec --rootless as uid 65534")?;
+    let rootless: Value =
+        serde_json::from_slice(&std::fs::read(spec_dir.path().join("config.json"))?)?;
+    let mut b = Bundle::new();
+    b.set(|c| {
+        let args = c["process"]["args"].clone();
+        let cgroups = c["linux"]["cgroupsPath"].clone();
+        *c = rootless.clone();
+        c["process"]["terminal"] = json!(false);
+        c["process"]["args"] = args;
+        c["linux"]["cgroupsPath"] = cgroups;
+    });
+    b.sh("tr -s ' ' < /proc/self/uid_map; id -u; grep '^Seccomp:' /proc/self/status");
+    std::fs::set_permissions(
+        b.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )?;
+    let state = tempfile::tempdir()?;
+    chown(state.path())?;
+    let o = as_nobody(&bin, state.path(), &["run"], b.path(), "rl");
+    ok(&o, "rootless run")?;
+    ensure!(
+        o.stdout == " 0 65534 1\n0\nSeccomp:\t2\n",
+        "inside: {:?}",
+        o.stdout
+    );
+    ensure!(
+        std::fs::read_dir(state.path())?.count() == 0,
+        "state left behind"
+    );
+    // A limit needs a cgroup the user cannot create: refused, naming the field.
+    b.set(|c| c["linux"]["resources"]["memory"] = json!({"limit": 67108864}));
+    let o = as_nobody(&bin, state.path(), &["run"], b.path(), "rl");
+    ensure!(
+        o.code == 1 && o.stderr.contains("linux.resources.memory: rootless"),
+        "limit without a cgroup: exit {}: {}",
+        o.code,
+        o.stderr
+    );
+    ensure!(
+        std::fs::read_dir(state.path())?.count() == 0,
+        "state left behind after the refusal"
+    );
     pass()
 }
