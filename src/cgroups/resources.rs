@@ -226,6 +226,21 @@ pub fn apply(cg: &Cgroup, res: &LinuxResources) -> Result<(), CgroupError> {
     Ok(())
 }
 
+/// The first limit of `res` that needs a cgroup of the container's own (the device list
+/// does not: without a cgroup the caller's applies, and a rootless container cannot make
+/// device nodes anyway). None when there is none.
+pub fn limits_named(res: &LinuxResources) -> Option<&'static str> {
+    if res.memory().is_some() {
+        Some("memory")
+    } else if res.cpu().is_some() {
+        Some("cpu")
+    } else if res.pids().is_some() {
+        Some("pids")
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,20 +276,5 @@ mod tests {
         let r: LinuxResources =
             serde_json::from_value(serde_json::json!({"memory": {"limit": 1000000}})).unwrap();
         check_supported(&r, &h).unwrap();
-    }
-}
-
-/// The first limit of `res` that needs a cgroup of the container's own (the device list
-/// does not: without a cgroup the caller's applies, and a rootless container cannot make
-/// device nodes anyway). None when there is none.
-pub fn limits_named(res: &LinuxResources) -> Option<&'static str> {
-    if res.memory().is_some() {
-        Some("memory")
-    } else if res.cpu().is_some() {
-        Some("cpu")
-    } else if res.pids().is_some() {
-        Some("pids")
-    } else {
-        None
     }
 }
