@@ -3,6 +3,7 @@
 //! Dependencies point downwards: cli -> container -> oci and process -> ns, rootfs, caps,
 //! cgroups -> sys. Parsing (oci) performs no syscalls.
 
+pub mod audit;
 pub mod caps;
 pub mod cgroups;
 pub mod cli;

@@ -1,6 +1,7 @@
 //! The command line: runc's global flags and commands, each command a thin file.
 
 mod argv;
+mod audit;
 mod console;
 mod exec;
 mod features;
@@ -200,6 +201,8 @@ enum Command {
     },
     /// Print what this runtime supports (runtime-spec features JSON)
     Features,
+    /// Report what a bundle and its policy leave open, before anything runs
+    Audit(audit::AuditArgs),
 }
 
 /// `5s`, `500ms`, `1m` -> a duration (Go's time.ParseDuration for the units runc users write).
@@ -316,6 +319,7 @@ fn dispatch(
         Command::List { format, quiet } => list::print(&store, &format, quiet)?,
         Command::Spec { bundle, rootless } => spec::write(&bundle, rootless)?,
         Command::Features => println!("{}", serde_json::to_string_pretty(&features::features())?),
+        Command::Audit(a) => return Ok(audit::audit(&a, policy)),
     }
     Ok(0)
 }

@@ -4,27 +4,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-pub const MASKED: &[&str] = &[
-    "/proc/acpi",
-    "/proc/asound",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/sys/firmware",
-    "/proc/scsi",
-    "/sys/devices/virtual/powercap",
-];
-
-pub const READONLY: &[&str] = &[
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
+use crate::oci::defaults::{MASKED, READONLY};
 
 /// The default config (pure).
 pub fn default_spec(rootless: Option<(u32, u32)>) -> Value {

@@ -80,15 +80,6 @@ struct Prepared {
     landlock: landlock::Plan,
 }
 
-/// The seccomp filters a policy asks for.
-pub(super) fn seccomp_choice(mode: policy::SeccompMode) -> seccomp::Choice {
-    match mode {
-        policy::SeccompMode::ConfigOrBuiltin => seccomp::Choice::ConfigOrDefault,
-        policy::SeccompMode::Config => seccomp::Choice::ConfigOnly,
-        policy::SeccompMode::BuiltinAndConfig => seccomp::Choice::DefaultAndConfig,
-    }
-}
-
 /// Check what can be checked before any side effect.
 fn preflight(
     bundle: &Bundle,
@@ -139,7 +130,7 @@ fn preflight(
     let filters = seccomp::effective(
         bundle.seccomp.as_ref(),
         caps.bounding_names(),
-        seccomp_choice(applied.seccomp),
+        applied.seccomp.choice(),
     )?;
     for f in &filters {
         check_listener(f)?;

@@ -212,12 +212,16 @@ fn mounts_layer(views: &[MountView], input: &PlanInput, notes: &mut Vec<String>)
             continue;
         }
         if !input.split || parent.dynamic {
+            let lacks: Vec<&str> = above
+                .iter()
+                .filter(|r| !mine.contains(r))
+                .map(String::as_str)
+                .collect();
             notes.push(format!(
-                "{}: narrower than {} ({} of {}); kept by its mount flags, which Landlock forbids changing",
+                "{}: inside {}'s broader rule (lacks {}); kept by its mount flags, which Landlock forbids changing",
                 v.path.display(),
                 parent.path.display(),
-                mine.join(","),
-                above.join(",")
+                lacks.join(",")
             ));
             continue;
         }

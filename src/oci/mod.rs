@@ -1,6 +1,7 @@
 //! Loading a bundle: read config.json into the oci-spec types, then validate it completely
 //! (pure, no I/O) before anything is created.
 
+pub mod defaults;
 mod validate;
 
 use std::path::{Path, PathBuf};

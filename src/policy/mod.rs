@@ -63,6 +63,17 @@ pub enum SeccompMode {
     BuiltinAndConfig,
 }
 
+impl SeccompMode {
+    /// The filters this mode installs.
+    pub fn choice(self) -> crate::seccomp::Choice {
+        match self {
+            SeccompMode::ConfigOrBuiltin => crate::seccomp::Choice::ConfigOrDefault,
+            SeccompMode::Config => crate::seccomp::Choice::ConfigOnly,
+            SeccompMode::BuiltinAndConfig => crate::seccomp::Choice::DefaultAndConfig,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ScopeWhen {

@@ -125,21 +125,25 @@ pub fn effective(
 const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
 const SECCOMP_GET_ACTION_AVAIL: libc::c_ulong = 2;
 
+/// Whether this kernel can enforce the filter action `kind` (SECCOMP_GET_ACTION_AVAIL).
+pub fn action_available(kind: u32) -> bool {
+    // SAFETY: SECCOMP_GET_ACTION_AVAIL reads one u32 through the pointer, valid for the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_GET_ACTION_AVAIL,
+            0,
+            &kind as *const u32,
+        )
+    };
+    r == 0
+}
+
 /// Check, before anything is created, that this kernel can enforce the program: seccomp
 /// filters exist and every action it can return is available.
 pub fn preflight(c: &Compiled) -> Result<(), SeccompError> {
     for a in &c.actions {
-        let kind = a.kind();
-        // SAFETY: SECCOMP_GET_ACTION_AVAIL reads one u32 through the pointer, valid for the call.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_seccomp,
-                SECCOMP_GET_ACTION_AVAIL,
-                0,
-                &kind as *const u32,
-            )
-        };
-        if r != 0 {
+        if !action_available(a.kind()) {
             return Err(SeccompError::Unsupported(format!(
                 "this kernel cannot enforce the action {} ({}); refusing to run without it",
                 bpf::action_name(a.ret()),

@@ -2,6 +2,7 @@
 //! effect observed from inside the container. Tests that cannot run here (not root, no
 //! busybox, no runc) are reported as ignored with the reason, never as passed.
 
+mod audit;
 mod bad_input;
 mod clients;
 mod config;
@@ -27,6 +28,7 @@ fn main() {
     tests.extend(exec::TESTS);
     tests.extend(bad_input::TESTS);
     tests.extend(clients::TESTS);
+    tests.extend(audit::TESTS);
     let missing = util::missing_prerequisite();
     let trials = tests
         .into_iter()

@@ -1,0 +1,618 @@
+//! `contain audit`: what a bundle and its policy leave open, before anything runs.
+//!
+//! [`audit`] is pure over its inputs: it applies the policy with the same function `create`
+//! uses ([`crate::policy::apply`]), compiles the same seccomp filters and plans the same
+//! Landlock rulesets, then checks the effective configuration against the catalogue
+//! ([`rules::RULES`]). What it reports is what `create` would enforce on this host.
+
+pub mod host;
+mod output;
+pub mod rules;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use serde::Serialize;
+
+pub use output::{render, Format};
+pub use rules::{Layer, Rule, Severity, RULES};
+
+use crate::landlock::ConfigLandlock;
+use crate::policy::{self, Policy};
+use crate::seccomp::{self, bpf::SeccompData, Profile};
+
+/// One finding: a rule that fires, with what in the config made it fire.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub id: &'static str,
+    pub severity: Severity,
+    pub layer: Layer,
+    pub title: &'static str,
+    pub detail: String,
+    pub remediation: &'static str,
+    pub pss: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub critical: usize,
+    pub high: usize,
+    pub medium: usize,
+    pub low: usize,
+}
+
+/// What one layer enforces.
+#[derive(Debug, Clone, Serialize)]
+pub struct Enforced {
+    pub layer: &'static str,
+    pub what: String,
+}
+
+/// The result of an audit.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The config.json audited.
+    pub config: PathBuf,
+    pub policy: String,
+    /// 100 minus the weight of every finding, at least 0: higher is better.
+    pub score: u32,
+    pub summary: Summary,
+    /// The Pod Security Standards levels the bundle meets ("restricted", "baseline", or none).
+    pub pod_security: &'static str,
+    /// Why the policy would refuse the config (then the config is audited as written).
+    pub refused: Option<String>,
+    /// What holds, layer by layer, as `state` would show it.
+    pub enforced: Vec<Enforced>,
+    pub findings: Vec<Finding>,
+}
+
+/// What the audit needs to know about the host (the caller gathers it).
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub facts: policy::Facts,
+    /// The kernel's Landlock ABI version (0: none).
+    pub landlock_abi: i32,
+}
+
+/// config.json's extra sections contain reads itself.
+#[derive(Debug, Clone, Default)]
+pub struct Extra {
+    pub seccomp: Option<Profile>,
+    pub landlock: Option<ConfigLandlock>,
+}
+
+const ROOTLIKE: [&str; 11] = [
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_RAWIO",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_NET_ADMIN",
+    "CAP_BPF",
+    "CAP_PERFMON",
+    "CAP_SYS_BOOT",
+    "CAP_MAC_ADMIN",
+    "CAP_SYS_TIME",
+];
+
+const DOCKER_DEFAULT: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+const SENSITIVE: [&str; 14] = [
+    "/",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/etc",
+    "/boot",
+    "/lib/modules",
+    "/var/lib/kubelet",
+    "/var/run/docker.sock",
+    "/run/docker.sock",
+    "/run/containerd/containerd.sock",
+    "/var/run/crio/crio.sock",
+    "/run/podman/podman.sock",
+    "/var/lib/docker",
+];
+
+/// Sysctls the Pod Security Standards (baseline) allow.
+const SAFE_SYSCTLS: [&str; 10] = [
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+];
+
+struct Findings(Vec<Finding>);
+
+impl Findings {
+    fn add(&mut self, id: &'static str, detail: String) {
+        let r = rules::rule(id);
+        self.0.push(Finding {
+            id: r.id,
+            severity: r.severity,
+            layer: r.layer,
+            title: r.title,
+            detail,
+            remediation: r.remediation,
+            pss: r.pss,
+        });
+    }
+}
+
+/// Audit a config (already parsed and validated) under a policy on a host.
+pub fn audit(config: &Path, spec: &Spec, extra: &Extra, pol: &Policy, host: &Host) -> Report {
+    let mut f = Findings(Vec::new());
+    let mut enforced = vec![Enforced {
+        layer: "policy",
+        what: pol.name.clone(),
+    }];
+    let mut hold = |layer: &'static str, what: String| enforced.push(Enforced { layer, what });
+    let (applied, refused) = match policy::apply(pol, spec, &host.facts) {
+        Ok(a) => (Some(a), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let effective = applied.as_ref().map_or(spec, |a| &a.spec);
+    let namespaces: Vec<_> = effective
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    let ns = |t| namespaces.iter().find(|n| n.typ() == t);
+    let process = effective.process().clone().unwrap_or_default();
+    let linux = effective.linux().clone().unwrap_or_default();
+
+    // User namespace.
+    let userns_text = match applied.as_ref().map(|a| &a.userns) {
+        Some(policy::UserNs::Added(_)) => "added by the policy (a range of the pool)".to_string(),
+        Some(policy::UserNs::None(why)) => format!("none ({why})"),
+        _ => "config.json's".to_string(),
+    };
+    hold("userns", userns_text.clone());
+    let root_mapped = linux
+        .uid_mappings()
+        .iter()
+        .flatten()
+        .any(|m| m.container_id() == 0 && m.host_id() == 0);
+    if ns(LinuxNamespaceType::User).is_none() {
+        f.add("CA-USERNS-001", format!("no user namespace: {userns_text}"));
+    } else if root_mapped {
+        f.add(
+            "CA-USERNS-001",
+            "linux.uidMappings maps container uid 0 to host uid 0".into(),
+        );
+    }
+
+    // Capabilities.
+    let caps = process.capabilities().clone().unwrap_or_default();
+    let mut held: BTreeSet<String> = BTreeSet::new();
+    for set in [
+        caps.bounding(),
+        caps.effective(),
+        caps.permitted(),
+        caps.inheritable(),
+        caps.ambient(),
+    ] {
+        held.extend(set.iter().flatten().map(crate::caps::cap_name));
+    }
+    let rootlike: Vec<&String> = held
+        .iter()
+        .filter(|c| ROOTLIKE.contains(&c.as_str()))
+        .collect();
+    if !rootlike.is_empty() {
+        f.add(
+            "CA-CAP-001",
+            format!("process.capabilities holds {}", join(&rootlike)),
+        );
+    }
+    let extra_caps: Vec<&String> = held
+        .iter()
+        .filter(|c| !DOCKER_DEFAULT.contains(&c.as_str()) && !ROOTLIKE.contains(&c.as_str()))
+        .collect();
+    if !extra_caps.is_empty() {
+        f.add(
+            "CA-CAP-002",
+            format!("process.capabilities holds {}", join(&extra_caps)),
+        );
+    }
+
+    // Namespaces.
+    let shared = |t| ns(t).is_none();
+    let host_ns: Vec<&str> = [
+        (LinuxNamespaceType::Pid, "pid"),
+        (LinuxNamespaceType::Network, "network"),
+        (LinuxNamespaceType::Ipc, "ipc"),
+    ]
+    .iter()
+    .filter(|(t, _)| shared(*t))
+    .map(|(_, n)| *n)
+    .collect();
+    if !host_ns.is_empty() {
+        f.add(
+            "CA-NS-001",
+            format!("shared with the host: {}", host_ns.join(", ")),
+        );
+    }
+    let mut weaker: Vec<String> = [
+        (LinuxNamespaceType::Uts, "uts"),
+        (LinuxNamespaceType::Cgroup, "cgroup"),
+        (LinuxNamespaceType::Mount, "mount"),
+    ]
+    .iter()
+    .filter(|(t, _)| shared(*t))
+    .map(|(_, n)| format!("{n} shared with the host"))
+    .collect();
+    weaker.extend(
+        namespaces
+            .iter()
+            .filter_map(|n| n.path().as_ref().map(|p| (n.typ(), p)))
+            .map(|(t, p)| format!("{t:?} joined from {}", p.display()).to_lowercase()),
+    );
+    if !weaker.is_empty() {
+        f.add("CA-NS-002", weaker.join("; "));
+    }
+
+    // Seccomp.
+    let choice = applied
+        .as_ref()
+        .map_or(seccomp::Choice::ConfigOnly, |a| a.seccomp.choice());
+    let bounding: Vec<String> = caps
+        .bounding()
+        .iter()
+        .flatten()
+        .map(crate::caps::cap_name)
+        .collect();
+    match seccomp::effective(extra.seccomp.as_ref(), bounding, choice) {
+        Ok(filters) if filters.is_empty() => {
+            hold("seccomp", "none".into());
+            f.add(
+                "CA-SECCOMP-001",
+                "config.json has no linux.seccomp and the policy adds none".into(),
+            );
+        }
+        Ok(filters) => {
+            hold(
+                "seccomp",
+                filters
+                    .iter()
+                    .map(|e| e.source.describe())
+                    .collect::<Vec<_>>()
+                    .join(" + "),
+            );
+            let profiles: Vec<&Profile> = filters.iter().map(|e| &e.profile).collect();
+            let open = dangerous_allowed(&profiles);
+            if !open.is_empty() {
+                f.add("CA-SECCOMP-002", format!("allowed: {}", open.join(", ")));
+            }
+        }
+        Err(e) => {
+            hold("seccomp", format!("invalid: {e}"));
+            f.add(
+                "CA-SECCOMP-001",
+                format!("the profile cannot be compiled, so create would fail: {e}"),
+            );
+        }
+    }
+
+    // Landlock.
+    let input = applied
+        .as_ref()
+        .map(|a| a.landlock.clone())
+        .unwrap_or_default();
+    match crate::landlock::plan(
+        effective,
+        extra.landlock.as_ref(),
+        &input,
+        host.landlock_abi,
+    ) {
+        Ok(plan) => {
+            hold("landlock", plan.describe());
+            if plan.layers.is_empty() {
+                f.add("CA-LANDLOCK-001", plan.describe());
+            } else if !plan.notes.is_empty() {
+                f.add("CA-LANDLOCK-002", plan.notes.join("; "));
+            }
+        }
+        Err(e) => {
+            hold("landlock", format!("create would fail: {e}"));
+            f.add("CA-LANDLOCK-001", format!("create would fail: {e}"));
+        }
+    }
+
+    // Privileges.
+    if !process.no_new_privileges().unwrap_or(false) {
+        f.add("CA-PRIV-001", "process.noNewPrivileges is not true".into());
+    }
+    if process.user().uid() == 0 {
+        f.add("CA-PRIV-002", "process.user.uid is 0".into());
+    }
+    if effective.root().as_ref().and_then(|r| r.readonly()) != Some(true) {
+        f.add("CA-ROOTFS-001", "root.readonly is not true".into());
+    }
+
+    // Mounts.
+    let mut sensitive = Vec::new();
+    let mut writable = Vec::new();
+    for m in effective.mounts().iter().flatten() {
+        let opts = m.options().clone().unwrap_or_default();
+        let bind =
+            m.typ().as_deref() == Some("bind") || opts.iter().any(|o| o == "bind" || o == "rbind");
+        let Some(src) = m.source().as_ref().filter(|_| bind) else {
+            continue;
+        };
+        let ro = opts.iter().any(|o| o == "ro");
+        let src_s = normalize(src);
+        let hit = SENSITIVE.iter().any(|s| {
+            src_s == Path::new(s) || (*s != "/" && src_s.starts_with(s) && s.ends_with(".sock"))
+        });
+        let what = format!(
+            "{} on {} ({})",
+            src.display(),
+            m.destination().display(),
+            if ro { "read-only" } else { "writable" }
+        );
+        if hit {
+            sensitive.push(what);
+        } else if !ro && !is_dev_node(&src_s) {
+            writable.push(what);
+        }
+    }
+    if !sensitive.is_empty() {
+        f.add("CA-MOUNT-001", sensitive.join("; "));
+    }
+    if !writable.is_empty() {
+        f.add("CA-MOUNT-002", writable.join("; "));
+    }
+    let masked = linux.masked_paths().clone().unwrap_or_default();
+    let readonly = linux.readonly_paths().clone().unwrap_or_default();
+    let mut missing: Vec<String> = crate::oci::defaults::MASKED
+        .iter()
+        .filter(|p| !masked.iter().any(|m| m == *p))
+        .map(|p| format!("masked {p}"))
+        .collect();
+    missing.extend(
+        crate::oci::defaults::READONLY
+            .iter()
+            .filter(|p| !readonly.iter().any(|m| m == *p))
+            .map(|p| format!("read-only {p}")),
+    );
+    if !missing.is_empty() {
+        f.add("CA-MOUNT-003", format!("missing: {}", missing.join(", ")));
+    }
+
+    // Devices.
+    let res = linux.resources().clone().unwrap_or_default();
+    let mut devs = Vec::new();
+    for d in res.devices().iter().flatten().filter(|d| d.allow()) {
+        let typ = d.typ().map(|t| t.as_str().to_string());
+        let all = typ.as_deref().is_none_or(|t| t == "a");
+        if all && d.major().is_none() && d.minor().is_none() {
+            devs.push("every device is allowed".to_string());
+        } else if typ.as_deref() == Some("b") || all {
+            devs.push(format!(
+                "block devices allowed ({}:{})",
+                d.major().map_or("*".into(), |m| m.to_string()),
+                d.minor().map_or("*".into(), |m| m.to_string())
+            ));
+        }
+    }
+    for d in linux.devices().iter().flatten() {
+        if d.typ().as_str() == "b" {
+            devs.push(format!("block device node {}", d.path().display()));
+        }
+    }
+    if !devs.is_empty() {
+        f.add("CA-DEV-001", devs.join("; "));
+    }
+
+    // Resources.
+    if res
+        .memory()
+        .as_ref()
+        .and_then(|m| m.limit())
+        .is_none_or(|l| l <= 0)
+    {
+        f.add(
+            "CA-RES-001",
+            "linux.resources.memory.limit is not set".into(),
+        );
+    }
+    if res.pids().as_ref().is_none_or(|p| p.limit() <= 0) {
+        f.add("CA-RES-002", "linux.resources.pids.limit is not set".into());
+    }
+    let rl: Vec<String> = process
+        .rlimits()
+        .iter()
+        .flatten()
+        .map(|r| format!("{:?}", r.typ()))
+        .collect();
+    let lacks: Vec<&str> = ["RLIMIT_NOFILE", "RLIMIT_NPROC"]
+        .into_iter()
+        .filter(|n| {
+            !rl.iter()
+                .any(|r| r.eq_ignore_ascii_case(&n.replace('_', "")))
+        })
+        .collect();
+    if !lacks.is_empty() {
+        f.add(
+            "CA-RES-003",
+            format!("process.rlimits lacks {}", lacks.join(", ")),
+        );
+    }
+
+    // Kernel knobs.
+    let unsafe_sysctls: Vec<String> = linux
+        .sysctl()
+        .iter()
+        .flatten()
+        .filter(|(k, _)| !SAFE_SYSCTLS.contains(&k.as_str()))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if !unsafe_sysctls.is_empty() {
+        let mut s = unsafe_sysctls;
+        s.sort();
+        f.add("CA-SYSCTL-001", s.join(", "));
+    }
+
+    // Hooks.
+    if let Some(h) = effective.hooks() {
+        let mut host_hooks = Vec::new();
+        for (kind, list) in [
+            ("prestart", h.prestart()),
+            ("createRuntime", h.create_runtime()),
+            ("poststart", h.poststart()),
+            ("poststop", h.poststop()),
+        ] {
+            for hook in list.iter().flatten() {
+                host_hooks.push(format!("{kind}: {}", hook.path().display()));
+            }
+        }
+        if !host_hooks.is_empty() {
+            f.add("CA-HOOK-001", host_hooks.join("; "));
+        }
+    }
+
+    let mut findings = f.0;
+    findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.id.cmp(b.id)));
+    let count = |s| findings.iter().filter(|x| x.severity == s).count();
+    let summary = Summary {
+        critical: count(Severity::Critical),
+        high: count(Severity::High),
+        medium: count(Severity::Medium),
+        low: count(Severity::Low),
+    };
+    let score = 100u32.saturating_sub(findings.iter().map(|x| x.severity.weight()).sum());
+    let pod_security = if findings.iter().any(|x| x.pss == Some("baseline")) {
+        "none"
+    } else if findings.iter().any(|x| x.pss == Some("restricted")) {
+        "baseline"
+    } else {
+        "restricted"
+    };
+    Report {
+        config: config.to_path_buf(),
+        policy: pol.name.clone(),
+        score,
+        summary,
+        pod_security,
+        refused,
+        enforced,
+        findings,
+    }
+}
+
+fn join(v: &[&String]) -> String {
+    v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        if let std::path::Component::Normal(n) = c {
+            out.push(n);
+        }
+    }
+    out
+}
+
+fn is_dev_node(p: &Path) -> bool {
+    p.starts_with("/dev/") && p.components().count() == 3
+}
+
+/// The dangerous calls every filter of the stack lets through (x86_64 numbers; i386 and x32
+/// as whole ABIs).
+fn dangerous_allowed(profiles: &[&Profile]) -> Vec<String> {
+    use crate::seccomp::compile::{Abi, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, X32_BIT};
+    const NEWUSER: u64 = 0x1000_0000;
+    let probes: [(&str, &str, [u64; 6]); 16] = [
+        (
+            "unshare(CLONE_NEWUSER)",
+            "unshare",
+            [NEWUSER, 0, 0, 0, 0, 0],
+        ),
+        (
+            "clone(CLONE_NEWUSER)",
+            "clone",
+            [NEWUSER | 17, 0, 0, 0, 0, 0],
+        ),
+        ("mount", "mount", [0; 6]),
+        ("ptrace", "ptrace", [16, 1, 0, 0, 0, 0]),
+        ("bpf", "bpf", [0; 6]),
+        ("keyctl", "keyctl", [0; 6]),
+        ("add_key", "add_key", [0; 6]),
+        ("kexec_load", "kexec_load", [0; 6]),
+        ("init_module", "init_module", [0; 6]),
+        ("finit_module", "finit_module", [0; 6]),
+        ("open_by_handle_at", "open_by_handle_at", [0; 6]),
+        ("userfaultfd", "userfaultfd", [0; 6]),
+        ("perf_event_open", "perf_event_open", [0; 6]),
+        ("io_uring_setup", "io_uring_setup", [0; 6]),
+        (
+            "personality(ADDR_NO_RANDOMIZE)",
+            "personality",
+            [0x0004_0000, 0, 0, 0, 0, 0],
+        ),
+        ("socket(AF_VSOCK)", "socket", [40, 1, 0, 0, 0, 0]),
+    ];
+    let allows = |d: &SeccompData| {
+        profiles.iter().all(|p| {
+            seccomp::reference::evaluate(p, d)
+                .map(|ret| matches!(ret & 0xffff_0000, 0x7fff_0000 | 0x7ffc_0000))
+                .unwrap_or(false)
+        })
+    };
+    let mut open = Vec::new();
+    for (label, name, args) in probes {
+        let Some(nr) = Abi::X86_64.number(name) else {
+            continue;
+        };
+        let d = SeccompData {
+            nr,
+            arch: AUDIT_ARCH_X86_64,
+            ip: 0,
+            args,
+        };
+        if allows(&d) {
+            open.push(label.to_string());
+        }
+    }
+    for (label, arch, nr) in [
+        ("i386 syscalls (int 0x80)", AUDIT_ARCH_I386, 20),
+        ("x32 syscalls", AUDIT_ARCH_X86_64, 39 | X32_BIT),
+    ] {
+        let d = SeccompData {
+            nr,
+            arch,
+            ip: 0,
+            args: [0; 6],
+        };
+        if allows(&d) {
+            open.push(label.to_string());
+        }
+    }
+    open
+}
+
+#[cfg(test)]
+mod tests;

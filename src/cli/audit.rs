@@ -1,0 +1,96 @@
+//! `audit`: what a bundle and its policy leave open (src/audit), or what this host can enforce.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use crate::audit::{self, Format, Severity};
+use crate::policy::{self, Policy};
+
+#[derive(Debug, clap::Args)]
+#[command(
+    long_about = "Report, before anything runs, which layers a bundle and its policy leave open: the \
+policy is applied and the seccomp filters and Landlock rulesets are built exactly as `create` \
+would on this host, then every rule of the catalogue is checked (user namespace, capabilities, \
+namespaces, seccomp with argument-level checks, Landlock, privileges, mounts, devices, \
+resources, sysctls, hooks). Findings carry a stable id, a severity, a remediation and the Pod \
+Security Standards level they fail. The policy is the global --policy, else the config's \
+annotation io.contain.policy, else `default`.",
+    after_help = "Exit status: 0, or 1 when a finding is at least --fail-on; 2 for usage or input errors (malformed config or policy, missing bundle)."
+)]
+pub struct AuditArgs {
+    /// Bundle directory whose config.json is audited
+    #[arg(short = 'b', long, value_name = "DIR", conflicts_with_all = ["config", "host"])]
+    bundle: Option<PathBuf>,
+    /// A config.json to audit (no rootfs needed)
+    #[arg(long, value_name = "FILE", conflicts_with = "host")]
+    config: Option<PathBuf>,
+    /// Report what this host can enforce instead (user namespaces, seccomp actions, Landlock
+    /// ABI, idmapped mounts, cgroups, KVM)
+    #[arg(long)]
+    host: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// Exit 1 when a finding is at least this severe
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    fail_on: Option<Severity>,
+}
+
+/// Run the audit; returns the exit code (errors are printed here, with exit code 2).
+pub fn audit(args: &AuditArgs, policy_flag: Option<&str>) -> i32 {
+    match run(args, policy_flag) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("contain audit: {e}");
+            2
+        }
+    }
+}
+
+fn run(args: &AuditArgs, policy_flag: Option<&str>) -> anyhow::Result<i32> {
+    if args.host {
+        let report = audit::host::probe();
+        print!("{}", audit::host::render(&report, args.format));
+        return Ok(0);
+    }
+    let (path, rootfs) = match (&args.bundle, &args.config) {
+        (_, Some(c)) => (c.clone(), None),
+        (Some(b), None) => (b.join("config.json"), Some(b.clone())),
+        (None, None) => (PathBuf::from("config.json"), Some(PathBuf::from("."))),
+    };
+    let data =
+        std::fs::read(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let (spec, extra) = crate::oci::parse_and_validate(&path, &data)?;
+    let pol = Policy::select(policy_flag, &spec)?;
+    let rootfs = rootfs.and_then(|b| {
+        spec.root().as_ref().map(|r| {
+            if r.path().is_absolute() {
+                r.path().clone()
+            } else {
+                b.join(r.path())
+            }
+        })
+    });
+    let host = audit::Host {
+        facts: policy::Facts {
+            as_root: nix::unistd::geteuid().is_root(),
+            rootfs_idmap: match &rootfs {
+                Some(r) => crate::ns::idmap::idmappable(r),
+                // A config alone: assume the rootfs can be idmapped (said in the report).
+                None => Ok(()),
+            },
+        },
+        landlock_abi: crate::landlock::kernel_abi(),
+    };
+    let extra = audit::Extra {
+        seccomp: extra.seccomp,
+        landlock: extra.landlock,
+    };
+    let report = audit::audit(&path, &spec, &extra, &pol, &host);
+    let color = args.format == Format::Text && std::io::stdout().is_terminal();
+    print!("{}", audit::render(&report, args.format, color));
+    let fail = args
+        .fail_on
+        .is_some_and(|t| report.findings.iter().any(|f| f.severity >= t));
+    Ok(i32::from(fail))
+}

@@ -1,0 +1,184 @@
+//! `contain audit` through the binary: exit codes, formats, bad input, and the host report.
+//! (The findings of each test bundle are checked exactly by the unit tests in src/audit.)
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::ensure;
+use crate::util::*;
+
+pub const TESTS: &[(&str, crate::TestFn)] = &[
+    ("audit::bundle_and_fail_on_exit_codes", exit_codes),
+    ("audit::json_and_sarif_parse", formats),
+    ("audit::bad_input_exits_2", bad_input),
+    ("audit::host_report", host_report),
+];
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/audit")
+        .join(format!("{name}.json"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn audit(args: &[&str]) -> Out {
+    std::process::Command::new(CONTAIN)
+        .arg("audit")
+        .args(args)
+        .out()
+}
+
+fn exit_codes() -> R {
+    // A real bundle under the default policy: the report names what holds.
+    let b = Bundle::new();
+    let o = audit(&["--bundle", b.path().to_str().unwrap()]);
+    ensure!(o.code == 0, "audit of a bundle: {} {}", o.code, o.stderr);
+    ensure!(
+        o.stdout.contains("under policy default")
+            && o.stdout.contains("userns    added by the policy"),
+        "{}",
+        o.stdout
+    );
+    let p = fixture("privileged-like");
+    let o = audit(&["--config", &p, "--fail-on", "critical"]);
+    ensure!(
+        o.code == 1,
+        "critical findings with --fail-on critical: exit {}",
+        o.code
+    );
+    ensure!(o.stdout.contains("CA-CAP-001"), "{}", o.stdout);
+    let s = fixture("strict");
+    let o = std::process::Command::new(CONTAIN)
+        .args([
+            "--policy",
+            "strict",
+            "audit",
+            "--config",
+            &s,
+            "--fail-on",
+            "medium",
+        ])
+        .out();
+    ensure!(
+        o.code == 0,
+        "strict bundle under strict, --fail-on medium: exit {} {}",
+        o.code,
+        o.stdout
+    );
+    let o = audit(&["--config", &s, "--fail-on", "low"]);
+    ensure!(
+        o.code == 1,
+        "low findings with --fail-on low: exit {}",
+        o.code
+    );
+    pass()
+}
+
+fn formats() -> R {
+    let p = fixture("privileged-like");
+    let o = audit(&["--config", &p, "--format", "json"]);
+    ensure!(o.code == 0, "json: {}", o.stderr);
+    let v: Value = serde_json::from_str(&o.stdout)?;
+    ensure!(
+        v["policy"] == "default" && v["findings"].as_array().is_some_and(|f| !f.is_empty()),
+        "{v}"
+    );
+    let o = audit(&["--config", &p, "--format", "sarif"]);
+    ensure!(o.code == 0, "sarif: {}", o.stderr);
+    let v: Value = serde_json::from_str(&o.stdout)?;
+    ensure!(
+        v["version"] == "2.1.0"
+            && v["runs"][0]["tool"]["driver"]["rules"]
+                .as_array()
+                .is_some_and(|r| r.len() >= 20),
+        "{v}"
+    );
+    pass()
+}
+
+fn bad_input() -> R {
+    let dir = tempfile::tempdir()?;
+    let bad = dir.path().join("config.json");
+    std::fs::write(&bad, "{\"ociVersion\": ")?;
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["--config".into(), bad.to_string_lossy().into()],
+            "malformed JSON",
+        ),
+        (
+            vec!["--bundle".into(), "/nonexistent/bundle".into()],
+            "cannot read",
+        ),
+        (
+            vec![
+                "--config".into(),
+                fixture("strict"),
+                "--format".into(),
+                "yaml".into(),
+            ],
+            "invalid value",
+        ),
+    ];
+    for (args, needle) in cases {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = audit(&a);
+        ensure!(
+            o.code == 2 && o.stderr.contains(needle),
+            "{a:?}: exit {} {:?}",
+            o.code,
+            o.stderr
+        );
+    }
+    std::fs::write(
+        &bad,
+        r#"{"ociVersion": "1.0.2", "root": {"path": "rootfs"}, "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0}}, "windows": {}}"#,
+    )?;
+    let o = audit(&["--config", bad.to_str().unwrap()]);
+    ensure!(
+        o.code == 2 && o.stderr.contains("Linux containers only"),
+        "windows config: {} {:?}",
+        o.code,
+        o.stderr
+    );
+    let o = std::process::Command::new(CONTAIN)
+        .args([
+            "--policy",
+            "nosuch",
+            "audit",
+            "--config",
+            &fixture("strict"),
+        ])
+        .out();
+    ensure!(
+        o.code == 2 && o.stderr.contains("unknown policy"),
+        "unknown policy: {} {:?}",
+        o.code,
+        o.stderr
+    );
+    pass()
+}
+
+fn host_report() -> R {
+    let o = audit(&["--host", "--format", "json"]);
+    ensure!(o.code == 0, "host: {}", o.stderr);
+    let v: Value = serde_json::from_str(&o.stdout)?;
+    let features: Vec<&str> = v["host"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c["feature"].as_str()).collect())
+        .unwrap_or_default();
+    ensure!(
+        features
+            == [
+                "user namespaces",
+                "seccomp actions",
+                "landlock",
+                "idmapped mounts",
+                "cgroups",
+                "microVM stage"
+            ],
+        "{features:?}"
+    );
+    pass()
+}
