@@ -6,6 +6,7 @@
 //! ([`rules::RULES`]). What it reports is what `create` would enforce on this host.
 
 pub mod host;
+pub mod live;
 mod output;
 pub mod rules;
 
@@ -503,13 +504,7 @@ pub fn audit(config: &Path, spec: &Spec, extra: &Extra, pol: &Policy, host: &Hos
         low: count(Severity::Low),
     };
     let score = 100u32.saturating_sub(findings.iter().map(|x| x.severity.weight()).sum());
-    let pod_security = if findings.iter().any(|x| x.pss == Some("baseline")) {
-        "none"
-    } else if findings.iter().any(|x| x.pss == Some("restricted")) {
-        "baseline"
-    } else {
-        "restricted"
-    };
+    let pod_security = pod_security(&findings);
     Report {
         config: config.to_path_buf(),
         policy: pol.name.clone(),
@@ -519,6 +514,17 @@ pub fn audit(config: &Path, spec: &Spec, extra: &Extra, pol: &Policy, host: &Hos
         refused,
         enforced,
         findings,
+    }
+}
+
+/// The Pod Security Standards level findings leave a bundle at.
+fn pod_security(findings: &[Finding]) -> &'static str {
+    if findings.iter().any(|x| x.pss == Some("baseline")) {
+        "none"
+    } else if findings.iter().any(|x| x.pss == Some("restricted")) {
+        "baseline"
+    } else {
+        "restricted"
     }
 }
 

@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use crate::audit::{self, Format, Severity};
+use crate::container::Store;
 use crate::policy::{self, Policy};
 
 #[derive(Debug, clap::Args)]
@@ -18,6 +19,9 @@ annotation io.contain.policy, else `default`.",
     after_help = "Exit status: 0, or 1 when a finding is at least --fail-on; 2 for usage or input errors (malformed config or policy, missing bundle)."
 )]
 pub struct AuditArgs {
+    /// Audit this running container instead: what the kernel applied to its init (/proc)
+    #[arg(value_name = "CONTAINER_ID", conflicts_with_all = ["bundle", "config", "host"])]
+    id: Option<String>,
     /// Bundle directory whose config.json is audited
     #[arg(short = 'b', long, value_name = "DIR", conflicts_with_all = ["config", "host"])]
     bundle: Option<PathBuf>,
@@ -37,8 +41,8 @@ pub struct AuditArgs {
 }
 
 /// Run the audit; returns the exit code (errors are printed here, with exit code 2).
-pub fn audit(args: &AuditArgs, policy_flag: Option<&str>) -> i32 {
-    match run(args, policy_flag) {
+pub fn audit(args: &AuditArgs, policy_flag: Option<&str>, store: &Store) -> i32 {
+    match run(args, policy_flag, store) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("contain audit: {e}");
@@ -47,7 +51,29 @@ pub fn audit(args: &AuditArgs, policy_flag: Option<&str>) -> i32 {
     }
 }
 
-fn run(args: &AuditArgs, policy_flag: Option<&str>) -> anyhow::Result<i32> {
+fn finish(args: &AuditArgs, report: &audit::Report) -> i32 {
+    let color = args.format == Format::Text && std::io::stdout().is_terminal();
+    print!("{}", audit::render(report, args.format, color));
+    let fail = args
+        .fail_on
+        .is_some_and(|t| report.findings.iter().any(|f| f.severity >= t));
+    i32::from(fail)
+}
+
+fn run(args: &AuditArgs, policy_flag: Option<&str>, store: &Store) -> anyhow::Result<i32> {
+    if let Some(id) = &args.id {
+        let st = crate::container::state(store, id)?;
+        let status = st["status"].as_str().unwrap_or("");
+        let pid = st["pid"]
+            .as_i64()
+            .filter(|p| *p > 0 && matches!(status, "created" | "running" | "paused"));
+        let Some(pid) = pid else {
+            anyhow::bail!("container {id:?} is {status}: only a live container can be audited this way (audit its bundle instead)");
+        };
+        let observed = audit::live::observe(id, pid, status, &st["annotations"])
+            .map_err(anyhow::Error::msg)?;
+        return Ok(finish(args, &audit::live::report(&observed)));
+    }
     if args.host {
         let report = audit::host::probe();
         print!("{}", audit::host::render(&report, args.format));
@@ -87,10 +113,5 @@ fn run(args: &AuditArgs, policy_flag: Option<&str>) -> anyhow::Result<i32> {
         landlock: extra.landlock,
     };
     let report = audit::audit(&path, &spec, &extra, &pol, &host);
-    let color = args.format == Format::Text && std::io::stdout().is_terminal();
-    print!("{}", audit::render(&report, args.format, color));
-    let fail = args
-        .fail_on
-        .is_some_and(|t| report.findings.iter().any(|f| f.severity >= t));
-    Ok(i32::from(fail))
+    Ok(finish(args, &report))
 }

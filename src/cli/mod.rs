@@ -319,7 +319,7 @@ fn dispatch(
         Command::List { format, quiet } => list::print(&store, &format, quiet)?,
         Command::Spec { bundle, rootless } => spec::write(&bundle, rootless)?,
         Command::Features => println!("{}", serde_json::to_string_pretty(&features::features())?),
-        Command::Audit(a) => return Ok(audit::audit(&a, policy)),
+        Command::Audit(a) => return Ok(audit::audit(&a, policy, &store)),
     }
     Ok(0)
 }

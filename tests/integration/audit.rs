@@ -13,6 +13,7 @@ pub const TESTS: &[(&str, crate::TestFn)] = &[
     ("audit::json_and_sarif_parse", formats),
     ("audit::bad_input_exits_2", bad_input),
     ("audit::host_report", host_report),
+    ("audit::live_container_read_from_proc", live),
 ];
 
 fn fixture(name: &str) -> String {
@@ -180,5 +181,63 @@ fn host_report() -> R {
             ],
         "{features:?}"
     );
+    pass()
+}
+
+fn live_ids(rt: &Runtime, id: &str) -> Result<Vec<String>, libtest_mimic::Failed> {
+    let o = rt.exec(&["audit", id, "--format", "json"]);
+    ensure!(o.code == 0, "audit {id}: {} {}", o.code, o.stderr);
+    let v: Value = serde_json::from_str(&o.stdout)?;
+    Ok(v["findings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f["id"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+fn live() -> R {
+    let rt = Runtime::new();
+    let (mut b, b2) = (Bundle::new(), Bundle::new());
+    b.sh("sleep 30");
+    let o = rt.create(&b, "hard");
+    ensure!(o.code == 0, "create: {}", o.stderr);
+    let o = rt
+        .cmd()
+        .args(["--policy", "runc", "create", "--bundle"])
+        .arg(b2.path())
+        .arg("soft")
+        .out();
+    ensure!(o.code == 0, "create under runc: {}", o.stderr);
+    let hard = live_ids(&rt, "hard")?;
+    let soft = live_ids(&rt, "soft")?;
+    for id in ["CA-USERNS-001", "CA-SECCOMP-001", "CA-LANDLOCK-001"] {
+        ensure!(!hard.iter().any(|x| x == id), "default: {id} in {hard:?}");
+        ensure!(
+            soft.iter().any(|x| x == id),
+            "runc: {id} missing from {soft:?}"
+        );
+    }
+    // Started, the init has installed its filter: the kernel shows it.
+    ensure!(rt.exec(&["start", "hard"]).code == 0, "start");
+    let o = rt.exec(&["audit", "hard", "--format", "json"]);
+    let v: Value = serde_json::from_str(&o.stdout)?;
+    ensure!(
+        v["enforced"][0]["what"] == "Seccomp 2"
+            && !v["findings"].to_string().contains("CA-SECCOMP-001"),
+        "running: {v}"
+    );
+    let o = rt.exec(&["audit", "nosuch"]);
+    ensure!(
+        o.code == 2 && o.stderr.contains("does not exist"),
+        "missing id: {} {}",
+        o.code,
+        o.stderr
+    );
+    for id in ["hard", "soft"] {
+        ensure!(rt.exec(&["delete", "--force", id]).code == 0, "delete {id}");
+    }
     pass()
 }
