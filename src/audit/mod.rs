@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use serde::Serialize;
 
-pub use output::{render, Format};
+pub use output::{diff, render, render_diff, Change, Diff, Format};
 pub use rules::{Layer, Rule, Severity, RULES};
 
 use crate::landlock::ConfigLandlock;

@@ -152,3 +152,96 @@ fn sarif(r: &Report) -> Value {
         }]
     })
 }
+
+/// What the second of two reports weakens (findings it adds), tightens (findings it drops) or
+/// changes (same rule, other detail).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Diff {
+    pub before: String,
+    pub after: String,
+    pub score_before: u32,
+    pub score_after: u32,
+    pub weakened: Vec<super::Finding>,
+    pub tightened: Vec<super::Finding>,
+    pub changed: Vec<Change>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Change {
+    pub id: &'static str,
+    pub severity: Severity,
+    pub before: String,
+    pub after: String,
+}
+
+pub fn diff(a: &Report, b: &Report, before: String, after: String) -> Diff {
+    let find = |r: &Report, id: &str| r.findings.iter().find(|f| f.id == id).cloned();
+    Diff {
+        before,
+        after,
+        score_before: a.score,
+        score_after: b.score,
+        weakened: b
+            .findings
+            .iter()
+            .filter(|f| find(a, f.id).is_none())
+            .cloned()
+            .collect(),
+        tightened: a
+            .findings
+            .iter()
+            .filter(|f| find(b, f.id).is_none())
+            .cloned()
+            .collect(),
+        changed: b
+            .findings
+            .iter()
+            .filter_map(|f| {
+                let old = find(a, f.id)?;
+                (old.detail != f.detail).then(|| Change {
+                    id: f.id,
+                    severity: f.severity,
+                    before: old.detail,
+                    after: f.detail.clone(),
+                })
+            })
+            .collect(),
+    }
+}
+
+pub fn render_diff(d: &Diff, format: Format, color: bool) -> String {
+    if format != Format::Text {
+        return serde_json::to_string_pretty(d).unwrap_or_default() + "\n";
+    }
+    let mut out = format!(
+        "contain audit: {} compared with {}\nscore {} -> {}\n",
+        d.after, d.before, d.score_before, d.score_after
+    );
+    for (what, list, sign) in [
+        ("weakens", &d.weakened, "+"),
+        ("tightens", &d.tightened, "-"),
+    ] {
+        out += &format!("\n{what} ({}):\n", list.len());
+        for f in list {
+            let sev = format!("{:<8}", f.severity.as_str());
+            out += &format!(
+                "  {sign} {} {} {}\n      {}\n",
+                paint(color, f.severity, &sev),
+                f.id,
+                f.title,
+                f.detail
+            );
+        }
+    }
+    out += &format!("\nchanged ({}):\n", d.changed.len());
+    for c in &d.changed {
+        out += &format!(
+            "  ~ {} {}\n      before: {}\n      after:  {}\n",
+            c.severity.as_str(),
+            c.id,
+            c.before,
+            c.after
+        );
+    }
+    out
+}

@@ -32,7 +32,13 @@ pub struct AuditArgs {
     /// ABI, idmapped mounts, cgroups, KVM)
     #[arg(long)]
     host: bool,
-    /// Output format
+    /// Compare with this config: what it weakens or tightens (under the same policy)
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["host", "diff_policy"])]
+    diff_config: Option<PathBuf>,
+    /// Compare with this policy: what it weakens or tightens for the same config
+    #[arg(long, value_name = "NAME|PATH", conflicts_with = "host")]
+    diff_policy: Option<String>,
+    /// Output format (a comparison is text or JSON)
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
     /// Exit 1 when a finding is at least this severe
@@ -84,11 +90,46 @@ fn run(args: &AuditArgs, policy_flag: Option<&str>, store: &Store) -> anyhow::Re
         (Some(b), None) => (b.join("config.json"), Some(b.clone())),
         (None, None) => (PathBuf::from("config.json"), Some(PathBuf::from("."))),
     };
+    let report = audit_config(&path, rootfs.as_deref(), policy_flag)?;
+    let other = match (&args.diff_config, &args.diff_policy) {
+        (Some(c), _) => Some((audit_config(c, None, policy_flag)?, c.display().to_string())),
+        (None, Some(p)) => Some((
+            audit_config(&path, rootfs.as_deref(), Some(p))?,
+            format!("policy {p}"),
+        )),
+        (None, None) => None,
+    };
+    let Some((after, label)) = other else {
+        return Ok(finish(args, &report));
+    };
+    if args.format == Format::Sarif {
+        anyhow::bail!("--format sarif: a comparison is printed as text or json");
+    }
+    let before = if args.diff_config.is_some() {
+        path.display().to_string()
+    } else {
+        format!("policy {}", report.policy)
+    };
+    let d = audit::diff(&report, &after, before, label);
+    let color = args.format == Format::Text && std::io::stdout().is_terminal();
+    print!("{}", audit::render_diff(&d, args.format, color));
+    let fail = args
+        .fail_on
+        .is_some_and(|t| d.weakened.iter().any(|f| f.severity >= t));
+    Ok(i32::from(fail))
+}
+
+/// Audit the config at `path` (its bundle directory `dir`, when known, for the rootfs).
+fn audit_config(
+    path: &std::path::Path,
+    dir: Option<&std::path::Path>,
+    policy_flag: Option<&str>,
+) -> anyhow::Result<audit::Report> {
     let data =
-        std::fs::read(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    let (spec, extra) = crate::oci::parse_and_validate(&path, &data)?;
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let (spec, extra) = crate::oci::parse_and_validate(path, &data)?;
     let pol = Policy::select(policy_flag, &spec)?;
-    let rootfs = rootfs.and_then(|b| {
+    let rootfs = dir.and_then(|b| {
         spec.root().as_ref().map(|r| {
             if r.path().is_absolute() {
                 r.path().clone()
@@ -102,7 +143,7 @@ fn run(args: &AuditArgs, policy_flag: Option<&str>, store: &Store) -> anyhow::Re
             as_root: nix::unistd::geteuid().is_root(),
             rootfs_idmap: match &rootfs {
                 Some(r) => crate::ns::idmap::idmappable(r),
-                // A config alone: assume the rootfs can be idmapped (said in the report).
+                // A config alone: assume the rootfs can be idmapped.
                 None => Ok(()),
             },
         },
@@ -112,6 +153,5 @@ fn run(args: &AuditArgs, policy_flag: Option<&str>, store: &Store) -> anyhow::Re
         seccomp: extra.seccomp,
         landlock: extra.landlock,
     };
-    let report = audit::audit(&path, &spec, &extra, &pol, &host);
-    Ok(finish(args, &report))
+    Ok(audit::audit(path, &spec, &extra, &pol, &host))
 }

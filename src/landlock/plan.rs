@@ -217,11 +217,16 @@ fn mounts_layer(views: &[MountView], input: &PlanInput, notes: &mut Vec<String>)
                 .filter(|r| !mine.contains(r))
                 .map(String::as_str)
                 .collect();
+            let what = match (lacks.contains(&"write_file"), lacks.contains(&"execute")) {
+                (true, true) => "read-only, no exec".to_string(),
+                (true, false) => "read-only".to_string(),
+                (false, true) if lacks.len() == 1 => "no exec".to_string(),
+                _ => format!("lacks {}", lacks.join(",")),
+            };
             notes.push(format!(
-                "{}: inside {}'s broader rule (lacks {}); kept by its mount flags, which Landlock forbids changing",
+                "{} ({what}) inside {}'s broader rule: kept by its mount flags, which Landlock forbids changing",
                 v.path.display(),
                 parent.path.display(),
-                lacks.join(",")
             ));
             continue;
         }

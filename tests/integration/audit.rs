@@ -14,6 +14,7 @@ pub const TESTS: &[(&str, crate::TestFn)] = &[
     ("audit::bad_input_exits_2", bad_input),
     ("audit::host_report", host_report),
     ("audit::live_container_read_from_proc", live),
+    ("audit::diff_of_configs_and_policies", diff),
 ];
 
 fn fixture(name: &str) -> String {
@@ -239,5 +240,77 @@ fn live() -> R {
     for id in ["hard", "soft"] {
         ensure!(rt.exec(&["delete", "--force", id]).code == 0, "delete {id}");
     }
+    pass()
+}
+
+fn diff() -> R {
+    let docker = fixture("docker-like");
+    let o = audit(&[
+        "--config",
+        &docker,
+        "--diff-policy",
+        "runc",
+        "--format",
+        "json",
+    ]);
+    ensure!(o.code == 0, "diff-policy: {} {}", o.code, o.stderr);
+    let v: Value = serde_json::from_str(&o.stdout)?;
+    let ids = |k: &str| -> Vec<String> {
+        v[k].as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|f| f["id"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    ensure!(
+        ids("weakened") == ["CA-USERNS-001", "CA-SECCOMP-001", "CA-LANDLOCK-001"],
+        "runc weakens: {:?}",
+        ids("weakened")
+    );
+    ensure!(
+        v["score_after"].as_u64() < v["score_before"].as_u64(),
+        "{v}"
+    );
+    // The other way round the same findings are tightened, and --fail-on looks at what is
+    // weakened only.
+    let strict = fixture("strict");
+    let o = audit(&[
+        "--config",
+        &docker,
+        "--diff-config",
+        &strict,
+        "--fail-on",
+        "low",
+    ]);
+    ensure!(
+        o.code == 0 && o.stdout.contains("weakens (0)"),
+        "strict vs docker-like: {} {}",
+        o.code,
+        o.stdout
+    );
+    let o = audit(&[
+        "--config",
+        &strict,
+        "--diff-config",
+        &docker,
+        "--fail-on",
+        "low",
+    ]);
+    ensure!(
+        o.code == 1,
+        "docker-like vs strict weakens: exit {}",
+        o.code
+    );
+    let o = audit(&[
+        "--config",
+        &strict,
+        "--diff-config",
+        &docker,
+        "--format",
+        "sarif",
+    ]);
+    ensure!(o.code == 2, "sarif diff: exit {}", o.code);
     pass()
 }
