@@ -476,6 +476,26 @@ pub fn audit(config: &Path, spec: &Spec, extra: &Extra, pol: &Policy, host: &Hos
         f.add("CA-SYSCTL-001", s.join(", "));
     }
 
+    // Isolation stage.
+    let asked = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(policy::ISOLATION_ANNOTATION))
+        .is_some_and(|v| v == "microvm");
+    if asked || pol.isolation == policy::Isolation::Microvm {
+        f.add(
+            "CA-VM-001",
+            if asked {
+                format!(
+                    "annotation {} asks for microvm",
+                    policy::ISOLATION_ANNOTATION
+                )
+            } else {
+                format!("policy {} asks for isolation: microvm", pol.name)
+            },
+        );
+    }
+
     // Hooks.
     if let Some(h) = effective.hooks() {
         let mut host_hooks = Vec::new();

@@ -46,6 +46,7 @@ pub enum Layer {
     Devices,
     Resources,
     Kernel,
+    Isolation,
     Hooks,
 }
 
@@ -62,6 +63,7 @@ impl Layer {
             Layer::Devices => "devices",
             Layer::Resources => "resources",
             Layer::Kernel => "kernel knobs",
+            Layer::Isolation => "isolation",
             Layer::Hooks => "hooks",
         }
     }
@@ -176,6 +178,10 @@ pub const RULES: &[Rule] = &[
         "Sysctls outside the namespaced safe set change kernel behaviour for the whole host or weaken isolation.",
         "Keep linux.sysctl to the Pod Security Standards' safe set (kernel.shm_rmid_forced, net.ipv4.ip_local_port_range, net.ipv4.ip_unprivileged_port_start, net.ipv4.tcp_syncookies, net.ipv4.ping_group_range, ...).",
         Some("baseline")),
+    rule!("CA-VM-001", High, Isolation, "the microVM stage is asked for but not available",
+        "The policy or the annotation io.contain.isolation marks the workload hostile enough for its own kernel; without the microVM stage it would share the host kernel, so create refuses it.",
+        "Run it where the microVM stage is available, or lower the isolation only after weighing the risk (annotation io.contain.isolation: container, a policy without isolation: microvm).",
+        None),
     rule!("CA-HOOK-001", Medium, Hooks, "hooks run host binaries",
         "prestart, createRuntime, poststart and poststop hooks run on the host as the runtime's user (root) with the container's state as input.",
         "Remove the hooks, or make sure each binary and its input are trusted.",

@@ -3,7 +3,13 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 
-const BUNDLES: [&str; 4] = ["privileged-like", "docker-like", "spec-default", "strict"];
+const BUNDLES: [&str; 5] = [
+    "privileged-like",
+    "docker-like",
+    "spec-default",
+    "strict",
+    "hostile",
+];
 
 fn host() -> Host {
     Host {

@@ -21,6 +21,8 @@ pub const BUILTIN: [(&str, &str); 3] = [
 pub const ANNOTATION: &str = "io.contain.policy";
 /// The annotation that opts out of the user namespace a policy adds (`host`).
 pub const USERNS_ANNOTATION: &str = "io.contain.userns";
+/// The annotation that asks for an isolation stage (`container` or `microvm`).
+pub const ISOLATION_ANNOTATION: &str = "io.contain.isolation";
 
 #[derive(Debug, Error)]
 pub enum PolicyError {
@@ -426,6 +428,27 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
         }
     }
 
+    let asked = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(ISOLATION_ANNOTATION).cloned());
+    match asked.as_deref() {
+        None | Some("container") => {}
+        Some("microvm") => {
+            return Err(PolicyError::Refused {
+                policy: policy.name.clone(),
+                field: format!("annotation {ISOLATION_ANNOTATION}"),
+                reason: "the microVM stage is not available in this version of contain; refusing to run the workload without it".into(),
+            })
+        }
+        Some(other) => {
+            return Err(PolicyError::Refused {
+                policy: policy.name.clone(),
+                field: format!("annotation {ISOLATION_ANNOTATION}"),
+                reason: format!("{other:?}: the values are \"container\" and \"microvm\""),
+            })
+        }
+    }
     if policy.isolation == Isolation::Microvm {
         return Err(PolicyError::Refused {
             policy: policy.name.clone(),

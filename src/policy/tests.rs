@@ -241,3 +241,35 @@ fn runc_adds_nothing() {
     assert_eq!(a.seccomp, SeccompMode::Config);
     assert_eq!(a.spec, spec(docker_like()));
 }
+
+#[test]
+fn microvm_asked_for_is_refused_not_ignored() {
+    let mut v = docker_like();
+    v["annotations"] = serde_json::json!({"io.contain.isolation": "microvm"});
+    let e = apply(
+        &Policy::builtin("default").unwrap(),
+        &spec(v.clone()),
+        &root(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("microVM stage is not available"),
+        "{e}"
+    );
+    v["annotations"] = serde_json::json!({"io.contain.isolation": "vm"});
+    let e = apply(
+        &Policy::builtin("default").unwrap(),
+        &spec(v.clone()),
+        &root(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("\"container\" and \"microvm\""),
+        "{e}"
+    );
+    v["annotations"] = serde_json::json!({"io.contain.isolation": "container"});
+    assert!(apply(&Policy::builtin("default").unwrap(), &spec(v), &root()).is_ok());
+    let mut p = Policy::builtin("strict").unwrap();
+    p.isolation = Isolation::Microvm;
+    assert!(apply(&p, &spec(docker_like()), &root()).is_err());
+}

@@ -358,6 +358,12 @@ fn bad_input() -> R {
     rt.assert_clean(&overlap, "ov")?;
     ok(&rt.exec(&["delete", "--force", "first"]), "delete")?;
 
+    // A workload that asks for the microVM stage is refused, not run without it.
+    let mut vm = Bundle::new();
+    vm.set(|c| c["annotations"] = json!({"io.contain.isolation": "microvm"}));
+    fails_with(&rt.create(&vm, "vm"), "microVM stage is not available")?;
+    rt.assert_clean(&vm, "vm")?;
+
     // A Landlock rule that climbs out of the rootfs.
     let mut climb = Bundle::new();
     climb.set(|c| {
