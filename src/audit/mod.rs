@@ -301,6 +301,15 @@ pub fn audit(config: &Path, spec: &Spec, extra: &Extra, pol: &Policy, host: &Hos
                     .collect::<Vec<_>>()
                     .join(" + "),
             );
+            let mut unknown: Vec<&str> = filters
+                .iter()
+                .flat_map(|e| e.compiled.unknown.iter().map(String::as_str))
+                .collect();
+            unknown.sort();
+            unknown.dedup();
+            if !unknown.is_empty() {
+                f.add("CA-SECCOMP-003", format!("skipped: {}", unknown.join(", ")));
+            }
             let profiles: Vec<&Profile> = filters.iter().map(|e| &e.profile).collect();
             let open = dangerous_allowed(&profiles);
             if !open.is_empty() {

@@ -233,6 +233,8 @@ pub struct Compiled {
     pub abis: Vec<Abi>,
     /// Non-fatal findings (unknown syscall names, foreign architectures).
     pub warnings: Vec<String>,
+    /// Syscall names of the profile that no ABI of the filter knows (their rules are skipped).
+    pub unknown: Vec<String>,
 }
 
 struct Rule {
@@ -432,6 +434,7 @@ pub fn compile(p: &Profile) -> Result<Compiled, SeccompError> {
         actions,
         abis,
         warnings,
+        unknown: unknown.iter().map(|s| s.to_string()).collect(),
     })
 }
 
