@@ -188,7 +188,9 @@ pub fn audit(config: &Path, spec: &Spec, extra: &Extra, pol: &Policy, host: &Hos
     let userns_text = match applied.as_ref().map(|a| &a.userns) {
         Some(policy::UserNs::Added(_)) => "added by the policy (a range of the pool)".to_string(),
         Some(policy::UserNs::None(why)) => format!("none ({why})"),
-        _ => "config.json's".to_string(),
+        Some(policy::UserNs::Config) => "config.json's".to_string(),
+        None if ns(LinuxNamespaceType::User).is_some() => "config.json's".to_string(),
+        None => "none in config.json".to_string(),
     };
     hold("userns", userns_text.clone());
     let root_mapped = linux
