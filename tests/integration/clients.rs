@@ -120,6 +120,23 @@ fn podman_checks(podman: &std::path::Path, image: &str, name: &str) -> R {
         o.stdout,
         o.stderr
     );
+    // -t: conmon hands contain a console socket; the process gets a pty on all three.
+    let mut args = vec!["run", "--rm", "-t"];
+    args.extend(run_opts);
+    args.extend([
+        image,
+        "sh",
+        "-c",
+        "tty; test -t 0 && test -t 1 && test -t 2 && echo all-ttys",
+    ]);
+    let o = p(&args);
+    ensure!(
+        o.code == 0 && o.stdout.replace('\r', "") == "/dev/pts/0\nall-ttys\n",
+        "podman run -t: {} {:?} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
     ensure!(p(&["pause", name]).code == 0, "podman pause");
     let o = p(&["inspect", "--format", "{{.State.Status}}", name]);
     ensure!(o.stdout.trim() == "paused", "after pause: {:?}", o.stdout);
