@@ -156,6 +156,22 @@ fn make_node(root: BorrowedFd<'_>, n: &Node) -> Result<(), RootfsError> {
                     n.minor
                 ))
             })?;
+            if let Ok(m) = std::fs::metadata(&host) {
+                use std::os::unix::fs::MetadataExt;
+                // Host root shows as the overflow id here: only a mode or an owner other
+                // than root that the config asks for is lost.
+                if m.mode() & 0o7777 != n.mode || (n.uid, n.gid) != (0, 0) {
+                    crate::log::warn(&format!(
+                        "linux.devices {}: in a user namespace the host's node {} is bound with its own mode {:o} and owner (config asks {:o} {}:{})",
+                        n.path.display(),
+                        host.display(),
+                        m.mode() & 0o7777,
+                        n.mode,
+                        n.uid,
+                        n.gid
+                    ));
+                }
+            }
             let target = ensure_file_in_root(root, &n.path)
                 .map_err(step(format!("create {}", n.path.display())))?;
             let src = open_host(&host, libc::O_PATH)
