@@ -374,7 +374,7 @@ pub fn audit(config: &Path, spec: &Spec, extra: &Extra, pol: &Policy, host: &Hos
             continue;
         };
         let ro = opts.iter().any(|o| o == "ro");
-        let src_s = normalize(src);
+        let src_s = crate::oci::container_path(src);
         let hit = SENSITIVE.iter().any(|s| {
             src_s == Path::new(s) || (*s != "/" && src_s.starts_with(s) && s.ends_with(".sock"))
         });
@@ -561,16 +561,6 @@ fn pod_security(findings: &[Finding]) -> &'static str {
 
 fn join(v: &[&String]) -> String {
     v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-}
-
-fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for c in p.components() {
-        if let std::path::Component::Normal(n) = c {
-            out.push(n);
-        }
-    }
-    out
 }
 
 fn is_dev_node(p: &Path) -> bool {

@@ -129,15 +129,7 @@ fn audit_config(
         std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     let (spec, extra) = crate::oci::parse_and_validate(path, &data)?;
     let pol = Policy::select(policy_flag, &spec)?;
-    let rootfs = dir.and_then(|b| {
-        spec.root().as_ref().map(|r| {
-            if r.path().is_absolute() {
-                r.path().clone()
-            } else {
-                b.join(r.path())
-            }
-        })
-    });
+    let rootfs = dir.and_then(|b| Some(crate::oci::rootfs_path(b, spec.root().as_ref()?)));
     let host = audit::Host {
         facts: policy::Facts {
             as_root: nix::unistd::geteuid().is_root(),

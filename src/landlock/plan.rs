@@ -114,7 +114,7 @@ pub fn mount_views(spec: &Spec) -> Vec<MountView> {
             continue;
         };
         let typ = m.typ().as_deref().unwrap_or("");
-        let path = normalize(m.destination());
+        let path = crate::oci::container_path(m.destination());
         let masked = spec
             .linux()
             .as_ref()
@@ -139,7 +139,7 @@ pub fn mount_views(spec: &Spec) -> Vec<MountView> {
         .and_then(|l| l.readonly_paths().clone())
         .unwrap_or_default()
     {
-        let path = normalize(Path::new(&p));
+        let path = crate::oci::container_path(Path::new(&p));
         let dynamic = nearest(&views, &path).is_some_and(|v| v.dynamic);
         views.insert(
             path.clone(),
@@ -152,16 +152,6 @@ pub fn mount_views(spec: &Spec) -> Vec<MountView> {
         );
     }
     views.into_values().collect()
-}
-
-fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for c in p.components() {
-        if let std::path::Component::Normal(n) = c {
-            out.push(n);
-        }
-    }
-    out
 }
 
 /// The nearest strict ancestor of `path` among the views.

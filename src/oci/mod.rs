@@ -90,6 +90,27 @@ pub fn parse_and_validate(path: &Path, data: &[u8]) -> Result<(Spec, Extra), Con
     Ok((spec, extra))
 }
 
+/// Where `root.path` of a bundle in `dir` points (relative paths are the bundle's).
+pub fn rootfs_path(dir: &Path, root: &oci_spec::runtime::Root) -> PathBuf {
+    if root.path().is_absolute() {
+        root.path().clone()
+    } else {
+        dir.join(root.path())
+    }
+}
+
+/// A path of config.json as the container sees it: absolute, with `.` and `..` dropped
+/// (compared lexically, never resolved).
+pub fn container_path(p: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        if let std::path::Component::Normal(n) = c {
+            out.push(n);
+        }
+    }
+    out
+}
+
 /// Read, parse and validate `<dir>/config.json`, and check that the rootfs exists.
 pub fn load_bundle(dir: &Path) -> Result<Bundle, ConfigError> {
     let dir = std::path::absolute(dir).map_err(|source| ConfigError::Read {
@@ -118,11 +139,7 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle, ConfigError> {
         .root()
         .as_ref()
         .ok_or_else(|| invalid("root", "missing"))?;
-    let rootfs = if root.path().is_absolute() {
-        root.path().clone()
-    } else {
-        dir.join(root.path())
-    };
+    let rootfs = rootfs_path(&dir, root);
     if !rootfs.is_dir() {
         return Err(ConfigError::MissingRootfs { path: rootfs });
     }
