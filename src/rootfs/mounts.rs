@@ -138,22 +138,33 @@ fn shared_instance(
     )))?;
     let new =
         open_in_root(root, dest, libc::O_PATH).map_err(step(format!("open {}", dest.display())))?;
-    let extra = remount_flags(opts) & !MsFlags::MS_REC;
-    if !extra.is_empty() {
-        let locked = locked_flags(new.as_fd())? & !opts.cleared;
-        mount_at(
-            None,
-            &new,
-            None,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra | locked,
-            None,
-        )
-        .map_err(nix_step(format!(
-            "remount {} with its options",
-            dest.display()
-        )))?;
+    remount_with_options(&new, opts, MsFlags::empty(), dest)
+}
+
+/// Give a bind mount its own flags (ro, nosuid, ...) with a bind remount that repeats the
+/// flags locked on it; `rec` (MS_REC or empty) applies them to the mounts below too.
+fn remount_with_options(
+    new: &OwnedFd,
+    opts: &options::MountOptions,
+    rec: MsFlags,
+    dest: &Path,
+) -> Result<(), RootfsError> {
+    let extra = remount_flags(opts);
+    if extra.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let locked = locked_flags(new.as_fd())? & !opts.cleared;
+    mount_at(
+        None,
+        new,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | rec | extra | locked,
+        None,
+    )
+    .map_err(nix_step(format!(
+        "remount {} with its options",
+        dest.display()
+    )))
 }
 
 fn set_propagation(
@@ -220,21 +231,7 @@ fn bind(
     }
     let new =
         open_in_root(root, dest, libc::O_PATH).map_err(step(format!("open {}", dest.display())))?;
-    let extra = remount_flags(opts);
-    if !extra.is_empty() {
-        let locked = locked_flags(new.as_fd())? & !opts.cleared;
-        mount_at(
-            None,
-            &new,
-            None,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | rec | extra | locked,
-            None,
-        )
-        .map_err(nix_step(format!(
-            "remount {} with its options",
-            dest.display()
-        )))?;
-    }
+    remount_with_options(&new, opts, rec, dest)?;
     set_propagation(&new, opts, dest)
 }
 
