@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Findings, Report, Severity, Summary};
+use super::{Findings, Report};
 
 /// What was read about the init (kept apart from the reading, so that it can be tested).
 #[derive(Debug, Clone, Default)]
@@ -105,47 +105,24 @@ pub fn report(o: &Observed) -> Report {
         );
     }
     let bnd = cap_names(field(&o.status, "CapBnd").unwrap_or("0"));
-    let rootlike: Vec<&String> = bnd
-        .iter()
-        .filter(|c| super::ROOTLIKE.contains(&c.as_str()))
-        .collect();
-    if !rootlike.is_empty() {
-        f.add(
-            "CA-CAP-001",
-            format!("observed in CapBnd: {}", super::join(&rootlike)),
-        );
-    }
-    let extra: Vec<&String> = bnd
-        .iter()
-        .filter(|c| {
-            !super::DOCKER_DEFAULT.contains(&c.as_str()) && !super::ROOTLIKE.contains(&c.as_str())
-        })
-        .collect();
-    if !extra.is_empty() {
-        f.add(
-            "CA-CAP-002",
-            format!("observed in CapBnd: {}", super::join(&extra)),
-        );
-    }
-    let host: Vec<&str> = ["pid", "net", "ipc"]
-        .into_iter()
-        .filter(|n| o.shared_ns.iter().any(|s| s == n))
-        .collect();
-    if !host.is_empty() {
-        f.add(
-            "CA-NS-001",
-            format!("observed: shares the host's {}", host.join(", ")),
-        );
-    }
-    let weaker: Vec<&str> = ["uts", "mnt", "cgroup"]
-        .into_iter()
-        .filter(|n| o.shared_ns.iter().any(|s| s == n))
-        .collect();
-    if !weaker.is_empty() {
-        f.add(
-            "CA-NS-002",
-            format!("observed: shares the host's {}", weaker.join(", ")),
-        );
+    f.capabilities(&bnd, "observed in CapBnd:");
+    let shares = |names: [&'static str; 3]| -> Vec<&'static str> {
+        names
+            .into_iter()
+            .filter(|n| o.shared_ns.iter().any(|s| s == n))
+            .collect()
+    };
+    for (id, names) in [
+        ("CA-NS-001", ["pid", "net", "ipc"]),
+        ("CA-NS-002", ["uts", "mnt", "cgroup"]),
+    ] {
+        let shared = shares(names);
+        if !shared.is_empty() {
+            f.add(
+                id,
+                format!("observed: shares the host's {}", shared.join(", ")),
+            );
+        }
     }
     // A created container's init installs its filter only when it is started.
     let pending = o.state == "created" && !o.seccomp.is_empty() && !o.seccomp.starts_with("none");
@@ -177,37 +154,26 @@ pub fn report(o: &Observed) -> Report {
     if !o.root_readonly {
         f.add("CA-ROOTFS-001", "observed: / is mounted read-write".into());
     }
-    let mut findings = f.0;
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.id.cmp(b.id)));
-    let count = |s| findings.iter().filter(|x| x.severity == s).count();
-    Report {
-        config: PathBuf::from(format!("container {}", o.id)),
-        policy: o.policy.clone(),
-        score: 100u32.saturating_sub(findings.iter().map(|x| x.severity.weight()).sum()),
-        summary: Summary {
-            critical: count(Severity::Critical),
-            high: count(Severity::High),
-            medium: count(Severity::Medium),
-            low: count(Severity::Low),
+    let enforced = vec![
+        super::Enforced {
+            layer: "seccomp",
+            what: if pending {
+                format!("installed at start: {}", o.seccomp)
+            } else {
+                format!("Seccomp {}", field(&o.status, "Seccomp").unwrap_or("?"))
+            },
         },
-        pod_security: super::pod_security(&findings),
-        refused: None,
-        enforced: vec![
-            super::Enforced {
-                layer: "seccomp",
-                what: if pending {
-                    format!("installed at start: {}", o.seccomp)
-                } else {
-                    format!("Seccomp {}", field(&o.status, "Seccomp").unwrap_or("?"))
-                },
-            },
-            super::Enforced {
-                layer: "landlock",
-                what: o.landlock.clone(),
-            },
-        ],
-        findings,
-    }
+        super::Enforced {
+            layer: "landlock",
+            what: o.landlock.clone(),
+        },
+    ];
+    f.report(
+        PathBuf::from(format!("container {}", o.id)),
+        o.policy.clone(),
+        None,
+        enforced,
+    )
 }
 
 #[cfg(test)]

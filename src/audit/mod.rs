@@ -160,6 +160,63 @@ impl Findings {
             pss: r.pss,
         });
     }
+
+    /// CA-CAP-001 and CA-CAP-002 for the capabilities held (names, sorted), each detail
+    /// starting with `what`.
+    fn capabilities(&mut self, held: &[String], what: &str) {
+        let list = |pick: &dyn Fn(&str) -> bool| -> Vec<&str> {
+            held.iter()
+                .map(String::as_str)
+                .filter(|c| pick(c))
+                .collect()
+        };
+        let rootlike = list(&|c| ROOTLIKE.contains(&c));
+        if !rootlike.is_empty() {
+            self.add("CA-CAP-001", format!("{what} {}", rootlike.join(", ")));
+        }
+        let extra = list(&|c| !DOCKER_DEFAULT.contains(&c) && !ROOTLIKE.contains(&c));
+        if !extra.is_empty() {
+            self.add("CA-CAP-002", format!("{what} {}", extra.join(", ")));
+        }
+    }
+
+    /// The report: findings worst first, counted, scored and mapped to the Pod Security
+    /// Standards.
+    fn report(
+        self,
+        config: PathBuf,
+        policy: String,
+        refused: Option<String>,
+        enforced: Vec<Enforced>,
+    ) -> Report {
+        let mut findings = self.0;
+        findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.id.cmp(b.id)));
+        let count = |s| findings.iter().filter(|x| x.severity == s).count();
+        let summary = Summary {
+            critical: count(Severity::Critical),
+            high: count(Severity::High),
+            medium: count(Severity::Medium),
+            low: count(Severity::Low),
+        };
+        let score = 100u32.saturating_sub(findings.iter().map(|x| x.severity.weight()).sum());
+        let pod_security = if findings.iter().any(|x| x.pss == Some("baseline")) {
+            "none"
+        } else if findings.iter().any(|x| x.pss == Some("restricted")) {
+            "baseline"
+        } else {
+            "restricted"
+        };
+        Report {
+            config,
+            policy,
+            score,
+            summary,
+            pod_security,
+            refused,
+            enforced,
+            findings,
+        }
+    }
 }
 
 /// Audit a config (already parsed and validated) under a policy on a host.
@@ -219,26 +276,10 @@ pub fn audit(config: &Path, spec: &Spec, extra: &Extra, pol: &Policy, host: &Hos
     ] {
         held.extend(set.iter().flatten().map(crate::caps::cap_name));
     }
-    let rootlike: Vec<&String> = held
-        .iter()
-        .filter(|c| ROOTLIKE.contains(&c.as_str()))
-        .collect();
-    if !rootlike.is_empty() {
-        f.add(
-            "CA-CAP-001",
-            format!("process.capabilities holds {}", join(&rootlike)),
-        );
-    }
-    let extra_caps: Vec<&String> = held
-        .iter()
-        .filter(|c| !DOCKER_DEFAULT.contains(&c.as_str()) && !ROOTLIKE.contains(&c.as_str()))
-        .collect();
-    if !extra_caps.is_empty() {
-        f.add(
-            "CA-CAP-002",
-            format!("process.capabilities holds {}", join(&extra_caps)),
-        );
-    }
+    f.capabilities(
+        &held.into_iter().collect::<Vec<_>>(),
+        "process.capabilities holds",
+    );
 
     // Namespaces.
     let shared = |t| ns(t).is_none();
@@ -270,7 +311,7 @@ pub fn audit(config: &Path, spec: &Spec, extra: &Extra, pol: &Policy, host: &Hos
         namespaces
             .iter()
             .filter_map(|n| n.path().as_ref().map(|p| (n.typ(), p)))
-            .map(|(t, p)| format!("{t:?} joined from {}", p.display()).to_lowercase()),
+            .map(|(t, p)| format!("{} joined from {}", policy::ns_name(t), p.display())),
     );
     if !weaker.is_empty() {
         f.add("CA-NS-002", weaker.join("; "));
@@ -525,42 +566,7 @@ pub fn audit(config: &Path, spec: &Spec, extra: &Extra, pol: &Policy, host: &Hos
         }
     }
 
-    let mut findings = f.0;
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.id.cmp(b.id)));
-    let count = |s| findings.iter().filter(|x| x.severity == s).count();
-    let summary = Summary {
-        critical: count(Severity::Critical),
-        high: count(Severity::High),
-        medium: count(Severity::Medium),
-        low: count(Severity::Low),
-    };
-    let score = 100u32.saturating_sub(findings.iter().map(|x| x.severity.weight()).sum());
-    let pod_security = pod_security(&findings);
-    Report {
-        config: config.to_path_buf(),
-        policy: pol.name.clone(),
-        score,
-        summary,
-        pod_security,
-        refused,
-        enforced,
-        findings,
-    }
-}
-
-/// The Pod Security Standards level findings leave a bundle at.
-fn pod_security(findings: &[Finding]) -> &'static str {
-    if findings.iter().any(|x| x.pss == Some("baseline")) {
-        "none"
-    } else if findings.iter().any(|x| x.pss == Some("restricted")) {
-        "baseline"
-    } else {
-        "restricted"
-    }
-}
-
-fn join(v: &[&String]) -> String {
-    v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+    f.report(config.to_path_buf(), pol.name.clone(), refused, enforced)
 }
 
 fn is_dev_node(p: &Path) -> bool {

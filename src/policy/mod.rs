@@ -283,7 +283,8 @@ fn ns_type(name: &str) -> Option<LinuxNamespaceType> {
     })
 }
 
-fn ns_name(t: LinuxNamespaceType) -> &'static str {
+/// The runtime spec's name of a namespace type ("network").
+pub fn ns_name(t: LinuxNamespaceType) -> &'static str {
     match t {
         LinuxNamespaceType::Pid => "pid",
         LinuxNamespaceType::Network => "network",
