@@ -205,12 +205,7 @@ fn live() -> R {
     b.sh("sleep 30");
     let o = rt.create(&b, "hard");
     ensure!(o.code == 0, "create: {}", o.stderr);
-    let o = rt
-        .cmd()
-        .args(["--policy", "runc", "create", "--bundle"])
-        .arg(b2.path())
-        .arg("soft")
-        .out();
+    let o = rt.with_policy("runc", "create", &b2, "soft");
     ensure!(o.code == 0, "create under runc: {}", o.stderr);
     let hard = live_ids(&rt, "hard")?;
     let soft = live_ids(&rt, "soft")?;

@@ -271,12 +271,7 @@ fn same_results_as_runc() -> R {
     b.sh(probe);
     let rt = Runtime::new();
     // Under the `runc` policy contain adds nothing to the config.
-    let ours = rt
-        .cmd()
-        .args(["--policy", "runc", "run", "--bundle"])
-        .arg(b.path())
-        .arg("c1")
-        .out();
+    let ours = rt.with_policy("runc", "run", &b, "c1");
     ensure!(ours.code == 0, "contain: {}", ours.stderr);
     let theirs = runc_run(&runc, &b, "r1");
     ensure!(theirs.code == 0, "runc: {}", theirs.stderr);

@@ -33,12 +33,7 @@ pub const TESTS: &[(&str, crate::TestFn)] = &[
 
 /// `contain --policy P run` of a bundle in a fresh state root.
 fn run_with(policy: &str, b: &Bundle) -> Out {
-    let rt = Runtime::new();
-    rt.cmd()
-        .args(["--policy", policy, "run", "--bundle"])
-        .arg(b.path())
-        .arg("p")
-        .out()
+    Runtime::new().with_policy(policy, "run", b, "p")
 }
 
 fn ok(o: &Out, what: &str) -> Result<(), libtest_mimic::Failed> {
@@ -228,12 +223,7 @@ fn strict_refuses() -> R {
     b.set(|c| {
         c["process"]["capabilities"]["bounding"] = json!(["CAP_SYS_ADMIN", "CAP_KILL"]);
     });
-    let o = rt
-        .cmd()
-        .args(["--policy", "strict", "create", "--bundle"])
-        .arg(b.path())
-        .arg("s")
-        .out();
+    let o = rt.with_policy("strict", "create", &b, "s");
     fails_with(
         &o,
         "process.capabilities.bounding: CAP_SYS_ADMIN not allowed",
@@ -244,12 +234,7 @@ fn strict_refuses() -> R {
         c["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
             {"type": "mount"}, {"type": "cgroup"}]);
     });
-    let o = rt
-        .cmd()
-        .args(["--policy", "strict", "create", "--bundle"])
-        .arg(b.path())
-        .arg("s")
-        .out();
+    let o = rt.with_policy("strict", "create", &b, "s");
     fails_with(
         &o,
         "linux.namespaces: the network namespace is shared with the host",
@@ -315,13 +300,7 @@ fn bad_input() -> R {
     let rt = Runtime::new();
     let dir = tempfile::tempdir()?;
     let b = Bundle::new();
-    let create = |policy: &str, b: &Bundle, id: &str| {
-        rt.cmd()
-            .args(["--policy", policy, "create", "--bundle"])
-            .arg(b.path())
-            .arg(id)
-            .out()
-    };
+    let create = |policy: &str, b: &Bundle, id: &str| rt.with_policy(policy, "create", b, id);
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, "{\"name\": ")?;
     fails_with(&create(bad.to_str().unwrap(), &b, "x"), "policy ")?;

@@ -228,6 +228,15 @@ impl Runtime {
             .out()
     }
 
+    /// `contain --policy POLICY VERB --bundle B ID` (VERB: create or run).
+    pub fn with_policy(&self, policy: &str, verb: &str, b: &Bundle, id: &str) -> Out {
+        self.cmd()
+            .args(["--policy", policy, verb, "--bundle"])
+            .arg(b.path())
+            .arg(id)
+            .out()
+    }
+
     pub fn create(&self, b: &Bundle, id: &str) -> Out {
         self.cmd()
             .args(["create", "--bundle"])
