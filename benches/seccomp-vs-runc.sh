@@ -92,10 +92,13 @@ python3 - "$work/cs/len/state.json" "$work/b/config.json" <<'PY'
 import json, sys
 state, cfg = sys.argv[1:]
 c = json.load(open(cfg))
-c["linux"]["seccomp"] = json.load(open(state))["seccomp"]
+profiles = json.load(open(state))["seccomp"]  # the stack contain installs, outermost first
+if len(profiles) != 1:
+    sys.exit(f"seccomp-vs-runc: expected one profile in contain's state, found {len(profiles)}")
+c["linux"]["seccomp"] = profiles[0]
 json.dump(c, open(cfg, "w"))
 PY
-"$RUNC" --root "$work/rs" run -d --bundle "$work/b" len >/dev/null </dev/null 2>&1
+"$RUNC" --root "$work/rs" run -d --bundle "$work/b" len >/dev/null </dev/null
 dlen_c=$(filter_len "$(pid_of "$CONTAIN" "$work/cs")")
 dlen_r=$(filter_len "$(pid_of "$RUNC" "$work/rs")")
 echo "seccomp-vs-runc: profile $(basename "$PROFILE"), $ROUNDS rounds x best of 5 loops of $ITERS calls"
