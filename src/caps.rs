@@ -69,6 +69,18 @@ impl CapPlan {
         })
     }
 
+    /// No capability in any set (the microVM's VMM).
+    pub fn none() -> CapPlan {
+        CapPlan {
+            last: last_cap(),
+            bounding: HashSet::new(),
+            effective: HashSet::new(),
+            permitted: HashSet::new(),
+            inheritable: HashSet::new(),
+            ambient: HashSet::new(),
+        }
+    }
+
     /// The bounding set's names ("CAP_CHOWN"), sorted: what the process can ever hold.
     pub fn bounding_names(&self) -> Vec<String> {
         let mut v: Vec<String> = self.bounding.iter().map(|c| c.to_string()).collect();

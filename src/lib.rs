@@ -11,6 +11,7 @@ pub mod container;
 pub mod hooks;
 pub mod landlock;
 pub mod log;
+pub mod microvm;
 pub mod ns;
 pub mod oci;
 pub mod policy;

@@ -105,21 +105,17 @@ pub fn probe() -> Vec<Check> {
         "memory, pids, cpu and device limits are enforced",
         "no resource limits: a container can exhaust the host",
     ));
-    let kvm = std::path::Path::new("/dev/kvm").exists();
-    let pvm = std::path::Path::new("/sys/module/kvm_pvm").exists();
+    let vm = crate::microvm::support();
     out.push(check(
         "microVM stage",
-        false,
-        match (kvm, pvm) {
-            (false, _) => "no /dev/kvm".into(),
-            (true, true) => {
-                "/dev/kvm is kvm_pvm (nested paravirtual): an unmodified Linux kernel does not boot"
-                    .into()
-            }
-            (true, false) => "/dev/kvm present".into(),
+        vm.kvm.is_ok(),
+        match (&vm.kvm, vm.linux_boots()) {
+            (Err(why), _) => why.clone(),
+            (Ok(()), Ok(())) => "/dev/kvm: PVH ELF and bzImage kernels boot".into(),
+            (Ok(()), Err(why)) => why,
         },
-        "",
-        "not available in this version of contain: hostile workloads share the host kernel",
+        "io.contain.isolation: microvm runs the workload on its own kernel in a jailed VMM",
+        "hostile workloads share the host kernel: create refuses io.contain.isolation: microvm",
     ));
     out
 }

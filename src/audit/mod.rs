@@ -74,6 +74,8 @@ pub struct Host {
     pub facts: policy::Facts,
     /// The kernel's Landlock ABI version (0: none).
     pub landlock_abi: i32,
+    /// Whether KVM can run the microVM stage here; else why not.
+    pub microvm: Result<(), String>,
 }
 
 /// config.json's extra sections contain reads itself.
@@ -529,23 +531,18 @@ pub fn audit(config: &Path, spec: &Spec, extra: &Extra, pol: &Policy, host: &Hos
     }
 
     // Isolation stage.
-    let asked = spec
-        .annotations()
-        .as_ref()
-        .and_then(|a| a.get(policy::ISOLATION_ANNOTATION))
-        .is_some_and(|v| v == "microvm");
-    if asked || pol.isolation == policy::Isolation::Microvm {
-        f.add(
-            "CA-VM-001",
-            if asked {
+    if let Some(plan) = applied.as_ref().and_then(|a| a.microvm.as_ref()) {
+        match &host.microvm {
+            Ok(()) => hold(
+                "isolation",
                 format!(
-                    "annotation {} asks for microvm",
-                    policy::ISOLATION_ANNOTATION
-                )
-            } else {
-                format!("policy {} asks for isolation: microvm", pol.name)
-            },
-        );
+                    "microvm: kernel {}, {} MiB; the VMM jailed with per-thread seccomp",
+                    plan.kernel.display(),
+                    plan.memory >> 20
+                ),
+            ),
+            Err(why) => f.add("CA-VM-001", format!("microvm asked for; {why}")),
+        }
     }
 
     // Hooks.

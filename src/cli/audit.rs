@@ -140,6 +140,7 @@ fn audit_config(
             },
         },
         landlock_abi: crate::landlock::kernel_abi(),
+        microvm: crate::microvm::support().kvm,
     };
     let extra = audit::Extra {
         seccomp: extra.seccomp,

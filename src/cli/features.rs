@@ -49,7 +49,18 @@ pub fn features() -> Value {
             "mountExtensions": {"idmap": {"enabled": false}}
         },
         "annotations": {
-            "io.contain.version": env!("CARGO_PKG_VERSION")
+            "io.contain.version": env!("CARGO_PKG_VERSION"),
+            "io.contain.microvm": microvm()
         }
     })
+}
+
+/// Whether this host can run the microVM stage, and which guests boot.
+fn microvm() -> String {
+    let s = crate::microvm::support();
+    match (&s.kvm, s.linux_boots()) {
+        (Err(why), _) => format!("unavailable: {why}"),
+        (Ok(()), Ok(())) => "available: PVH ELF and bzImage kernels".into(),
+        (Ok(()), Err(why)) => format!("available for small guests only: {why}"),
+    }
 }

@@ -78,6 +78,7 @@ struct Prepared {
     caps: CapPlan,
     filters: Vec<seccomp::Effective>,
     landlock: landlock::Plan,
+    microvm: Option<crate::microvm::Prepared>,
 }
 
 /// Check what can be checked before any side effect.
@@ -127,11 +128,23 @@ fn preflight(
             )));
         }
     }
-    let filters = seccomp::effective(
-        bundle.seccomp.as_ref(),
-        caps.bounding_names(),
-        applied.seccomp.choice(),
-    )?;
+    let microvm = applied
+        .microvm
+        .as_ref()
+        .map(crate::microvm::prepare)
+        .transpose()
+        .map_err(ContainerError::Preflight)?;
+    // In the microVM stage the workload's syscalls reach the guest kernel; the VMM, which
+    // is what runs on the host, gets its own per-thread filters instead.
+    let filters = if microvm.is_some() {
+        Vec::new()
+    } else {
+        seccomp::effective(
+            bundle.seccomp.as_ref(),
+            caps.bounding_names(),
+            applied.seccomp.choice(),
+        )?
+    };
     for f in &filters {
         check_listener(f)?;
         for w in &f.compiled.warnings {
@@ -157,6 +170,7 @@ fn preflight(
         caps,
         filters,
         landlock,
+        microvm,
     })
 }
 
@@ -320,7 +334,9 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
     }
 
     let mut annotations: HashMap<String, String> = spec.annotations().clone().unwrap_or_default();
-    let seccomp_text = if prepared.filters.is_empty() {
+    let seccomp_text = if let Some(vm) = &prepared.microvm {
+        vm.seccomp_text()
+    } else if prepared.filters.is_empty() {
         "none: config.json has no linux.seccomp and the policy adds none".to_string()
     } else {
         prepared
@@ -341,6 +357,13 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
         ("io.contain.seccomp", seccomp_text),
         ("io.contain.landlock", prepared.landlock.describe()),
         ("io.contain.userns", userns_text),
+        (
+            policy::ISOLATION_ANNOTATION,
+            prepared
+                .microvm
+                .as_ref()
+                .map_or_else(|| "container".to_string(), |vm| vm.describe()),
+        ),
     ] {
         annotations.insert(k.to_string(), v);
     }
@@ -378,6 +401,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
         fifo,
         seccomp: prepared.filters.iter().map(|f| &f.compiled).collect(),
         landlock: Some(&prepared.landlock),
+        microvm: prepared.microvm.as_ref(),
     };
     let mut run_hooks = |pid: i32| -> Result<String, String> {
         let mut s = state.clone();

@@ -178,6 +178,9 @@ pub struct Policy {
     #[serde(default)]
     pub readonly_rootfs: bool,
     pub isolation: Isolation,
+    /// Defaults for the microVM stage (kernel, initramfs, command line).
+    #[serde(default)]
+    pub microvm: crate::microvm::Defaults,
 }
 
 impl Policy {
@@ -318,6 +321,8 @@ pub struct Applied {
     pub userns: UserNs,
     pub seccomp: SeccompMode,
     pub landlock: PlanInput,
+    /// The microVM stage, when the annotation or the policy asks for it.
+    pub microvm: Option<crate::microvm::Plan>,
     /// Violations let through by `onViolation: warn`, and other notes.
     pub warnings: Vec<String>,
 }
@@ -433,15 +438,17 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
         .annotations()
         .as_ref()
         .and_then(|a| a.get(ISOLATION_ANNOTATION).cloned());
-    match asked.as_deref() {
-        None | Some("container") => {}
-        Some("microvm") => {
+    let microvm = match asked.as_deref() {
+        None => policy.isolation == Isolation::Microvm,
+        Some("microvm") => true,
+        Some("container") if policy.isolation == Isolation::Microvm => {
             return Err(PolicyError::Refused {
                 policy: policy.name.clone(),
                 field: format!("annotation {ISOLATION_ANNOTATION}"),
-                reason: "the microVM stage is not available in this version of contain; refusing to run the workload without it".into(),
+                reason: "\"container\": the policy runs every workload in the microVM stage".into(),
             })
         }
+        Some("container") => false,
         Some(other) => {
             return Err(PolicyError::Refused {
                 policy: policy.name.clone(),
@@ -449,14 +456,15 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
                 reason: format!("{other:?}: the values are \"container\" and \"microvm\""),
             })
         }
-    }
-    if policy.isolation == Isolation::Microvm {
-        return Err(PolicyError::Refused {
+    };
+    let microvm = microvm
+        .then(|| crate::microvm::plan(&spec, &policy.microvm))
+        .transpose()
+        .map_err(|reason| PolicyError::Refused {
             policy: policy.name.clone(),
-            field: "isolation".into(),
-            reason: "the microVM stage is not available in this version of contain".into(),
-        });
-    }
+            field: "microvm".into(),
+            reason,
+        })?;
 
     // What the policy forces.
     if policy.readonly_rootfs {
@@ -581,6 +589,7 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
         userns,
         seccomp: policy.seccomp,
         landlock,
+        microvm,
         warnings,
     })
 }

@@ -243,33 +243,47 @@ fn runc_adds_nothing() {
 }
 
 #[test]
-fn microvm_asked_for_is_refused_not_ignored() {
+fn microvm_stage_planned_from_annotations_and_policy() {
+    let default = Policy::builtin("default").unwrap();
     let mut v = docker_like();
     v["annotations"] = serde_json::json!({"io.contain.isolation": "microvm"});
-    let e = apply(
-        &Policy::builtin("default").unwrap(),
-        &spec(v.clone()),
-        &root(),
-    )
-    .unwrap_err();
-    assert!(
-        e.to_string().contains("microVM stage is not available"),
-        "{e}"
-    );
-    v["annotations"] = serde_json::json!({"io.contain.isolation": "vm"});
-    let e = apply(
-        &Policy::builtin("default").unwrap(),
-        &spec(v.clone()),
-        &root(),
-    )
-    .unwrap_err();
+    // Asked for without a kernel: refused, naming what is missing, never ignored.
+    let e = apply(&default, &spec(v.clone()), &root()).unwrap_err();
+    assert!(e.to_string().contains("needs a guest kernel"), "{e}");
+    v["annotations"]["io.contain.microvm.kernel"] = serde_json::json!("/boot/vmlinux");
+    v["linux"]["resources"] = serde_json::json!({
+        "memory": {"limit": 64 << 20},
+        "cpu": {"quota": 150000, "period": 100000}
+    });
+    let plan = apply(&default, &spec(v.clone()), &root())
+        .unwrap()
+        .microvm
+        .expect("a plan");
+    assert_eq!(plan.kernel, std::path::Path::new("/boot/vmlinux"));
+    assert_eq!(plan.memory, 64 << 20);
+    assert_eq!(plan.vcpus, 2);
+    assert_eq!(plan.cmdline, crate::microvm::DEFAULT_CMDLINE);
+    v["annotations"]["io.contain.isolation"] = serde_json::json!("vm");
+    let e = apply(&default, &spec(v.clone()), &root()).unwrap_err();
     assert!(
         e.to_string().contains("\"container\" and \"microvm\""),
         "{e}"
     );
-    v["annotations"] = serde_json::json!({"io.contain.isolation": "container"});
-    assert!(apply(&Policy::builtin("default").unwrap(), &spec(v), &root()).is_ok());
+    v["annotations"]["io.contain.isolation"] = serde_json::json!("container");
+    assert!(apply(&default, &spec(v.clone()), &root())
+        .unwrap()
+        .microvm
+        .is_none());
+    // A policy that isolates everything takes its kernel from its own defaults, and does not
+    // let an annotation lower the stage.
     let mut p = Policy::builtin("strict").unwrap();
     p.isolation = Isolation::Microvm;
-    assert!(apply(&p, &spec(docker_like()), &root()).is_err());
+    p.microvm.kernel = Some("/srv/guest.elf".into());
+    let plan = apply(&p, &spec(docker_like()), &root()).unwrap().microvm;
+    assert_eq!(plan.unwrap().kernel, std::path::Path::new("/srv/guest.elf"));
+    let e = apply(&p, &spec(v), &root()).unwrap_err();
+    assert!(
+        e.to_string().contains("runs every workload in the microVM"),
+        "{e}"
+    );
 }

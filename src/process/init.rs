@@ -48,6 +48,8 @@ pub struct InitArgs<'a> {
     pub seccomp: Vec<&'a crate::seccomp::Compiled>,
     /// The Landlock rulesets.
     pub landlock: Option<&'a crate::landlock::Plan>,
+    /// The microVM stage: the init becomes the VMM instead of executing process.args.
+    pub microvm: Option<&'a crate::microvm::Prepared>,
 }
 
 /// When the init installs its seccomp filter.
@@ -152,6 +154,7 @@ fn stage1_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Option<Idmapped>, S
     sys::set_parent_death_signal(libc::SIGKILL).map_err(|e| format!("prctl: {e}"))?;
     let mut keep = vec![ch.as_raw_fd(), args.fifo.as_raw_fd()];
     keep.extend(args.console.as_ref().map(|c| c.as_raw_fd()));
+    keep.extend(args.microvm.map(|vm| vm.kvm_fd()));
     sys::close_fds_except(3 + args.preserve_fds as i32, &keep)
         .map_err(|e| format!("close inherited descriptors: {e}"))?;
     expect(ch, Msg::Go)?;
@@ -331,6 +334,9 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>, idmapped: Idmapped) -> Result<N
     }
 
     apply_landlock(args.landlock)?;
+    if let Some(vm) = args.microvm {
+        return run_vmm(ch, args, vm, &state);
+    }
     let at = filter_at(process, &args.seccomp);
     if at == FilterAt::BeforeCredentials {
         install_seccomp(ch, &args.seccomp)?;
@@ -381,6 +387,52 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>, idmapped: Idmapped) -> Result<N
         }
     }
     program.exec()
+}
+
+/// The microVM stage's end of the init: build the VM (errors still reach `create`), drop
+/// every privilege (the VMM needs none past the open /dev/kvm), wait for `start`, run it.
+fn run_vmm(
+    ch: &Channel,
+    args: &InitArgs<'_>,
+    vm: &crate::microvm::Prepared,
+    state: &str,
+) -> Result<Never, String> {
+    let machine = vm.build()?;
+    let none = CapPlan::none();
+    none.drop_bounding()?;
+    none.apply()?;
+    sys::set_no_new_privs().map_err(|e| format!("prctl no_new_privs: {e}"))?;
+    sys::set_parent_death_signal(0).map_err(|e| format!("prctl: {e}"))?;
+    ch.send(&Msg::Ready).map_err(|e| format!("sync: {e}"))?;
+    let mut fifo = std::fs::File::from(
+        args.fifo
+            .try_clone()
+            .map_err(|e| format!("dup fifo: {e}"))?,
+    );
+    let mut byte = [0u8; 1];
+    match fifo.read(&mut byte) {
+        Ok(1) => {}
+        _ => sys::exit_now(1),
+    }
+    drop(fifo);
+    if let Some(h) = spec(args)
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().clone())
+    {
+        if let Err(e) = crate::hooks::run_all("startContainer", &h, state) {
+            eprintln!("contain: {e}");
+            sys::exit_now(1);
+        }
+    }
+    // Nothing of the runtime's may reach the VMM's loop: the sync socket, the fifo and any
+    // preserved descriptor are closed (the VM's own descriptors are kept).
+    let keep = vm.machine_fds(&machine);
+    if let Err(e) = sys::close_fds_except(3, &keep) {
+        eprintln!("contain: close descriptors: {e}");
+        sys::exit_now(1);
+    }
+    vm.run(machine)
 }
 
 pub(super) fn reset_signals() {

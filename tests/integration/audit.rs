@@ -182,6 +182,12 @@ fn host_report() -> R {
             ],
         "{features:?}"
     );
+    // The microVM line says what opening /dev/kvm says.
+    let vm = &v["host"][5];
+    ensure!(
+        vm["available"].as_bool() == Some(kvm_missing().is_none()),
+        "microVM stage: {vm}"
+    );
     pass()
 }
 

@@ -8,6 +8,7 @@ mod clients;
 mod config;
 mod exec;
 mod lifecycle;
+mod microvm;
 mod policy;
 mod seccomp;
 mod security;
@@ -29,6 +30,7 @@ fn main() {
     tests.extend(bad_input::TESTS);
     tests.extend(clients::TESTS);
     tests.extend(audit::TESTS);
+    tests.extend(microvm::TESTS);
     let missing = util::missing_prerequisite();
     let trials = tests
         .into_iter()

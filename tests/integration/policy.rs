@@ -337,10 +337,11 @@ fn bad_input() -> R {
     rt.assert_clean(&overlap, "ov")?;
     ok(&rt.exec(&["delete", "--force", "first"]), "delete")?;
 
-    // A workload that asks for the microVM stage is refused, not run without it.
+    // A workload that asks for the microVM stage without a kernel is refused, not run as a
+    // plain container.
     let mut vm = Bundle::new();
     vm.set(|c| c["annotations"] = json!({"io.contain.isolation": "microvm"}));
-    fails_with(&rt.create(&vm, "vm"), "microVM stage is not available")?;
+    fails_with(&rt.create(&vm, "vm"), "the microVM stage needs a guest kernel")?;
     rt.assert_clean(&vm, "vm")?;
 
     // A Landlock rule that climbs out of the rootfs.

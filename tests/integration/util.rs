@@ -394,3 +394,118 @@ pub fn build_probe(name: &str) -> Result<PathBuf, String> {
     built.push((name.to_string(), r.clone()));
     r
 }
+
+/// A probe guest for the microVM stage (tests/integration/probes/guest), built once per run
+/// with gcc, as and ld: `Pvh` an ELF with a PVH entry note, `BzImage` a bzImage whose setup
+/// header (boot protocol 2.15, XLF_KERNEL_64) this function writes in front of the flat
+/// 64-bit image.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Guest {
+    Pvh,
+    BzImage,
+}
+
+pub fn build_guest(kind: Guest) -> Result<PathBuf, String> {
+    static BUILT: std::sync::Mutex<Vec<(Guest, Result<PathBuf, String>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, r)) = built.iter().find(|(k, _)| *k == kind) {
+        return r.clone();
+    }
+    let r = build_guest_now(kind);
+    built.push((kind, r.clone()));
+    r
+}
+
+fn build_guest_now(kind: Guest) -> Result<PathBuf, String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/integration/probes/guest");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("guest-{kind:?}"));
+    std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+    let run = |cmd: &mut Command| -> Result<(), String> {
+        let o = cmd
+            .output()
+            .map_err(|e| format!("{cmd:?}: {e} (apt-get install gcc binutils)"))?;
+        if o.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{cmd:?} failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            ))
+        }
+    };
+    let (stub, entry) = match kind {
+        Guest::Pvh => ("pvh.S", "pvh_start"),
+        Guest::BzImage => ("linux64.S", "startup_64"),
+    };
+    run(Command::new("gcc")
+        .args([
+            "-O2",
+            "-ffreestanding",
+            "-fno-pic",
+            "-fno-pie",
+            "-mno-red-zone",
+            "-mgeneral-regs-only",
+            "-fno-stack-protector",
+            "-fno-asynchronous-unwind-tables",
+            "-c",
+        ])
+        .arg(src.join("probe.c"))
+        .arg("-o")
+        .arg(out.join("probe.o")))?;
+    run(Command::new("gcc")
+        .arg("-c")
+        .arg(src.join(stub))
+        .arg("-o")
+        .arg(out.join("stub.o")))?;
+    let elf = out.join("guest.elf");
+    run(Command::new("ld")
+        .args([
+            "-m",
+            "elf_x86_64",
+            "-z",
+            "noexecstack",
+            "--no-warn-rwx-segments",
+        ])
+        .arg("-T")
+        .arg(src.join("probe.ld"))
+        .arg(format!("--defsym=entry={entry}"))
+        .arg("-o")
+        .arg(&elf)
+        .arg(out.join("stub.o"))
+        .arg(out.join("probe.o")))?;
+    if kind == Guest::Pvh {
+        return Ok(elf);
+    }
+    let flat = out.join("guest.bin");
+    run(Command::new("objcopy")
+        .args(["-O", "binary"])
+        .arg(&elf)
+        .arg(&flat))?;
+    let payload = std::fs::read(&flat).map_err(|e| e.to_string())?;
+    // One setup sector after the boot sector; the header fields of Documentation/x86/boot.rst.
+    let mut image = vec![0u8; 1024];
+    image[0x1f1] = 1; // setup_sects
+    image[0x1fe..0x200].copy_from_slice(&0xaa55u16.to_le_bytes()); // boot_flag
+    image[0x202..0x206].copy_from_slice(b"HdrS");
+    image[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes()); // version 2.15
+    image[0x211] = 1; // loadflags: LOADED_HIGH
+    image[0x214..0x218].copy_from_slice(&0x10_0000u32.to_le_bytes()); // code32_start
+    image[0x236..0x238].copy_from_slice(&1u16.to_le_bytes()); // xloadflags: XLF_KERNEL_64
+    image.extend_from_slice(&payload);
+    let bz = out.join("guest.bzImage");
+    std::fs::write(&bz, image).map_err(|e| e.to_string())?;
+    Ok(bz)
+}
+
+/// Why the microVM tests cannot run here, if they cannot.
+pub fn kvm_missing() -> Option<String> {
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+    {
+        Ok(_) => None,
+        Err(e) => Some(format!("the microVM stage needs /dev/kvm: {e}")),
+    }
+}

@@ -1,0 +1,320 @@
+//! The microVM stage: the container's init becomes a small VMM (one KVM VM, COM1, an exit
+//! port) that boots a kernel directly (PVH ELF or bzImage) inside the container's namespaces,
+//! user namespace and Landlock ruleset, with a seccomp filter per thread kind.
+//!
+//! * [`plan`] (pure, shared by create and audit): what the config and policy ask for.
+//! * [`prepare`] (the runtime, before it forks): open /dev/kvm, read the kernel and initramfs,
+//!   recognise the format, compile the thread filters; every error is reported at create.
+//! * [`Prepared::build`] (the init, before it reports ready): create the VM and load the guest.
+//! * [`Machine::run`] (the init, after `start`): run it; the process exits with the guest's
+//!   status.
+
+pub mod boot;
+mod cpu;
+pub mod devices;
+mod vmm;
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use kvm_ioctls::Kvm;
+use oci_spec::runtime::Spec;
+
+pub use vmm::Machine;
+
+/// The guest kernel (a host path).
+pub const KERNEL_ANNOTATION: &str = "io.contain.microvm.kernel";
+/// An initramfs handed to the guest (a host path).
+pub const INITRAMFS_ANNOTATION: &str = "io.contain.microvm.initramfs";
+/// The guest kernel's command line.
+pub const CMDLINE_ANNOTATION: &str = "io.contain.microvm.cmdline";
+
+/// Guest RAM when linux.resources.memory.limit is unset.
+pub const DEFAULT_MEMORY: u64 = 128 << 20;
+/// The least guest RAM accepted (the layout needs the first MiB and room for a kernel).
+pub const MIN_MEMORY: u64 = 4 << 20;
+/// The most: RAM is one region below the 32-bit device hole (3 GiB).
+pub const MAX_MEMORY: u64 = 3 << 30;
+/// The default command line: the console on COM1, no reboot on panic.
+pub const DEFAULT_CMDLINE: &str = "console=ttyS0 reboot=t panic=-1 nomodule";
+
+/// Exit statuses of a VM that ended without writing the exit port.
+pub mod status {
+    /// The vCPU halted (HLT with nothing to wake it).
+    pub const HALTED: i32 = 112;
+    /// The guest shut down or triple-faulted.
+    pub const SHUTDOWN: i32 = 113;
+    /// The VMM failed (KVM refused to run the vCPU, an internal error).
+    pub const VMM_FAILED: i32 = 114;
+}
+
+/// What a container's config and policy ask of the stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub kernel: PathBuf,
+    pub initramfs: Option<PathBuf>,
+    pub cmdline: String,
+    /// Guest RAM in bytes.
+    pub memory: u64,
+    /// vCPUs asked for (from the CPU quota); the VMM runs one today.
+    pub vcpus: u64,
+}
+
+/// Defaults a policy can give the stage.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Defaults {
+    #[serde(default)]
+    pub kernel: Option<PathBuf>,
+    #[serde(default)]
+    pub initramfs: Option<PathBuf>,
+    #[serde(default)]
+    pub cmdline: Option<String>,
+}
+
+/// The stage's plan for `spec` (pure): annotations first, then the policy's defaults.
+pub fn plan(spec: &Spec, defaults: &Defaults) -> Result<Plan, String> {
+    let ann = |k: &str| spec.annotations().as_ref().and_then(|a| a.get(k).cloned());
+    let kernel = ann(KERNEL_ANNOTATION)
+        .map(PathBuf::from)
+        .or_else(|| defaults.kernel.clone())
+        .ok_or_else(|| {
+            format!(
+                "the microVM stage needs a guest kernel: set the annotation {KERNEL_ANNOTATION} \
+                 to its path on the host (or a policy's microvm.kernel)"
+            )
+        })?;
+    let initramfs = ann(INITRAMFS_ANNOTATION)
+        .map(PathBuf::from)
+        .or_else(|| defaults.initramfs.clone());
+    for (what, p) in [("kernel", Some(&kernel)), ("initramfs", initramfs.as_ref())] {
+        if let Some(p) = p.filter(|p| !p.is_absolute()) {
+            return Err(format!(
+                "microvm {what} {p:?}: must be an absolute host path"
+            ));
+        }
+    }
+    let cmdline = ann(CMDLINE_ANNOTATION)
+        .or_else(|| defaults.cmdline.clone())
+        .unwrap_or_else(|| DEFAULT_CMDLINE.into());
+    if cmdline.len() >= boot::CMDLINE_MAX {
+        return Err(format!(
+            "annotation {CMDLINE_ANNOTATION}: {} bytes, at most {}",
+            cmdline.len(),
+            boot::CMDLINE_MAX - 1
+        ));
+    }
+    let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+    let memory = match resources
+        .and_then(|r| r.memory().as_ref())
+        .and_then(|m| m.limit())
+    {
+        None => DEFAULT_MEMORY,
+        Some(l) if l <= 0 => DEFAULT_MEMORY,
+        Some(l) => l as u64,
+    };
+    if !(MIN_MEMORY..=MAX_MEMORY).contains(&memory) {
+        return Err(format!(
+            "linux.resources.memory.limit {memory}: guest memory must be between {} MiB and {} \
+             MiB",
+            MIN_MEMORY >> 20,
+            MAX_MEMORY >> 20
+        ));
+    }
+    let vcpus = resources
+        .and_then(|r| r.cpu().as_ref())
+        .and_then(|c| Some((c.quota()?, c.period()?)))
+        .filter(|(q, p)| *q > 0 && *p > 0)
+        .map(|(q, p)| (q as u64).div_ceil(p))
+        .unwrap_or(1);
+    Ok(Plan {
+        kernel,
+        initramfs,
+        cmdline,
+        memory: memory & !0xfff,
+        vcpus,
+    })
+}
+
+/// Whether this host can run the stage, and what kind of KVM it has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Support {
+    /// /dev/kvm opened and speaks API 12; else why not.
+    pub kvm: Result<(), String>,
+    /// The KVM is kvm_pvm (nested, paravirtual): small guests run, an unmodified Linux does not.
+    pub pvm: bool,
+}
+
+impl Support {
+    /// Whether an unmodified Linux guest can boot here; else why not.
+    pub fn linux_boots(&self) -> Result<(), String> {
+        self.kvm.clone()?;
+        if self.pvm {
+            return Err(
+                "/dev/kvm is kvm_pvm (nested paravirtual KVM): probe guests run, an \
+                        unmodified Linux kernel does not boot"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Probe the host.
+pub fn support() -> Support {
+    let kvm = Kvm::new()
+        .map_err(|e| format!("/dev/kvm: {e}"))
+        .and_then(|k| match k.get_api_version() {
+            12 => Ok(()),
+            v => Err(format!("/dev/kvm speaks API {v}, not 12")),
+        });
+    Support {
+        kvm,
+        pvm: Path::new("/sys/module/kvm_pvm").exists(),
+    }
+}
+
+/// Everything the init needs, gathered by the runtime before it forks.
+pub struct Prepared {
+    kvm: Kvm,
+    kernel: Vec<u8>,
+    initramfs: Option<Vec<u8>>,
+    plan: Plan,
+    format: boot::Format,
+    vmm_filter: crate::seccomp::Compiled,
+    vcpu_filter: crate::seccomp::Compiled,
+}
+
+/// The largest kernel or initramfs read (a bound on what a config makes the runtime read).
+const MAX_IMAGE: u64 = 512 << 20;
+
+fn read_image(what: &str, p: &Path) -> Result<Vec<u8>, String> {
+    let f = std::fs::File::open(p).map_err(|e| format!("microvm {what} {}: {e}", p.display()))?;
+    let len = f
+        .metadata()
+        .map_err(|e| format!("microvm {what} {}: {e}", p.display()))?
+        .len();
+    if !f.metadata().is_ok_and(|m| m.is_file()) || len > MAX_IMAGE {
+        return Err(format!(
+            "microvm {what} {}: not a regular file of at most {} MiB",
+            p.display(),
+            MAX_IMAGE >> 20
+        ));
+    }
+    let mut data = Vec::with_capacity(len as usize);
+    std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_IMAGE), &mut data)
+        .map_err(|e| format!("microvm {what} {}: {e}", p.display()))?;
+    Ok(data)
+}
+
+/// Open /dev/kvm, read the images, check the kernel's format and compile the filters.
+pub fn prepare(plan: &Plan) -> Result<Prepared, String> {
+    let kvm = Kvm::new().map_err(|e| {
+        format!("the microVM stage needs /dev/kvm: {e} (is KVM available and is contain root?)")
+    })?;
+    let kernel = read_image("kernel", &plan.kernel)?;
+    let format = boot::detect(&kernel)
+        .map_err(|e| format!("microvm kernel {}: {e}", plan.kernel.display()))?;
+    let initramfs = plan
+        .initramfs
+        .as_deref()
+        .map(|p| read_image("initramfs", p))
+        .transpose()?;
+    let compile = |name: &str, json: &[u8]| {
+        crate::seccomp::Profile::from_slice(json)
+            .and_then(|p| crate::seccomp::compile(&p))
+            .map_err(|e| format!("the {name} thread's seccomp filter: {e}"))
+    };
+    Ok(Prepared {
+        kvm,
+        kernel,
+        initramfs,
+        plan: plan.clone(),
+        format,
+        vmm_filter: compile("vmm", VMM_FILTER)?,
+        vcpu_filter: compile("vcpu", VCPU_FILTER)?,
+    })
+}
+
+/// The VMM thread's syscalls (OCI seccomp JSON, compiled by contain's own compiler).
+const VMM_FILTER: &[u8] = include_bytes!("../../policies/microvm/vmm.json");
+/// The vCPU thread's syscalls.
+const VCPU_FILTER: &[u8] = include_bytes!("../../policies/microvm/vcpu.json");
+
+impl Prepared {
+    /// The descriptor the init must keep open across the runtime's descriptor cleanup.
+    pub fn kvm_fd(&self) -> i32 {
+        self.kvm.as_raw_fd()
+    }
+
+    /// The descriptors the VMM runs on (/dev/kvm, the VM, the vCPU).
+    pub fn machine_fds(&self, m: &Machine) -> Vec<i32> {
+        let mut v = m.fds();
+        v.push(self.kvm.as_raw_fd());
+        v
+    }
+
+    /// What `state` shows in the annotation io.contain.isolation.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "microvm: {} kernel {}, {} MiB, 1 vCPU",
+            self.format,
+            self.plan.kernel.display(),
+            self.plan.memory >> 20
+        );
+        if self.plan.vcpus > 1 {
+            s.push_str(&format!(" ({} asked; one is run)", self.plan.vcpus));
+        }
+        if let Some(i) = &self.plan.initramfs {
+            s.push_str(&format!(", initramfs {}", i.display()));
+        }
+        s
+    }
+
+    /// What `state` shows in the annotation io.contain.seccomp.
+    pub fn seccomp_text(&self) -> String {
+        format!(
+            "microvm VMM: vmm thread ({} instructions), vcpu thread ({} instructions); the workload's own profile belongs to the guest",
+            self.vmm_filter.program.len(),
+            self.vcpu_filter.program.len()
+        )
+    }
+
+    /// Create the VM and load the guest (in the init, before it reports ready).
+    pub fn build(&self) -> Result<Machine, String> {
+        vmm::build(
+            &self.kvm,
+            self.plan.memory,
+            &boot::Payload {
+                kernel: &self.kernel,
+                initramfs: self.initramfs.as_deref(),
+                cmdline: &self.plan.cmdline,
+            },
+        )
+    }
+
+    /// Run `machine` with the container's stdio as the serial console; never returns.
+    pub fn run(&self, machine: Machine) -> ! {
+        let dup = |fd: i32| {
+            nix::unistd::dup(fd)
+                // SAFETY: dup returned a new descriptor that nobody else owns.
+                .map(|d| std::fs::File::from(unsafe { OwnedFd::from_raw_fd(d) }))
+        };
+        let out = match dup(1) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("contain: microvm: stdout: {e}");
+                crate::sys::exit_now(status::VMM_FAILED)
+            }
+        };
+        vmm::run(
+            machine,
+            out,
+            dup(0).ok(),
+            &vmm::Filters {
+                vmm: &self.vmm_filter,
+                vcpu: &self.vcpu_filter,
+            },
+        )
+    }
+}

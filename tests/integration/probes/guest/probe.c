@@ -1,0 +1,128 @@
+/* A probe guest for contain's microVM stage: booted through the PVH or the Linux 64-bit
+ * boot protocol (see pvh.S and linux64.S), it reports on COM1 what the VMM handed it and
+ * ends the VM through the exit port (0xf4). Freestanding: no libc, no interrupts.
+ *
+ * Commands on the kernel command line:
+ *   probe.exit=N   exit status (default 0)
+ *   probe.echo     echo serial input back until a newline
+ *   probe.badio    touch ports and MMIO nothing answers, report what came back
+ *   probe.loop     spin forever after the report (for kill)
+ *   probe.flood    print forever (for a reader that never reads)
+ *   probe.halt     halt with interrupts off instead of exiting
+ *   probe.triple   triple-fault instead of exiting
+ */
+typedef unsigned long u64;
+typedef unsigned int u32;
+typedef unsigned short u16;
+typedef unsigned char u8;
+
+static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
+static inline u8 inb(u16 port) { u8 v; __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port)); return v; }
+
+#define COM1 0x3f8
+static void putc_(char c) { while (!(inb(COM1 + 5) & 0x20)) {} outb(COM1, (u8)c); }
+static void puts_(const char *s) { while (*s) putc_(*s++); }
+static void hex(u64 v) { puts_("0x"); int started = 0; for (int i = 60; i >= 0; i -= 4) { int d = (v >> i) & 15; if (d || started || i == 0) { putc_("0123456789abcdef"[d]); started = 1; } } }
+static void dec(u64 v) { char b[24]; int n = 0; do { b[n++] = '0' + v % 10; v /= 10; } while (v); while (n) putc_(b[--n]); }
+static __attribute__((noreturn)) void exit_(u8 code) { outb(0xf4, code); for (;;) __asm__ volatile("cli; hlt"); }
+
+static const char *find(const char *s, const char *w) {
+    for (; s && *s; s++) {
+        const char *a = s, *b = w;
+        while (*b && *a == *b) { a++; b++; }
+        if (!*b && (s[-1] == ' ' || s[-1] == 0 || s == w)) return a;
+    }
+    return 0;
+}
+static const char *opt(const char *cmdline, const char *w) {
+    /* a word at the start or after a space */
+    for (const char *s = cmdline; s && *s; s++) {
+        if (s != cmdline && s[-1] != ' ') continue;
+        const char *a = s, *b = w;
+        while (*b && *a == *b) { a++; b++; }
+        if (!*b && (*a == 0 || *a == ' ' || *a == '=')) return a;
+    }
+    (void)find;
+    return 0;
+}
+
+static u32 fnv1a(const u8 *p, u64 n) { u32 h = 2166136261u; for (u64 i = 0; i < n; i++) { h ^= p[i]; h *= 16777619u; } return h; }
+
+struct e820 { u64 addr, size; u32 type; } __attribute__((packed));
+struct hvm_start_info { u32 magic, version, flags, nr_modules; u64 modlist_paddr, cmdline_paddr, rsdp_paddr, memmap_paddr; u32 memmap_entries, reserved; };
+struct hvm_modlist_entry { u64 paddr, size, cmdline_paddr, reserved; };
+struct hvm_memmap_entry { u64 addr, size; u32 type, reserved; };
+
+static u64 ram;
+static void e820_line(u64 addr, u64 size, u32 type) {
+    puts_("probe: e820 "); hex(addr); putc_(' '); hex(size); putc_(' '); dec(type); putc_('\n');
+    if (type == 1) ram += size;
+}
+
+static void initramfs(u64 addr, u64 size) {
+    if (!size) { puts_("probe: initramfs none\n"); return; }
+    puts_("probe: initramfs addr="); hex(addr); puts_(" size="); dec(size);
+    puts_(" fnv="); hex(fnv1a((const u8 *)addr, size)); putc_('\n');
+}
+
+void probe_main(u64 info, int kind) {
+    const char *cmdline = 0;
+    if (kind == 1) {
+        const struct hvm_start_info *si = (const void *)info;
+        puts_("probe: boot=pvh\n");
+        if (si->magic != 0x336ec578) { puts_("probe: bad start info magic "); hex(si->magic); putc_('\n'); exit_(90); }
+        puts_("probe: start_info version="); dec(si->version); puts_(" modules="); dec(si->nr_modules); putc_('\n');
+        cmdline = (const char *)si->cmdline_paddr;
+        const struct hvm_memmap_entry *m = (const void *)si->memmap_paddr;
+        for (u32 i = 0; i < si->memmap_entries; i++) e820_line(m[i].addr, m[i].size, m[i].type);
+        if (si->nr_modules) {
+            const struct hvm_modlist_entry *mod = (const void *)si->modlist_paddr;
+            initramfs(mod->paddr, mod->size);
+        } else initramfs(0, 0);
+    } else {
+        const u8 *zp = (const u8 *)info;
+        puts_("probe: boot=linux64\n");
+        if (*(const u32 *)(zp + 0x202) != 0x53726448) { puts_("probe: bad zero page\n"); exit_(91); }
+        puts_("probe: boot_protocol="); hex(*(const u16 *)(zp + 0x206));
+        puts_(" loader="); hex(zp[0x210]); putc_('\n');
+        cmdline = (const char *)(*(const u32 *)(zp + 0x228) | ((u64)*(const u32 *)(zp + 0xc8) << 32));
+        const struct e820 *m = (const void *)(zp + 0x2d0);
+        for (u32 i = 0; i < zp[0x1e8]; i++) e820_line(m[i].addr, m[i].size, m[i].type);
+        u64 rd = *(const u32 *)(zp + 0x218) | ((u64)*(const u32 *)(zp + 0xc0) << 32);
+        u64 rs = *(const u32 *)(zp + 0x21c) | ((u64)*(const u32 *)(zp + 0xc4) << 32);
+        initramfs(rd, rs);
+    }
+    puts_("probe: ram="); dec(ram); putc_('\n');
+    puts_("probe: cmdline="); puts_(cmdline ? cmdline : "(none)"); putc_('\n');
+
+    if (opt(cmdline, "probe.badio")) {
+        outb(0x80, 1); outb(0x3000 & 0xff, 2);
+        puts_("probe: port 0x60 reads "); hex(inb(0x60)); putc_('\n');
+        volatile u32 *mmio = (volatile u32 *)0x30000000;  /* inside the 1 GiB map, beyond RAM */
+        *mmio = 0xdeadbeef;
+        puts_("probe: mmio reads "); hex(*mmio); putc_('\n');
+    }
+    if (opt(cmdline, "probe.echo")) {
+        puts_("probe: echo ready\n");
+        for (;;) {
+            while (!(inb(COM1 + 5) & 1)) {}
+            char c = (char)inb(COM1);
+            putc_(c);
+            if (c == '\n') break;
+        }
+        puts_("probe: echoed\n");
+    }
+    if (opt(cmdline, "probe.halt")) { puts_("probe: halting\n"); for (;;) __asm__ volatile("cli; hlt"); }
+    if (opt(cmdline, "probe.triple")) {
+        puts_("probe: triple fault\n");
+        struct { u16 limit; u64 base; } __attribute__((packed)) idt = {0, 0};
+        __asm__ volatile("lidt %0; int3" : : "m"(idt));
+    }
+    if (opt(cmdline, "probe.flood")) for (;;) puts_("probe: flood flood flood flood flood flood flood\n");
+    if (opt(cmdline, "probe.loop")) { puts_("probe: looping\n"); for (;;) {} }
+    u64 code = 0;
+    const char *e = opt(cmdline, "probe.exit");
+    if (e && *e == '=') for (e++; *e >= '0' && *e <= '9'; e++) code = code * 10 + (*e - '0');
+    puts_("probe: done\n");
+    exit_((u8)code);
+}
