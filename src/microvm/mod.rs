@@ -136,6 +136,40 @@ pub fn plan(spec: &Spec, defaults: &Defaults) -> Result<Plan, String> {
     })
 }
 
+/// What the cgroup holds beyond the guest's RAM: the VMM's own pages and KVM's structures
+/// (the VMM itself stays near 4 MiB; the rest is headroom for page tables and the kernel's
+/// per-VM memory, which the cgroup is charged for too).
+pub const VMM_ALLOWANCE: i64 = 16 << 20;
+
+/// The memory limit in config.json sizes the guest's RAM; the cgroup, which holds the VMM
+/// as well, gets VMM_ALLOWANCE more, so that a guest using all of its RAM is not killed by
+/// its own limit (the guest's kernel bounds what the workload gets).
+pub fn charge_vmm(spec: &mut Spec) {
+    let Some(mut linux) = spec.linux().clone() else {
+        return;
+    };
+    let Some(mut res) = linux.resources().clone() else {
+        return;
+    };
+    let Some(mut mem) = res.memory().clone() else {
+        return;
+    };
+    let add = |v: Option<i64>| {
+        v.map(|l| {
+            if l > 0 {
+                l.saturating_add(VMM_ALLOWANCE)
+            } else {
+                l
+            }
+        })
+    };
+    mem.set_limit(add(mem.limit()));
+    mem.set_swap(add(mem.swap()));
+    res.set_memory(Some(mem));
+    linux.set_resources(Some(res));
+    spec.set_linux(Some(linux));
+}
+
 /// Whether this host can run the stage, and what kind of KVM it has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Support {

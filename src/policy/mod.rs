@@ -465,6 +465,9 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
             field: "microvm".into(),
             reason,
         })?;
+    if microvm.is_some() {
+        crate::microvm::charge_vmm(&mut spec);
+    }
 
     // What the policy forces.
     if policy.readonly_rootfs {

@@ -255,10 +255,21 @@ fn microvm_stage_planned_from_annotations_and_policy() {
         "memory": {"limit": 64 << 20},
         "cpu": {"quota": 150000, "period": 100000}
     });
-    let plan = apply(&default, &spec(v.clone()), &root())
+    let applied = apply(&default, &spec(v.clone()), &root()).unwrap();
+    let plan = applied.microvm.expect("a plan");
+    // The guest gets the limit; the cgroup, which holds the VMM too, a fixed allowance more.
+    let limit = applied
+        .spec
+        .linux()
+        .as_ref()
         .unwrap()
-        .microvm
-        .expect("a plan");
+        .resources()
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        limit.memory().as_ref().unwrap().limit(),
+        Some((64 << 20) + crate::microvm::VMM_ALLOWANCE)
+    );
     assert_eq!(plan.kernel, std::path::Path::new("/boot/vmlinux"));
     assert_eq!(plan.memory, 64 << 20);
     assert_eq!(plan.vcpus, 2);

@@ -17,6 +17,7 @@ pub const TESTS: Tests = &[
     ("microvm::pvh_boot_hands_over_start_info", pvh_boot),
     ("microvm::bzimage_boot_hands_over_zero_page", bzimage_boot),
     ("microvm::serial_input_reaches_the_guest", serial_input),
+    ("microvm::guest_uses_all_its_memory_in_its_cgroup", memory),
     (
         "microvm::vmm_is_jailed_and_kill_stops_it",
         jailed_and_killed,
@@ -178,6 +179,55 @@ fn serial_input() -> R {
         "the guest did not read the input back:\n{}",
         o.stdout
     );
+    pass()
+}
+
+fn memory() -> R {
+    let kernel = match guest(Guest::Pvh) {
+        Ok(k) => k,
+        Err(why) => return skip(why),
+    };
+    let memory = 40 * MIB;
+    let b = vm_bundle(&kernel, "probe.touch", memory);
+    let rt = Runtime::new();
+    let o = rt.create(&b, "vm");
+    ensure!(o.code == 0, "create: {}", o.stderr);
+    // The cgroup holds the guest's RAM and the VMM's allowance (v1 or v2, whichever has memory).
+    let rel = b.config["linux"]["cgroupsPath"]
+        .as_str()
+        .unwrap_or("")
+        .trim_start_matches('/');
+    let limit = [
+        "memory/{}/memory.limit_in_bytes",
+        "unified/{}/memory.max",
+        "{}/memory.max",
+    ]
+    .iter()
+    .map(|f| format!("/sys/fs/cgroup/{}", f.replace("{}", rel)))
+    .find_map(|f| std::fs::read_to_string(f).ok())
+    .ok_or("no memory cgroup for the container")?;
+    let want = memory + contain::microvm::VMM_ALLOWANCE as u64;
+    ensure!(
+        limit.trim() == want.to_string(),
+        "cgroup limit {limit:?}, want {want}"
+    );
+    let out = tempfile::NamedTempFile::new()?;
+    ensure!(rt.exec(&["delete", "--force", "vm"]).code == 0, "delete");
+    let st = rt
+        .cmd()
+        .args(["run", "--bundle"])
+        .arg(b.path())
+        .arg("vm")
+        .stdout(out.reopen()?)
+        .status()?;
+    let text = std::fs::read_to_string(out.path())?;
+    let pages = (memory - 4 * MIB) / 4096;
+    ensure!(
+        st.code() == Some(0) && text.contains(&format!("probe: touched {pages} pages, 0 bad")),
+        "exit {:?}:\n{text}",
+        st.code()
+    );
+    rt.assert_clean(&b, "vm")?;
     pass()
 }
 

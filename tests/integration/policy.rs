@@ -341,7 +341,10 @@ fn bad_input() -> R {
     // plain container.
     let mut vm = Bundle::new();
     vm.set(|c| c["annotations"] = json!({"io.contain.isolation": "microvm"}));
-    fails_with(&rt.create(&vm, "vm"), "the microVM stage needs a guest kernel")?;
+    fails_with(
+        &rt.create(&vm, "vm"),
+        "the microVM stage needs a guest kernel",
+    )?;
     rt.assert_clean(&vm, "vm")?;
 
     // A Landlock rule that climbs out of the rootfs.

@@ -418,70 +418,28 @@ pub fn build_guest(kind: Guest) -> Result<PathBuf, String> {
 }
 
 fn build_guest_now(kind: Guest) -> Result<PathBuf, String> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/integration/probes/guest");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/integration/probes/guest/build.sh");
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("guest-{kind:?}"));
-    std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
-    let run = |cmd: &mut Command| -> Result<(), String> {
-        let o = cmd
-            .output()
-            .map_err(|e| format!("{cmd:?}: {e} (apt-get install gcc binutils)"))?;
-        if o.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{cmd:?} failed: {}",
-                String::from_utf8_lossy(&o.stderr)
-            ))
-        }
-    };
-    let (stub, entry) = match kind {
-        Guest::Pvh => ("pvh.S", "pvh_start"),
-        Guest::BzImage => ("linux64.S", "startup_64"),
-    };
-    run(Command::new("gcc")
-        .args([
-            "-O2",
-            "-ffreestanding",
-            "-fno-pic",
-            "-fno-pie",
-            "-mno-red-zone",
-            "-mgeneral-regs-only",
-            "-fno-stack-protector",
-            "-fno-asynchronous-unwind-tables",
-            "-c",
-        ])
-        .arg(src.join("probe.c"))
-        .arg("-o")
-        .arg(out.join("probe.o")))?;
-    run(Command::new("gcc")
-        .arg("-c")
-        .arg(src.join(stub))
-        .arg("-o")
-        .arg(out.join("stub.o")))?;
-    let elf = out.join("guest.elf");
-    run(Command::new("ld")
-        .args([
-            "-m",
-            "elf_x86_64",
-            "-z",
-            "noexecstack",
-            "--no-warn-rwx-segments",
-        ])
-        .arg("-T")
-        .arg(src.join("probe.ld"))
-        .arg(format!("--defsym=entry={entry}"))
-        .arg("-o")
-        .arg(&elf)
-        .arg(out.join("stub.o"))
-        .arg(out.join("probe.o")))?;
+    let o = Command::new("sh")
+        .arg(&script)
+        .arg(match kind {
+            Guest::Pvh => "pvh",
+            Guest::BzImage => "linux64",
+        })
+        .arg(&out)
+        .output()
+        .map_err(|e| format!("{}: {e}", script.display()))?;
+    if !o.status.success() {
+        return Err(format!(
+            "building the probe guest failed (apt-get install gcc binutils): {}",
+            String::from_utf8_lossy(&o.stderr)
+        ));
+    }
     if kind == Guest::Pvh {
-        return Ok(elf);
+        return Ok(out.join("guest.elf"));
     }
     let flat = out.join("guest.bin");
-    run(Command::new("objcopy")
-        .args(["-O", "binary"])
-        .arg(&elf)
-        .arg(&flat))?;
     let payload = std::fs::read(&flat).map_err(|e| e.to_string())?;
     // One setup sector after the boot sector; the header fields of Documentation/x86/boot.rst.
     let mut image = vec![0u8; 1024];

@@ -6,6 +6,7 @@
  *   probe.exit=N   exit status (default 0)
  *   probe.echo     echo serial input back until a newline
  *   probe.badio    touch ports and MMIO nothing answers, report what came back
+ *   probe.touch    write every page of RAM above 4 MiB, then read it back
  *   probe.loop     spin forever after the report (for kill)
  *   probe.flood    print forever (for a reader that never reads)
  *   probe.halt     halt with interrupts off instead of exiting
@@ -53,10 +54,10 @@ struct hvm_start_info { u32 magic, version, flags, nr_modules; u64 modlist_paddr
 struct hvm_modlist_entry { u64 paddr, size, cmdline_paddr, reserved; };
 struct hvm_memmap_entry { u64 addr, size; u32 type, reserved; };
 
-static u64 ram;
+static u64 ram, ram_end;
 static void e820_line(u64 addr, u64 size, u32 type) {
     puts_("probe: e820 "); hex(addr); putc_(' '); hex(size); putc_(' '); dec(type); putc_('\n');
-    if (type == 1) ram += size;
+    if (type == 1) { ram += size; if (addr + size > ram_end) ram_end = addr + size; }
 }
 
 static void initramfs(u64 addr, u64 size) {
@@ -101,6 +102,12 @@ void probe_main(u64 info, int kind) {
         volatile u32 *mmio = (volatile u32 *)0x30000000;  /* inside the 1 GiB map, beyond RAM */
         *mmio = 0xdeadbeef;
         puts_("probe: mmio reads "); hex(*mmio); putc_('\n');
+    }
+    if (opt(cmdline, "probe.touch")) {
+        u64 pages = 0, bad = 0;
+        for (u64 a = 0x400000; a + 4096 <= ram_end; a += 4096, pages++) *(volatile u64 *)a = a ^ 0x5a5a5a5a;
+        for (u64 a = 0x400000; a + 4096 <= ram_end; a += 4096) bad += *(volatile u64 *)a != (a ^ 0x5a5a5a5a);
+        puts_("probe: touched "); dec(pages); puts_(" pages, "); dec(bad); puts_(" bad\n");
     }
     if (opt(cmdline, "probe.echo")) {
         puts_("probe: echo ready\n");
