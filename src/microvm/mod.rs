@@ -151,7 +151,7 @@ pub fn charge_vmm(spec: &mut Spec) {
     let Some(mut res) = linux.resources().clone() else {
         return;
     };
-    let Some(mut mem) = res.memory().clone() else {
+    let Some(mut mem) = *res.memory() else {
         return;
     };
     let add = |v: Option<i64>| {
