@@ -63,6 +63,18 @@ pub fn base_process(store: &Store, id: &str) -> Result<Process, ContainerError> 
 /// Start the process; returns its pid (a child of this process).
 pub fn exec(store: &Store, opts: &ExecOpts) -> Result<i32, ContainerError> {
     let st = exec_target(store, &opts.id)?;
+    // The workload of a microVM container runs on its guest kernel; a process exec'd into
+    // the VMM's namespaces would run on the host's kernel instead, outside that wall.
+    if st
+        .annotations
+        .get(crate::policy::ISOLATION_ANNOTATION)
+        .is_some_and(|v| v.starts_with("microvm"))
+    {
+        return Err(ContainerError::Preflight(format!(
+            "container {:?} runs in the microVM stage: exec would run on the host kernel beside the VMM, not in the guest; it is refused",
+            opts.id
+        )));
+    }
     check_process(&opts.process)?;
     let terminal = opts.process.terminal().unwrap_or(false);
     if terminal != opts.console_socket.is_some() {
