@@ -28,6 +28,8 @@ pub const KERNEL_ANNOTATION: &str = "io.contain.microvm.kernel";
 pub const INITRAMFS_ANNOTATION: &str = "io.contain.microvm.initramfs";
 /// The guest kernel's command line.
 pub const CMDLINE_ANNOTATION: &str = "io.contain.microvm.cmdline";
+/// Seconds after `start` at which the VMM ends the VM (status::TIMED_OUT).
+pub const TIMEOUT_ANNOTATION: &str = "io.contain.microvm.timeout";
 
 /// Guest RAM when linux.resources.memory.limit is unset.
 pub const DEFAULT_MEMORY: u64 = 128 << 20;
@@ -46,6 +48,8 @@ pub mod status {
     pub const SHUTDOWN: i32 = 113;
     /// The VMM failed (KVM refused to run the vCPU, an internal error).
     pub const VMM_FAILED: i32 = 114;
+    /// io.contain.microvm.timeout passed (as timeout(1) reports it).
+    pub const TIMED_OUT: i32 = 124;
 }
 
 /// What a container's config and policy ask of the stage.
@@ -58,6 +62,8 @@ pub struct Plan {
     pub memory: u64,
     /// vCPUs asked for (from the CPU quota); the VMM runs one today.
     pub vcpus: u64,
+    /// How long the VM may run after `start`.
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// Defaults a policy can give the stage.
@@ -104,6 +110,18 @@ pub fn plan(spec: &Spec, defaults: &Defaults) -> Result<Plan, String> {
             boot::CMDLINE_MAX - 1
         ));
     }
+    let timeout = match ann(TIMEOUT_ANNOTATION) {
+        None => None,
+        Some(t) => match t.parse::<u32>() {
+            Ok(n) if n > 0 => Some(std::time::Duration::from_secs(n.into())),
+            _ => {
+                return Err(format!(
+                    "annotation {TIMEOUT_ANNOTATION}: {t:?} is not a whole number of seconds \
+                     above 0"
+                ))
+            }
+        },
+    };
     let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
     let memory = match resources
         .and_then(|r| r.memory().as_ref())
@@ -133,6 +151,7 @@ pub fn plan(spec: &Spec, defaults: &Defaults) -> Result<Plan, String> {
         cmdline,
         memory: memory & !0xfff,
         vcpus,
+        timeout,
     })
 }
 
@@ -302,6 +321,9 @@ impl Prepared {
         if let Some(i) = &self.plan.initramfs {
             s.push_str(&format!(", initramfs {}", i.display()));
         }
+        if let Some(t) = self.plan.timeout {
+            s.push_str(&format!(", ended after {} s", t.as_secs()));
+        }
         s
     }
 
@@ -349,6 +371,7 @@ impl Prepared {
                 vmm: &self.vmm_filter,
                 vcpu: &self.vcpu_filter,
             },
+            self.plan.timeout,
         )
     }
 }

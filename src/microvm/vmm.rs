@@ -87,7 +87,14 @@ const ENDING: [Signal; 4] = [
 
 /// Run the machine until the guest ends it or a signal does; never returns: the process exits
 /// with the guest's status (see `status`).
-pub fn run(machine: Machine, out: File, input: Option<File>, filters: &Filters<'_>) -> ! {
+pub fn run(
+    machine: Machine,
+    out: File,
+    input: Option<File>,
+    filters: &Filters<'_>,
+    timeout: Option<std::time::Duration>,
+) -> ! {
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
     let mut mask = SigSet::empty();
     for s in ENDING {
         mask.add(s);
@@ -117,7 +124,7 @@ pub fn run(machine: Machine, out: File, input: Option<File>, filters: &Filters<'
     if let Err(e) = crate::seccomp::install(filters.vmm) {
         fatal(&format!("install the vmm seccomp filter: {e}"));
     }
-    vmm_loop(&signals, input, &devices)
+    vmm_loop(&signals, input, &devices, deadline)
 }
 
 /// The VMM thread: stdin to the UART's receive queue, signals to an exit.
@@ -125,6 +132,7 @@ fn vmm_loop<W: std::io::Write>(
     signals: &SignalFd,
     mut input: Option<File>,
     devices: &Mutex<Devices<W>>,
+    deadline: Option<std::time::Instant>,
 ) -> ! {
     let mut buf = [0u8; 64];
     loop {
@@ -132,7 +140,21 @@ fn vmm_loop<W: std::io::Write>(
         if let Some(i) = &input {
             fds.push(PollFd::new(i.as_fd(), PollFlags::POLLIN));
         }
-        match poll(&mut fds, PollTimeout::NONE) {
+        let wait = match deadline {
+            None => PollTimeout::NONE,
+            Some(d) => {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    eprintln!(
+                        "contain: microvm: io.contain.microvm.timeout passed; the VM is ended"
+                    );
+                    crate::sys::exit_now(status::TIMED_OUT);
+                }
+                PollTimeout::try_from(left.as_millis().min(60_000) as i32 + 1)
+                    .unwrap_or(PollTimeout::MAX)
+            }
+        };
+        match poll(&mut fds, wait) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => fatal(&format!("poll: {e}")),
         }

@@ -22,7 +22,10 @@ pub const TESTS: Tests = &[
         "microvm::vmm_is_jailed_and_kill_stops_it",
         jailed_and_killed,
     ),
-    ("microvm::guest_that_halts_or_faults_ends", halts_and_faults),
+    (
+        "microvm::guest_that_halts_faults_or_times_out_ends",
+        halts_and_faults,
+    ),
     ("microvm::flooding_guest_is_contained", flood),
     ("microvm::bad_kernels_and_sizes_refused_cleanly", bad_input),
 ];
@@ -429,6 +432,18 @@ fn halts_and_faults() -> R {
     let rt = Runtime::new();
     let o = rt.run(&vm_bundle(&kernel, "probe.halt", 16 * MIB), "h");
     ensure!(o.code == 112, "halt: exit {} {}", o.code, o.stderr);
+    // A guest that never ends is ended at io.contain.microvm.timeout.
+    let mut b = vm_bundle(&kernel, "probe.loop", 16 * MIB);
+    b.set(|c| c["annotations"]["io.contain.microvm.timeout"] = json!("1"));
+    let t = std::time::Instant::now();
+    let o = rt.run(&b, "l");
+    ensure!(
+        o.code == 124 && o.stderr.contains("timeout passed") && t.elapsed().as_secs_f64() < 5.0,
+        "timeout: exit {} after {:?}: {}",
+        o.code,
+        t.elapsed(),
+        o.stderr
+    );
     // A triple fault is a shutdown (113); kvm_pvm reports it as an emulation failure, which
     // is the VMM-failed status (114), with the reason on stderr.
     let o = rt.run(&vm_bundle(&kernel, "probe.triple", 16 * MIB), "t");
@@ -556,6 +571,11 @@ fn bad_input() -> R {
                 c["annotations"]["io.contain.microvm.initramfs"] = json!(big.path());
             }),
             "does not fit in guest memory",
+        ),
+        (
+            "bad timeout",
+            Box::new(|c| c["annotations"]["io.contain.microvm.timeout"] = json!("soon")),
+            "not a whole number of seconds",
         ),
         (
             "unknown isolation",
