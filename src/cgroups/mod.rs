@@ -1,6 +1,7 @@
 //! cgroups on v1, v2 and hybrid hosts: find the hierarchies, create the container's cgroup in
 //! each, move the init into it, apply `linux.resources`, signal and remove it.
 
+pub mod devices;
 mod mountinfo;
 mod resources;
 pub mod stats;

@@ -75,8 +75,9 @@ pub fn check_supported(res: &LinuxResources, hierarchies: &[Hierarchy]) -> Resul
     if res.pids().is_some() && !has("pids") {
         return un("pids");
     }
-    if res.devices().as_ref().is_some_and(|d| !d.is_empty()) && !v1_has("devices") {
-        return un("devices (the cgroup v2 device program is not implemented yet)");
+    let has_v2 = hierarchies.iter().any(|h| h.version == Version::V2);
+    if res.devices().as_ref().is_some_and(|d| !d.is_empty()) && !v1_has("devices") && !has_v2 {
+        return un("devices (no v1 devices controller and no cgroup v2 hierarchy)");
     }
     Ok(())
 }
@@ -204,23 +205,42 @@ pub fn apply(cg: &Cgroup, res: &LinuxResources) -> Result<(), CgroupError> {
         }
     }
     if let Some(devs) = res.devices().as_ref().filter(|d| !d.is_empty()) {
-        let (_, dir) = cg
-            .dir_for("devices")
-            .ok_or_else(|| CgroupError::Unsupported("devices".into()))?;
         // Config rules in order; a leading deny-all is followed by the defaults runc allows.
+        let mut rules: Vec<(bool, String)> = Vec::new();
         for d in devs {
             let rule = device_rule(d);
-            let file = if d.allow() {
-                "devices.allow"
-            } else {
-                "devices.deny"
-            };
-            write(dir, file, &rule)?;
-            if !d.allow() && rule.starts_with("a ") {
-                for r in default_allowed() {
-                    write(dir, "devices.allow", &r)?;
-                }
+            let deny_all = !d.allow() && rule.starts_with("a ");
+            rules.push((d.allow(), rule));
+            if deny_all {
+                rules.extend(default_allowed().into_iter().map(|r| (true, r)));
             }
+        }
+        let v1 = cg.dirs.iter().find(|(h, _)| {
+            h.version == Version::V1 && h.controllers.iter().any(|c| c == "devices")
+        });
+        if let Some((_, dir)) = v1 {
+            for (allow, rule) in &rules {
+                write(
+                    dir,
+                    if *allow {
+                        "devices.allow"
+                    } else {
+                        "devices.deny"
+                    },
+                    rule,
+                )?;
+            }
+        }
+        // cgroup v2 has no device files: a BPF program attached to the cgroup decides. On a
+        // hybrid host it holds beside the v1 controller (both must allow).
+        if let Some((_, dir)) = cg.dirs.iter().find(|(h, _)| h.version == Version::V2) {
+            super::devices::attach(dir, &rules).map_err(|e| CgroupError::Write {
+                path: dir.clone(),
+                file: "device program".into(),
+                source: std::io::Error::other(e),
+            })?;
+        } else if v1.is_none() {
+            return Err(CgroupError::Unsupported("devices".into()));
         }
     }
     Ok(())
@@ -270,9 +290,16 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("blockIO"));
+        // Devices: the v2 program on a v2 host; refused where neither v1 nor v2 can hold them.
         let r: LinuxResources =
             serde_json::from_value(serde_json::json!({"devices": [{"allow": false}]})).unwrap();
-        assert!(check_supported(&r, &h).is_err());
+        check_supported(&r, &h).unwrap();
+        let v1_without_devices = vec![Hierarchy {
+            version: Version::V1,
+            mount: "/y".into(),
+            controllers: vec!["memory".into()],
+        }];
+        assert!(check_supported(&r, &v1_without_devices).is_err());
         let r: LinuxResources =
             serde_json::from_value(serde_json::json!({"memory": {"limit": 1000000}})).unwrap();
         check_supported(&r, &h).unwrap();

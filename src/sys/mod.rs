@@ -1,6 +1,7 @@
 //! The one place (besides `microvm/`) where raw syscalls live. Every function here turns the
 //! kernel's return value into a `Result` at once and hands out `OwnedFd`s with `O_CLOEXEC`.
 
+pub mod bpf;
 pub mod fs;
 pub mod mount;
 pub mod proc;

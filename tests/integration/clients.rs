@@ -378,7 +378,7 @@ fn containerd() -> R {
         "cat /proc/1/cmdline; echo; echo $$",
     ]);
     ensure!(
-        o.code == 0 && o.stdout.starts_with("sleep\0300\0\n"),
+        o.code == 0 && o.stdout.starts_with("sleep\x00300\x00\n"),
         "ctr task exec: {} {:?} {}",
         o.code,
         o.stdout,

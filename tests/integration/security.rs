@@ -23,7 +23,58 @@ pub const TESTS: Tests = &[
         "security::runtime_binary_unreachable_through_proc",
         runtime_binary_unreachable,
     ),
+    (
+        "security::cgroup_v2_device_program_denies_unlisted_devices",
+        v2_device_program,
+    ),
 ];
+
+/// The cgroup v2 device program on its own: attached to a fresh cgroup2 directory, with the
+/// test's v1 devices cgroup (if any) allowing everything, it alone must refuse /dev/zero
+/// to a process in that cgroup and let /dev/null through; the same command outside the cgroup
+/// opens both.
+fn v2_device_program() -> R {
+    let hierarchies = contain::cgroups::hierarchies().map_err(|e| e.to_string())?;
+    let Some(v2) = hierarchies
+        .iter()
+        .find(|h| h.version == contain::cgroups::Version::V2)
+    else {
+        return skip("no cgroup v2 hierarchy on this host");
+    };
+    let dir = v2
+        .mount
+        .join(format!("contain-devtest-{}", std::process::id()));
+    std::fs::create_dir(&dir)?;
+    let result = (|| -> R {
+        contain::cgroups::devices::attach(
+            &dir,
+            &[(false, "a *:* rwm".into()), (true, "c 1:3 rw".into())],
+        )?;
+        let script = "echo x > /dev/null && echo null-ok; \
+                      head -c1 /dev/zero > /dev/null 2>&1 && echo zero-ok || echo zero-denied";
+        let procs = dir.join("cgroup.procs");
+        let mut inside = std::process::Command::new("sh");
+        inside.args(["-c", &format!("echo $$ > {} && {script}", procs.display())]);
+        let o = inside.out();
+        ensure!(
+            o.stdout == "null-ok\nzero-denied\n",
+            "in the cgroup: {:?} {}",
+            o.stdout,
+            o.stderr
+        );
+        let o = std::process::Command::new("sh").args(["-c", script]).out();
+        ensure!(o.stdout == "null-ok\nzero-ok\n", "outside: {:?}", o.stdout);
+        pass()
+    })();
+    // The shell has exited: the cgroup is empty and can go.
+    for _ in 0..100 {
+        if std::fs::remove_dir(&dir).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    result
+}
 
 fn expect_refused(b: &Bundle, what: &str, needle: &str) -> Result<(), libtest_mimic::Failed> {
     let rt = Runtime::new();

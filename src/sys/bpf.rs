@@ -1,0 +1,83 @@
+//! bpf(2) for the cgroup v2 device controller: load a BPF_PROG_TYPE_CGROUP_DEVICE program and
+//! attach it to a cgroup directory.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+/// One eBPF instruction (struct bpf_insn).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Insn {
+    pub code: u8,
+    /// dst_reg in the low nibble, src_reg in the high one.
+    pub regs: u8,
+    pub off: i16,
+    pub imm: i32,
+}
+
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_PROG_ATTACH: libc::c_long = 8;
+const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+const BPF_CGROUP_DEVICE: u32 = 6;
+/// Programs of ancestors run too; every one must allow.
+const BPF_F_ALLOW_MULTI: u32 = 2;
+
+/// union bpf_attr, large enough for the two commands used here.
+#[repr(C, align(8))]
+struct Attr([u8; 128]);
+
+impl Attr {
+    fn put32(&mut self, at: usize, v: u32) {
+        self.0[at..at + 4].copy_from_slice(&v.to_ne_bytes());
+    }
+    fn put64(&mut self, at: usize, v: u64) {
+        self.0[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+    }
+}
+
+fn bpf(cmd: libc::c_long, attr: &mut Attr) -> io::Result<libc::c_long> {
+    // SAFETY: `attr` is a zero-initialised bpf_attr of the size passed, laid out for `cmd`;
+    // the pointers it carries point at memory that outlives the call.
+    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.0.as_mut_ptr(), attr.0.len()) };
+    super::cvt(r)
+}
+
+/// Load a cgroup device program; on failure the verifier's log is in the error.
+pub fn load_device_program(prog: &[Insn]) -> io::Result<OwnedFd> {
+    let license = b"Apache-2.0\0";
+    let mut log = vec![0u8; 16 * 1024];
+    let mut a = Attr([0; 128]);
+    a.put32(0, BPF_PROG_TYPE_CGROUP_DEVICE);
+    a.put32(4, prog.len() as u32);
+    a.put64(8, prog.as_ptr() as u64);
+    a.put64(16, license.as_ptr() as u64);
+    a.put32(24, 1); // log_level
+    a.put32(28, log.len() as u32);
+    a.put64(32, log.as_mut_ptr() as u64);
+    match bpf(BPF_PROG_LOAD, &mut a) {
+        // SAFETY: BPF_PROG_LOAD returned a new descriptor that nobody else owns.
+        Ok(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) }),
+        Err(e) => {
+            let end = log.iter().position(|b| *b == 0).unwrap_or(0);
+            let text = String::from_utf8_lossy(&log[..end]);
+            Err(io::Error::new(
+                e.kind(),
+                format!(
+                    "BPF_PROG_LOAD: {e}{}{}",
+                    if end > 0 { ": " } else { "" },
+                    text.trim()
+                ),
+            ))
+        }
+    }
+}
+
+/// Attach a device program to the cgroup directory `cgroup` (alongside its ancestors').
+pub fn attach_device_program(cgroup: BorrowedFd<'_>, prog: BorrowedFd<'_>) -> io::Result<()> {
+    let mut a = Attr([0; 128]);
+    a.put32(0, cgroup.as_raw_fd() as u32);
+    a.put32(4, prog.as_raw_fd() as u32);
+    a.put32(8, BPF_CGROUP_DEVICE);
+    a.put32(12, BPF_F_ALLOW_MULTI);
+    bpf(BPF_PROG_ATTACH, &mut a).map(drop)
+}
