@@ -28,7 +28,76 @@ pub const TESTS: Tests = &[
     ),
     ("microvm::flooding_guest_is_contained", flood),
     ("microvm::bad_kernels_and_sizes_refused_cleanly", bad_input),
+    ("microvm::podman_runs_a_microvm_unchanged", podman),
 ];
+
+/// podman (through conmon) drives the stage with nothing but annotations and --memory: the
+/// guest's output is the container's, its exit status podman's.
+fn podman() -> R {
+    let kernel = match guest(Guest::Pvh) {
+        Ok(k) => k,
+        Err(why) => return skip(why),
+    };
+    let Some(podman) = which("podman") else {
+        return skip("podman is not installed (apt-get install podman)");
+    };
+    let b = Bundle::new();
+    let tar = b.path().join("rootfs.tar");
+    let o = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(b.rootfs())
+        .args(["-cf"])
+        .arg(&tar)
+        .arg(".")
+        .out();
+    ensure!(o.code == 0, "tar: {}", o.stderr);
+    let image = format!("localhost/contain-vm-{}:latest", std::process::id());
+    let o = std::process::Command::new(&podman)
+        .args(["import", "-q"])
+        .arg(&tar)
+        .arg(&image)
+        .out();
+    ensure!(o.code == 0, "podman import: {}", o.stderr);
+    let o = std::process::Command::new(&podman)
+        .args([
+            "--runtime",
+            CONTAIN,
+            "--cgroup-manager",
+            "cgroupfs",
+            "run",
+            "--rm",
+        ])
+        .args([
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=4096:4096",
+            "-m",
+            "32m",
+        ])
+        .args(["--annotation", "io.contain.isolation=microvm"])
+        .arg(format!(
+            "--annotation=io.contain.microvm.kernel={}",
+            kernel.display()
+        ))
+        .args(["--annotation", "io.contain.microvm.cmdline=probe.exit=5"])
+        .args([&image, "/bin/true"])
+        .out();
+    let _ = std::process::Command::new(&podman)
+        .args(["rmi", "-f", &image])
+        .out();
+    ensure!(
+        o.code == 5
+            && o.stdout.contains("probe: boot=pvh")
+            && o.stdout
+                .contains(&format!("probe: e820 0x100000 {:#x} 1", 32 * MIB - MIB)),
+        "podman run: {} {:?} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    pass()
+}
 
 const MIB: u64 = 1 << 20;
 
