@@ -25,6 +25,8 @@ pub struct Observed {
     pub seccomp: String,
     /// The container's status ("created": the init waits for start, before its filter).
     pub state: String,
+    /// The io.contain.isolation annotation ("microvm: ..." when the init is a VMM).
+    pub isolation: String,
 }
 
 const NS: [&str; 7] = ["user", "pid", "net", "ipc", "uts", "mnt", "cgroup"];
@@ -65,6 +67,7 @@ pub fn observe(
         landlock: ann("io.contain.landlock"),
         seccomp: ann("io.contain.seccomp"),
         state: state.into(),
+        isolation: ann("io.contain.isolation"),
     })
 }
 
@@ -154,7 +157,7 @@ pub fn report(o: &Observed) -> Report {
     if !o.root_readonly {
         f.add("CA-ROOTFS-001", "observed: / is mounted read-write".into());
     }
-    let enforced = vec![
+    let mut enforced = vec![
         super::Enforced {
             layer: "seccomp",
             what: if pending {
@@ -168,6 +171,12 @@ pub fn report(o: &Observed) -> Report {
             what: o.landlock.clone(),
         },
     ];
+    if o.isolation.starts_with("microvm") {
+        enforced.push(super::Enforced {
+            layer: "isolation",
+            what: format!("{}; the init observed is the VMM", o.isolation),
+        });
+    }
     f.report(
         PathBuf::from(format!("container {}", o.id)),
         o.policy.clone(),
@@ -193,6 +202,7 @@ mod tests {
             landlock: "off".into(),
             seccomp: "none".into(),
             state: "running".into(),
+            isolation: "container".into(),
         };
         let ids: Vec<&str> = report(&o).findings.iter().map(|f| f.id).collect();
         for want in [

@@ -484,6 +484,16 @@ fn jailed_and_killed() -> R {
     }
     kinds.sort();
     ensure!(kinds == ["vcpu", "vmm"], "threads seen: {kinds:?}");
+    // The live audit names the stage.
+    let o = rt.exec(&["audit", "vm", "--format", "json"]);
+    ensure!(o.code == 0, "audit: {}", o.stderr);
+    let report: Value = serde_json::from_str(&o.stdout)?;
+    ensure!(
+        report["enforced"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|e| e["layer"] == "isolation")),
+        "live audit: {report}"
+    );
     // The guest still runs after the inspection; SIGTERM ends the VM.
     ensure!(rt.status("vm") == "running", "stopped by the inspection");
     ensure!(rt.exec(&["kill", "vm", "TERM"]).code == 0, "kill");
