@@ -350,27 +350,7 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>, idmapped: Idmapped) -> Result<N
     sys::set_parent_death_signal(0).map_err(|e| format!("prctl: {e}"))?;
     ch.send(&Msg::Ready).map_err(|e| format!("sync: {e}"))?;
 
-    let mut fifo = std::fs::File::from(
-        args.fifo
-            .try_clone()
-            .map_err(|e| format!("dup fifo: {e}"))?,
-    );
-    let mut byte = [0u8; 1];
-    match fifo.read(&mut byte) {
-        Ok(1) => {}
-        _ => sys::exit_now(1),
-    }
-    drop(fifo);
-    if let Some(h) = spec
-        .hooks()
-        .as_ref()
-        .and_then(|h| h.start_container().clone())
-    {
-        if let Err(e) = crate::hooks::run_all("startContainer", &h, &state) {
-            eprintln!("contain: {e}");
-            sys::exit_now(1);
-        }
-    }
+    wait_for_start(args, &state)?;
     // The runtime blocked signals (`run` relays them) and Rust ignores SIGPIPE: the workload
     // must start with the default mask and dispositions.
     reset_signals();
@@ -389,21 +369,9 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>, idmapped: Idmapped) -> Result<N
     program.exec()
 }
 
-/// The microVM stage's end of the init: build the VM (errors still reach `create`), drop
-/// every privilege (the VMM needs none past the open /dev/kvm), wait for `start`, run it.
-fn run_vmm(
-    ch: &Channel,
-    args: &InitArgs<'_>,
-    vm: &crate::microvm::Prepared,
-    state: &str,
-) -> Result<Never, String> {
-    let machine = vm.build()?;
-    let none = CapPlan::none();
-    none.drop_bounding()?;
-    none.apply()?;
-    sys::set_no_new_privs().map_err(|e| format!("prctl no_new_privs: {e}"))?;
-    sys::set_parent_death_signal(0).map_err(|e| format!("prctl: {e}"))?;
-    ch.send(&Msg::Ready).map_err(|e| format!("sync: {e}"))?;
+/// Block on the exec fifo until `start` writes it (a `delete` that removes it ends the init),
+/// then run the startContainer hooks; a failing hook ends the init.
+fn wait_for_start(args: &InitArgs<'_>, state: &str) -> Result<(), String> {
     let mut fifo = std::fs::File::from(
         args.fifo
             .try_clone()
@@ -425,6 +393,25 @@ fn run_vmm(
             sys::exit_now(1);
         }
     }
+    Ok(())
+}
+
+/// The microVM stage's end of the init: build the VM (errors still reach `create`), drop
+/// every privilege (the VMM needs none past the open /dev/kvm), wait for `start`, run it.
+fn run_vmm(
+    ch: &Channel,
+    args: &InitArgs<'_>,
+    vm: &crate::microvm::Prepared,
+    state: &str,
+) -> Result<Never, String> {
+    let machine = vm.build()?;
+    let none = CapPlan::none();
+    none.drop_bounding()?;
+    none.apply()?;
+    sys::set_no_new_privs().map_err(|e| format!("prctl no_new_privs: {e}"))?;
+    sys::set_parent_death_signal(0).map_err(|e| format!("prctl: {e}"))?;
+    ch.send(&Msg::Ready).map_err(|e| format!("sync: {e}"))?;
+    wait_for_start(args, state)?;
     // Nothing of the runtime's may reach the VMM's loop: the sync socket, the fifo and any
     // preserved descriptor are closed (the VM's own descriptors are kept).
     let keep = vm.machine_fds(&machine);
