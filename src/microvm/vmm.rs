@@ -21,14 +21,14 @@ use super::{cpu, status};
 /// A VM ready to run: memory mapped, kernel loaded, boot vCPU in its entry state.
 pub struct Machine {
     // Declared first so that it is dropped before the memory it maps.
-    _vm: VmFd,
+    vm: VmFd,
     vcpu: VcpuFd,
     _mem: GuestMemoryMmap,
 }
 
 impl Machine {
     pub fn fds(&self) -> Vec<i32> {
-        vec![self._vm.as_raw_fd(), self.vcpu.as_raw_fd()]
+        vec![self.vm.as_raw_fd(), self.vcpu.as_raw_fd()]
     }
 }
 
@@ -65,7 +65,7 @@ pub fn build(kvm: &Kvm, mem: u64, payload: &Payload<'_>) -> Result<Machine, Stri
     let entry = boot::load(&guest, mem, payload)?;
     cpu::setup(&vcpu, entry)?;
     Ok(Machine {
-        _vm: vm,
+        vm,
         vcpu,
         _mem: guest,
     })
@@ -109,7 +109,9 @@ pub fn run(
     let devices = Arc::new(Mutex::new(Devices::new(out)));
     let vcpu_devices = Arc::clone(&devices);
     let vcpu_filter = filters.vcpu.clone();
-    let Machine { _vm, vcpu, _mem } = machine;
+    // The VM and its memory stay bound (not `_`) for as long as the vCPU runs: this function
+    // never returns.
+    let Machine { vm: _vm, vcpu, _mem } = machine;
     let spawned = std::thread::Builder::new()
         .name("vcpu0".into())
         .spawn(move || {
