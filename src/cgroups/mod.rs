@@ -69,6 +69,33 @@ pub fn relative_path(cgroups_path: Option<&Path>, id: &str) -> PathBuf {
         .collect()
 }
 
+/// cgroup v2: a controller's files appear in a cgroup only when every ancestor enables it in
+/// `cgroup.subtree_control`; enable each of `controllers` the ancestor offers, from the
+/// hierarchy's root down to `dir`'s parent (as runc does). A failure (an ancestor holding
+/// processes) is left to surface as the limit's own write error, naming its file.
+fn enable_controllers(mount: &Path, dir: &Path, controllers: &[String]) {
+    let Ok(rel) = dir.strip_prefix(mount) else {
+        return;
+    };
+    let mut cur = mount.to_path_buf();
+    let mut parts: Vec<_> = rel.components().collect();
+    parts.pop();
+    for next in std::iter::once(None).chain(parts.into_iter().map(Some)) {
+        if let Some(c) = next {
+            cur.push(c);
+        }
+        let offered = std::fs::read_to_string(cur.join("cgroup.controllers")).unwrap_or_default();
+        let enabled =
+            std::fs::read_to_string(cur.join("cgroup.subtree_control")).unwrap_or_default();
+        for c in controllers {
+            let has = |list: &str| list.split_whitespace().any(|x| x == c);
+            if has(&offered) && !has(&enabled) {
+                let _ = std::fs::write(cur.join("cgroup.subtree_control"), format!("+{c}"));
+            }
+        }
+    }
+}
+
 impl Cgroup {
     /// The directories `rel` names in each hierarchy (nothing is created).
     pub fn at(hierarchies: &[Hierarchy], rel: &Path) -> Cgroup {
@@ -100,6 +127,9 @@ impl Cgroup {
             })?;
             if h.version == Version::V1 && h.controllers.iter().any(|c| c == "cpuset") {
                 resources::cpuset_inherit(&h.mount, dir)?;
+            }
+            if h.version == Version::V2 {
+                enable_controllers(&h.mount, dir, &h.controllers);
             }
         }
         Ok(())

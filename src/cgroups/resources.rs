@@ -20,15 +20,26 @@ pub fn check_supported(res: &LinuxResources, hierarchies: &[Hierarchy]) -> Resul
             .iter()
             .any(|h| h.version == Version::V1 && h.controllers.iter().any(|x| x == c))
     };
-    if res.block_io().is_some() {
-        return un("blockIO");
+    if let Some(b) = res.block_io() {
+        if !has("blkio") && !has("io") {
+            return un("blockIO (no blkio or io controller)");
+        }
+        if b.leaf_weight().is_some()
+            || b.weight_device()
+                .iter()
+                .flatten()
+                .any(|d| d.leaf_weight().is_some())
+        {
+            return un("blockIO.leafWeight (only the CFQ scheduler, gone since Linux 5.0, had it)");
+        }
     }
     if res
         .hugepage_limits()
         .as_ref()
         .is_some_and(|h| !h.is_empty())
+        && !has("hugetlb")
     {
-        return un("hugepageLimits");
+        return un("hugepageLimits (no hugetlb controller)");
     }
     if res.network().is_some() {
         return un("network");
@@ -204,6 +215,12 @@ pub fn apply(cg: &Cgroup, res: &LinuxResources) -> Result<(), CgroupError> {
             }
         }
     }
+    if let Some(b) = res.block_io() {
+        apply_block_io(cg, b)?;
+    }
+    if let Some(l) = res.hugepage_limits().as_ref().filter(|l| !l.is_empty()) {
+        apply_hugetlb(cg, l)?;
+    }
     if let Some(devs) = res.devices().as_ref().filter(|d| !d.is_empty()) {
         // Config rules in order; a leading deny-all is followed by the defaults runc allows.
         let mut rules: Vec<(bool, String)> = Vec::new();
@@ -246,6 +263,136 @@ pub fn apply(cg: &Cgroup, res: &LinuxResources) -> Result<(), CgroupError> {
     Ok(())
 }
 
+/// blockIO: throttles (v1 blkio.throttle.*, v2 io.max) and weights (v1 blkio.weight or the
+/// BFQ scheduler's blkio.bfq.weight; v2 io.weight or io.bfq.weight, the v1 scale converted
+/// as runc does). A weight no file here can take is refused, not dropped.
+fn apply_block_io(cg: &Cgroup, b: &oci_spec::runtime::LinuxBlockIo) -> Result<(), CgroupError> {
+    let un = |what: String| Err(CgroupError::Unsupported(what));
+    let (h, dir) = match cg.dir_for("blkio").or_else(|| cg.dir_for("io")) {
+        Some(x) => x,
+        None => return un("blockIO".into()),
+    };
+    let v1 = h.version == Version::V1;
+    let throttles = [
+        (
+            b.throttle_read_bps_device(),
+            "blkio.throttle.read_bps_device",
+            "rbps",
+        ),
+        (
+            b.throttle_write_bps_device(),
+            "blkio.throttle.write_bps_device",
+            "wbps",
+        ),
+        (
+            b.throttle_read_iops_device(),
+            "blkio.throttle.read_iops_device",
+            "riops",
+        ),
+        (
+            b.throttle_write_iops_device(),
+            "blkio.throttle.write_iops_device",
+            "wiops",
+        ),
+    ];
+    for (list, v1_file, v2_key) in throttles {
+        for d in list.iter().flatten() {
+            let dev = format!("{}:{}", d.major(), d.minor());
+            if v1 {
+                write(dir, v1_file, &format!("{dev} {}", d.rate()))?;
+            } else {
+                let rate = if d.rate() == 0 {
+                    "max".to_string()
+                } else {
+                    d.rate().to_string()
+                };
+                write(dir, "io.max", &format!("{dev} {v2_key}={rate}"))?;
+            }
+        }
+    }
+    let weight_file = |plain: &str, bfq: &str| -> Option<&'static str> {
+        [plain, bfq]
+            .into_iter()
+            .find(|f| dir.join(f).exists())
+            .map(|f| if f == plain { "plain" } else { "bfq" })
+    };
+    // v1 weights run 10..1000, v2's 1..10000.
+    let scale = |w: u16| -> String {
+        if v1 {
+            w.to_string()
+        } else {
+            (1 + (u64::from(w).saturating_sub(10)) * 9999 / 990).to_string()
+        }
+    };
+    let (plain, bfq) = if v1 {
+        ("blkio.weight", "blkio.bfq.weight")
+    } else {
+        ("io.weight", "io.bfq.weight")
+    };
+    let wants_weight = b.weight().is_some()
+        || b.weight_device()
+            .iter()
+            .flatten()
+            .any(|d| d.weight().is_some());
+    if wants_weight {
+        let kind = weight_file(plain, bfq).ok_or_else(|| {
+            CgroupError::Unsupported(format!(
+                "blockIO.weight: neither {plain} nor {bfq} exists here (no I/O scheduler with weights)"
+            ))
+        })?;
+        let file = if kind == "plain" { plain } else { bfq };
+        if kind == "bfq" {
+            crate::log::warn(&format!(
+                "blockIO weights go to {bfq}: they take effect only on devices whose I/O scheduler is bfq"
+            ));
+        }
+        if let Some(w) = b.weight() {
+            let v = if v1 || kind == "bfq" {
+                w.to_string()
+            } else {
+                format!("default {}", scale(w))
+            };
+            write(dir, file, &v)?;
+        }
+        for d in b.weight_device().iter().flatten() {
+            if let Some(w) = d.weight() {
+                let w = if kind == "bfq" {
+                    w.to_string()
+                } else {
+                    scale(w)
+                };
+                write(dir, file, &format!("{}:{} {w}", d.major(), d.minor()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// hugepageLimits: v1 hugetlb.<size>.limit_in_bytes, v2 hugetlb.<size>.max; a page size this
+/// host does not have is refused.
+fn apply_hugetlb(
+    cg: &Cgroup,
+    limits: &[oci_spec::runtime::LinuxHugepageLimit],
+) -> Result<(), CgroupError> {
+    let (h, dir) = cg
+        .dir_for("hugetlb")
+        .ok_or_else(|| CgroupError::Unsupported("hugepageLimits".into()))?;
+    for l in limits {
+        let size = l.page_size();
+        let file = match h.version {
+            Version::V1 => format!("hugetlb.{size}.limit_in_bytes"),
+            Version::V2 => format!("hugetlb.{size}.max"),
+        };
+        if !dir.join(&file).exists() {
+            return Err(CgroupError::Unsupported(format!(
+                "hugepageLimits: page size {size:?} (no {file} on this host)"
+            )));
+        }
+        write(dir, &file, &l.limit().to_string())?;
+    }
+    Ok(())
+}
+
 /// The first limit of `res` that needs a cgroup of the container's own (the device list
 /// does not: without a cgroup the caller's applies, and a rootless container cannot make
 /// device nodes anyway). None when there is none.
@@ -256,6 +403,14 @@ pub fn limits_named(res: &LinuxResources) -> Option<&'static str> {
         Some("cpu")
     } else if res.pids().is_some() {
         Some("pids")
+    } else if res.block_io().is_some() {
+        Some("blockIO")
+    } else if res
+        .hugepage_limits()
+        .as_ref()
+        .is_some_and(|h| !h.is_empty())
+    {
+        Some("hugepageLimits")
     } else {
         None
     }

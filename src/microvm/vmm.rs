@@ -111,7 +111,11 @@ pub fn run(
     let vcpu_filter = filters.vcpu.clone();
     // The VM and its memory stay bound (not `_`) for as long as the vCPU runs: this function
     // never returns.
-    let Machine { vm: _vm, vcpu, _mem } = machine;
+    let Machine {
+        vm: _vm,
+        vcpu,
+        _mem,
+    } = machine;
     let spawned = std::thread::Builder::new()
         .name("vcpu0".into())
         .spawn(move || {

@@ -185,8 +185,11 @@ fn unenforceable() -> R {
     b.set(|c| c["linux"]["sysctl"] = json!({"kernel.panic": "1"}));
     refused(&rt, &b, &rt.create(&b, "c"), "c", "not a namespaced sysctl")?;
     let mut b = Bundle::new();
-    b.set(|c| c["linux"]["resources"]["blockIO"] = json!({"weight": 100}));
-    refused(&rt, &b, &rt.create(&b, "c"), "c", "blockIO")?;
+    b.set(|c| c["linux"]["resources"]["blockIO"] = json!({"leafWeight": 100}));
+    refused(&rt, &b, &rt.create(&b, "c"), "c", "blockIO.leafWeight")?;
+    let mut b = Bundle::new();
+    b.set(|c| c["linux"]["resources"]["network"] = json!({"classID": 1}));
+    refused(&rt, &b, &rt.create(&b, "c"), "c", "network")?;
     pass()
 }
 

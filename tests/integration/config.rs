@@ -35,6 +35,8 @@ pub const TESTS: Tests = &[
     ("config::console_socket_receives_pty", console_socket),
     ("config::preserve_fds_and_nothing_else", preserve_fds),
     ("config::cgroup_limits_observed", cgroup_limits),
+    ("config::blkio_throttle_slows_direct_reads", blkio_throttle),
+    ("config::hugetlb_limit_set_and_bad_size_refused", hugetlb),
     ("config::cpu_quota_throttles", cpu_quota),
     (
         "config::run_terminal_relays_and_resets_signals",
@@ -735,6 +737,117 @@ fn cgroup_limits() -> R {
     ensure!(n <= 32, "pids.max not enforced: {n} processes");
     let refused: u32 = l[3].trim_start_matches("max ").parse()?;
     ensure!(refused > 0, "no fork was refused at pids.max: {}", l[3]);
+    pass()
+}
+
+/// The whole disk under `path` as "major:minor" (blk-throttle takes disks, not partitions).
+fn disk_of(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(path).ok()?.dev();
+    let (ma, mi) = (libc::major(dev) as u64, libc::minor(dev) as u64);
+    let sys = std::path::PathBuf::from(format!("/sys/dev/block/{ma}:{mi}"));
+    let sys = std::fs::canonicalize(sys).ok()?;
+    let disk = if sys.join("partition").exists() {
+        sys.parent()?.to_path_buf()
+    } else {
+        sys
+    };
+    let text = std::fs::read_to_string(disk.join("dev")).ok()?;
+    let (a, b) = text.trim().split_once(':')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// blockIO.throttleReadBpsDevice: direct reads of a file on the bundle's disk take as long as
+/// the rate says (384 KiB at 128 KiB/s), against the same read unthrottled.
+fn blkio_throttle() -> R {
+    let mut b = Bundle::new();
+    let Some((major, minor)) = disk_of(b.path()) else {
+        return skip("the bundle is not on a block device (tmpfs, overlay?)");
+    };
+    let data = b.path().join("data");
+    std::fs::create_dir(&data)?;
+    let bytes: Vec<u8> = (0..384 * 1024u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(data.join("f"), &bytes)?;
+    let script = "dd if=/data/f of=/dev/null bs=64k iflag=direct 2>/dev/null && echo read-done";
+    b.set(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/data", "type": "bind", "source": data, "options": ["bind", "ro"]
+        }));
+        c["process"]["args"] = json!(["sh", "-c", script]);
+    });
+    let timed = |b: &Bundle| -> Result<(f64, String), libtest_mimic::Failed> {
+        let t = std::time::Instant::now();
+        let out = run_ok(b)?;
+        Ok((t.elapsed().as_secs_f64(), out))
+    };
+    let (free, out) = timed(&b)?;
+    ensure!(out.trim() == "read-done", "unthrottled: {out:?}");
+    b.set(|c| {
+        c["linux"]["resources"]["blockIO"] = json!({
+            "throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 131072}]
+        });
+        c["process"]["args"] = json!([
+            "sh",
+            "-c",
+            format!(
+                "cat /sys/fs/cgroup/blkio/blkio.throttle.read_bps_device 2>/dev/null; {script}"
+            )
+        ]);
+    });
+    let (slow, out) = timed(&b)?;
+    ensure!(out.contains("read-done"), "throttled: {out:?}");
+    ensure!(
+        slow >= 2.0 && slow > free * 2.0,
+        "384 KiB at 128 KiB/s took {slow:.2} s (unthrottled {free:.2} s)"
+    );
+    if out.lines().count() > 1 {
+        ensure!(
+            out.starts_with(&format!("{major}:{minor} 131072")),
+            "seen inside: {out:?}"
+        );
+    }
+    pass()
+}
+
+/// hugepageLimits: the limit lands in the container's hugetlb cgroup (read by the host while
+/// the container exists); a page size the host lacks is refused before anything runs.
+fn hugetlb() -> R {
+    let hierarchies = contain::cgroups::hierarchies().map_err(|e| e.to_string())?;
+    let Some(h) = hierarchies
+        .iter()
+        .find(|h| h.controllers.iter().any(|c| c == "hugetlb"))
+    else {
+        return skip("no hugetlb controller on this host");
+    };
+    let file = match h.version {
+        contain::cgroups::Version::V1 => "hugetlb.2MB.limit_in_bytes",
+        contain::cgroups::Version::V2 => "hugetlb.2MB.max",
+    };
+    if !h.mount.join(file).exists()
+        && !std::path::Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists()
+    {
+        return skip("no 2 MB huge pages on this host");
+    }
+    let mut b = Bundle::new();
+    b.set(|c| {
+        c["linux"]["resources"]["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": 4194304}]);
+    });
+    let rt = Runtime::new();
+    let o = rt.create(&b, "h");
+    ensure!(o.code == 0, "create: {}", o.stderr);
+    let rel = b.config["linux"]["cgroupsPath"]
+        .as_str()
+        .unwrap_or("")
+        .trim_start_matches('/');
+    let seen = std::fs::read_to_string(h.mount.join(rel).join(file))?;
+    ensure!(seen.trim() == "4194304", "{file}: {seen:?}");
+    ensure!(rt.exec(&["delete", "--force", "h"]).code == 0, "delete");
+    rt.assert_clean(&b, "h")?;
+    b.set(|c| {
+        c["linux"]["resources"]["hugepageLimits"] = json!([{"pageSize": "3MB", "limit": 4194304}]);
+    });
+    fails_with(&rt.create(&b, "bad"), "page size \"3MB\"")?;
+    rt.assert_clean(&b, "bad")?;
     pass()
 }
 

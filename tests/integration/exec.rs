@@ -317,9 +317,9 @@ fn update_limits() -> R {
         );
     }
     let res = b.path().join("res.json");
-    std::fs::write(&res, r#"{"blockIO": {"weight": 10}}"#)?;
+    std::fs::write(&res, r#"{"network": {"classID": 10}}"#)?;
     let o = rt.cmd().args(["update", "-r"]).arg(&res).arg("c").out();
-    fails_with(&o, "blockIO")?;
+    fails_with(&o, "network")?;
     ensure!(
         read() == "33554432\n10\n",
         "a refused update changed limits: {:?}",
