@@ -310,20 +310,6 @@ fn apply_block_io(cg: &Cgroup, b: &oci_spec::runtime::LinuxBlockIo) -> Result<()
             }
         }
     }
-    let weight_file = |plain: &str, bfq: &str| -> Option<&'static str> {
-        [plain, bfq]
-            .into_iter()
-            .find(|f| dir.join(f).exists())
-            .map(|f| if f == plain { "plain" } else { "bfq" })
-    };
-    // v1 weights run 10..1000, v2's 1..10000.
-    let scale = |w: u16| -> String {
-        if v1 {
-            w.to_string()
-        } else {
-            (1 + (u64::from(w).saturating_sub(10)) * 9999 / 990).to_string()
-        }
-    };
     let (plain, bfq) = if v1 {
         ("blkio.weight", "blkio.bfq.weight")
     } else {
@@ -335,33 +321,43 @@ fn apply_block_io(cg: &Cgroup, b: &oci_spec::runtime::LinuxBlockIo) -> Result<()
             .flatten()
             .any(|d| d.weight().is_some());
     if wants_weight {
-        let kind = weight_file(plain, bfq).ok_or_else(|| {
-            CgroupError::Unsupported(format!(
-                "blockIO.weight: neither {plain} nor {bfq} exists here (no I/O scheduler with weights)"
-            ))
-        })?;
-        let file = if kind == "plain" { plain } else { bfq };
-        if kind == "bfq" {
+        let file = [plain, bfq]
+            .into_iter()
+            .find(|f| dir.join(f).exists())
+            .ok_or_else(|| {
+                CgroupError::Unsupported(format!(
+                    "blockIO.weight: neither {plain} nor {bfq} exists here (no I/O scheduler with weights)"
+                ))
+            })?;
+        let via_bfq = file == bfq;
+        if via_bfq {
             crate::log::warn(&format!(
                 "blockIO weights go to {bfq}: they take effect only on devices whose I/O scheduler is bfq"
             ));
         }
-        if let Some(w) = b.weight() {
-            let v = if v1 || kind == "bfq" {
+        // v1's and BFQ's weights run 10..1000; v2's io.weight 1..10000.
+        let value = |w: u16| -> String {
+            if v1 || via_bfq {
                 w.to_string()
             } else {
-                format!("default {}", scale(w))
+                (1 + (u64::from(w).saturating_sub(10)) * 9999 / 990).to_string()
+            }
+        };
+        if let Some(w) = b.weight() {
+            let v = if v1 || via_bfq {
+                value(w)
+            } else {
+                format!("default {}", value(w))
             };
             write(dir, file, &v)?;
         }
         for d in b.weight_device().iter().flatten() {
             if let Some(w) = d.weight() {
-                let w = if kind == "bfq" {
-                    w.to_string()
-                } else {
-                    scale(w)
-                };
-                write(dir, file, &format!("{}:{} {w}", d.major(), d.minor()))?;
+                write(
+                    dir,
+                    file,
+                    &format!("{}:{} {}", d.major(), d.minor(), value(w)),
+                )?;
             }
         }
     }

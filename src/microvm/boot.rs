@@ -194,12 +194,6 @@ fn write_start_info(
     size: u64,
     initrd: Option<(u64, u64)>,
 ) -> Result<(), String> {
-    let mut info = hvm_start_info {
-        magic: XEN_HVM_START_MAGIC,
-        version: 1,
-        cmdline_paddr: CMDLINE_ADDR,
-        ..Default::default()
-    };
     let map: Vec<hvm_memmap_table_entry> = e820(size)
         .iter()
         .map(|&(addr, size, type_)| hvm_memmap_table_entry {
@@ -213,13 +207,22 @@ fn write_start_info(
     let modlist_addr = GuestAddress(START_INFO_ADDR + info_size);
     let memmap_addr =
         GuestAddress(START_INFO_ADDR + info_size + std::mem::size_of::<hvm_modlist_entry>() as u64);
-    info.memmap_paddr = memmap_addr.raw_value();
-    info.memmap_entries = map.len() as u32;
+    let info = hvm_start_info {
+        magic: XEN_HVM_START_MAGIC,
+        version: 1,
+        cmdline_paddr: CMDLINE_ADDR,
+        memmap_paddr: memmap_addr.raw_value(),
+        memmap_entries: map.len() as u32,
+        nr_modules: u32::from(initrd.is_some()),
+        modlist_paddr: if initrd.is_some() {
+            modlist_addr.raw_value()
+        } else {
+            0
+        },
+        ..Default::default()
+    };
     let mut params = BootParams::new::<hvm_start_info>(&info, GuestAddress(START_INFO_ADDR));
     if let Some((paddr, size)) = initrd {
-        info.nr_modules = 1;
-        info.modlist_paddr = modlist_addr.raw_value();
-        params = BootParams::new::<hvm_start_info>(&info, GuestAddress(START_INFO_ADDR));
         params.set_modules(
             &[hvm_modlist_entry {
                 paddr,

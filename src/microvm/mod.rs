@@ -242,21 +242,18 @@ pub struct Prepared {
 const MAX_IMAGE: u64 = 512 << 20;
 
 fn read_image(what: &str, p: &Path) -> Result<Vec<u8>, String> {
-    let f = std::fs::File::open(p).map_err(|e| format!("microvm {what} {}: {e}", p.display()))?;
-    let len = f
-        .metadata()
-        .map_err(|e| format!("microvm {what} {}: {e}", p.display()))?
-        .len();
-    if !f.metadata().is_ok_and(|m| m.is_file()) || len > MAX_IMAGE {
-        return Err(format!(
-            "microvm {what} {}: not a regular file of at most {} MiB",
-            p.display(),
+    let err = |e: &dyn std::fmt::Display| format!("microvm {what} {}: {e}", p.display());
+    let f = std::fs::File::open(p).map_err(|e| err(&e))?;
+    let meta = f.metadata().map_err(|e| err(&e))?;
+    if !meta.is_file() || meta.len() > MAX_IMAGE {
+        return Err(err(&format!(
+            "not a regular file of at most {} MiB",
             MAX_IMAGE >> 20
-        ));
+        )));
     }
-    let mut data = Vec::with_capacity(len as usize);
+    let mut data = Vec::with_capacity(meta.len() as usize);
     std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_IMAGE), &mut data)
-        .map_err(|e| format!("microvm {what} {}: {e}", p.display()))?;
+        .map_err(|e| err(&e))?;
     Ok(data)
 }
 
