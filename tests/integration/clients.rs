@@ -18,21 +18,7 @@ fn podman() -> R {
     let tag = format!("contain-test-{}", std::process::id());
     let image = format!("localhost/{tag}:latest");
     let b = Bundle::new();
-    let tar = b.path().join("rootfs.tar");
-    let o = Command::new("tar")
-        .arg("-C")
-        .arg(b.rootfs())
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .out();
-    ensure!(o.code == 0, "tar: {}", o.stderr);
-    let o = Command::new(&podman)
-        .args(["import", "-q"])
-        .arg(&tar)
-        .arg(&image)
-        .out();
-    ensure!(o.code == 0, "podman import: {}", o.stderr);
+    podman_import(&podman, &b, &image)?;
     let result = podman_checks(&podman, &image, &tag);
     let _ = Command::new(&podman).args(["rm", "-f", &tag]).out();
     let _ = Command::new(&podman).args(["rmi", "-f", &image]).out();
@@ -260,16 +246,7 @@ fn oci_archive(
         blob(&p)
     };
     let layer = dir.join("layer.tar");
-    let o = Command::new("tar")
-        .arg("-C")
-        .arg(rootfs)
-        .arg("-cf")
-        .arg(&layer)
-        .arg(".")
-        .out();
-    if o.code != 0 {
-        return Err(format!("tar: {}", o.stderr));
-    }
+    tar_dir(rootfs, &layer)?;
     let (ld, ls) = blob(&layer)?;
     let (cd, cs) = json_blob(
         "config.json",
@@ -306,16 +283,7 @@ fn oci_archive(
     )
     .map_err(|e| e.to_string())?;
     let archive = dir.join("image.tar");
-    let o = Command::new("tar")
-        .arg("-C")
-        .arg(&layout)
-        .arg("-cf")
-        .arg(&archive)
-        .arg(".")
-        .out();
-    if o.code != 0 {
-        return Err(format!("tar: {}", o.stderr));
-    }
+    tar_dir(&layout, &archive)?;
     Ok(archive)
 }
 

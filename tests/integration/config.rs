@@ -835,10 +835,7 @@ fn hugetlb() -> R {
     let rt = Runtime::new();
     let o = rt.create(&b, "h");
     ensure!(o.code == 0, "create: {}", o.stderr);
-    let rel = b.config["linux"]["cgroupsPath"]
-        .as_str()
-        .unwrap_or("")
-        .trim_start_matches('/');
+    let rel = b.cgroup_rel();
     let seen = std::fs::read_to_string(h.mount.join(rel).join(file))?;
     ensure!(seen.trim() == "4194304", "{file}: {seen:?}");
     ensure!(rt.exec(&["delete", "--force", "h"]).code == 0, "delete");

@@ -86,11 +86,7 @@ fn create_start_state_kill_delete() -> R {
     );
     let pid = st["pid"].as_i64().unwrap();
     // The init is in the container's cgroup in every hierarchy (v1 ones and the v2 one).
-    let rel = b.config["linux"]["cgroupsPath"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches('/')
-        .to_string();
+    let rel = b.cgroup_rel();
     let mut hierarchies = 0;
     for h in std::fs::read_dir("/sys/fs/cgroup")?.flatten() {
         let procs = h.path().join(&rel).join("cgroup.procs");

@@ -42,22 +42,8 @@ fn podman() -> R {
         return skip("podman is not installed (apt-get install podman)");
     };
     let b = Bundle::new();
-    let tar = b.path().join("rootfs.tar");
-    let o = std::process::Command::new("tar")
-        .arg("-C")
-        .arg(b.rootfs())
-        .args(["-cf"])
-        .arg(&tar)
-        .arg(".")
-        .out();
-    ensure!(o.code == 0, "tar: {}", o.stderr);
     let image = format!("localhost/contain-vm-{}:latest", std::process::id());
-    let o = std::process::Command::new(&podman)
-        .args(["import", "-q"])
-        .arg(&tar)
-        .arg(&image)
-        .out();
-    ensure!(o.code == 0, "podman import: {}", o.stderr);
+    podman_import(&podman, &b, &image)?;
     let o = std::process::Command::new(&podman)
         .args([
             "--runtime",
@@ -265,17 +251,14 @@ fn memory() -> R {
     let o = rt.create(&b, "vm");
     ensure!(o.code == 0, "create: {}", o.stderr);
     // The cgroup holds the guest's RAM and the VMM's allowance (v1 or v2, whichever has memory).
-    let rel = b.config["linux"]["cgroupsPath"]
-        .as_str()
-        .unwrap_or("")
-        .trim_start_matches('/');
+    let rel = b.cgroup_rel();
     let limit = [
         "memory/{}/memory.limit_in_bytes",
         "unified/{}/memory.max",
         "{}/memory.max",
     ]
     .iter()
-    .map(|f| format!("/sys/fs/cgroup/{}", f.replace("{}", rel)))
+    .map(|f| format!("/sys/fs/cgroup/{}", f.replace("{}", &rel)))
     .find_map(|f| std::fs::read_to_string(f).ok())
     .ok_or("no memory cgroup for the container")?;
     let want = memory + contain::microvm::VMM_ALLOWANCE as u64;

@@ -121,6 +121,15 @@ impl Bundle {
         self.dir.path()
     }
 
+    /// The bundle's cgroupsPath relative to a hierarchy's root.
+    pub fn cgroup_rel(&self) -> String {
+        self.config["linux"]["cgroupsPath"]
+            .as_str()
+            .unwrap_or("")
+            .trim_start_matches('/')
+            .to_string()
+    }
+
     pub fn rootfs(&self) -> PathBuf {
         self.dir.path().join("rootfs")
     }
@@ -274,11 +283,7 @@ impl Runtime {
             !self.root.path().join(id).exists(),
             "state directory of {id} left behind"
         );
-        let rel = b.config["linux"]["cgroupsPath"]
-            .as_str()
-            .unwrap_or("")
-            .trim_start_matches('/')
-            .to_string();
+        let rel = b.cgroup_rel();
         for h in std::fs::read_dir("/sys/fs/cgroup")
             .into_iter()
             .flatten()
@@ -466,4 +471,34 @@ pub fn kvm_missing() -> Option<String> {
         Ok(_) => None,
         Err(e) => Some(format!("the microVM stage needs /dev/kvm: {e}")),
     }
+}
+
+/// `tar -C dir -cf out .`
+pub fn tar_dir(dir: &Path, out: &Path) -> Result<(), String> {
+    let o = Command::new("tar")
+        .arg("-C")
+        .arg(dir)
+        .arg("-cf")
+        .arg(out)
+        .arg(".")
+        .out();
+    if o.code != 0 {
+        return Err(format!("tar: {}", o.stderr));
+    }
+    Ok(())
+}
+
+/// Import bundle `b`'s rootfs into podman as `image` (a tarball written beside the rootfs).
+pub fn podman_import(podman: &Path, b: &Bundle, image: &str) -> Result<(), String> {
+    let tar = b.path().join("rootfs.tar");
+    tar_dir(&b.rootfs(), &tar)?;
+    let o = Command::new(podman)
+        .args(["import", "-q"])
+        .arg(&tar)
+        .arg(image)
+        .out();
+    if o.code != 0 {
+        return Err(format!("podman import: {}", o.stderr));
+    }
+    Ok(())
 }
