@@ -543,6 +543,14 @@ pub fn audit(config: &Path, spec: &Spec, extra: &Extra, pol: &Policy, host: &Hos
             ),
             Err(why) => f.add("CA-VM-001", format!("microvm asked for; {why}")),
         }
+    } else if pol.hostile && applied.is_some() {
+        f.add(
+            "CA-VM-002",
+            format!(
+                "policy {} is for hostile code; the isolation is container",
+                pol.name
+            ),
+        );
     }
 
     // Hooks.

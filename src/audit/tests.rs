@@ -147,7 +147,7 @@ fn exact_findings_per_bundle_and_policy() {
                 "CA-USERNS-001",
             ],
         ),
-        ("strict", "strict", &["CA-LANDLOCK-002"]),
+        ("strict", "strict", &["CA-LANDLOCK-002", "CA-VM-002"]),
         (
             "strict",
             "runc",
@@ -164,7 +164,7 @@ fn exact_findings_per_bundle_and_policy() {
 fn every_rule_fires_somewhere_and_not_everywhere() {
     let mut reports = Vec::new();
     for b in BUNDLES {
-        for p in ["default", "runc"] {
+        for p in ["default", "runc", "strict"] {
             reports.push(ids(&report(b, p)).into_iter().collect::<BTreeSet<_>>());
         }
     }

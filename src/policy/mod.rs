@@ -178,6 +178,10 @@ pub struct Policy {
     #[serde(default)]
     pub readonly_rootfs: bool,
     pub isolation: Isolation,
+    /// The policy is meant for hostile code: the audit reports a workload under it that still
+    /// shares the host kernel (isolation `container`).
+    #[serde(default)]
+    pub hostile: bool,
     /// Defaults for the microVM stage (kernel, initramfs, command line).
     #[serde(default)]
     pub microvm: crate::microvm::Defaults,
