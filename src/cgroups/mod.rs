@@ -34,9 +34,8 @@ pub enum CgroupError {
         file: String,
         source: io::Error,
     },
-    #[error(
-        "linux.resources.{0}: not supported on this host's cgroups by this version of contain"
-    )]
+    /// A limit this host (or this version) cannot enforce: "FIELD: why".
+    #[error("linux.resources.{0}")]
     Unsupported(String),
     #[error("cgroup {0} already holds processes (another container's?); refusing to share it")]
     InUse(PathBuf),

@@ -22,6 +22,28 @@ pub struct UpdateArgs {
     /// Memory plus swap limit (bytes, or with a k/m/g suffix; -1 for none)
     #[arg(long, allow_hyphen_values = true)]
     memory_swap: Option<String>,
+    /// Memory soft limit (bytes, or with a k/m/g suffix; -1 for none): v1
+    /// memory.soft_limit_in_bytes, v2 memory.low
+    #[arg(long, allow_hyphen_values = true)]
+    memory_reservation: Option<String>,
+    /// Kernel memory limit: refused (Linux no longer enforces it), as in config.json
+    #[arg(long, allow_hyphen_values = true)]
+    kernel_memory: Option<String>,
+    /// Kernel TCP buffer limit (cgroup v1 only)
+    #[arg(long, allow_hyphen_values = true)]
+    kernel_memory_tcp: Option<String>,
+    /// Block I/O weight (10..1000)
+    #[arg(long)]
+    blkio_weight: Option<u16>,
+    /// CPU real-time period in microseconds (cgroup v1 only)
+    #[arg(long)]
+    cpu_rt_period: Option<u64>,
+    /// CPU real-time runtime in microseconds (cgroup v1 only)
+    #[arg(long, allow_hyphen_values = true)]
+    cpu_rt_runtime: Option<i64>,
+    /// Idle scheduling for the container's processes (0 or 1)
+    #[arg(long)]
+    cpu_idle: Option<u8>,
     /// Maximum number of processes (-1 for none)
     #[arg(long, allow_hyphen_values = true)]
     pids_limit: Option<i64>,
@@ -86,6 +108,33 @@ fn resources(a: &UpdateArgs) -> anyhow::Result<LinuxResources> {
     }
     if let Some(m) = &a.memory_swap {
         v["memory"]["swap"] = json!(bytes("memory-swap", m)?);
+    }
+    if let Some(m) = &a.memory_reservation {
+        v["memory"]["reservation"] = json!(bytes("memory-reservation", m)?);
+    }
+    if let Some(m) = &a.kernel_memory {
+        v["memory"]["kernel"] = json!(bytes("kernel-memory", m)?);
+    }
+    if let Some(m) = &a.kernel_memory_tcp {
+        v["memory"]["kernelTCP"] = json!(bytes("kernel-memory-tcp", m)?);
+    }
+    if let Some(w) = a.blkio_weight {
+        if !(10..=1000).contains(&w) {
+            anyhow::bail!("--blkio-weight {w}: must be 10..1000");
+        }
+        v["blockIO"]["weight"] = json!(w);
+    }
+    if let Some(p) = a.cpu_rt_period {
+        v["cpu"]["realtimePeriod"] = json!(p);
+    }
+    if let Some(r) = a.cpu_rt_runtime {
+        v["cpu"]["realtimeRuntime"] = json!(r);
+    }
+    if let Some(i) = a.cpu_idle {
+        if i > 1 {
+            anyhow::bail!("--cpu-idle {i}: must be 0 or 1");
+        }
+        v["cpu"]["idle"] = json!(i);
     }
     if let Some(p) = a.pids_limit {
         if p == 0 || p < -1 {

@@ -34,6 +34,7 @@ pub const TESTS: Tests = &[
     ("config::hook_timeout_fails_create", hook_timeout),
     ("config::console_socket_receives_pty", console_socket),
     ("config::preserve_fds_and_nothing_else", preserve_fds),
+    ("config::memory_and_cpu_knobs", memory_cpu_knobs),
     ("config::cgroup_limits_observed", cgroup_limits),
     ("config::blkio_throttle_slows_direct_reads", blkio_throttle),
     ("config::hugetlb_limit_set_and_bad_size_refused", hugetlb),
@@ -737,6 +738,41 @@ fn cgroup_limits() -> R {
     ensure!(n <= 32, "pids.max not enforced: {n} processes");
     let refused: u32 = l[3].trim_start_matches("max ").parse()?;
     ensure!(refused > 0, "no fork was refused at pids.max: {}", l[3]);
+    pass()
+}
+
+/// The memory and cpu knobs beyond limits (cgroup v1 here): soft limit, swappiness, TCP
+/// buffer limit, OOM killer off, CFS burst and idle, as the container's cgroup shows them.
+fn memory_cpu_knobs() -> R {
+    let v1 = |c: &str| {
+        contain::cgroups::hierarchies().is_ok_and(|hs| {
+            hs.iter().any(|h| {
+                h.version == contain::cgroups::Version::V1 && h.controllers.iter().any(|x| x == c)
+            })
+        })
+    };
+    if !v1("memory") || !v1("cpu") {
+        return skip("memory and cpu are not v1 controllers here (their v2 files are unit-tested)");
+    }
+    let mut b = Bundle::new();
+    b.set(|c| {
+        c["linux"]["resources"]["memory"] = json!({
+            "limit": 67108864, "reservation": 33554432, "swappiness": 10,
+            "kernelTCP": 16777216, "disableOOMKiller": true
+        });
+        c["linux"]["resources"]["cpu"] =
+            json!({"quota": 50000, "period": 100000, "burst": 10000, "idle": 1});
+    });
+    b.sh(
+        "cd /sys/fs/cgroup/memory; cat memory.soft_limit_in_bytes memory.swappiness \
+          memory.kmem.tcp.limit_in_bytes; head -1 memory.oom_control; \
+          cat /sys/fs/cgroup/cpu/cpu.cfs_burst_us /sys/fs/cgroup/cpu/cpu.idle",
+    );
+    let out = run_ok(&b)?;
+    ensure!(
+        out == "33554432\n10\n16777216\noom_kill_disable 1\n10000\n1\n",
+        "seen inside: {out:?}"
+    );
     pass()
 }
 

@@ -300,10 +300,34 @@ fn update_limits() -> R {
     let o = rt.exec(&["update", "--memory", "32m", "--pids-limit", "10", "c"]);
     ensure!(o.code == 0, "update: {}", o.stderr);
     ensure!(read() == "33554432\n10\n", "after: {:?}", read());
+    let o = rt.exec(&[
+        "update",
+        "--memory-reservation",
+        "16m",
+        "--cpu-idle",
+        "1",
+        "c",
+    ]);
+    ensure!(o.code == 0, "update: {}", o.stderr);
+    let o = rt.exec(&[
+        "exec",
+        "c",
+        "cat",
+        "/sys/fs/cgroup/memory/memory.soft_limit_in_bytes",
+        "/sys/fs/cgroup/cpu/cpu.idle",
+    ]);
+    ensure!(
+        o.stdout == "16777216\n1\n",
+        "reservation, idle: {:?}",
+        o.stdout
+    );
     for bad in [
         &["--memory", "lots"][..],
         &["--pids-limit", "0"],
         &["--cpu-quota", "-7"],
+        &["--kernel-memory", "1m"],
+        &["--blkio-weight", "5"],
+        &["--cpu-idle", "2"],
     ] {
         let mut args = vec!["update"];
         args.extend_from_slice(bad);

@@ -4,6 +4,7 @@
 
 mod audit;
 mod bad_input;
+mod cgroup2;
 mod clients;
 mod config;
 mod exec;
@@ -31,6 +32,7 @@ fn main() {
     tests.extend(clients::TESTS);
     tests.extend(audit::TESTS);
     tests.extend(microvm::TESTS);
+    tests.extend(cgroup2::TESTS);
     let missing = util::missing_prerequisite();
     let trials = tests
         .into_iter()
