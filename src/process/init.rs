@@ -104,9 +104,9 @@ pub(super) fn apply_landlock(plan: Option<&crate::landlock::Plan>) -> Result<(),
     Ok(())
 }
 
-/// Idmapped mounts handed over by the runtime: (index in config.json's mounts, or -1 for the
-/// rootfs; the detached mount).
-pub type Idmapped = Vec<(i64, OwnedFd)>;
+/// Detached mounts handed over by the runtime: (index in config.json's mounts, or -1 for the
+/// rootfs; the mount).
+pub type Prepared = Vec<(i64, OwnedFd)>;
 
 fn spec<'a>(a: &'a InitArgs<'_>) -> &'a Spec {
     &a.bundle.spec
@@ -141,7 +141,7 @@ pub(super) fn fail(ch: &Channel, err: String) -> ! {
 pub fn stage1(ch: Channel, args: &InitArgs<'_>) -> ! {
     match stage1_inner(&ch, args) {
         Ok(None) => sys::exit_now(0),
-        Ok(Some(idmapped)) => match init_inner(&ch, args, idmapped) {
+        Ok(Some(prepared)) => match init_inner(&ch, args, prepared) {
             Ok(never) => match never {},
             Err(e) => fail(&ch, e),
         },
@@ -150,7 +150,7 @@ pub fn stage1(ch: Channel, args: &InitArgs<'_>) -> ! {
 }
 
 /// Returns `Some` in the init (the forked child), `None` in stage 1 once the init is reported.
-fn stage1_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Option<Idmapped>, String> {
+fn stage1_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Option<Prepared>, String> {
     sys::set_parent_death_signal(libc::SIGKILL).map_err(|e| format!("prctl: {e}"))?;
     let mut keep = vec![ch.as_raw_fd(), args.fifo.as_raw_fd()];
     keep.extend(args.console.as_ref().map(|c| c.as_raw_fd()));
@@ -178,7 +178,7 @@ fn stage1_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Option<Idmapped>, S
     }
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
 
-    let mut idmapped = Idmapped::new();
+    let mut prepared = Prepared::new();
     if let Some(p) = &args.ns.join_user {
         ns::join(LinuxNamespaceType::User, p)?;
     }
@@ -198,13 +198,13 @@ fn stage1_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Option<Idmapped>, S
             sys::set_dumpable(false).map_err(|e| format!("prctl: {e}"))?;
         }
         let indexes = match answer? {
-            Msg::IdMapsWritten { idmapped } => idmapped,
+            Msg::IdMapsWritten { prepared } => prepared,
             other => return Err(format!("sync: expected IdMapsWritten, got {other:?}")),
         };
         for i in indexes {
             let fd = crate::sys::socket::recv_fd(ch.as_fd())
-                .map_err(|e| format!("receive an idmapped mount: {e}"))?;
-            idmapped.push((i, fd));
+                .map_err(|e| format!("receive a prepared mount: {e}"))?;
+            prepared.push((i, fd));
         }
     }
     if args.ns.new_user || args.ns.join_user.is_some() {
@@ -240,12 +240,12 @@ fn stage1_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Option<Idmapped>, S
         sys::set_dumpable(false).map_err(|e| format!("prctl: {e}"))?;
         res.map_err(|e| format!("linux.timeOffsets: {e}"))?;
     }
-    Ok(fork_and_report(ch, "the container's init")?.then_some(idmapped))
+    Ok(fork_and_report(ch, "the container's init")?.then_some(prepared))
 }
 
 enum Never {}
 
-fn init_inner(ch: &Channel, args: &InitArgs<'_>, idmapped: Idmapped) -> Result<Never, String> {
+fn init_inner(ch: &Channel, args: &InitArgs<'_>, prepared: Prepared) -> Result<Never, String> {
     sys::set_parent_death_signal(libc::SIGKILL).map_err(|e| format!("prctl: {e}"))?;
     expect(ch, Msg::Go)?;
     let spec = spec(args);
@@ -259,10 +259,10 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>, idmapped: Idmapped) -> Result<N
         rootfs: &args.bundle.rootfs,
         bundle: &args.bundle.dir,
         cgroup: args.cgroup,
-        idmapped,
+        prepared,
     };
     let root = rootfs::prepare(&plan).map_err(|e| e.to_string())?;
-    // The idmapped mounts are attached: their descriptors must not reach the workload.
+    // The prepared mounts are attached: their descriptors must not reach the workload.
     drop(plan);
     if !rootfs::dev_is_bind(spec) {
         rootfs::create_devices(root.as_fd(), spec).map_err(|e| e.to_string())?;

@@ -5,6 +5,8 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
+use oci_spec::runtime::LinuxIdMapping;
+
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
@@ -114,13 +116,14 @@ fn drive(
                     !nix::unistd::geteuid().is_root(),
                 )
                 .map_err(|e| format!("write the user namespace's id maps: {e}"))?;
-                let mounts = if args.idmap {
+                let mut mounts = if args.idmap {
                     idmapped_mounts(args, stage1_pid)?
                 } else {
                     Vec::new()
                 };
+                mounts.extend(dev_tmpfs(args)?);
                 ch.send(&Msg::IdMapsWritten {
-                    idmapped: mounts.iter().map(|(i, _)| *i).collect(),
+                    prepared: mounts.iter().map(|(i, _)| *i).collect(),
                 })
                 .map_err(io)?;
                 for (_, fd) in &mounts {
@@ -152,6 +155,139 @@ fn drive(
             }
         }
     }
+}
+
+/// `id` of the container's user namespace as the host sees it.
+fn host_id(maps: &[LinuxIdMapping], id: u32) -> Option<u32> {
+    maps.iter().find_map(|m| {
+        let off = id.checked_sub(m.container_id())?;
+        (off < m.size()).then(|| m.host_id() + off)
+    })
+}
+
+/// In a new user namespace the init cannot make device nodes (mknod wants CAP_MKNOD in the
+/// host's user namespace) and a tmpfs it mounts would not honour them (SB_I_NODEV). So, as
+/// host root, make config.json's /dev tmpfs here, detached, with every node under /dev at
+/// the config's type, number, mode and owner (mapped into the namespace), for the init to
+/// attach in place of its own mount. None: no /dev tmpfs in the config, or not root (then
+/// the init binds the host's nodes, as before).
+fn dev_tmpfs(args: &InitArgs<'_>) -> Result<Option<(i64, OwnedFd)>, String> {
+    use std::os::unix::ffi::OsStrExt;
+    if !nix::unistd::geteuid().is_root() || crate::rootfs::dev_is_bind(&args.bundle.spec) {
+        return Ok(None);
+    }
+    let spec = &args.bundle.spec;
+    let Some((index, m)) =
+        spec.mounts().iter().flatten().enumerate().find(|(_, m)| {
+            m.destination() == Path::new("/dev") && m.typ().as_deref() == Some("tmpfs")
+        })
+    else {
+        return Ok(None);
+    };
+    let opts = crate::rootfs::options::parse(m.options().as_deref().unwrap_or_default())
+        .map_err(|e| format!("mount /dev: {e}"))?;
+    let linux = spec.linux().as_ref().ok_or("no linux section")?;
+    let (uids, gids) = (
+        linux.uid_mappings().as_deref().unwrap_or_default(),
+        linux.gid_mappings().as_deref().unwrap_or_default(),
+    );
+    let owner = |what: &str, uid: u32, gid: u32| -> Result<(u32, u32), String> {
+        match (host_id(uids, uid), host_id(gids, gid)) {
+            (Some(u), Some(g)) => Ok((u, g)),
+            _ => Err(format!(
+                "{what}: owner {uid}:{gid} is not mapped in the container's user namespace"
+            )),
+        }
+    };
+    let fs = crate::sys::mount::new_fs(
+        "tmpfs",
+        &opts.data,
+        crate::sys::mount::attrs_from_flags(opts.flags),
+    )
+    .map_err(|e| format!("make the /dev tmpfs: {e}"))?;
+    let (ru, rg) = owner("/dev", 0, 0)?;
+    let chown = |dir: &OwnedFd, name: &std::ffi::CStr, u: u32, g: u32| -> Result<(), String> {
+        let flags = libc::AT_SYMLINK_NOFOLLOW
+            | if name.is_empty() {
+                libc::AT_EMPTY_PATH
+            } else {
+                0
+            };
+        // SAFETY: `name` is NUL-terminated; `dir` is a live descriptor; AT_SYMLINK_NOFOLLOW
+        // (and AT_EMPTY_PATH for the directory itself) keep the call on what we created.
+        let r = unsafe { libc::fchownat(dir.as_raw_fd(), name.as_ptr(), u, g, flags) };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "chown in the /dev tmpfs: {}",
+                std::io::Error::last_os_error()
+            ))
+        }
+    };
+    chown(&fs, c"", ru, rg)?;
+    for n in crate::rootfs::devices::nodes(spec).map_err(|e| e.to_string())? {
+        let Ok(rel) = n.path.strip_prefix("/dev") else {
+            continue;
+        };
+        let parts: Vec<&std::ffi::OsStr> = rel
+            .components()
+            .map(|c| match c {
+                std::path::Component::Normal(p) => Ok(p),
+                _ => Err(format!(
+                    "linux.devices {}: not a plain path",
+                    n.path.display()
+                )),
+            })
+            .collect::<Result<_, _>>()?;
+        let Some((name, dirs)) = parts.split_last() else {
+            continue;
+        };
+        let mut dir = fs.try_clone().map_err(|e| e.to_string())?;
+        for d in dirs {
+            let c = std::ffi::CString::new(d.as_bytes()).map_err(|_| "NUL in a device path")?;
+            // SAFETY: `c` is NUL-terminated; `dir` is a live directory descriptor.
+            let r = unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), 0o755) };
+            if r != 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
+                return Err(format!(
+                    "mkdir in the /dev tmpfs: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+            chown(&dir, &c, ru, rg)?;
+            dir = crate::sys::fs::openat2(
+                dir.as_fd(),
+                Path::new(d),
+                libc::O_PATH | libc::O_DIRECTORY,
+                0,
+                libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
+            )
+            .map_err(|e| format!("open in the /dev tmpfs: {e}"))?;
+        }
+        let c = std::ffi::CString::new(name.as_bytes()).map_err(|_| "NUL in a device path")?;
+        let dev = libc::makedev(n.major as u32, n.minor as u32);
+        // SAFETY: `c` is NUL-terminated; `dir` is a live directory descriptor of our tmpfs.
+        let r = unsafe { libc::mknodat(dir.as_raw_fd(), c.as_ptr(), n.kind | n.mode, dev) };
+        if r != 0 {
+            return Err(format!(
+                "linux.devices {}: mknod: {}",
+                n.path.display(),
+                std::io::Error::last_os_error()
+            ));
+        }
+        // mknod applied our umask: set the mode the config asks for.
+        // SAFETY: as above; the node was just made in our private tmpfs.
+        if unsafe { libc::fchmodat(dir.as_raw_fd(), c.as_ptr(), n.mode, 0) } != 0 {
+            return Err(format!(
+                "linux.devices {}: chmod: {}",
+                n.path.display(),
+                std::io::Error::last_os_error()
+            ));
+        }
+        let (u, g) = owner(&format!("linux.devices {}", n.path.display()), n.uid, n.gid)?;
+        chown(&dir, &c, u, g)?;
+    }
+    Ok(Some((index as i64, fs)))
 }
 
 /// Idmapped copies (through the id maps of stage 1's new user namespace) of the rootfs and of

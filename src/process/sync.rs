@@ -16,9 +16,10 @@ pub enum Msg {
     Go,
     /// Stage 1 -> runtime: I have unshared the user namespace; write my id maps.
     WriteIdMaps,
-    /// Runtime -> stage 1: the maps are written; idmapped mounts follow, one descriptor per
-    /// packet, for these mounts (index in config.json's mounts; -1: the rootfs).
-    IdMapsWritten { idmapped: Vec<i64> },
+    /// Runtime -> stage 1: the maps are written; detached mounts made by the runtime follow,
+    /// one descriptor per packet, for these mounts (index in config.json's mounts; -1: the
+    /// rootfs): idmapped copies, and the /dev tmpfs with the device nodes.
+    IdMapsWritten { prepared: Vec<i64> },
     /// Stage 1 -> runtime: the container's init has this pid (in the runtime's pid namespace).
     InitPid(i32),
     /// Init -> runtime: the mounts are made; run the prestart and createRuntime hooks.

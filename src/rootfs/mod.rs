@@ -3,7 +3,7 @@
 //! path in it is resolved with `sys::fs::open_in_root` and every mount is made on the
 //! resulting descriptor.
 
-mod devices;
+pub(crate) mod devices;
 mod mounts;
 pub mod options;
 mod paths;
@@ -57,14 +57,15 @@ pub struct RootfsPlan<'a> {
     pub rootfs: &'a Path,
     pub bundle: &'a Path,
     pub cgroup: Option<&'a Cgroup>,
-    /// Idmapped mounts made by the runtime: (index in config.json's mounts, -1 for the
-    /// rootfs; the detached mount), attached instead of plain binds.
-    pub idmapped: Vec<(i64, OwnedFd)>,
+    /// Detached mounts made by the runtime, attached instead of what the init would mount:
+    /// (index in config.json's mounts, -1 for the rootfs; the mount). Idmapped copies of the
+    /// rootfs and bind sources, and the /dev tmpfs with its device nodes.
+    pub prepared: Vec<(i64, OwnedFd)>,
 }
 
 impl RootfsPlan<'_> {
-    pub(crate) fn idmapped(&self, index: i64) -> Option<&OwnedFd> {
-        self.idmapped
+    pub(crate) fn prepared(&self, index: i64) -> Option<&OwnedFd> {
+        self.prepared
             .iter()
             .find(|(i, _)| *i == index)
             .map(|(_, fd)| fd)
@@ -84,7 +85,7 @@ pub fn prepare(plan: &RootfsPlan<'_>) -> Result<OwnedFd, RootfsError> {
         None::<&str>,
     )
     .map_err(nix_step("make / a recursive slave"))?;
-    if let Some(idmapped) = plan.idmapped(-1) {
+    if let Some(idmapped) = plan.prepared(-1) {
         let target = open_host(plan.rootfs, libc::O_PATH | libc::O_DIRECTORY)
             .map_err(step(format!("open the rootfs {}", plan.rootfs.display())))?;
         crate::sys::mount::attach(idmapped.as_fd(), target.as_fd()).map_err(step(format!(

@@ -79,18 +79,26 @@ pub fn mount_one(
     };
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
     let flags = opts.flags & !MsFlags::MS_REMOUNT;
-    match mount_at(
-        Some(&source),
-        &target,
-        Some(typ),
-        flags,
-        opts.data_string().as_deref(),
-    ) {
-        Ok(()) => {}
-        Err(nix::errno::Errno::EPERM) if host_instance(typ).is_some() => {
-            shared_instance(root, dest, typ, &target, &opts)?;
+    if let Some(made) = plan.prepared(index) {
+        // The runtime made this one (the /dev tmpfs with device nodes, as host root).
+        crate::sys::mount::attach(made.as_fd(), target.as_fd()).map_err(step(format!(
+            "attach the runtime's {typ} on {}",
+            dest.display()
+        )))?;
+    } else {
+        match mount_at(
+            Some(&source),
+            &target,
+            Some(typ),
+            flags,
+            opts.data_string().as_deref(),
+        ) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EPERM) if host_instance(typ).is_some() => {
+                shared_instance(root, dest, typ, &target, &opts)?;
+            }
+            Err(e) => return Err(nix_step(format!("mount {typ} on {}", dest.display()))(e)),
         }
-        Err(e) => return Err(nix_step(format!("mount {typ} on {}", dest.display()))(e)),
     }
     let new =
         open_in_root(root, dest, libc::O_PATH).map_err(step(format!("open {}", dest.display())))?;
@@ -209,7 +217,7 @@ fn bind(
     }
     .map_err(step(format!("create mount point {}", dest.display())))?;
     let rec = opts.flags & MsFlags::MS_REC;
-    if let Some(idmapped) = plan.idmapped(index) {
+    if let Some(idmapped) = plan.prepared(index) {
         crate::sys::mount::attach(idmapped.as_fd(), target.as_fd()).map_err(step(format!(
             "attach idmapped {} on {}",
             src.display(),

@@ -77,3 +77,73 @@ pub fn attach(mnt: BorrowedFd<'_>, target: BorrowedFd<'_>) -> io::Result<()> {
     })
     .map(drop)
 }
+
+const FSOPEN_CLOEXEC: libc::c_uint = 1;
+const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+
+/// The mount attributes (MOUNT_ATTR_*) that mount(2) flags ask for; flags with no attribute
+/// (propagation, bind) are left to the caller.
+pub fn attrs_from_flags(flags: nix::mount::MsFlags) -> u64 {
+    use nix::mount::MsFlags as F;
+    [
+        (F::MS_RDONLY, 0x1),
+        (F::MS_NOSUID, 0x2),
+        (F::MS_NODEV, 0x4),
+        (F::MS_NOEXEC, 0x8),
+        (F::MS_NOATIME, 0x10),
+        (F::MS_STRICTATIME, 0x20),
+        (F::MS_NODIRATIME, 0x80),
+    ]
+    .iter()
+    .filter(|(f, _)| flags.contains(*f))
+    .fold(0, |a, (_, attr)| a | attr)
+}
+
+/// A new, detached instance of filesystem `fstype` (fsopen, fsconfig, fsmount) with `data`'s
+/// "key=value" / "flag" options and `attrs` (MOUNT_ATTR_*). It belongs to the caller's user
+/// namespace: made by host root, device nodes on it work wherever it is attached.
+pub fn new_fs(fstype: &str, data: &[String], attrs: u64) -> io::Result<OwnedFd> {
+    let name = std::ffi::CString::new(fstype).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // SAFETY: `name` is NUL-terminated and outlives the call.
+    let fs = cvt(unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), FSOPEN_CLOEXEC) })?;
+    // SAFETY: fsopen returned a new descriptor that nobody else owns.
+    let fs = unsafe { OwnedFd::from_raw_fd(fs as i32) };
+    for opt in data {
+        let (key, value) = match opt.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (opt.as_str(), None),
+        };
+        let k = std::ffi::CString::new(key).map_err(|_| io::ErrorKind::InvalidInput)?;
+        let v = value
+            .map(std::ffi::CString::new)
+            .transpose()
+            .map_err(|_| io::ErrorKind::InvalidInput)?;
+        let (cmd, vp) = match &v {
+            Some(v) => (FSCONFIG_SET_STRING, v.as_ptr()),
+            None => (FSCONFIG_SET_FLAG, std::ptr::null()),
+        };
+        // SAFETY: `k` and `v` are NUL-terminated strings that outlive the call (or null for
+        // a flag, as the UAPI wants); `fs` is a live fs context.
+        cvt(unsafe { libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), cmd, k.as_ptr(), vp, 0) })
+            .map_err(|e| io::Error::new(e.kind(), format!("option {opt}: {e}")))?;
+    }
+    // SAFETY: no pointers are passed; `fs` is a live fs context.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    })?;
+    // SAFETY: no pointers are passed; `fs` is a created fs context.
+    let m =
+        cvt(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) })?;
+    // SAFETY: fsmount returned a new descriptor that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(m as i32) })
+}

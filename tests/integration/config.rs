@@ -302,16 +302,16 @@ fn tmpfs_and_bind_mounts() -> R {
 fn devices() -> R {
     let mut b = Bundle::new();
     b.set(|c| {
-        c["linux"]["devices"] = json!([{"path": "/dev/zero2", "type": "c", "major": 1, "minor": 5, "fileMode": 432, "uid": 0, "gid": 0}]);
+        c["linux"]["devices"] = json!([{"path": "/dev/zero2", "type": "c", "major": 1, "minor": 5, "fileMode": 432, "uid": 0, "gid": 1000}]);
         c["linux"]["resources"]["devices"] = json!([{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"}]);
     });
-    b.sh("stat -c '%t:%T %a' /dev/null /dev/zero2; head -c 4 /dev/zero2 | od -An -tx1; readlink /dev/fd; readlink /dev/ptmx; \
+    b.sh("stat -c '%t:%T %a' /dev/null; stat -c '%t:%T %a %u:%g' /dev/zero2; head -c 4 /dev/zero2 | od -An -tx1; readlink /dev/fd; readlink /dev/ptmx; \
           head -c 1 /dev/urandom > /dev/null 2>&1 && echo urandom-ok; \
           mknod /tmp/mem c 1 1 2>/dev/null && echo mknod-ok || echo mknod-refused");
-    // Under `runc` (no user namespace) the node is made with mknod and gets the config's
-    // mode; under `default` (a user namespace, where mknod is not allowed) the host's node
-    // of the same device is bound, with the host's mode.
-    for (policy, zero2) in [("runc", "1:5 660"), ("default", "1:5 666")] {
+    // Under `runc` (no user namespace) the init makes the node with mknod; under `default`
+    // (a user namespace, where mknod is not allowed) the runtime makes it, as host root, on
+    // the /dev tmpfs it hands over. Either way: the config's number, mode and owner.
+    for (policy, zero2) in [("runc", "1:5 660 0:1000"), ("default", "1:5 660 0:1000")] {
         b.set(|c| c["annotations"] = json!({"io.contain.policy": policy}));
         let out = run_ok(&b)?;
         let l: Vec<&str> = out.lines().map(str::trim).collect();

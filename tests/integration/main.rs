@@ -7,6 +7,7 @@ mod bad_input;
 mod cgroup2;
 mod clients;
 mod config;
+mod conformance;
 mod exec;
 mod lifecycle;
 mod microvm;
@@ -33,6 +34,7 @@ fn main() {
     tests.extend(audit::TESTS);
     tests.extend(microvm::TESTS);
     tests.extend(cgroup2::TESTS);
+    tests.extend(conformance::TESTS);
     let missing = util::missing_prerequisite();
     let trials = tests
         .into_iter()
