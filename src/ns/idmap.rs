@@ -82,18 +82,48 @@ pub fn idmappable(path: &Path) -> Result<(), String> {
         (0x0102_1994, "tmpfs"),
         (0xF2F5_2010, "f2fs"),
     ];
+    const OVERLAY: i64 = 0x794C_7630;
     const KNOWN: [(i64, &str); 4] = [
-        (0x794C_7630, "overlayfs"),
+        (OVERLAY, "overlayfs"),
         (0x6969, "nfs"),
         (0x6573_5546, "fuse"),
         (0x0102_1997, "9p"),
     ];
-    let fd = crate::sys::fs::open_host(path, libc::O_PATH | libc::O_DIRECTORY)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let magic = crate::sys::fs::fs_type(std::os::fd::AsFd::as_fd(&fd))
-        .map_err(|e| format!("statfs {}: {e}", path.display()))?;
-    if OK.iter().any(|(m, _)| *m == magic) {
+    let magic = |p: &Path| {
+        let fd = crate::sys::fs::open_host(p, libc::O_PATH | libc::O_DIRECTORY)
+            .map_err(|e| format!("{}: {e}", p.display()))?;
+        crate::sys::fs::fs_type(std::os::fd::AsFd::as_fd(&fd))
+            .map_err(|e| format!("statfs {}: {e}", p.display()))
+    };
+    let ok = |m: i64| OK.iter().any(|(k, _)| *k == m);
+    let magic = magic(path)?;
+    if ok(magic) {
         return Ok(());
+    }
+    // An overlay's root: its layers are idmapped instead (rootfs::overlay).
+    if magic == OVERLAY {
+        if let Some(o) = crate::rootfs::overlay::of(path) {
+            if o.volatile() {
+                return Err(format!(
+                    "the rootfs {} is a volatile overlay: a second overlay of its layers cannot share its work directory",
+                    path.display()
+                ));
+            }
+            for layer in o.layers() {
+                let fd = crate::sys::fs::open_host(&layer, libc::O_PATH | libc::O_DIRECTORY)
+                    .map_err(|e| format!("overlay layer {}: {e}", layer.display()))?;
+                let m = crate::sys::fs::fs_type(std::os::fd::AsFd::as_fd(&fd))
+                    .map_err(|e| format!("statfs {}: {e}", layer.display()))?;
+                if !ok(m) {
+                    return Err(format!(
+                        "the rootfs {} is an overlay whose layer {} is on a filesystem that cannot be idmapped ({m:#x})",
+                        path.display(),
+                        layer.display()
+                    ));
+                }
+            }
+            return Ok(());
+        }
     }
     let name = KNOWN.iter().find(|(m, _)| *m == magic).map_or_else(
         || format!("filesystem type {magic:#x}"),

@@ -247,6 +247,17 @@ enum Never {}
 
 fn init_inner(ch: &Channel, args: &InitArgs<'_>, prepared: Prepared) -> Result<Never, String> {
     sys::set_parent_death_signal(libc::SIGKILL).map_err(|e| format!("prctl: {e}"))?;
+    // The runtime opens the rootfs directory for us in our mount namespace: as the user
+    // namespace's root we may not be able to search the directories above it.
+    let rootfs_dir = if prepared.iter().any(|(i, _)| *i == -1) {
+        expect(ch, Msg::RootfsDir)?;
+        Some(
+            crate::sys::socket::recv_fd(ch.as_fd())
+                .map_err(|e| format!("receive the rootfs directory: {e}"))?,
+        )
+    } else {
+        None
+    };
     expect(ch, Msg::Go)?;
     let spec = spec(args);
     let process = spec.process().as_ref().ok_or("no process")?;
@@ -260,6 +271,7 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>, prepared: Prepared) -> Result<N
         bundle: &args.bundle.dir,
         cgroup: args.cgroup,
         prepared,
+        rootfs_dir,
     };
     let root = rootfs::prepare(&plan).map_err(|e| e.to_string())?;
     // The prepared mounts are attached: their descriptors must not reach the workload.

@@ -133,6 +133,24 @@ fn drive(
             Msg::InitPid(pid) => {
                 *init_pid = Some(pid);
                 let _ = waitpid(Pid::from_raw(stage1_pid), None);
+                if args.idmap {
+                    // Through the init's /proc root: the path resolves in its mount
+                    // namespace, searched with our (host root's) permissions.
+                    let rootfs = &args.bundle.rootfs;
+                    let dir = sys::fs::open_host(
+                        &Path::new(&format!("/proc/{pid}/root"))
+                            .join(rootfs.strip_prefix("/").unwrap_or(rootfs)),
+                        libc::O_PATH | libc::O_DIRECTORY,
+                    )
+                    .map_err(|e| {
+                        format!(
+                            "open the rootfs {} in the container's mount namespace: {e}",
+                            rootfs.display()
+                        )
+                    })?;
+                    ch.send(&Msg::RootfsDir).map_err(io)?;
+                    sys::socket::send_fd(ch.as_fd(), dir.as_raw_fd(), b"rootfs").map_err(io)?;
+                }
                 ch.send(&Msg::Go).map_err(io)?;
             }
             Msg::RunCreateRuntimeHooks => {
@@ -302,14 +320,31 @@ fn idmapped_mounts(args: &InitArgs<'_>, stage1_pid: i32) -> Result<Vec<(i64, Own
     )
     .map_err(|e| format!("open the container's user namespace: {e}"))?;
     let rootfs = &args.bundle.rootfs;
-    let root = clone_tree(rootfs, false)
+    let linux = args
+        .bundle
+        .spec
+        .linux()
+        .as_ref()
+        .ok_or("no linux section")?;
+    let root = if let Some(o) = crate::rootfs::overlay::of(rootfs) {
+        let ids = host_id(linux.uid_mappings().as_deref().unwrap_or_default(), 0)
+            .zip(host_id(
+                linux.gid_mappings().as_deref().unwrap_or_default(),
+                0,
+            ))
+            .ok_or("the user namespace does not map root")?;
+        o.idmapped(userns.as_fd(), ids)
+            .map_err(|e| format!("the rootfs {} is an overlay: {e}", rootfs.display()))?
+    } else {
+        clone_tree(rootfs, false)
         .and_then(|m| set_idmap(m.as_fd(), userns.as_fd(), false).map(|()| m))
         .map_err(|e| {
             format!(
                 "idmap the rootfs {}: {e} (its filesystem must support idmapped mounts when the policy adds a user namespace; choose --policy runc, give config.json a user namespace of its own, or set the annotation io.contain.userns=host)",
                 rootfs.display()
             )
-        })?;
+        })?
+    };
     let mut out = vec![(-1, root)];
     for (i, m) in args.bundle.spec.mounts().iter().flatten().enumerate() {
         let opts = crate::rootfs::options::parse(m.options().as_deref().unwrap_or_default())

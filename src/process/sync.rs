@@ -22,6 +22,9 @@ pub enum Msg {
     IdMapsWritten { prepared: Vec<i64> },
     /// Stage 1 -> runtime: the container's init has this pid (in the runtime's pid namespace).
     InitPid(i32),
+    /// Runtime -> init: the rootfs directory, opened in the init's mount namespace, follows
+    /// (one descriptor): the init attaches the idmapped rootfs on it.
+    RootfsDir,
     /// Init -> runtime: the mounts are made; run the prestart and createRuntime hooks.
     RunCreateRuntimeHooks,
     /// Runtime -> init: the hooks ran; here is the container state for the init's own hooks.

@@ -6,6 +6,7 @@
 pub(crate) mod devices;
 mod mounts;
 pub mod options;
+pub mod overlay;
 mod paths;
 
 use std::io;
@@ -61,6 +62,9 @@ pub struct RootfsPlan<'a> {
     /// (index in config.json's mounts, -1 for the rootfs; the mount). Idmapped copies of the
     /// rootfs and bind sources, and the /dev tmpfs with its device nodes.
     pub prepared: Vec<(i64, OwnedFd)>,
+    /// The rootfs directory in this mount namespace, opened by the runtime (see
+    /// `Msg::RootfsDir`), where the idmapped rootfs is attached.
+    pub rootfs_dir: Option<OwnedFd>,
 }
 
 impl RootfsPlan<'_> {
@@ -85,13 +89,16 @@ pub fn prepare(plan: &RootfsPlan<'_>) -> Result<OwnedFd, RootfsError> {
         None::<&str>,
     )
     .map_err(nix_step("make / a recursive slave"))?;
-    if let Some(idmapped) = plan.prepared(-1) {
-        let target = open_host(plan.rootfs, libc::O_PATH | libc::O_DIRECTORY)
-            .map_err(step(format!("open the rootfs {}", plan.rootfs.display())))?;
-        crate::sys::mount::attach(idmapped.as_fd(), target.as_fd()).map_err(step(format!(
+    let root = if let (Some(idmapped), Some(dir)) = (plan.prepared(-1), &plan.rootfs_dir) {
+        crate::sys::mount::attach(idmapped.as_fd(), dir.as_fd()).map_err(step(format!(
             "attach the idmapped rootfs on {}",
             plan.rootfs.display()
         )))?;
+        // Attached, the detached mount's descriptor is the new root: no path walk (its
+        // parents may not be searchable from the user namespace).
+        idmapped
+            .try_clone()
+            .map_err(step("duplicate the rootfs descriptor"))?
     } else {
         mount(
             Some(plan.rootfs),
@@ -104,9 +111,9 @@ pub fn prepare(plan: &RootfsPlan<'_>) -> Result<OwnedFd, RootfsError> {
             "bind the rootfs {}",
             plan.rootfs.display()
         )))?;
-    }
-    let root = open_host(plan.rootfs, libc::O_PATH | libc::O_DIRECTORY)
-        .map_err(step(format!("open the rootfs {}", plan.rootfs.display())))?;
+        open_host(plan.rootfs, libc::O_PATH | libc::O_DIRECTORY)
+            .map_err(step(format!("open the rootfs {}", plan.rootfs.display())))?
+    };
     for (i, m) in plan.spec.mounts().iter().flatten().enumerate() {
         mounts::mount_one(root.as_fd(), m, i as i64, plan)?;
     }

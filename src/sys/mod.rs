@@ -173,3 +173,24 @@ pub fn fork_sibling() -> io::Result<Option<libc::pid_t>> {
         pid => Ok(Some(pid as libc::pid_t)),
     }
 }
+
+/// Run `f` with this thread's filesystem uid and gid set to `ids` (setfsuid, setfsgid), with
+/// the effective capabilities that change drops raised again from the permitted set; all
+/// restored afterwards. Both calls act on the calling thread only.
+pub fn with_fs_ids<T>(ids: (u32, u32), f: impl FnOnce() -> T) -> io::Result<T> {
+    use caps::CapSet;
+    let eff = caps::read(None, CapSet::Effective).map_err(io::Error::other)?;
+    // SAFETY: a plain integer argument; only this thread's filesystem gid changes.
+    let old_gid = unsafe { libc::setfsgid(ids.1) };
+    // SAFETY: as above, for the filesystem uid.
+    let old_uid = unsafe { libc::setfsuid(ids.0) };
+    let out = caps::set(None, CapSet::Effective, &eff)
+        .map(|()| f())
+        .map_err(io::Error::other);
+    // SAFETY: as above, back to the previous ids.
+    unsafe { libc::setfsuid(old_uid as u32) };
+    // SAFETY: as above.
+    unsafe { libc::setfsgid(old_gid as u32) };
+    caps::set(None, CapSet::Effective, &eff).map_err(io::Error::other)?;
+    out
+}

@@ -29,7 +29,116 @@ pub const TESTS: &[(&str, crate::TestFn)] = &[
     ("policy::state_shows_what_holds", state_annotations),
     ("policy::bad_policies_and_ranges_refused_cleanly", bad_input),
     ("policy::rootless_run_as_an_unprivileged_user", rootless),
+    (
+        "policy::overlay_rootfs_gets_idmapped_layers",
+        overlay_rootfs,
+    ),
 ];
+
+/// An overlay mounted by the test (as engines mount theirs), unmounted when dropped.
+struct OverlayMount {
+    merged: std::path::PathBuf,
+}
+
+impl OverlayMount {
+    fn new(lower: &Path, dir: &Path, extra: &str) -> Result<OverlayMount, String> {
+        let (up, work, merged) = (dir.join("diff"), dir.join("work"), dir.join("merged"));
+        for d in [&up, &work, &merged] {
+            std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+        }
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}{extra}",
+            lower.display(),
+            up.display(),
+            work.display()
+        );
+        let o = std::process::Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o", &opts])
+            .arg(&merged)
+            .out();
+        if o.code != 0 {
+            return Err(format!("mount overlay: {}", o.stderr));
+        }
+        Ok(OverlayMount { merged })
+    }
+}
+
+impl Drop for OverlayMount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.merged, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// A rootfs that is an overlay's root (as podman's and containerd's are) cannot be idmapped;
+/// the default policy idmaps its layers and mounts a second overlay of them. Inside: root is
+/// not host root, the image's files are root's, a write works and lands in the upper layer
+/// owned by host root (as without a user namespace). A volatile overlay cannot be mounted
+/// twice: that one runs without a user namespace and the state says why.
+fn overlay_rootfs() -> R {
+    let mut b = Bundle::new();
+    let layers = tempfile::tempdir()?;
+    let ovl = match OverlayMount::new(&b.rootfs(), layers.path(), "") {
+        Ok(m) => m,
+        Err(e) => return skip(format!("cannot mount an overlay here: {e}")),
+    };
+    let merged = ovl.merged.clone();
+    b.set(|c| {
+        c["root"] = json!({"path": merged, "readonly": false});
+    });
+    b.sh(
+        "awk '$1 == 0 {print ($2 == 0 ? \"host-root\" : \"mapped\")}' /proc/self/uid_map; \
+          stat -c %u:%g /bin/busybox /etc/passwd; echo new > /etc/new && stat -c %u:%g /etc/new",
+    );
+    let o = run_with("default", &b);
+    ok(&o, "default on an overlay")?;
+    ensure!(
+        o.stdout == "mapped\n0:0\n0:0\n0:0\n",
+        "inside: {:?}",
+        o.stdout
+    );
+    use std::os::unix::fs::MetadataExt;
+    let written = std::fs::metadata(layers.path().join("diff/etc/new"))?;
+    ensure!(
+        (written.uid(), written.gid()) == (0, 0),
+        "the upper layer got {}:{}",
+        written.uid(),
+        written.gid()
+    );
+    ensure!(
+        !b.rootfs().join("etc/new").exists(),
+        "the write reached the lower layer"
+    );
+    ensure!(
+        host_mounts_under(layers.path()).len() == 1,
+        "mounts left: {:?}",
+        host_mounts_under(layers.path())
+    );
+    drop(ovl);
+
+    // volatile: no user namespace, and the reason recorded.
+    let layers = tempfile::tempdir()?;
+    let _ovl = match OverlayMount::new(&b.rootfs(), layers.path(), ",volatile") {
+        Ok(m) => m,
+        Err(e) => return skip(format!("cannot mount a volatile overlay here: {e}")),
+    };
+    let merged = layers.path().join("merged");
+    b.set(|c| {
+        c["root"] = json!({"path": merged, "readonly": false});
+        c["process"]["args"] = json!(["sleep", "30"]);
+    });
+    let rt = Runtime::new();
+    let o = rt.create(&b, "vol");
+    ok(&o, "create on a volatile overlay")?;
+    let st = rt.state("vol").ok_or("no state")?;
+    let userns = st["annotations"]["io.contain.userns"]
+        .as_str()
+        .unwrap_or("");
+    ensure!(
+        userns.starts_with("none") && userns.contains("volatile overlay"),
+        "io.contain.userns: {userns:?}"
+    );
+    pass()
+}
 
 /// `contain --policy P run` of a bundle in a fresh state root.
 fn run_with(policy: &str, b: &Bundle) -> Out {
