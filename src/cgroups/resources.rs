@@ -110,6 +110,10 @@ fn swap_v2(limit: Option<i64>, swap: i64) -> Result<Option<String>, CgroupError>
             "memory.swap",
             format_args!("{s} is not a limit"),
         )),
+        (_, Some(l)) if l < -1 => Err(unsupported(
+            "memory.limit",
+            format_args!("{l} is not a limit"),
+        )),
         (_, None | Some(0) | Some(-1)) => Err(unsupported(
             "memory.swap",
             "on cgroup v2 it needs memory.limit (OCI's swap is memory+swap)",
@@ -1017,6 +1021,12 @@ mod tests {
             &mem,
             serde_json::json!({"memory": {"limit": 200, "swap": 100}}),
             "at least memory.limit",
+        );
+        // swap minus a hugely negative limit overflowed (found while writing the fuzz target).
+        refused(
+            &mem,
+            serde_json::json!({"memory": {"limit": i64::MIN, "swap": 5}}),
+            "is not a limit",
         );
         refused(
             &mem,
