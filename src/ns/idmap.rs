@@ -103,12 +103,6 @@ pub fn idmappable(path: &Path) -> Result<(), String> {
     // An overlay's root: its layers are idmapped instead (rootfs::overlay).
     if magic == OVERLAY {
         if let Some(o) = crate::rootfs::overlay::of(path) {
-            if o.volatile() {
-                return Err(format!(
-                    "the rootfs {} is a volatile overlay: a second overlay of its layers cannot share its work directory",
-                    path.display()
-                ));
-            }
             for layer in o.layers() {
                 let fd = crate::sys::fs::open_host(&layer, libc::O_PATH | libc::O_DIRECTORY)
                     .map_err(|e| format!("overlay layer {}: {e}", layer.display()))?;

@@ -492,11 +492,17 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
         .annotations()
         .as_ref()
         .and_then(|a| a.get(USERNS_ANNOTATION).cloned());
+    // A network namespace joined by path is joined before the user namespace is made (as
+    // root, the init can); any other joined namespace could not be entered from it.
     let joins = namespaces
         .iter()
-        .filter(|n| n.path().is_some())
+        .filter(|n| n.path().is_some() && n.typ() != LinuxNamespaceType::Network)
         .map(|n| ns_name(n.typ()))
         .collect::<Vec<_>>();
+    let joined_net = namespaces
+        .iter()
+        .find(|n| n.typ() == LinuxNamespaceType::Network)
+        .and_then(|n| n.path().clone());
     let cannot_add = if !joins.is_empty() {
         Some(format!(
             "config.json joins the {} namespace(s) by path, which a new user namespace could not enter; give it the user namespace to join",
@@ -553,6 +559,13 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
         list.push(user);
         linux.set_namespaces(Some(list));
         spec.set_linux(Some(linux));
+        if let Some(p) = &joined_net {
+            warnings.push(format!(
+                "policy {}: the network namespace {} is joined before the added user namespace is made, so it stays the host's: container root holds no capability in it (no raw sockets); ports below 1024 and ICMP echo sockets are opened to every user in it, as Docker does",
+                policy.name,
+                p.display()
+            ));
+        }
         UserNs::Added(pool)
     };
     if let Some(v) = opt_out.filter(|v| v != "host") {

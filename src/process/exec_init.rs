@@ -79,9 +79,21 @@ fn stage1_inner(
     cgroup.join_self_v1().map_err(|e| e.to_string())?;
     rlimits::apply(args.process.rlimits().as_deref().unwrap_or_default())?;
     let mut files: Vec<(LinuxNamespaceType, File)> = Vec::new();
-    // The user namespace first (it grants the rights to join the others), then ns::JOIN_ORDER.
-    let order = std::iter::once(LinuxNamespaceType::User).chain(JOIN_ORDER);
-    for t in order.filter(|t| args.namespaces.contains(t)) {
+    // Unprivileged, the user namespace first: it grants the rights to join the others. As
+    // root, the others first (root may join any), the user namespace last: a namespace the
+    // container joined before its user namespace was made (a network namespace by path) is
+    // not the user namespace's to enter.
+    let order: Vec<LinuxNamespaceType> = if nix::unistd::geteuid().is_root() {
+        JOIN_ORDER
+            .into_iter()
+            .chain(std::iter::once(LinuxNamespaceType::User))
+            .collect()
+    } else {
+        std::iter::once(LinuxNamespaceType::User)
+            .chain(JOIN_ORDER)
+            .collect()
+    };
+    for t in order.into_iter().filter(|t| args.namespaces.contains(t)) {
         let path = format!("/proc/{}/ns/{}", args.init_pid, ns_file(t));
         let f = File::open(&path).map_err(|e| format!("open {path}: {e}"))?;
         files.push((t, f));

@@ -179,6 +179,7 @@ fn stage1_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Option<Prepared>, S
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
 
     let mut prepared = Prepared::new();
+    let early_net = join_network_first(args, &procfs, &mut prepared)?;
     if let Some(p) = &args.ns.join_user {
         ns::join(LinuxNamespaceType::User, p)?;
     }
@@ -215,7 +216,9 @@ fn stage1_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Option<Prepared>, S
         }
     }
     for (t, p) in &args.ns.join {
-        ns::join(*t, p)?;
+        if !(early_net && *t == LinuxNamespaceType::Network) {
+            ns::join(*t, p)?;
+        }
     }
     let flags = args.ns.unshare;
     unshare(flags).map_err(|e| format!("create namespaces {flags:?}: {e}"))?;
@@ -241,6 +244,74 @@ fn stage1_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Option<Prepared>, S
         res.map_err(|e| format!("linux.timeOffsets: {e}"))?;
     }
     Ok(fork_and_report(ch, "the container's init")?.then_some(prepared))
+}
+
+/// A network namespace joined by path while a new user namespace is made (podman, as root,
+/// makes one per container): join it first, as host root, since from inside the new user
+/// namespace we could not. It stays owned by the host's user namespace, so container root
+/// holds no capability in it: open ports below 1024 and ICMP echo sockets to every user in it
+/// (as Docker does for its containers), and make its sysfs instance here, which only a
+/// mounter owning the network namespace may. Returns whether it was joined.
+fn join_network_first(
+    args: &InitArgs<'_>,
+    procfs: &ProcFs,
+    prepared: &mut Prepared,
+) -> Result<bool, String> {
+    let Some(path) = network_joined_first(args) else {
+        return Ok(false);
+    };
+    ns::join(LinuxNamespaceType::Network, path)?;
+    // Ours first, then config.json's net.* sysctls (which the init could not write here).
+    let ours = [
+        ("net.ipv4.ip_unprivileged_port_start", "0"),
+        ("net.ipv4.ping_group_range", "0 2147483647"),
+    ];
+    let config = spec(args)
+        .linux()
+        .as_ref()
+        .and_then(|l| l.sysctl().clone())
+        .unwrap_or_default();
+    let theirs = config
+        .iter()
+        .filter(|(k, _)| k.starts_with("net."))
+        .map(|(k, v)| (k.as_str(), v.as_str()));
+    for (key, value) in ours.into_iter().chain(theirs) {
+        procfs
+            .write(
+                Path::new(&format!("sys/{}", key.replace('.', "/"))),
+                value.as_bytes(),
+            )
+            .map_err(|e| format!("linux.sysctl {key}={value} in {}: {e}", path.display()))?;
+    }
+    let sysfs = spec(args)
+        .mounts()
+        .iter()
+        .flatten()
+        .enumerate()
+        .find(|(_, m)| m.typ().as_deref() == Some("sysfs"));
+    if let Some((i, m)) = sysfs {
+        let opts = rootfs::options::parse(m.options().as_deref().unwrap_or_default())
+            .map_err(|e| format!("mount {}: {e}", m.destination().display()))?;
+        let fs = crate::sys::mount::new_fs(
+            "sysfs",
+            &[],
+            crate::sys::mount::attrs_from_flags(opts.flags),
+        )
+        .map_err(|e| format!("make the sysfs of {}: {e}", path.display()))?;
+        prepared.push((i as i64, fs));
+    }
+    Ok(true)
+}
+
+/// The network namespace stage 1 joins before it makes the user namespace (see
+/// [`join_network_first`]).
+fn network_joined_first<'a>(args: &'a InitArgs<'_>) -> Option<&'a Path> {
+    let (_, path) = args
+        .ns
+        .join
+        .iter()
+        .find(|(t, _)| *t == LinuxNamespaceType::Network)?;
+    (args.ns.new_user && nix::unistd::geteuid().is_root()).then_some(path.as_path())
 }
 
 enum Never {}
@@ -285,7 +356,11 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>, prepared: Prepared) -> Result<N
     if let Some(d) = spec.domainname().as_ref().filter(|d| !d.is_empty()) {
         set_domainname(d)?;
     }
+    let early_net = network_joined_first(args).is_some();
     for (key, value) in linux.sysctl().iter().flatten() {
+        if early_net && key.starts_with("net.") {
+            continue; // written by stage 1 (join_network_first)
+        }
         let rel = format!("sys/{}", key.replace('.', "/"));
         procfs
             .write(Path::new(&rel), value.as_bytes())

@@ -203,13 +203,22 @@ fn bind(
     } else {
         plan.bundle.join(src)
     };
-    let src_fd = open_host(&src, libc::O_PATH)
-        .map_err(step(format!("open bind source {}", src.display())))?;
-    let is_dir = fstat(src_fd.as_fd())
-        .map_err(step("stat bind source"))?
-        .st_mode
-        & libc::S_IFMT
-        == libc::S_IFDIR;
+    // A source the runtime prepared (idmapped) is not opened by path here: in a user
+    // namespace its parents may not be searchable (podman's /run/containers/storage).
+    let prepared = plan.prepared(index);
+    let src_fd = match prepared {
+        Some(_) => None,
+        None => Some(
+            open_host(&src, libc::O_PATH)
+                .map_err(step(format!("open bind source {}", src.display())))?,
+        ),
+    };
+    let probe = prepared
+        .or(src_fd.as_ref())
+        .map(|f| f.as_fd())
+        .ok_or_else(|| RootfsError::Refused(format!("bind source {}", src.display())))?;
+    let is_dir =
+        fstat(probe).map_err(step("stat bind source"))?.st_mode & libc::S_IFMT == libc::S_IFDIR;
     let target = if is_dir {
         mkdir_all_in_root(root, dest, 0o755)
     } else {
@@ -217,15 +226,15 @@ fn bind(
     }
     .map_err(step(format!("create mount point {}", dest.display())))?;
     let rec = opts.flags & MsFlags::MS_REC;
-    if let Some(idmapped) = plan.prepared(index) {
+    if let Some(idmapped) = prepared {
         crate::sys::mount::attach(idmapped.as_fd(), target.as_fd()).map_err(step(format!(
             "attach idmapped {} on {}",
             src.display(),
             dest.display()
         )))?;
-    } else {
+    } else if let Some(src_fd) = &src_fd {
         mount_at(
-            Some(&fd_path(&src_fd)),
+            Some(&fd_path(src_fd)),
             &target,
             None,
             MsFlags::MS_BIND | rec,

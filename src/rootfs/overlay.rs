@@ -7,12 +7,17 @@
 //! that accessing files through both at once is undefined): while the container runs, its
 //! writes go through its own overlay, and a host-side view of the engine's mount (`podman
 //! cp` into a running container, say) may not see them at once. With `index=on` the kernel
-//! refuses the second mount, and the create fails with that reason; a `volatile` overlay
-//! (podman's) cannot be mounted twice at all, so it is reported as not idmappable and the
-//! policy runs the container without a user namespace, saying why.
+//! refuses the second mount, and the create fails with that reason. A `volatile` overlay
+//! (podman's for `--rm` containers) marks its work directory so that no other mount may use
+//! it: the second overlay gets a work directory of its own, `contain-work` beside the upper
+//! directory (on the same filesystem, as overlayfs wants; it goes when the engine removes the
+//! container's layer), and is not volatile itself.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+
+/// The work directory of the second overlay when the first is volatile, beside the upper one.
+const OWN_WORKDIR: &str = "contain-work";
 
 /// The overlay mounted at a path, as /proc/self/mountinfo describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,7 +142,7 @@ impl Overlay {
 
     /// Mounted with `volatile`: the kernel refuses any other mount of the same work
     /// directory while it exists.
-    pub fn volatile(&self) -> bool {
+    fn volatile(&self) -> bool {
         self.options
             .iter()
             .any(|o| o == "volatile" || o == "fsync=volatile")
@@ -183,6 +188,14 @@ impl Overlay {
         opts.extend(data.iter().map(|m| format!("datadir+={}", fd(m))));
         let upper = match (self.upper_base(), self.readonly) {
             (Some((base, u, w)), false) => {
+                let w = if self.volatile() {
+                    let own = PathBuf::from(OWN_WORKDIR);
+                    std::fs::create_dir_all(base.join(&own))
+                        .map_err(|e| format!("create {}: {e}", base.join(&own).display()))?;
+                    own
+                } else {
+                    w
+                };
                 let m = idmap(&base)?;
                 opts.push(format!("upperdir={}/{}", fd(&m), u.display()));
                 opts.push(format!("workdir={}/{}", fd(&m), w.display()));
@@ -190,7 +203,12 @@ impl Overlay {
             }
             _ => None,
         };
-        opts.extend(self.options.iter().cloned());
+        opts.extend(
+            self.options
+                .iter()
+                .filter(|o| *o != "volatile" && *o != "fsync=volatile")
+                .cloned(),
+        );
         let attrs = if self.readonly || upper.is_none() {
             0x1
         } else {

@@ -33,6 +33,10 @@ pub const TESTS: &[(&str, crate::TestFn)] = &[
         "policy::overlay_rootfs_gets_idmapped_layers",
         overlay_rootfs,
     ),
+    (
+        "policy::joined_network_namespace_keeps_the_user_namespace",
+        joined_netns,
+    ),
 ];
 
 /// An overlay mounted by the test (as engines mount theirs), unmounted when dropped.
@@ -72,8 +76,8 @@ impl Drop for OverlayMount {
 /// A rootfs that is an overlay's root (as podman's and containerd's are) cannot be idmapped;
 /// the default policy idmaps its layers and mounts a second overlay of them. Inside: root is
 /// not host root, the image's files are root's, a write works and lands in the upper layer
-/// owned by host root (as without a user namespace). A volatile overlay cannot be mounted
-/// twice: that one runs without a user namespace and the state says why.
+/// owned by host root (as without a user namespace). A volatile overlay (podman's for --rm)
+/// works too, with a work directory of contain's own.
 fn overlay_rootfs() -> R {
     let mut b = Bundle::new();
     let layers = tempfile::tempdir()?;
@@ -115,27 +119,25 @@ fn overlay_rootfs() -> R {
     );
     drop(ovl);
 
-    // volatile: no user namespace, and the reason recorded.
     let layers = tempfile::tempdir()?;
     let _ovl = match OverlayMount::new(&b.rootfs(), layers.path(), ",volatile") {
         Ok(m) => m,
         Err(e) => return skip(format!("cannot mount a volatile overlay here: {e}")),
     };
     let merged = layers.path().join("merged");
-    b.set(|c| {
-        c["root"] = json!({"path": merged, "readonly": false});
-        c["process"]["args"] = json!(["sleep", "30"]);
-    });
-    let rt = Runtime::new();
-    let o = rt.create(&b, "vol");
-    ok(&o, "create on a volatile overlay")?;
-    let st = rt.state("vol").ok_or("no state")?;
-    let userns = st["annotations"]["io.contain.userns"]
-        .as_str()
-        .unwrap_or("");
+    b.set(|c| c["root"] = json!({"path": merged, "readonly": false}));
+    for round in 0..2 {
+        let o = run_with("default", &b);
+        ok(&o, "default on a volatile overlay")?;
+        ensure!(
+            o.stdout == "mapped\n0:0\n0:0\n0:0\n",
+            "volatile, run {round}: {:?}",
+            o.stdout
+        );
+    }
     ensure!(
-        userns.starts_with("none") && userns.contains("volatile overlay"),
-        "io.contain.userns: {userns:?}"
+        layers.path().join("contain-work").is_dir() && layers.path().join("diff/etc/new").is_file(),
+        "no own work directory, or the write went elsewhere"
     );
     pass()
 }
@@ -559,5 +561,65 @@ fn rootless() -> R {
         std::fs::read_dir(state.path())?.count() == 0,
         "state left behind after the refusal"
     );
+    pass()
+}
+
+/// A network namespace joined by path (as rootful podman gives one): the default policy still
+/// adds the user namespace, joining the network namespace first. Inside: root is mapped, sysfs
+/// shows that namespace's devices (only lo, not the host's), config.json's net sysctl is set
+/// in it, port 80 can be bound, and `exec` gets in.
+fn joined_netns() -> R {
+    let dir = tempfile::tempdir()?;
+    let ns = dir.path().join("net");
+    std::fs::write(&ns, "")?;
+    let o = std::process::Command::new("unshare")
+        .arg(format!("--net={}", ns.display()))
+        .arg("true")
+        .out();
+    if o.code != 0 {
+        return skip(format!("unshare --net=FILE: {}", o.stderr));
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount2(self.0, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+    let _guard = Unmount(&ns);
+    let mut b = Bundle::new();
+    b.set(|c| {
+        let list = c["linux"]["namespaces"].as_array_mut().unwrap();
+        list.retain(|n| n["type"] != "network");
+        list.push(json!({"type": "network", "path": ns}));
+        c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+        c["process"]["args"] = json!(["sleep", "30"]);
+    });
+    let rt = Runtime::new();
+    let o = rt.create(&b, "jn");
+    ok(&o, "create joining a network namespace")?;
+    ok(&rt.exec(&["start", "jn"]), "start")?;
+    let o = rt.exec(&[
+        "exec",
+        "jn",
+        "sh",
+        "-c",
+        "awk '$1 == 0 {print ($2 == 0 ? \"host-root\" : \"mapped\")}' /proc/self/uid_map; \
+         ls /sys/class/net | tr '\\n' ' '; echo; cat /proc/sys/net/ipv4/ip_forward; \
+         (nc -l -p 80 >/dev/null 2>&1 &); sleep 0.3; netstat -ln | grep -c ':80 '",
+    ]);
+    ensure!(
+        o.code == 0 && o.stdout == "mapped\nlo \n1\n1\n",
+        "inside: {} {:?} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    let st = rt.state("jn").ok_or("no state")?;
+    let userns = st["annotations"]["io.contain.userns"]
+        .as_str()
+        .unwrap_or("");
+    ensure!(userns.starts_with("added"), "io.contain.userns: {userns:?}");
+    ok(&rt.exec(&["delete", "--force", "jn"]), "delete")?;
+    rt.assert_clean(&b, "jn")?;
     pass()
 }
