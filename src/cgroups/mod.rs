@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-pub use mountinfo::{parse_mountinfo, Hierarchy, Version};
+pub use mountinfo::{parse_mountinfo, unescape as unescape_mountinfo, Hierarchy, Version};
 pub use resources::{check_supported, limits_named};
 
 #[derive(Debug, Error)]

@@ -18,7 +18,7 @@ pub struct Hierarchy {
 }
 
 /// Unescape the octal escapes mountinfo uses for spaces and such.
-fn unescape(s: &str) -> String {
+pub fn unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 
+use super::stats::read_u64;
 use super::{Cgroup, CgroupError, Hierarchy, Version};
 
 /// Where `controller` is on this host: a v1 hierarchy first (as [`Cgroup::dir_for`] picks),
@@ -350,14 +351,6 @@ fn limit_text(v: i64, version: Version) -> String {
     } else {
         v.to_string()
     }
-}
-
-fn read_u64(dir: &Path, file: &str) -> Option<u64> {
-    std::fs::read_to_string(dir.join(file))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 fn apply_memory(cg: &Cgroup, m: &oci_spec::runtime::LinuxMemory) -> Result<(), CgroupError> {

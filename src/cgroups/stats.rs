@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 
 use super::{Cgroup, Version};
 
-fn read_u64(dir: &Path, file: &str) -> Option<u64> {
+pub(super) fn read_u64(dir: &Path, file: &str) -> Option<u64> {
     std::fs::read_to_string(dir.join(file))
         .ok()?
         .trim()

@@ -48,8 +48,21 @@ fn no_userns_where_it_cannot_be_added() {
     assert!(e.to_string().contains("requires a user namespace"), "{e}");
     let mut v = docker_like();
     v["linux"]["namespaces"][1] = serde_json::json!({"type": "network", "path": "/proc/1/ns/net"});
+    let a = apply(
+        &Policy::builtin("default").unwrap(),
+        &spec(v.clone()),
+        &root(),
+    )
+    .unwrap();
+    // A network namespace joined by path is joined before the user namespace is made.
+    assert!(matches!(a.userns, UserNs::Added(_)), "{:?}", a.userns);
+    assert!(a.warnings.iter().any(|w| w.contains("/proc/1/ns/net")));
+    // Any other joined namespace could not be entered from a new user namespace.
+    let list = v["linux"]["namespaces"].as_array_mut().unwrap();
+    list.retain(|n| n["type"] != "ipc");
+    list.push(serde_json::json!({"type": "ipc", "path": "/proc/1/ns/ipc"}));
     let a = apply(&Policy::builtin("default").unwrap(), &spec(v), &root()).unwrap();
-    assert!(matches!(a.userns, UserNs::None(ref r) if r.contains("network")));
+    assert!(matches!(a.userns, UserNs::None(ref r) if r.contains("ipc")));
 }
 
 #[test]

@@ -16,6 +16,8 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use crate::cgroups::unescape_mountinfo as unescape;
+
 /// The work directory of the second overlay when the first is volatile, beside the upper one.
 const OWN_WORKDIR: &str = "contain-work";
 
@@ -31,28 +33,6 @@ pub struct Overlay {
     /// Every other option, as mountinfo shows it (`volatile`, `metacopy=on`, ...).
     pub options: Vec<String>,
     pub readonly: bool,
-}
-
-/// mountinfo escapes space, tab, newline and backslash as octal (`\040`).
-pub(crate) fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() {
-            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 4])
-                .ok()
-                .and_then(|d| u8::from_str_radix(d, 8).ok())
-            {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// overlayfs joins lowerdir's layers with ':' and escapes a ':' in a path as `\:`.
