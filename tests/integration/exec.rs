@@ -127,8 +127,14 @@ fn flags_and_process_json() -> R {
         .out();
     ensure!(o.code == 0, "exec -d: {}", o.stderr);
     let pid: i32 = std::fs::read_to_string(&pid_file)?.trim().parse()?;
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))?;
-    ensure!(comm.trim() == "sleep", "pid file names {comm:?}");
+    // The pid is the process's from the start; its name changes when it has exec'd, which
+    // may be just after `exec -d` returns (as with runc).
+    let comm = || std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let named = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        comm().trim() == "sleep"
+    });
+    ensure!(named, "pid file names {:?}", comm());
     pass()
 }
 
