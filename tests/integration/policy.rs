@@ -605,7 +605,9 @@ fn joined_netns() -> R {
         "-c",
         "awk '$1 == 0 {print ($2 == 0 ? \"host-root\" : \"mapped\")}' /proc/self/uid_map; \
          ls /sys/class/net | tr '\\n' ' '; echo; cat /proc/sys/net/ipv4/ip_forward; \
-         (nc -l -p 80 >/dev/null 2>&1 &); sleep 0.3; netstat -ln | grep -c ':80 '",
+         (sleep 60 | nc -l -p 80 >/dev/null 2>&1 &); \
+         for i in $(seq 100); do netstat -ln | grep -q ':80 ' && break; sleep 0.05; done; \
+         netstat -ln | grep -c ':80 '",
     ]);
     ensure!(
         o.code == 0 && o.stdout == "mapped\nlo \n1\n1\n",

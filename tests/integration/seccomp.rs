@@ -132,7 +132,7 @@ fn default_profile() -> R {
     // Ordinary programs still work: a shell, ls, ps, and a TCP connection over loopback.
     let mut b = Bundle::new();
     b.sh("ls / >/dev/null && ps >/dev/null && echo listing-ok; \
-          (nc -l -p 7777 > /tmp/got &) ; \
+          (sleep 60 | nc -l -p 7777 > /tmp/got &) ; \
           for i in $(seq 50); do echo hello | nc 127.0.0.1 7777 2>/dev/null && break; sleep 0.1; done; \
           for i in $(seq 50); do [ -s /tmp/got ] && break; sleep 0.1; done; \
           cat /tmp/got; unshare -U true 2>/dev/null || echo unshare-refused; \
