@@ -104,6 +104,30 @@ fn preflight(
     }
     rlimits::preflight(process.rlimits().as_deref().unwrap_or_default())
         .map_err(ContainerError::Preflight)?;
+    // A namespaced sysctl is the host's when its namespace is joined from a path that is the
+    // runtime's own namespace (/proc/1/ns/net, say): refused, as for a shared namespace.
+    if let Some(linux) = spec.linux() {
+        let joined = linux.namespaces().iter().flatten().filter_map(|n| {
+            n.path()
+                .as_ref()
+                .filter(|p| crate::ns::is_own(n.typ(), p))
+                .map(|p| (n.typ(), p))
+        });
+        for (t, path) in joined {
+            if let Some((key, _)) = linux
+                .sysctl()
+                .iter()
+                .flatten()
+                .find(|(k, _)| crate::oci::sysctl_namespace(k) == Some(t))
+            {
+                return Err(ContainerError::Preflight(format!(
+                    "linux.sysctl.{key}: the {} namespace joined from {} is the host's; setting it would change the host",
+                    crate::ns::ns_file(t),
+                    path.display()
+                )));
+            }
+        }
+    }
     let caps = CapPlan::new(process.capabilities().as_ref()).map_err(ContainerError::Preflight)?;
     let terminal = process.terminal().unwrap_or(false);
     if terminal && opts.console_socket.is_none() {

@@ -93,6 +93,32 @@ impl NsPlan {
 }
 
 /// Join the namespace at `path`.
+/// The name of a namespace's file under /proc/PID/ns.
+pub fn ns_file(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+/// Whether the namespace at `path` is the one this process is in: joining it shares the
+/// runtime's (the host's) namespace.
+pub fn is_own(t: LinuxNamespaceType, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let own = std::fs::metadata(format!("/proc/self/ns/{}", ns_file(t)));
+    match (std::fs::metadata(path), own) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
+/// Join the namespace at `path`.
 pub fn join(t: LinuxNamespaceType, path: &Path) -> Result<(), String> {
     let f = std::fs::File::open(path)
         .map_err(|e| format!("cannot open {:?} namespace {}: {e}", t, path.display()))?;

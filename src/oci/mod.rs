@@ -12,7 +12,7 @@ use crate::landlock::ConfigLandlock;
 use crate::seccomp::Profile;
 use thiserror::Error;
 
-pub use validate::{validate, validate_id};
+pub use validate::{sysctl_namespace, validate, validate_id};
 
 #[derive(Debug, Error)]
 pub enum ConfigError {

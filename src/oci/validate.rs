@@ -69,7 +69,7 @@ fn check_in_container_path(field: &str, path: &Path) -> Result<(), ConfigError> 
 }
 
 /// Which sysctls are namespaced, and the namespace each needs.
-fn sysctl_namespace(key: &str) -> Option<LinuxNamespaceType> {
+pub fn sysctl_namespace(key: &str) -> Option<LinuxNamespaceType> {
     const IPC: [&str; 8] = [
         "kernel.msgmax",
         "kernel.msgmnb",

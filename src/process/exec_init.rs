@@ -22,7 +22,7 @@ use super::rlimits;
 use super::sync::{Channel, Msg};
 use super::tty;
 use crate::caps::CapPlan;
-use crate::ns::{clone_flag, JOIN_ORDER};
+use crate::ns::{clone_flag, ns_file, JOIN_ORDER};
 use crate::sys;
 
 /// What the forked stages need.
@@ -38,19 +38,6 @@ pub struct ExecArgs<'a> {
     pub seccomp: Vec<&'a crate::seccomp::Compiled>,
     /// The container's Landlock plan.
     pub landlock: Option<&'a crate::landlock::Plan>,
-}
-
-fn ns_file(t: LinuxNamespaceType) -> &'static str {
-    match t {
-        LinuxNamespaceType::Mount => "mnt",
-        LinuxNamespaceType::Cgroup => "cgroup",
-        LinuxNamespaceType::Uts => "uts",
-        LinuxNamespaceType::Ipc => "ipc",
-        LinuxNamespaceType::User => "user",
-        LinuxNamespaceType::Pid => "pid",
-        LinuxNamespaceType::Network => "net",
-        LinuxNamespaceType::Time => "time",
-    }
 }
 
 pub fn stage1(ch: Channel, args: &ExecArgs<'_>, cgroup: &crate::cgroups::Cgroup) -> ! {

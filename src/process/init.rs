@@ -260,12 +260,19 @@ fn join_network_first(
     let Some(path) = network_joined_first(args) else {
         return Ok(false);
     };
+    // Never widen the host's own network namespace (a config may join /proc/1/ns/net).
+    let host = ns::is_own(LinuxNamespaceType::Network, path);
     ns::join(LinuxNamespaceType::Network, path)?;
-    // Ours first, then config.json's net.* sysctls (which the init could not write here).
-    let ours = [
-        ("net.ipv4.ip_unprivileged_port_start", "0"),
-        ("net.ipv4.ping_group_range", "0 2147483647"),
-    ];
+    // Ours first, then config.json's net.* sysctls (which the init could not write here;
+    // create refuses them for the host's namespace).
+    let ours: &[(&str, &str)] = if host {
+        &[]
+    } else {
+        &[
+            ("net.ipv4.ip_unprivileged_port_start", "0"),
+            ("net.ipv4.ping_group_range", "0 2147483647"),
+        ]
+    };
     let config = spec(args)
         .linux()
         .as_ref()
@@ -275,7 +282,7 @@ fn join_network_first(
         .iter()
         .filter(|(k, _)| k.starts_with("net."))
         .map(|(k, v)| (k.as_str(), v.as_str()));
-    for (key, value) in ours.into_iter().chain(theirs) {
+    for (key, value) in ours.iter().copied().chain(theirs) {
         procfs
             .write(
                 Path::new(&format!("sys/{}", key.replace('.', "/"))),

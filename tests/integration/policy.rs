@@ -623,5 +623,26 @@ fn joined_netns() -> R {
     ensure!(userns.starts_with("added"), "io.contain.userns: {userns:?}");
     ok(&rt.exec(&["delete", "--force", "jn"]), "delete")?;
     rt.assert_clean(&b, "jn")?;
+
+    // The host's own network namespace joined by path: nothing of it is widened, and a net
+    // sysctl for it is refused.
+    let host_ns = format!("/proc/{}/ns/net", std::process::id());
+    let knob = "/proc/sys/net/ipv4/ip_unprivileged_port_start";
+    let before = std::fs::read_to_string(knob)?;
+    b.set(|c| {
+        let list = c["linux"]["namespaces"].as_array_mut().unwrap();
+        list.retain(|n| n["type"] != "network");
+        list.push(json!({"type": "network", "path": host_ns}));
+        c["linux"]["sysctl"] = json!({});
+        c["process"]["args"] = json!(["true"]);
+    });
+    ok(&rt.run(&b, "hn"), "run in the host's network namespace")?;
+    ensure!(
+        std::fs::read_to_string(knob)? == before,
+        "the host's {knob} changed"
+    );
+    b.set(|c| c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"}));
+    fails_with(&rt.run(&b, "hn2"), "is the host's")?;
+    rt.assert_clean(&b, "hn2")?;
     pass()
 }
