@@ -5,7 +5,7 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
-use oci_spec::runtime::LinuxIdMapping;
+use oci_spec::runtime::{Linux, LinuxIdMapping};
 
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
@@ -117,11 +117,11 @@ fn drive(
                 )
                 .map_err(|e| format!("write the user namespace's id maps: {e}"))?;
                 let mut mounts = if args.idmap {
-                    idmapped_mounts(args, stage1_pid)?
+                    idmapped_mounts(args, linux, stage1_pid)?
                 } else {
                     Vec::new()
                 };
-                mounts.extend(dev_tmpfs(args)?);
+                mounts.extend(dev_tmpfs(args, linux)?);
                 ch.send(&Msg::IdMapsWritten {
                     prepared: mounts.iter().map(|(i, _)| *i).collect(),
                 })
@@ -175,12 +175,18 @@ fn drive(
     }
 }
 
-/// `id` of the container's user namespace as the host sees it.
-fn host_id(maps: &[LinuxIdMapping], id: u32) -> Option<u32> {
-    maps.iter().find_map(|m| {
-        let off = id.checked_sub(m.container_id())?;
-        (off < m.size()).then(|| m.host_id() + off)
-    })
+/// The host's ids of the container's `uid` and `gid` under config.json's id maps.
+fn host_ids(linux: &Linux, uid: u32, gid: u32) -> Option<(u32, u32)> {
+    let find = |maps: &[LinuxIdMapping], id: u32| {
+        maps.iter().find_map(|m| {
+            let off = id.checked_sub(m.container_id())?;
+            (off < m.size()).then(|| m.host_id() + off)
+        })
+    };
+    find(linux.uid_mappings().as_deref().unwrap_or_default(), uid).zip(find(
+        linux.gid_mappings().as_deref().unwrap_or_default(),
+        gid,
+    ))
 }
 
 /// In a new user namespace the init cannot make device nodes (mknod wants CAP_MKNOD in the
@@ -189,7 +195,9 @@ fn host_id(maps: &[LinuxIdMapping], id: u32) -> Option<u32> {
 /// the config's type, number, mode and owner (mapped into the namespace), for the init to
 /// attach in place of its own mount. None: no /dev tmpfs in the config, or not root (then
 /// the init binds the host's nodes, as before).
-fn dev_tmpfs(args: &InitArgs<'_>) -> Result<Option<(i64, OwnedFd)>, String> {
+fn dev_tmpfs(args: &InitArgs<'_>, linux: &Linux) -> Result<Option<(i64, OwnedFd)>, String> {
+    use crate::rootfs::devices::{mknod_at, nodes, set_mode_owner};
+    use crate::sys::fs::{chown_at, mkdir_all_in_root, open_in_root};
     use std::os::unix::ffi::OsStrExt;
     if !nix::unistd::geteuid().is_root() || crate::rootfs::dev_is_bind(&args.bundle.spec) {
         return Ok(None);
@@ -204,18 +212,13 @@ fn dev_tmpfs(args: &InitArgs<'_>) -> Result<Option<(i64, OwnedFd)>, String> {
     };
     let opts = crate::rootfs::options::parse(m.options().as_deref().unwrap_or_default())
         .map_err(|e| format!("mount /dev: {e}"))?;
-    let linux = spec.linux().as_ref().ok_or("no linux section")?;
-    let (uids, gids) = (
-        linux.uid_mappings().as_deref().unwrap_or_default(),
-        linux.gid_mappings().as_deref().unwrap_or_default(),
-    );
-    let owner = |what: &str, uid: u32, gid: u32| -> Result<(u32, u32), String> {
-        match (host_id(uids, uid), host_id(gids, gid)) {
-            (Some(u), Some(g)) => Ok((u, g)),
-            _ => Err(format!(
-                "{what}: owner {uid}:{gid} is not mapped in the container's user namespace"
-            )),
-        }
+    let owner = |what: &Path, uid: u32, gid: u32| {
+        host_ids(linux, uid, gid).ok_or_else(|| {
+            format!(
+                "{}: owner {uid}:{gid} is not mapped in the container's user namespace",
+                what.display()
+            )
+        })
     };
     let fs = crate::sys::mount::new_fs(
         "tmpfs",
@@ -223,87 +226,28 @@ fn dev_tmpfs(args: &InitArgs<'_>) -> Result<Option<(i64, OwnedFd)>, String> {
         crate::sys::mount::attrs_from_flags(opts.flags),
     )
     .map_err(|e| format!("make the /dev tmpfs: {e}"))?;
-    let (ru, rg) = owner("/dev", 0, 0)?;
-    let chown = |dir: &OwnedFd, name: &std::ffi::CStr, u: u32, g: u32| -> Result<(), String> {
-        let flags = libc::AT_SYMLINK_NOFOLLOW
-            | if name.is_empty() {
-                libc::AT_EMPTY_PATH
-            } else {
-                0
-            };
-        // SAFETY: `name` is NUL-terminated; `dir` is a live descriptor; AT_SYMLINK_NOFOLLOW
-        // (and AT_EMPTY_PATH for the directory itself) keep the call on what we created.
-        let r = unsafe { libc::fchownat(dir.as_raw_fd(), name.as_ptr(), u, g, flags) };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(format!(
-                "chown in the /dev tmpfs: {}",
-                std::io::Error::last_os_error()
-            ))
-        }
-    };
-    chown(&fs, c"", ru, rg)?;
-    for n in crate::rootfs::devices::nodes(spec).map_err(|e| e.to_string())? {
-        let Ok(rel) = n.path.strip_prefix("/dev") else {
+    let root = owner(Path::new("/dev"), 0, 0)?;
+    chown_at(fs.as_fd(), c"", root).map_err(|e| format!("chown the /dev tmpfs: {e}"))?;
+    for n in nodes(spec).map_err(|e| e.to_string())? {
+        let (Ok(rel), Some(name)) = (n.path.strip_prefix("/dev"), n.path.file_name()) else {
             continue;
         };
-        let parts: Vec<&std::ffi::OsStr> = rel
-            .components()
-            .map(|c| match c {
-                std::path::Component::Normal(p) => Ok(p),
-                _ => Err(format!(
-                    "linux.devices {}: not a plain path",
-                    n.path.display()
-                )),
-            })
-            .collect::<Result<_, _>>()?;
-        let Some((name, dirs)) = parts.split_last() else {
-            continue;
+        let path = &n.path;
+        let fail = |what: &'static str| {
+            move |e: std::io::Error| format!("linux.devices {}: {what}: {e}", path.display())
         };
-        let mut dir = fs.try_clone().map_err(|e| e.to_string())?;
-        for d in dirs {
-            let c = std::ffi::CString::new(d.as_bytes()).map_err(|_| "NUL in a device path")?;
-            // SAFETY: `c` is NUL-terminated; `dir` is a live directory descriptor.
-            let r = unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), 0o755) };
-            if r != 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
-                return Err(format!(
-                    "mkdir in the /dev tmpfs: {}",
-                    std::io::Error::last_os_error()
-                ));
-            }
-            chown(&dir, &c, ru, rg)?;
-            dir = crate::sys::fs::openat2(
-                dir.as_fd(),
-                Path::new(d),
-                libc::O_PATH | libc::O_DIRECTORY,
-                0,
-                libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
-            )
-            .map_err(|e| format!("open in the /dev tmpfs: {e}"))?;
+        // The directories on the way (resolved inside the tmpfs), owned by the namespace's root.
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        let dir = mkdir_all_in_root(fs.as_fd(), parent, 0o755).map_err(fail("mkdir"))?;
+        for p in parent.ancestors().filter(|p| !p.as_os_str().is_empty()) {
+            let d = open_in_root(fs.as_fd(), p, libc::O_PATH | libc::O_DIRECTORY)
+                .map_err(fail("open"))?;
+            chown_at(d.as_fd(), c"", root).map_err(fail("chown"))?;
         }
         let c = std::ffi::CString::new(name.as_bytes()).map_err(|_| "NUL in a device path")?;
-        let dev = libc::makedev(n.major as u32, n.minor as u32);
-        // SAFETY: `c` is NUL-terminated; `dir` is a live directory descriptor of our tmpfs.
-        let r = unsafe { libc::mknodat(dir.as_raw_fd(), c.as_ptr(), n.kind | n.mode, dev) };
-        if r != 0 {
-            return Err(format!(
-                "linux.devices {}: mknod: {}",
-                n.path.display(),
-                std::io::Error::last_os_error()
-            ));
-        }
-        // mknod applied our umask: set the mode the config asks for.
-        // SAFETY: as above; the node was just made in our private tmpfs.
-        if unsafe { libc::fchmodat(dir.as_raw_fd(), c.as_ptr(), n.mode, 0) } != 0 {
-            return Err(format!(
-                "linux.devices {}: chmod: {}",
-                n.path.display(),
-                std::io::Error::last_os_error()
-            ));
-        }
-        let (u, g) = owner(&format!("linux.devices {}", n.path.display()), n.uid, n.gid)?;
-        chown(&dir, &c, u, g)?;
+        mknod_at(dir.as_fd(), &c, &n).map_err(fail("mknod"))?;
+        let o = owner(&n.path, n.uid, n.gid)?;
+        set_mode_owner(dir.as_fd(), &c, &n, o).map_err(fail("set mode and owner"))?;
     }
     Ok(Some((index as i64, fs)))
 }
@@ -312,7 +256,11 @@ fn dev_tmpfs(args: &InitArgs<'_>) -> Result<Option<(i64, OwnedFd)>, String> {
 /// every bind mount's source, made here because only host root may idmap a host mount.
 /// The rootfs must be idmappable; a bind source on a filesystem that cannot be idmapped is
 /// bound as it is (its files then show as the overflow id inside), with a warning.
-fn idmapped_mounts(args: &InitArgs<'_>, stage1_pid: i32) -> Result<Vec<(i64, OwnedFd)>, String> {
+fn idmapped_mounts(
+    args: &InitArgs<'_>,
+    linux: &Linux,
+    stage1_pid: i32,
+) -> Result<Vec<(i64, OwnedFd)>, String> {
     use crate::sys::mount::{clone_tree, set_idmap};
     let userns = crate::sys::fs::open_host(
         Path::new(&format!("/proc/{stage1_pid}/ns/user")),
@@ -320,19 +268,8 @@ fn idmapped_mounts(args: &InitArgs<'_>, stage1_pid: i32) -> Result<Vec<(i64, Own
     )
     .map_err(|e| format!("open the container's user namespace: {e}"))?;
     let rootfs = &args.bundle.rootfs;
-    let linux = args
-        .bundle
-        .spec
-        .linux()
-        .as_ref()
-        .ok_or("no linux section")?;
     let root = if let Some(o) = crate::rootfs::overlay::of(rootfs) {
-        let ids = host_id(linux.uid_mappings().as_deref().unwrap_or_default(), 0)
-            .zip(host_id(
-                linux.gid_mappings().as_deref().unwrap_or_default(),
-                0,
-            ))
-            .ok_or("the user namespace does not map root")?;
+        let ids = host_ids(linux, 0, 0).ok_or("the user namespace does not map root")?;
         o.idmapped(userns.as_fd(), ids)
             .map_err(|e| format!("the rootfs {} is an overlay: {e}", rootfs.display()))?
     } else {

@@ -2,7 +2,7 @@
 //! created with mknodat in the resolved parent directory; where mknod is not allowed (a user
 //! namespace), the host's node is bind-mounted instead.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
@@ -10,7 +10,7 @@ use nix::mount::MsFlags;
 use oci_spec::runtime::{LinuxDeviceType, Spec};
 
 use super::{mount_at, nix_step, step, RootfsError};
-use crate::sys::fs::{ensure_file_in_root, fd_path, mkdir_all_in_root, open_host};
+use crate::sys::fs::{chown_at, ensure_file_in_root, fd_path, mkdir_all_in_root, open_host};
 
 /// One node to create.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,6 +112,34 @@ fn host_node(n: &Node) -> Option<std::path::PathBuf> {
         .find(|p| same(p))
 }
 
+/// mknod the node `n` as `name` in `dir`.
+pub(crate) fn mknod_at(dir: BorrowedFd<'_>, name: &CStr, n: &Node) -> std::io::Result<()> {
+    let dev = libc::makedev(n.major as u32, n.minor as u32);
+    // SAFETY: `name` is NUL-terminated; `dir` is a live directory descriptor.
+    let ret = unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), n.kind | n.mode, dev) };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Give the node `name` in `dir`, just made by [`mknod_at`], the config's exact mode (mknod
+/// applied the umask) and `owner`.
+pub(crate) fn set_mode_owner(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    n: &Node,
+    owner: (u32, u32),
+) -> std::io::Result<()> {
+    // SAFETY: `name` is NUL-terminated; `dir` is a live directory descriptor. fchmodat
+    // follows links, but the name was just made as a node by us.
+    if unsafe { libc::fchmodat(dir.as_raw_fd(), name.as_ptr(), n.mode, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    chown_at(dir, name, owner)
+}
+
 fn make_node(root: BorrowedFd<'_>, n: &Node) -> Result<(), RootfsError> {
     let parent = n.path.parent().unwrap_or(Path::new("/dev"));
     let name = n
@@ -121,29 +149,13 @@ fn make_node(root: BorrowedFd<'_>, n: &Node) -> Result<(), RootfsError> {
     let dir = mkdir_all_in_root(root, parent, 0o755)
         .map_err(step(format!("create {}", parent.display())))?;
     let cname = cstring(name)?;
-    let dev = libc::makedev(n.major as u32, n.minor as u32);
-    // SAFETY: `cname` is a valid single-component name and `dir` a live directory fd.
-    let ret = unsafe { libc::mknodat(dir.as_raw_fd(), cname.as_ptr(), n.kind | n.mode, dev) };
-    if ret == 0 {
-        // SAFETY: same name and directory; AT_SYMLINK_NOFOLLOW keeps a planted link from
-        // redirecting the chown (the node was just created, but be strict).
-        let ret = unsafe {
-            libc::fchownat(
-                dir.as_raw_fd(),
-                cname.as_ptr(),
-                n.uid,
-                n.gid,
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        };
-        if ret != 0 {
-            return Err(step(format!("chown {}", n.path.display()))(
-                std::io::Error::last_os_error(),
-            ));
+    let err = match mknod_at(dir.as_fd(), &cname, n) {
+        Ok(()) => {
+            return set_mode_owner(dir.as_fd(), &cname, n, (n.uid, n.gid))
+                .map_err(step(format!("set mode and owner of {}", n.path.display())))
         }
-        return Ok(());
-    }
-    let err = std::io::Error::last_os_error();
+        Err(e) => e,
+    };
     match err.raw_os_error() {
         Some(libc::EEXIST) => Ok(()),
         Some(libc::EPERM) if n.kind != libc::S_IFIFO => {

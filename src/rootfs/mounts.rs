@@ -187,6 +187,13 @@ fn set_propagation(
     Ok(())
 }
 
+/// Where a bind mount comes from: a detached tree the runtime prepared (idmapped), or the
+/// source opened here by path.
+enum BindSource<'a> {
+    Prepared(&'a OwnedFd),
+    Path(OwnedFd),
+}
+
 fn bind(
     root: BorrowedFd<'_>,
     m: &Mount,
@@ -205,18 +212,17 @@ fn bind(
     };
     // A source the runtime prepared (idmapped) is not opened by path here: in a user
     // namespace its parents may not be searchable (podman's /run/containers/storage).
-    let prepared = plan.prepared(index);
-    let src_fd = match prepared {
-        Some(_) => None,
-        None => Some(
+    let source = match plan.prepared(index) {
+        Some(tree) => BindSource::Prepared(tree),
+        None => BindSource::Path(
             open_host(&src, libc::O_PATH)
                 .map_err(step(format!("open bind source {}", src.display())))?,
         ),
     };
-    let probe = prepared
-        .or(src_fd.as_ref())
-        .map(|f| f.as_fd())
-        .ok_or_else(|| RootfsError::Refused(format!("bind source {}", src.display())))?;
+    let probe = match &source {
+        BindSource::Prepared(tree) => tree.as_fd(),
+        BindSource::Path(fd) => fd.as_fd(),
+    };
     let is_dir =
         fstat(probe).map_err(step("stat bind source"))?.st_mode & libc::S_IFMT == libc::S_IFDIR;
     let target = if is_dir {
@@ -226,15 +232,15 @@ fn bind(
     }
     .map_err(step(format!("create mount point {}", dest.display())))?;
     let rec = opts.flags & MsFlags::MS_REC;
-    if let Some(idmapped) = prepared {
-        crate::sys::mount::attach(idmapped.as_fd(), target.as_fd()).map_err(step(format!(
-            "attach idmapped {} on {}",
-            src.display(),
-            dest.display()
-        )))?;
-    } else if let Some(src_fd) = &src_fd {
-        mount_at(
-            Some(&fd_path(src_fd)),
+    match &source {
+        BindSource::Prepared(tree) => crate::sys::mount::attach(tree.as_fd(), target.as_fd())
+            .map_err(step(format!(
+                "attach idmapped {} on {}",
+                src.display(),
+                dest.display()
+            )))?,
+        BindSource::Path(fd) => mount_at(
+            Some(&fd_path(fd)),
             &target,
             None,
             MsFlags::MS_BIND | rec,
@@ -244,7 +250,7 @@ fn bind(
             "bind {} on {}",
             src.display(),
             dest.display()
-        )))?;
+        )))?,
     }
     let new =
         open_in_root(root, dest, libc::O_PATH).map_err(step(format!("open {}", dest.display())))?;

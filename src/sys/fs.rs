@@ -172,6 +172,24 @@ fn mkdir_all_depth(
     Ok(cur)
 }
 
+/// chown `name` in `dir` (or `dir` itself when `name` is empty) to `owner`, never following
+/// a symlink.
+pub fn chown_at(dir: BorrowedFd<'_>, name: &std::ffi::CStr, owner: (u32, u32)) -> io::Result<()> {
+    let flags = libc::AT_SYMLINK_NOFOLLOW
+        | if name.is_empty() {
+            libc::AT_EMPTY_PATH
+        } else {
+            0
+        };
+    // SAFETY: `name` is NUL-terminated; `dir` is a live descriptor; AT_SYMLINK_NOFOLLOW (and
+    // AT_EMPTY_PATH for the directory itself) keep the call on what `dir` and `name` name.
+    if unsafe { libc::fchownat(dir.as_raw_fd(), name.as_ptr(), owner.0, owner.1, flags) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Make sure a non-directory exists at `path` inside `root` (creating an empty regular file
 /// and its parents if needed) and return an O_PATH descriptor of it.
 pub fn ensure_file_in_root(root: BorrowedFd<'_>, path: &Path) -> io::Result<OwnedFd> {
