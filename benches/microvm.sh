@@ -11,7 +11,7 @@ RUNS=${RUNS:-30}
 [ -w /dev/kvm ] || { echo "microvm: SKIPPED: no usable /dev/kvm"; exit 0; }
 command -v gcc >/dev/null || { echo "microvm: SKIPPED: needs gcc (apt-get install gcc)"; exit 0; }
 cargo build --release --quiet
-CONTAIN=$PWD/target/release/contain
+CONTAIN=$PWD/target/x86_64-unknown-linux-gnu/release/contain
 work=$(mktemp -d)
 chmod 755 "$work"
 cleanup() {
@@ -35,7 +35,7 @@ c["process"]["terminal"] = False
 c["process"]["args"] = ["/bin/true"]
 if cmdline != "-":
     c["annotations"] = {"io.contain.isolation": "microvm", "io.contain.microvm.kernel": kernel,
-                        "io.contain.microvm.cmdline": cmdline}
+                        "io.contain.microvm.guest": "bare", "io.contain.microvm.cmdline": cmdline}
     c["linux"]["resources"] = {"memory": {"limit": 64 << 20}}
 json.dump(c, open(p, "w"))
 PY

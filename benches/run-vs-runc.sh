@@ -9,7 +9,7 @@ RUNC=$(command -v runc || true)
 [ -n "$RUNC" ] || { echo "run-vs-runc: SKIPPED: runc is not installed (apt-get install runc)"; exit 0; }
 [ "$(id -u)" = 0 ] || { echo "run-vs-runc: SKIPPED: needs root"; exit 0; }
 cargo build --release --quiet
-CONTAIN=$PWD/target/release/contain
+CONTAIN=$PWD/target/x86_64-unknown-linux-gnu/release/contain
 work=$(mktemp -d)
 chmod 755 "$work"
 trap 'rm -rf "$work"' EXIT

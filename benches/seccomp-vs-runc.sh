@@ -20,7 +20,7 @@ PROFILE=${SECCOMP_PROFILE:-../shared/fixtures/seccomp/moby-default.resolved.json
 [ -f "$PROFILE" ] || { echo "seccomp-vs-runc: SKIPPED: $PROFILE is absent (the fixtures sit beside the project in CI)"; exit 0; }
 command -v gcc >/dev/null || { echo "seccomp-vs-runc: SKIPPED: needs gcc (apt-get install gcc libc6-dev)"; exit 0; }
 cargo build --release --quiet
-CONTAIN=$PWD/target/release/contain
+CONTAIN=$PWD/target/x86_64-unknown-linux-gnu/release/contain
 work=$(mktemp -d)
 chmod 755 "$work"
 cleanup() {

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 BUSYBOX=$(command -v busybox || true)
 [ -n "$BUSYBOX" ] || { echo "demo.sh: needs busybox-static (apt-get install busybox-static)" >&2; exit 1; }
 cargo build --release --quiet
-CONTAIN=$PWD/target/release/contain
+CONTAIN=$PWD/target/x86_64-unknown-linux-gnu/release/contain
 work=$(mktemp -d)
 chmod 755 "$work"
 trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT

@@ -203,6 +203,58 @@ enum Command {
     Features,
     /// Report what a bundle and its policy leave open, before anything runs
     Audit(audit::AuditArgs),
+    /// Write the initramfs a Linux microVM guest of a bundle boots
+    ///
+    /// The archive (newc cpio) holds the bundle's rootfs, its process (after the policy) and
+    /// this binary as the guest agent, which the kernel runs as PID 1. The agent mounts /proc,
+    /// /sys and /dev, runs process.args with process.env, cwd, user, capabilities and
+    /// rlimits, and ends the VM with the process's exit status written to I/O port 0xf4. This
+    /// is the archive the microVM stage boots when the guest is `linux` and no initramfs is
+    /// given; write it to inspect it or to boot the same guest under another VMM, with the
+    /// kernel command line words `rdinit=/.contain/init -- guest-agent`.
+    GuestInitramfs {
+        /// Bundle directory holding config.json
+        #[arg(short = 'b', long, default_value = ".", value_name = "DIR")]
+        bundle: PathBuf,
+        /// Where to write the archive
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// The guest agent: PID 1 of a Linux microVM guest, started by the guest's kernel
+    #[command(hide = true)]
+    GuestAgent,
+}
+
+/// `contain guest-initramfs`: the archive create would build for the bundle's Linux guest.
+fn guest_initramfs(
+    bundle: &std::path::Path,
+    output: &std::path::Path,
+    policy: Option<&str>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let b = crate::oci::load_bundle(bundle)?;
+    let pol = crate::policy::Policy::select(policy, &b.spec)?;
+    let facts = crate::policy::Facts {
+        as_root: nix::unistd::geteuid().is_root(),
+        rootfs_idmap: crate::ns::idmap::idmappable(&b.rootfs),
+    };
+    let applied = crate::policy::apply(&pol, &b.spec, &facts)?;
+    let process = applied
+        .spec
+        .process()
+        .clone()
+        .context("config.json has no process")?;
+    let memory = applied
+        .microvm
+        .as_ref()
+        .map_or(crate::microvm::DEFAULT_MEMORY, |p| p.memory);
+    let config = crate::microvm::initramfs::GuestConfig {
+        process,
+        hostname: applied.spec.hostname().clone(),
+    };
+    let archive =
+        crate::microvm::agent_initramfs(&b.rootfs, &config, memory).map_err(anyhow::Error::msg)?;
+    std::fs::write(output, archive).with_context(|| format!("write {}", output.display()))
 }
 
 /// `5s`, `500ms`, `1m` -> a duration (Go's time.ParseDuration for the units runc users write).
@@ -320,6 +372,10 @@ fn dispatch(
         Command::Spec { bundle, rootless } => spec::write(&bundle, rootless)?,
         Command::Features => println!("{}", serde_json::to_string_pretty(&features::features())?),
         Command::Audit(a) => return Ok(audit::audit(&a, policy, &store)),
+        Command::GuestInitramfs { bundle, output } => {
+            guest_initramfs(&bundle, &output, policy)?;
+        }
+        Command::GuestAgent => crate::microvm::agent::main(),
     }
     Ok(0)
 }

@@ -155,7 +155,13 @@ fn preflight(
     let microvm = applied
         .microvm
         .as_ref()
-        .map(crate::microvm::prepare)
+        .map(|plan| {
+            let guest = crate::microvm::initramfs::GuestConfig {
+                process: process.clone(),
+                hostname: spec.hostname().clone(),
+            };
+            crate::microvm::prepare(plan, &bundle.rootfs, &guest)
+        })
         .transpose()
         .map_err(ContainerError::Preflight)?;
     // In the microVM stage the workload's syscalls reach the guest kernel; the VMM, which

@@ -137,7 +137,13 @@ pub fn load(mem: &GuestMemoryMmap, size: u64, p: &Payload<'_>) -> Result<Entry, 
         None => None,
         Some(data) => {
             let len = data.len() as u64;
-            let addr = size
+            // A bzImage says how high its initrd may sit (initrd_addr_max).
+            let top = loaded
+                .setup_header
+                .as_ref()
+                .filter(|h| h.initrd_addr_max != 0)
+                .map_or(size, |h| size.min(u64::from(h.initrd_addr_max) + 1));
+            let addr = top
                 .checked_sub(len)
                 .map(|a| a & !0xfff)
                 .filter(|a| *a >= loaded.kernel_end)

@@ -12,14 +12,18 @@ pub const COM1: u16 = 0x3f8;
 /// A write of byte N here ends the VM with exit status N.
 pub const EXIT_PORT: u16 = 0xf4;
 
-/// The UART's interrupt line is not wired (there is no interrupt controller yet): guests poll
-/// the line status register.
-pub struct NoIrq;
+/// COM1's interrupt line: IRQ 4 of the in-kernel interrupt controller through an irqfd (a
+/// Linux guest), or not wired (a bare guest has no interrupt controller and polls the line
+/// status register).
+pub struct Irq(pub Option<vmm_sys_util::eventfd::EventFd>);
 
-impl Trigger for NoIrq {
+impl Trigger for Irq {
     type E = std::io::Error;
     fn trigger(&self) -> std::io::Result<()> {
-        Ok(())
+        match &self.0 {
+            Some(e) => e.write(1),
+            None => Ok(()),
+        }
     }
 }
 
@@ -31,15 +35,20 @@ pub enum Effect {
 }
 
 pub struct Devices<W: Write> {
-    pub serial: Serial<NoIrq, NoEvents, W>,
+    pub serial: Serial<Irq, NoEvents, W>,
     /// Accesses to ports and addresses nothing answers (counted, for the debug log).
     pub unknown: u64,
 }
 
 impl<W: Write> Devices<W> {
+    /// The devices of a bare guest (no interrupt controller).
     pub fn new(out: W) -> Self {
+        Self::with_irq(out, Irq(None))
+    }
+
+    pub fn with_irq(out: W, irq: Irq) -> Self {
         Devices {
-            serial: Serial::new(NoIrq, out),
+            serial: Serial::new(irq, out),
             unknown: 0,
         }
     }

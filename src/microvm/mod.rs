@@ -9,9 +9,12 @@
 //! * [`Machine::run`] (the init, after `start`): run it; the process exits with the guest's
 //!   status.
 
+pub mod agent;
 pub mod boot;
 mod cpu;
 pub mod devices;
+pub mod initramfs;
+pub mod mptable;
 mod vmm;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -30,6 +33,8 @@ pub const INITRAMFS_ANNOTATION: &str = "io.contain.microvm.initramfs";
 pub const CMDLINE_ANNOTATION: &str = "io.contain.microvm.cmdline";
 /// Seconds after `start` at which the VMM ends the VM (status::TIMED_OUT).
 pub const TIMEOUT_ANNOTATION: &str = "io.contain.microvm.timeout";
+/// What the guest is: `linux` (the default) or `bare` (see [`Guest`]).
+pub const GUEST_ANNOTATION: &str = "io.contain.microvm.guest";
 
 /// Guest RAM when linux.resources.memory.limit is unset.
 pub const DEFAULT_MEMORY: u64 = 128 << 20;
@@ -37,8 +42,9 @@ pub const DEFAULT_MEMORY: u64 = 128 << 20;
 pub const MIN_MEMORY: u64 = 4 << 20;
 /// The most: RAM is one region below the 32-bit device hole (3 GiB).
 pub const MAX_MEMORY: u64 = 3 << 30;
-/// The default command line: the console on COM1, no reboot on panic.
-pub const DEFAULT_CMDLINE: &str = "console=ttyS0 reboot=t panic=-1 nomodule";
+/// The default command line: the console on COM1, no reboot on panic, and only the kernel's
+/// warnings and errors among the container's output.
+pub const DEFAULT_CMDLINE: &str = "console=ttyS0 reboot=t panic=-1 nomodule quiet";
 
 /// Exit statuses of a VM that ended without writing the exit port.
 pub mod status {
@@ -52,16 +58,42 @@ pub mod status {
     pub const TIMED_OUT: i32 = 124;
 }
 
+/// The kind of guest, which decides the machine and what the runtime hands it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Guest {
+    /// A Linux kernel: the machine has an interrupt controller and a timer (in-kernel
+    /// irqchip and PIT, COM1 on IRQ 4). Without an initramfs of its own, the runtime builds
+    /// one from the rootfs with the guest agent as init, which runs process.args and reports
+    /// its exit status.
+    #[default]
+    Linux,
+    /// Any other kernel (the test probes): no interrupt controller, so a HLT ends the VM
+    /// (status::HALTED); it gets only the initramfs and command line given.
+    Bare,
+}
+
+impl std::fmt::Display for Guest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Guest::Linux => "linux",
+            Guest::Bare => "bare",
+        })
+    }
+}
+
 /// What a container's config and policy ask of the stage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
+    pub guest: Guest,
     pub kernel: PathBuf,
+    /// The initramfs given; None for a Linux guest means the agent's, built at create.
     pub initramfs: Option<PathBuf>,
     pub cmdline: String,
     /// Guest RAM in bytes.
     pub memory: u64,
-    /// vCPUs asked for (from the CPU quota); the VMM runs one today.
-    pub vcpus: u64,
+    /// vCPUs (from the CPU quota, 1 to mptable::MAX_CPUS; a bare guest runs one).
+    pub vcpus: u8,
     /// How long the VM may run after `start`.
     pub timeout: Option<std::time::Duration>,
 }
@@ -70,6 +102,8 @@ pub struct Plan {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Defaults {
+    #[serde(default)]
+    pub guest: Option<Guest>,
     #[serde(default)]
     pub kernel: Option<PathBuf>,
     #[serde(default)]
@@ -100,9 +134,22 @@ pub fn plan(spec: &Spec, defaults: &Defaults) -> Result<Plan, String> {
             ));
         }
     }
-    let cmdline = ann(CMDLINE_ANNOTATION)
+    let guest = match ann(GUEST_ANNOTATION).as_deref() {
+        None => defaults.guest.unwrap_or_default(),
+        Some("linux") => Guest::Linux,
+        Some("bare") => Guest::Bare,
+        Some(other) => {
+            return Err(format!(
+                "annotation {GUEST_ANNOTATION}: {other:?}: the values are \"linux\" and \"bare\""
+            ))
+        }
+    };
+    let mut cmdline = ann(CMDLINE_ANNOTATION)
         .or_else(|| defaults.cmdline.clone())
         .unwrap_or_else(|| DEFAULT_CMDLINE.into());
+    if guest == Guest::Linux && initramfs.is_none() && !cmdline.contains(initramfs::AGENT_CMDLINE) {
+        cmdline = format!("{cmdline} {}", initramfs::AGENT_CMDLINE);
+    }
     if cmdline.len() >= boot::CMDLINE_MAX {
         return Err(format!(
             "annotation {CMDLINE_ANNOTATION}: {} bytes, at most {}",
@@ -145,12 +192,19 @@ pub fn plan(spec: &Spec, defaults: &Defaults) -> Result<Plan, String> {
         .filter(|(q, p)| *q > 0 && *p > 0)
         .map(|(q, p)| (q as u64).div_ceil(p))
         .unwrap_or(1);
+    if vcpus > mptable::MAX_CPUS.into() {
+        return Err(format!(
+            "linux.resources.cpu: the quota asks for {vcpus} vCPUs; a microVM runs at most {}",
+            mptable::MAX_CPUS
+        ));
+    }
     Ok(Plan {
+        guest,
         kernel,
         initramfs,
         cmdline,
         memory: memory & !0xfff,
-        vcpus,
+        vcpus: vcpus as u8,
         timeout,
     })
 }
@@ -257,19 +311,52 @@ fn read_image(what: &str, p: &Path) -> Result<Vec<u8>, String> {
     Ok(data)
 }
 
-/// Open /dev/kvm, read the images, check the kernel's format and compile the filters.
-pub fn prepare(plan: &Plan) -> Result<Prepared, String> {
+/// The initramfs of a Linux guest without one of its own: `rootfs`, `config`'s process and
+/// this binary (which must be statically linked) as the guest agent; at most half of
+/// `memory` (the kernel unpacks it into RAM beside the archive).
+pub fn agent_initramfs(
+    rootfs: &Path,
+    config: &initramfs::GuestConfig,
+    memory: u64,
+) -> Result<Vec<u8>, String> {
+    let agent = std::fs::read("/proc/self/exe")
+        .map_err(|e| format!("read this binary for the guest agent: {e}"))?;
+    if !initramfs::is_static(&agent) {
+        return Err(
+            "the guest agent is this binary, which is not statically linked: build contain \
+             with the repository's .cargo/config.toml (-C target-feature=+crt-static)"
+                .into(),
+        );
+    }
+    initramfs::build(rootfs, config, &agent, (memory / 2).min(MAX_IMAGE))
+}
+
+/// Open /dev/kvm, read the images (or build a Linux guest's initramfs from `rootfs` and
+/// `config`), check the kernel's format and compile the filters.
+pub fn prepare(
+    plan: &Plan,
+    rootfs: &Path,
+    config: &initramfs::GuestConfig,
+) -> Result<Prepared, String> {
     let kvm = Kvm::new().map_err(|e| {
         format!("the microVM stage needs /dev/kvm: {e} (is KVM available and is contain root?)")
     })?;
     let kernel = read_image("kernel", &plan.kernel)?;
     let format = boot::detect(&kernel)
         .map_err(|e| format!("microvm kernel {}: {e}", plan.kernel.display()))?;
-    let initramfs = plan
-        .initramfs
-        .as_deref()
-        .map(|p| read_image("initramfs", p))
-        .transpose()?;
+    if plan.guest == Guest::Linux {
+        if let Err(why) = support().linux_boots() {
+            crate::log::warn(&format!(
+                "microvm: a Linux guest may not boot here: {why} (a kernel built as a PVM guest \
+                 does)"
+            ));
+        }
+    }
+    let initramfs = match (&plan.initramfs, plan.guest) {
+        (Some(p), _) => Some(read_image("initramfs", p)?),
+        (None, Guest::Linux) => Some(agent_initramfs(rootfs, config, plan.memory)?),
+        (None, Guest::Bare) => None,
+    };
     let compile = |name: &str, json: &[u8]| {
         crate::seccomp::Profile::from_slice(json)
             .and_then(|p| crate::seccomp::compile(&p))
@@ -306,17 +393,31 @@ impl Prepared {
 
     /// What `state` shows in the annotation io.contain.isolation.
     pub fn describe(&self) -> String {
+        let run = match self.plan.guest {
+            Guest::Linux => self.plan.vcpus,
+            Guest::Bare => 1,
+        };
         let mut s = format!(
-            "microvm: {} kernel {}, {} MiB, 1 vCPU",
+            "microvm: {} guest, {} kernel {}, {} MiB, {run} vCPU{}",
+            self.plan.guest,
             self.format,
             self.plan.kernel.display(),
-            self.plan.memory >> 20
+            self.plan.memory >> 20,
+            if run == 1 { "" } else { "s" }
         );
-        if self.plan.vcpus > 1 {
-            s.push_str(&format!(" ({} asked; one is run)", self.plan.vcpus));
+        if run < self.plan.vcpus {
+            s.push_str(&format!(
+                " ({} asked; a bare guest runs one)",
+                self.plan.vcpus
+            ));
         }
-        if let Some(i) = &self.plan.initramfs {
-            s.push_str(&format!(", initramfs {}", i.display()));
+        match (&self.plan.initramfs, &self.initramfs) {
+            (Some(i), _) => s.push_str(&format!(", initramfs {}", i.display())),
+            (None, Some(built)) => s.push_str(&format!(
+                ", initramfs of the rootfs with the guest agent ({} KiB)",
+                built.len() >> 10
+            )),
+            (None, None) => {}
         }
         if let Some(t) = self.plan.timeout {
             s.push_str(&format!(", ended after {} s", t.as_secs()));
@@ -337,6 +438,8 @@ impl Prepared {
     pub fn build(&self) -> Result<Machine, String> {
         vmm::build(
             &self.kvm,
+            self.plan.guest,
+            self.plan.vcpus,
             self.plan.memory,
             &boot::Payload {
                 kernel: &self.kernel,

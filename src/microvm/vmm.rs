@@ -15,29 +15,64 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use super::boot::{self, Payload};
-use super::devices::{Devices, Effect};
-use super::{cpu, status};
+use super::devices::{Devices, Effect, Irq};
+use super::{cpu, mptable, status, Guest};
+use vmm_sys_util::eventfd::EventFd;
 
 /// A VM ready to run: memory mapped, kernel loaded, boot vCPU in its entry state.
 pub struct Machine {
     // Declared first so that it is dropped before the memory it maps.
     vm: VmFd,
-    vcpu: VcpuFd,
+    /// The processors, the bootstrap one first.
+    vcpus: Vec<VcpuFd>,
+    /// COM1's interrupt (an irqfd on IRQ 4) when the machine has an interrupt controller.
+    serial_irq: Option<EventFd>,
     _mem: GuestMemoryMmap,
 }
 
 impl Machine {
     pub fn fds(&self) -> Vec<i32> {
-        vec![self.vm.as_raw_fd(), self.vcpu.as_raw_fd()]
+        let mut v = vec![self.vm.as_raw_fd()];
+        v.extend(self.vcpus.iter().map(|c| c.as_raw_fd()));
+        v.extend(self.serial_irq.as_ref().map(|e| e.as_raw_fd()));
+        v
     }
 }
 
-/// Create the VM on `kvm`, with `mem` bytes of RAM, and boot `payload` into it.
-pub fn build(kvm: &Kvm, mem: u64, payload: &Payload<'_>) -> Result<Machine, String> {
+/// COM1's interrupt line on the PC's legacy interrupt controller.
+const COM1_IRQ: u32 = 4;
+
+/// A Linux guest's platform: the in-kernel interrupt controllers (PIC, IOAPIC, local APIC)
+/// and timer (PIT), made before the vCPU, and COM1's interrupt wired to them.
+fn linux_platform(vm: &VmFd) -> Result<EventFd, String> {
+    vm.create_irq_chip()
+        .map_err(|e| format!("KVM_CREATE_IRQCHIP: {e}"))?;
+    let pit = kvm_bindings::kvm_pit_config {
+        flags: kvm_bindings::KVM_PIT_SPEAKER_DUMMY,
+        ..Default::default()
+    };
+    vm.create_pit2(pit)
+        .map_err(|e| format!("KVM_CREATE_PIT2: {e}"))?;
+    let irq = EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)
+        .map_err(|e| format!("eventfd: {e}"))?;
+    vm.register_irqfd(&irq, COM1_IRQ)
+        .map_err(|e| format!("KVM_IRQFD: {e}"))?;
+    Ok(irq)
+}
+
+/// Create the VM on `kvm`: `guest`'s machine with `vcpus` processors (one for a bare guest)
+/// and `mem` bytes of RAM, and boot `payload` into it.
+pub fn build(
+    kvm: &Kvm,
+    guest: Guest,
+    vcpus: u8,
+    mem: u64,
+    payload: &Payload<'_>,
+) -> Result<Machine, String> {
     let vm = kvm.create_vm().map_err(|e| format!("KVM_CREATE_VM: {e}"))?;
-    let guest = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), mem as usize)])
+    let memory = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), mem as usize)])
         .map_err(|e| format!("map {mem} bytes of guest memory: {e}"))?;
-    let host = guest
+    let host = memory
         .get_host_address(GuestAddress(0))
         .map_err(|e| format!("guest memory: {e}"))?;
     let region = kvm_userspace_memory_region {
@@ -47,28 +82,81 @@ pub fn build(kvm: &Kvm, mem: u64, payload: &Payload<'_>) -> Result<Machine, Stri
         memory_size: mem,
         userspace_addr: host as u64,
     };
-    // SAFETY: the region describes `guest`'s one mapping, which lives in the returned Machine
+    // SAFETY: the region describes `memory`'s one mapping, which lives in the returned Machine
     // as long as the VM (declared before it, so the VM goes first).
     unsafe { vm.set_user_memory_region(region) }
         .map_err(|e| format!("KVM_SET_USER_MEMORY_REGION: {e}"))?;
     // Intel needs a TSS area in guest physical space outside RAM for real-mode emulation.
     let _ = vm.set_tss_address(0xfffb_d000);
-    let vcpu = vm
-        .create_vcpu(0)
-        .map_err(|e| format!("KVM_CREATE_VCPU: {e}"))?;
+    let serial_irq = match guest {
+        Guest::Linux => Some(linux_platform(&vm)?),
+        Guest::Bare => None,
+    };
+    // A bare guest has no interrupt controller to start other processors with: one vCPU.
+    let count = match guest {
+        Guest::Linux => vcpus,
+        Guest::Bare => 1,
+    };
     let cpuid = kvm
         .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
         .map_err(|e| format!("KVM_GET_SUPPORTED_CPUID: {e}"))?;
-    vcpu.set_cpuid2(&cpuid)
-        .map_err(|e| format!("KVM_SET_CPUID2: {e}"))?;
-    boot::write_tables(&guest)?;
-    let entry = boot::load(&guest, mem, payload)?;
-    cpu::setup(&vcpu, entry)?;
+    let mut fds = Vec::with_capacity(count.into());
+    for id in 0..count {
+        let vcpu = vm
+            .create_vcpu(id.into())
+            .map_err(|e| format!("KVM_CREATE_VCPU {id}: {e}"))?;
+        // Each processor reads its own APIC id from CPUID, as the MP table lists it.
+        let mut own = cpuid.clone();
+        for e in own.as_mut_slice() {
+            match e.function {
+                1 => e.ebx = (e.ebx & 0x00ff_ffff) | (u32::from(id) << 24),
+                0xb | 0x1f => e.edx = id.into(),
+                _ => {}
+            }
+        }
+        vcpu.set_cpuid2(&own)
+            .map_err(|e| format!("KVM_SET_CPUID2: {e}"))?;
+        if guest == Guest::Linux {
+            set_lint(&vcpu)?;
+        }
+        fds.push(vcpu);
+    }
+    boot::write_tables(&memory)?;
+    let entry = boot::load(&memory, mem, payload)?;
+    if guest == Guest::Linux {
+        mptable::write(&memory, count)?;
+    }
+    // The bootstrap processor starts at the entry; the others wait in the kernel's irqchip for
+    // the guest's INIT and start-up IPIs.
+    cpu::setup(&fds[0], entry)?;
     Ok(Machine {
         vm,
-        vcpu,
-        _mem: guest,
+        vcpus: fds,
+        serial_irq,
+        _mem: memory,
     })
+}
+
+/// A local APIC's LINT0 takes the 8259's interrupts (ExtINT) and LINT1 the NMI, as a PC's
+/// firmware leaves them.
+fn set_lint(vcpu: &VcpuFd) -> Result<(), String> {
+    const LVT_LINT0: usize = 0x350;
+    const LVT_LINT1: usize = 0x360;
+    const EXTINT: u32 = 0b111;
+    const NMI: u32 = 0b100;
+    let mut lapic = vcpu
+        .get_lapic()
+        .map_err(|e| format!("KVM_GET_LAPIC: {e}"))?;
+    for (off, mode) in [(LVT_LINT0, EXTINT), (LVT_LINT1, NMI)] {
+        let reg = &mut lapic.regs[off..off + 4];
+        let mut v = u32::from_le_bytes([reg[0] as u8, reg[1] as u8, reg[2] as u8, reg[3] as u8]);
+        v = (v & !0x700) | (mode << 8);
+        for (r, b) in reg.iter_mut().zip(v.to_le_bytes()) {
+            *r = b as _;
+        }
+    }
+    vcpu.set_lapic(&lapic)
+        .map_err(|e| format!("KVM_SET_LAPIC: {e}"))
 }
 
 /// The seccomp filters of the two thread kinds, compiled by the runtime.
@@ -99,33 +187,36 @@ pub fn run(
     for s in ENDING {
         mask.add(s);
     }
-    // Blocked before the vCPU thread exists, so that it inherits the mask and only the VMM
+    // Blocked before the vCPU threads exist, so that they inherit the mask and only the VMM
     // thread's signalfd sees them.
     if let Err(e) = mask.thread_block() {
         fatal(&format!("block signals: {e}"));
     }
     let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .unwrap_or_else(|e| fatal(&format!("signalfd: {e}")));
-    let devices = Arc::new(Mutex::new(Devices::new(out)));
-    let vcpu_devices = Arc::clone(&devices);
-    let vcpu_filter = filters.vcpu.clone();
-    // The VM and its memory stay bound (not `_`) for as long as the vCPU runs: this function
-    // never returns.
     let Machine {
         vm: _vm,
-        vcpu,
+        vcpus,
+        serial_irq,
         _mem,
     } = machine;
-    let spawned = std::thread::Builder::new()
-        .name("vcpu0".into())
-        .spawn(move || {
-            if let Err(e) = crate::seccomp::install(&vcpu_filter) {
-                fatal(&format!("install the vcpu seccomp filter: {e}"));
-            }
-            vcpu_loop(vcpu, &vcpu_devices)
-        });
-    if let Err(e) = spawned {
-        fatal(&format!("start the vcpu thread: {e}"));
+    let devices = Arc::new(Mutex::new(Devices::with_irq(out, Irq(serial_irq))));
+    // The VM and its memory stay bound (not `_`) for as long as the vCPUs run: this function
+    // never returns.
+    for (i, vcpu) in vcpus.into_iter().enumerate() {
+        let vcpu_devices = Arc::clone(&devices);
+        let vcpu_filter = filters.vcpu.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("vcpu{i}"))
+            .spawn(move || {
+                if let Err(e) = crate::seccomp::install(&vcpu_filter) {
+                    fatal(&format!("install the vcpu seccomp filter: {e}"));
+                }
+                vcpu_loop(vcpu, &vcpu_devices)
+            });
+        if let Err(e) = spawned {
+            fatal(&format!("start the vcpu{i} thread: {e}"));
+        }
     }
     if let Err(e) = crate::seccomp::install(filters.vmm) {
         fatal(&format!("install the vmm seccomp filter: {e}"));

@@ -182,7 +182,7 @@ pub struct Policy {
     /// shares the host kernel (isolation `container`).
     #[serde(default)]
     pub hostile: bool,
-    /// Defaults for the microVM stage (kernel, initramfs, command line).
+    /// Defaults for the microVM stage (guest kind, kernel, initramfs, command line).
     #[serde(default)]
     pub microvm: crate::microvm::Defaults,
 }

@@ -286,7 +286,29 @@ fn microvm_stage_planned_from_annotations_and_policy() {
     assert_eq!(plan.kernel, std::path::Path::new("/boot/vmlinux"));
     assert_eq!(plan.memory, 64 << 20);
     assert_eq!(plan.vcpus, 2);
-    assert_eq!(plan.cmdline, crate::microvm::DEFAULT_CMDLINE);
+    // A Linux guest (the default) without an initramfs of its own boots the agent's.
+    assert_eq!(plan.guest, crate::microvm::Guest::Linux);
+    assert_eq!(
+        plan.cmdline,
+        format!(
+            "{} {}",
+            crate::microvm::DEFAULT_CMDLINE,
+            crate::microvm::initramfs::AGENT_CMDLINE
+        )
+    );
+    let mut bare = v.clone();
+    bare["annotations"]["io.contain.microvm.guest"] = serde_json::json!("bare");
+    let plan = apply(&default, &spec(bare.clone()), &root())
+        .unwrap()
+        .microvm
+        .unwrap();
+    assert_eq!(
+        (plan.guest, plan.cmdline.as_str()),
+        (crate::microvm::Guest::Bare, crate::microvm::DEFAULT_CMDLINE)
+    );
+    bare["annotations"]["io.contain.microvm.guest"] = serde_json::json!("windows");
+    let e = apply(&default, &spec(bare), &root()).unwrap_err();
+    assert!(e.to_string().contains("\"linux\" and \"bare\""), "{e}");
     v["annotations"]["io.contain.isolation"] = serde_json::json!("vm");
     let e = apply(&default, &spec(v.clone()), &root()).unwrap_err();
     assert!(

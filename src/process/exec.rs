@@ -18,29 +18,52 @@ pub struct Program {
     env: Vec<CString>,
 }
 
+/// Why a process could not be made ready to exec.
+#[derive(Debug)]
+pub enum NotReady {
+    /// Its program is not in the container (a shell's status 127).
+    NotFound(String),
+    /// Another step failed.
+    Failed(String),
+}
+
+impl From<NotReady> for String {
+    fn from(e: NotReady) -> String {
+        match e {
+            NotReady::NotFound(s) | NotReady::Failed(s) => s,
+        }
+    }
+}
+
 /// Drop to the process's capabilities and user, enter its cwd, set its umask and
 /// no_new_privs, and resolve its program (as the user, in the container's PATH).
-pub fn become_process(p: &Process, caps: &CapPlan) -> Result<Program, String> {
+pub fn become_process(p: &Process, caps: &CapPlan) -> Result<Program, NotReady> {
     let user = p.user();
-    caps.drop_bounding()?;
-    super::init::set_user(user)?;
-    caps.apply()?;
-    nix::unistd::chdir(p.cwd()).map_err(|e| format!("process.cwd {}: {e}", p.cwd().display()))?;
+    let failed = NotReady::Failed;
+    caps.drop_bounding().map_err(failed)?;
+    super::init::set_user(user).map_err(failed)?;
+    caps.apply().map_err(failed)?;
+    nix::unistd::chdir(p.cwd())
+        .map_err(|e| failed(format!("process.cwd {}: {e}", p.cwd().display())))?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
         user.umask().unwrap_or(0o022),
     ));
     if p.no_new_privileges().unwrap_or(false) {
-        sys::set_no_new_privs().map_err(|e| format!("no_new_privs: {e}"))?;
+        sys::set_no_new_privs().map_err(|e| failed(format!("no_new_privs: {e}")))?;
     }
     let argv = p.args().clone().unwrap_or_default();
     let env = p.env().clone().unwrap_or_default();
-    let first = argv.first().ok_or("process.args is empty")?;
-    let path = lookup(first, &env)?;
+    let first = argv
+        .first()
+        .ok_or_else(|| failed("process.args is empty".into()))?;
+    let path = lookup(first, &env).map_err(NotReady::NotFound)?;
     Ok(Program {
-        path_c: cstrings(&[path.to_string_lossy().into_owned()])?.remove(0),
+        path_c: cstrings(&[path.to_string_lossy().into_owned()])
+            .map_err(failed)?
+            .remove(0),
         path,
-        argv: cstrings(&argv)?,
-        env: cstrings(&env)?,
+        argv: cstrings(&argv).map_err(failed)?,
+        env: cstrings(&env).map_err(failed)?,
     })
 }
 

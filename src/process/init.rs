@@ -516,7 +516,7 @@ fn run_vmm(
     vm.run(machine)
 }
 
-pub(super) fn reset_signals() {
+pub(crate) fn reset_signals() {
     use nix::sys::signal::{SigSet, SigmaskHow};
     /// The kernel's struct sigaction (x86_64 layout), for rt_sigaction(2) itself: libc's
     /// wrapper refuses the signals it reserves, which a caller may still have ignored.

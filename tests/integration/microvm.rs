@@ -29,7 +29,182 @@ pub const TESTS: Tests = &[
     ("microvm::flooding_guest_is_contained", flood),
     ("microvm::bad_kernels_and_sizes_refused_cleanly", bad_input),
     ("microvm::podman_runs_a_microvm_unchanged", podman),
+    (
+        "microvm::linux_guest_agent_runs_the_process_under_qemu",
+        agent_under_qemu,
+    ),
+    (
+        "microvm::linux_guest_agent_runs_the_process_in_contain_vm",
+        agent_in_vm,
+    ),
 ];
+
+/// What the microVM stage gives a Linux guest whose initramfs is the agent's, as a kernel
+/// command line (DEFAULT_CMDLINE and the agent's words).
+const AGENT_CMDLINE: &str =
+    "console=ttyS0 reboot=t panic=-1 nomodule quiet rdinit=/.contain/init -- guest-agent";
+
+/// A bundle whose process reports, from inside a Linux guest, what the agent gave it; its
+/// rootfs holds a symlink to the host file `secret`, which must be archived as a link.
+fn agent_bundle(secret: &std::path::Path) -> Result<Bundle, String> {
+    let mut b = Bundle::new();
+    std::os::unix::fs::symlink(secret, b.rootfs().join("host-secret"))
+        .map_err(|e| e.to_string())?;
+    b.set(|c| {
+        c["hostname"] = json!("agentguest");
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000, "additionalGids": [44]});
+        c["process"]["cwd"] = json!("/tmp");
+        c["process"]["env"] = json!(["PATH=/bin", "PROBE=agent"]);
+        let kill = json!(["CAP_KILL"]);
+        c["process"]["capabilities"] = json!({"bounding": kill, "permitted": kill});
+        c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 64, "soft": 64}]);
+    });
+    b.sh(
+        "echo host=$(hostname) ids=$(id -u):$(id -g):$(id -G | tr ' ' ,) cwd=$(pwd) env=$PROBE \
+         nofile=$(ulimit -n); grep CapBnd /proc/self/status; \
+         echo init=$(tr '\\0' ' ' < /proc/1/cmdline); ls /.contain 2>&1 | head -1; \
+         cat /host-secret 2>&1; echo devtmpfs=$(grep -c '^devtmpfs /dev ' /proc/mounts); exit 7",
+    );
+    Ok(b)
+}
+
+/// What agent_bundle's process must report (the console may add carriage returns).
+fn check_agent_output(out: &str) -> Result<(), libtest_mimic::Failed> {
+    let out = out.replace('\r', "");
+    for want in [
+        "host=agentguest ids=1000:1000:1000,44 cwd=/tmp env=agent nofile=64",
+        "CapBnd:\t0000000000000020",
+        "init=/.contain/init guest-agent",
+        "/.contain: No such file or directory",
+        "devtmpfs=1",
+    ] {
+        ensure!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    // The link was archived as a link: in the guest it names a file the guest does not have.
+    ensure!(!out.contains("host secret"), "the host file leaked:\n{out}");
+    ensure!(
+        out.contains("can't open '/host-secret': No such file or directory"),
+        "{out}"
+    );
+    Ok(())
+}
+
+/// Boot `kernel` with `initrd` under QEMU's software emulation, with its isa-debug-exit
+/// device on the exit port; the guest's status N comes back as QEMU's (N << 1) | 1.
+fn qemu_boot(
+    qemu: &std::path::Path,
+    kernel: &std::path::Path,
+    initrd: &std::path::Path,
+) -> Result<(i32, String), String> {
+    let o = std::process::Command::new("timeout")
+        .arg("300")
+        .arg(qemu)
+        .args(["-accel", "tcg", "-m", "256", "-nodefaults", "-no-reboot"])
+        .args(["-display", "none", "-serial", "stdio"])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x01"])
+        .arg("-kernel")
+        .arg(kernel)
+        .arg("-initrd")
+        .arg(initrd)
+        .args(["-append", AGENT_CMDLINE])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{}: {e}", qemu.display()))?;
+    let text =
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    Ok((o.status.code().unwrap_or(-1), text))
+}
+
+/// The agent on a real Linux kernel: `contain guest-initramfs` builds the archive the stage
+/// boots, and QEMU (software emulation, so any machine) boots it with Debian's kernel.
+fn agent_under_qemu() -> R {
+    let Some(qemu) = which("qemu-system-x86_64") else {
+        return skip("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)");
+    };
+    let kernel = match linux_kernel() {
+        Ok(k) => k,
+        Err(why) => return skip(why),
+    };
+    let secret = tempfile::NamedTempFile::new()?;
+    std::fs::write(secret.path(), "host secret\n")?;
+    let mut b = agent_bundle(secret.path())?;
+    let initrd = b.path().join("guest.cpio");
+    let build = |b: &Bundle| -> Result<(), String> {
+        let o = std::process::Command::new(CONTAIN)
+            .args(["guest-initramfs", "--bundle"])
+            .arg(b.path())
+            .arg("--output")
+            .arg(&initrd)
+            .out();
+        if o.code == 0 {
+            Ok(())
+        } else {
+            Err(format!("contain guest-initramfs: {} {}", o.code, o.stderr))
+        }
+    };
+    build(&b)?;
+    let (code, out) = qemu_boot(&qemu, &kernel, &initrd)?;
+    ensure!(
+        code == (7 << 1) | 1,
+        "QEMU exit {code} (want 15, the guest's 7):\n{out}"
+    );
+    check_agent_output(&out)?;
+    // A process that cannot start: the agent says why and reports 127, as runc's init would.
+    b.set(|c| c["process"]["args"] = json!(["no-such-program"]));
+    build(&b)?;
+    let (code, out) = qemu_boot(&qemu, &kernel, &initrd)?;
+    ensure!(
+        code == (127 << 1) | 1 && out.contains("no-such-program"),
+        "QEMU exit {code} (want 255, the agent's 127):\n{out}"
+    );
+    pass()
+}
+
+/// The same guest through `contain run`, where KVM can boot Linux.
+fn agent_in_vm() -> R {
+    if let Some(why) = kvm_missing() {
+        return skip(why);
+    }
+    let kernel = match linux_kernel() {
+        Ok(k) => k,
+        Err(why) => return skip(why),
+    };
+    let features = std::process::Command::new(CONTAIN).arg("features").out();
+    let support: Value = serde_json::from_str(&features.stdout)?;
+    let support = support["annotations"]["io.contain.microvm"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if !support.starts_with("available: ") {
+        return skip(format!(
+            "contain features: {support} (linux_guest_agent_runs_the_process_under_qemu boots \
+             this guest under QEMU instead)"
+        ));
+    }
+    let secret = tempfile::NamedTempFile::new()?;
+    std::fs::write(secret.path(), "host secret\n")?;
+    let mut b = agent_bundle(secret.path())?;
+    b.set(|c| {
+        c["annotations"] = json!({
+            "io.contain.isolation": "microvm",
+            "io.contain.microvm.kernel": kernel,
+            "io.contain.microvm.timeout": "120",
+        });
+        c["linux"]["resources"] = json!({"memory": {"limit": 256 * MIB}});
+    });
+    let rt = Runtime::new();
+    let o = rt.run(&b, "agent");
+    ensure!(
+        o.code == 7,
+        "exit {} (want 7): {}{}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    check_agent_output(&o.stdout)?;
+    rt.assert_clean(&b, "agent")?;
+    pass()
+}
 
 /// podman (through conmon) drives the stage with nothing but annotations and --memory: the
 /// guest's output is the container's, its exit status podman's.
@@ -66,6 +241,7 @@ fn podman() -> R {
             "--annotation=io.contain.microvm.kernel={}",
             kernel.display()
         ))
+        .args(["--annotation", "io.contain.microvm.guest=bare"])
         .args(["--annotation", "io.contain.microvm.cmdline=probe.exit=5"])
         .args([&image, "/bin/true"])
         .out();
@@ -87,12 +263,14 @@ fn podman() -> R {
 
 const MIB: u64 = 1 << 20;
 
-/// A bundle that asks for the microVM stage with `kernel`, `cmdline` and `memory` bytes.
+/// A bundle that asks for the microVM stage with the probe `kernel` (a bare guest),
+/// `cmdline` and `memory` bytes.
 fn vm_bundle(kernel: &std::path::Path, cmdline: &str, memory: u64) -> Bundle {
     let mut b = Bundle::new();
     b.set(|c| {
         c["annotations"] = json!({
             "io.contain.isolation": "microvm",
+            "io.contain.microvm.guest": "bare",
             "io.contain.microvm.kernel": kernel,
             "io.contain.microvm.cmdline": cmdline,
         });
@@ -129,7 +307,9 @@ fn check_memory(out: &str, memory: u64) -> Result<(), libtest_mimic::Failed> {
     Ok(())
 }
 
-fn boot_test(kind: Guest, what: &[&str]) -> R {
+/// Boot the probe `kind` as a `machine` guest (bare, or linux: with an interrupt controller
+/// and a PIT) with an initramfs of its own, and check what it reports.
+fn boot_test(kind: Guest, machine: &str, what: &[&str]) -> R {
     let kernel = match guest(kind) {
         Ok(k) => k,
         Err(why) => return skip(why),
@@ -138,8 +318,14 @@ fn boot_test(kind: Guest, what: &[&str]) -> R {
     let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
     std::fs::write(initrd.path(), &data)?;
     let memory = 48 * MIB;
-    let mut b = vm_bundle(&kernel, "console=ttyS0 probe.exit=42 probe.badio", memory);
-    b.set(|c| c["annotations"]["io.contain.microvm.initramfs"] = json!(initrd.path()));
+    let cmdline = "console=ttyS0 probe.exit=42 probe.badio probe.pit probe.smp";
+    let mut b = vm_bundle(&kernel, cmdline, memory);
+    b.set(|c| {
+        c["annotations"]["io.contain.microvm.initramfs"] = json!(initrd.path());
+        c["annotations"]["io.contain.microvm.guest"] = json!(machine);
+        // Two vCPUs asked for: a linux machine has them (in its MP table), a bare one runs one.
+        c["linux"]["resources"]["cpu"] = json!({"quota": 150000, "period": 100000});
+    });
     let rt = Runtime::new();
     let o = rt.run(&b, "vm");
     ensure!(
@@ -171,10 +357,33 @@ fn boot_test(kind: Guest, what: &[&str]) -> R {
         addr % 4096 == 0 && addr + data.len() as u64 <= memory && addr > MIB,
         "initramfs at {addr:#x}"
     );
+    // The command line is the one given: an initramfs of the guest's own means no agent.
     ensure!(
-        o.stdout
-            .contains("probe: cmdline=console=ttyS0 probe.exit=42 probe.badio"),
+        o.stdout.contains(&format!("probe: cmdline={cmdline}\n")),
         "{}",
+        o.stdout
+    );
+    // A linux machine has KVM's PIT counting down from what the probe loaded; a bare one
+    // has none, and the port reads as all ones.
+    let pit = o
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("probe: pit counter=0x"))
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .ok_or("no pit line")?;
+    let mptable = match machine {
+        "linux" => {
+            ensure!(pit > 0 && pit <= 0x1234, "PIT counter {pit:#x}");
+            "probe: mptable cpus=2 bsp=0 ioapic=0xfec00000 irqs=16 checksums=ok\nprobe: smp started=1 of 1"
+        }
+        _ => {
+            ensure!(pit == 0xffff, "a bare machine answered the PIT: {pit:#x}");
+            "probe: mptable none"
+        }
+    };
+    ensure!(
+        o.stdout.contains(mptable),
+        "missing {mptable:?} in:\n{}",
         o.stdout
     );
     // Unknown ports and MMIO read as all ones and the VMM goes on.
@@ -195,6 +404,7 @@ fn boot_test(kind: Guest, what: &[&str]) -> R {
 fn pvh_boot() -> R {
     boot_test(
         Guest::Pvh,
+        "bare",
         &["probe: boot=pvh", "probe: start_info version=1 modules=1"],
     )
 }
@@ -202,6 +412,7 @@ fn pvh_boot() -> R {
 fn bzimage_boot() -> R {
     boot_test(
         Guest::BzImage,
+        "linux",
         &[
             "probe: boot=linux64",
             "probe: boot_protocol=0x20f loader=0xff",
@@ -356,7 +567,15 @@ fn jailed_and_killed() -> R {
         Ok(k) => k,
         Err(why) => return skip(why),
     };
-    let b = vm_bundle(&kernel, "probe.loop", 16 * MIB);
+    // A linux machine (interrupt controller, PIT) with two vCPUs: a thread and a filter each.
+    let initrd = tempfile::NamedTempFile::new()?;
+    std::fs::write(initrd.path(), b"initramfs")?;
+    let mut b = vm_bundle(&kernel, "probe.loop", 16 * MIB);
+    b.set(|c| {
+        c["annotations"]["io.contain.microvm.guest"] = json!("linux");
+        c["annotations"]["io.contain.microvm.initramfs"] = json!(initrd.path());
+        c["linux"]["resources"]["cpu"] = json!({"quota": 200000, "period": 100000});
+    });
     let rt = Runtime::new();
     let o = rt.create(&b, "vm");
     ensure!(o.code == 0, "create: {}", o.stderr);
@@ -364,7 +583,10 @@ fn jailed_and_killed() -> R {
     let iso = state["annotations"]["io.contain.isolation"]
         .as_str()
         .unwrap_or("");
-    ensure!(iso.starts_with("microvm: bzImage"), "state says {iso:?}");
+    ensure!(
+        iso.starts_with("microvm: linux guest, bzImage") && iso.contains("16 MiB, 2 vCPUs"),
+        "state says {iso:?}"
+    );
     ensure!(
         state["annotations"]["io.contain.seccomp"]
             .as_str()
@@ -407,7 +629,7 @@ fn jailed_and_killed() -> R {
         let tid: i32 = t.file_name().to_string_lossy().parse()?;
         let comm = std::fs::read_to_string(t.path().join("comm"))?;
         let kind = match comm.trim() {
-            "vcpu0" => "vcpu",
+            "vcpu0" | "vcpu1" => "vcpu",
             "contain" => "vmm",
             _ => continue, // KVM's own kernel workers
         };
@@ -466,7 +688,7 @@ fn jailed_and_killed() -> R {
         kinds.push(kind);
     }
     kinds.sort();
-    ensure!(kinds == ["vcpu", "vmm"], "threads seen: {kinds:?}");
+    ensure!(kinds == ["vcpu", "vcpu", "vmm"], "threads seen: {kinds:?}");
     // The live audit names the stage.
     let o = rt.exec(&["audit", "vm", "--format", "json"]);
     ensure!(o.code == 0, "audit: {}", o.stderr);
@@ -633,6 +855,19 @@ fn bad_input() -> R {
                 c["annotations"]["io.contain.microvm.initramfs"] = json!(big.path());
             }),
             "does not fit in guest memory",
+        ),
+        (
+            "Linux guest's rootfs and agent larger than half its memory",
+            Box::new(|c| {
+                c["linux"]["resources"]["memory"]["limit"] = json!(8u64 << 20);
+                c["annotations"]["io.contain.microvm.guest"] = json!("linux");
+            }),
+            "the initramfs would exceed 4 MiB",
+        ),
+        (
+            "unknown guest kind",
+            Box::new(|c| c["annotations"]["io.contain.microvm.guest"] = json!("windows")),
+            "the values are \"linux\" and \"bare\"",
         ),
         (
             "bad timeout",

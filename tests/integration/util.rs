@@ -473,6 +473,36 @@ pub fn kvm_missing() -> Option<String> {
     }
 }
 
+/// A Linux kernel image (bzImage) for the guest-agent tests: $CONTAIN_TEST_KERNEL, else the
+/// newest /boot/vmlinuz-*; or why there is none. (scripts/test.sh fetches Debian's.)
+pub fn linux_kernel() -> Result<PathBuf, String> {
+    if let Some(k) = std::env::var_os("CONTAIN_TEST_KERNEL") {
+        let k = PathBuf::from(k);
+        return if k.is_file() {
+            Ok(k)
+        } else {
+            Err(format!("CONTAIN_TEST_KERNEL={}: no such file", k.display()))
+        };
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/boot")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("vmlinuz-"))
+        })
+        .collect();
+    found.sort();
+    found.pop().ok_or_else(|| {
+        "no Linux kernel image: set CONTAIN_TEST_KERNEL to a bzImage (scripts/test.sh fetches \
+         Debian's linux-image package when apt-get can)"
+            .to_string()
+    })
+}
+
 /// `tar -C dir -cf out .`
 pub fn tar_dir(dir: &Path, out: &Path) -> Result<(), String> {
     let o = Command::new("tar")

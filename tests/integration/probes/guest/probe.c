@@ -6,6 +6,9 @@
  *   probe.exit=N   exit status (default 0)
  *   probe.echo     echo serial input back until a newline
  *   probe.badio    touch ports and MMIO nothing answers, report what came back
+ *   probe.pit      program the PIT's channel 0 and read its counter back
+ *   probe.mptable  find the MP table as Linux does and report its processors and IOAPIC
+ *   probe.smp      start every other processor the MP table lists (INIT, SIPI) and count them
  *   probe.touch    write every page of RAM above 4 MiB, then read it back
  *   probe.loop     spin forever after the report (for kill)
  *   probe.flood    print forever (for a reader that never reads)
@@ -66,6 +69,67 @@ static void initramfs(u64 addr, u64 size) {
     puts_(" fnv="); hex(fnv1a((const u8 *)addr, size)); putc_('\n');
 }
 
+static u8 sum(const u8 *p, u32 n) { u8 s = 0; while (n--) s += *p++; return s; }
+
+/* The MP floating pointer in the last KiB of base memory or the BIOS area, as Linux scans;
+ * returns the number of processors it lists. */
+static u32 mptable(void) {
+    const u8 *fp = 0;
+    for (u64 a = 0x9fc00; a < 0xa0000 && !fp; a += 16)
+        if (*(const u32 *)a == 0x5f504d5f) fp = (const u8 *)a;
+    for (u64 a = 0xf0000; a < 0x100000 && !fp; a += 16)
+        if (*(const u32 *)a == 0x5f504d5f) fp = (const u8 *)a;
+    if (!fp) { puts_("probe: mptable none\n"); return 0; }
+    const u8 *cfg = (const u8 *)(u64)*(const u32 *)(fp + 4);
+    u16 len = *(const u16 *)(cfg + 4), count = *(const u16 *)(cfg + 34);
+    int ok = sum(fp, 16) == 0 && *(const u32 *)cfg == 0x504d4350 && sum(cfg, len) == 0;
+    u32 cpus = 0, bsp = 0, ioapic = 0, irqs = 0;
+    const u8 *e = cfg + 44;
+    for (u16 i = 0; i < count && e < cfg + len; i++) {
+        if (e[0] == 0) { cpus++; if (e[3] & 2) bsp = e[1] + 1; e += 20; continue; }
+        if (e[0] == 2) ioapic = *(const u32 *)(e + 4);
+        if (e[0] == 3) irqs++;
+        e += 8;
+    }
+    puts_("probe: mptable cpus="); dec(cpus); puts_(" bsp="); dec(bsp ? bsp - 1 : 99);
+    puts_(" ioapic="); hex(ioapic); puts_(" irqs="); dec(irqs);
+    puts_(ok ? " checksums=ok\n" : " checksums=bad\n");
+    return cpus;
+}
+
+/* Map the local APIC (0xfee00000, in the 4th GiB) with one uncached 2 MiB page. */
+static u64 apic_pd[512] __attribute__((aligned(4096)));
+static void map_lapic(void) {
+    u64 cr3;
+    __asm__ volatile("mov %%cr3, %0" : "=r"(cr3));
+    u64 *pml4 = (u64 *)(cr3 & ~0xfffUL);
+    u64 *pdpt = (u64 *)(pml4[0] & ~0xfffUL);
+    apic_pd[(0xfee00000UL - 0xc0000000UL) >> 21] = 0xfee00000UL | 0x9b; /* P RW PWT PCD PS */
+    pdpt[3] = (u64)apic_pd | 3;
+    __asm__ volatile("mov %0, %%cr3" : : "r"(cr3) : "memory");
+}
+static void lapic_w(u32 reg, u32 v) { *(volatile u32 *)(0xfee00000UL + reg) = v; }
+static void spin(u64 n) { for (volatile u64 i = 0; i < n; i++) {} }
+
+/* Each application processor starts in real mode at 0x3000 (SIPI vector 3), counts itself in
+ * the byte at 0x2ff0 and halts: lock incb [0x2ff0]; cli; hlt; jmp back to hlt. */
+static void smp(u32 cpus) {
+    static const u8 tramp[] = { 0xf0, 0xfe, 0x06, 0xf0, 0x2f, 0xfa, 0xf4, 0xeb, 0xfd };
+    volatile u8 *count = (volatile u8 *)0x2ff0;
+    if (cpus < 2) { puts_("probe: smp no other processor\n"); return; }
+    for (u32 i = 0; i < sizeof tramp; i++) ((volatile u8 *)0x3000)[i] = tramp[i];
+    *count = 0;
+    map_lapic();
+    lapic_w(0xf0, 0x1ff); /* software-enable the local APIC */
+    for (u32 id = 1; id < cpus; id++) {
+        lapic_w(0x310, id << 24); lapic_w(0x300, 0x4500); /* INIT */
+        spin(10000);
+        for (int k = 0; k < 2; k++) { lapic_w(0x310, id << 24); lapic_w(0x300, 0x4603); spin(1000); }
+    }
+    for (u64 i = 0; i < 300000000UL && *count < cpus - 1; i++) {}
+    puts_("probe: smp started="); dec(*count); puts_(" of "); dec(cpus - 1); putc_('\n');
+}
+
 void probe_main(u64 info, int kind) {
     const char *cmdline = 0;
     if (kind == 1) {
@@ -102,6 +166,18 @@ void probe_main(u64 info, int kind) {
         volatile u32 *mmio = (volatile u32 *)0x30000000;  /* inside the 1 GiB map, beyond RAM */
         *mmio = 0xdeadbeef;
         puts_("probe: mmio reads "); hex(*mmio); putc_('\n');
+    }
+    if (opt(cmdline, "probe.pit")) {
+        /* Channel 0, low then high byte, mode 2, count 0x1234; then latch and read it. A PIT
+           counts down from there; where there is none the port reads all ones. */
+        outb(0x43, 0x34); outb(0x40, 0x34); outb(0x40, 0x12);
+        outb(0x43, 0x00);
+        u16 lo = inb(0x40), hi = inb(0x40);
+        puts_("probe: pit counter="); hex((u64)(hi << 8 | lo)); putc_('\n');
+    }
+    if (opt(cmdline, "probe.mptable") || opt(cmdline, "probe.smp")) {
+        u32 cpus = mptable();
+        if (opt(cmdline, "probe.smp")) smp(cpus);
     }
     if (opt(cmdline, "probe.touch")) {
         u64 pages = 0, bad = 0;

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Print the path of a Linux bzImage for the microVM guest-agent tests. The first time, it
+# fetches Debian's kernel package with `apt-get download` (nothing is installed) and unpacks
+# only its vmlinuz into target/test-kernel. Prints nothing and exits 1 when it cannot; the
+# tests then report themselves as skipped, with the reason.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=target/test-kernel
+kernel=$(ls "$dir"/boot/vmlinuz-* 2>/dev/null | tail -n 1 || true)
+if [ -z "$kernel" ]; then
+  command -v apt-get >/dev/null || exit 1
+  pkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
+    awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+  [ -n "$pkg" ] || exit 1
+  mkdir -p "$dir"
+  (cd "$dir" && apt-get download -qq "$pkg" >/dev/null 2>&1) || exit 1
+  dpkg-deb --fsys-tarfile "$dir/${pkg}"_*.deb | tar -x -C "$dir" --wildcards './boot/vmlinuz-*'
+  rm -f "$dir"/*.deb
+  kernel=$(ls "$dir"/boot/vmlinuz-* | tail -n 1)
+fi
+echo "$PWD/$kernel"
