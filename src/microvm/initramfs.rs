@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Process;
 
+use crate::sys::fs::{fstat, lstatat, readlinkat};
+
 /// Where the agent sits in the guest (the kernel runs it: rdinit=).
 pub const AGENT_PATH: &str = "/.contain/init";
 /// The process the agent runs, as JSON ([`GuestConfig`]).
@@ -158,7 +160,7 @@ fn entry(
     path: &mut PathBuf,
     depth: usize,
 ) -> Result<(), String> {
-    let st = fstatat(dir, name, libc::AT_SYMLINK_NOFOLLOW).map_err(|e| e.to_string())?;
+    let st = lstatat(dir, name).map_err(|e| e.to_string())?;
     let archived = path
         .to_str()
         .ok_or("the name is not UTF-8, which a newc archive here cannot carry")?
@@ -201,56 +203,21 @@ fn entry(
     Ok(())
 }
 
-fn cvt(ret: libc::c_int) -> std::io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
 /// `name` in `dir`, never through a symlink.
 fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> std::io::Result<OwnedFd> {
     // SAFETY: `name` is NUL-terminated; `dir` is a live directory descriptor.
-    let fd = cvt(unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        )
-    })?;
+    let fd = crate::sys::cvt(
+        unsafe {
+            libc::openat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        }
+        .into(),
+    )?;
     // SAFETY: openat returned a new descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn fstatat(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> std::io::Result<libc::stat> {
-    // SAFETY: a zeroed stat is a valid value for the kernel to fill.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `name` is NUL-terminated, `dir` live, `st` writable.
-    cvt(unsafe { libc::fstatat(dir.as_raw_fd(), name.as_ptr(), &mut st, flags) })?;
-    Ok(st)
-}
-
-fn fstat(fd: BorrowedFd<'_>) -> std::io::Result<libc::stat> {
-    fstatat(fd, c"", libc::AT_EMPTY_PATH)
-}
-
-fn readlinkat(dir: BorrowedFd<'_>, name: &CStr) -> std::io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; libc::PATH_MAX as usize];
-    // SAFETY: `name` is NUL-terminated, `dir` live, `buf` writable for its length.
-    let n = unsafe {
-        libc::readlinkat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    if n < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    buf.truncate(n as usize);
-    Ok(buf)
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// The names in `dir` (without `.` and `..`).

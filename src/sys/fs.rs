@@ -109,21 +109,42 @@ pub fn mkdir_all_in_root(root: BorrowedFd<'_>, path: &Path, mode: u32) -> io::Re
 /// The target of the symlink `name` in `dir`, if it is one.
 fn readlink_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> Option<PathBuf> {
     let c = cstr(Path::new(name)).ok()?;
+    readlinkat(dir, &c)
+        .ok()
+        .map(|t| PathBuf::from(std::ffi::OsString::from_vec(t)))
+}
+
+/// readlinkat(2): the target of the symlink `name` in `dir`.
+pub fn readlinkat(dir: BorrowedFd<'_>, name: &std::ffi::CStr) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; libc::PATH_MAX as usize];
-    // SAFETY: `c` is a valid name, `buf` is writable for its length.
-    let n = unsafe {
+    // SAFETY: `name` is NUL-terminated, `dir` live, `buf` writable for its length.
+    let n = cvt(unsafe {
         libc::readlinkat(
             dir.as_raw_fd(),
-            c.as_ptr(),
+            name.as_ptr(),
             buf.as_mut_ptr().cast(),
             buf.len(),
         )
-    };
-    if n < 0 {
-        return None;
-    }
+    } as libc::c_long)?;
     buf.truncate(n as usize);
-    Some(PathBuf::from(std::ffi::OsString::from_vec(buf)))
+    Ok(buf)
+}
+
+/// fstatat(2) of `name` in `dir`, never following a symlink at `name`.
+pub fn lstatat(dir: BorrowedFd<'_>, name: &std::ffi::CStr) -> io::Result<libc::stat> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `name` is NUL-terminated, `dir` live, `st` writable memory of the right size.
+    cvt(unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            st.as_mut_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    }
+    .into())?;
+    // SAFETY: fstatat succeeded, so it initialised `st`.
+    Ok(unsafe { st.assume_init() })
 }
 
 fn mkdir_all_depth(
