@@ -141,7 +141,8 @@ fuzz_target!(|inp: Input| {
             name != ".contain" && !name.starts_with(".contain/"),
             "{name}"
         );
-        let path = root.join(name);
+        // A rootfs entry named like the trailer is archived as ./TRAILER!!!.
+        let path = root.join(name.strip_prefix("./").unwrap_or(name));
         let m = std::fs::symlink_metadata(&path).expect("an entry of the tree");
         let t = m.file_type();
         let kind = if t.is_symlink() {

@@ -25,6 +25,8 @@ pub const PROCESS_PATH: &str = "/.contain/process.json";
 /// What a Linux guest's command line gets so that the kernel runs the agent as PID 1 (words
 /// after `--` are the init's arguments).
 pub const AGENT_CMDLINE: &str = "rdinit=/.contain/init -- guest-agent";
+/// The name that ends a newc archive.
+const TRAILER: &str = "TRAILER!!!";
 /// The deepest directory nesting archived (a bound on the walk, and on hostile trees).
 const MAX_DEPTH: usize = 128;
 
@@ -161,10 +163,15 @@ fn entry(
     depth: usize,
 ) -> Result<(), String> {
     let st = lstatat(dir, name).map_err(|e| e.to_string())?;
-    let archived = path
+    let mut archived = path
         .to_str()
         .ok_or("the name is not UTF-8, which a newc archive here cannot carry")?
         .to_owned();
+    // An entry named TRAILER!!! ends a newc archive (for the kernel's unpacker too): a rootfs
+    // entry of that name is archived as ./TRAILER!!!, which unpacks to the same place.
+    if archived == TRAILER {
+        archived = format!("./{TRAILER}");
+    }
     let meta = Meta {
         mode: st.st_mode,
         uid: st.st_uid,
@@ -321,6 +328,23 @@ mod tests {
         // Every walked entry comes before the agent's, which therefore win.
         let pos = |n: &str| e.iter().position(|x| x.0 == n).unwrap();
         assert!(pos("bin/sh") < pos(".contain/init"));
+    }
+
+    /// Found by the guest_initramfs fuzz target: a rootfs directory named TRAILER!!! ended
+    /// the archive there, so the rest of the rootfs and the agent were never read.
+    #[test]
+    fn an_entry_named_like_the_trailer_does_not_end_the_archive() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("TRAILER!!!/c")).unwrap();
+        std::fs::write(t.path().join("TRAILER!!!/c/f"), b"kept").unwrap();
+        let out = build(t.path(), &config(), b"AGENT", 1 << 20).unwrap();
+        let e = entries(&out);
+        let names: Vec<&str> = e.iter().map(|x| x.0.as_str()).collect();
+        assert_eq!(
+            &names[..3],
+            ["./TRAILER!!!", "TRAILER!!!/c", "TRAILER!!!/c/f"]
+        );
+        assert_eq!(names.last(), Some(&".contain/process.json"));
     }
 
     #[test]
