@@ -56,6 +56,15 @@ struct Meta {
 
 impl Archive {
     fn add(&mut self, name: &str, m: &Meta, data: &[u8]) -> Result<(), String> {
+        // An entry named TRAILER!!! ends a newc archive (for the kernel's unpacker too): it
+        // is written as ./TRAILER!!!, which unpacks to the same place.
+        let dotted;
+        let name = if name == TRAILER {
+            dotted = format!("./{TRAILER}");
+            &dotted
+        } else {
+            name
+        };
         let size = u32::try_from(data.len()).map_err(|_| format!("{name}: larger than 4 GiB"))?;
         if self.out.len() as u64 + data.len() as u64 + 512 > self.limit {
             return Err(format!(
@@ -163,15 +172,10 @@ fn entry(
     depth: usize,
 ) -> Result<(), String> {
     let st = lstatat(dir, name).map_err(|e| e.to_string())?;
-    let mut archived = path
+    let archived = path
         .to_str()
         .ok_or("the name is not UTF-8, which a newc archive here cannot carry")?
         .to_owned();
-    // An entry named TRAILER!!! ends a newc archive (for the kernel's unpacker too): a rootfs
-    // entry of that name is archived as ./TRAILER!!!, which unpacks to the same place.
-    if archived == TRAILER {
-        archived = format!("./{TRAILER}");
-    }
     let meta = Meta {
         mode: st.st_mode,
         uid: st.st_uid,

@@ -275,10 +275,12 @@ pub fn support() -> Support {
             12 => Ok(()),
             v => Err(format!("/dev/kvm speaks API {v}, not 12")),
         });
-    Support {
-        kvm,
-        pvm: Path::new("/sys/module/kvm_pvm").exists(),
-    }
+    Support { kvm, pvm: on_pvm() }
+}
+
+/// Whether the host's KVM is kvm_pvm (nested, paravirtual).
+fn on_pvm() -> bool {
+    Path::new("/sys/module/kvm_pvm").exists()
 }
 
 /// Everything the init needs, gathered by the runtime before it forks.
@@ -345,7 +347,12 @@ pub fn prepare(
     let format = boot::detect(&kernel)
         .map_err(|e| format!("microvm kernel {}: {e}", plan.kernel.display()))?;
     if plan.guest == Guest::Linux {
-        if let Err(why) = support().linux_boots() {
+        // /dev/kvm is open already: only the kind of KVM is left to know.
+        let here = Support {
+            kvm: Ok(()),
+            pvm: on_pvm(),
+        };
+        if let Err(why) = here.linux_boots() {
             crate::log::warn(&format!(
                 "microvm: a Linux guest may not boot here: {why} (a kernel built as a PVM guest \
                  does)"
