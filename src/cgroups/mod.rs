@@ -5,6 +5,7 @@ pub mod devices;
 mod mountinfo;
 mod resources;
 pub mod stats;
+pub mod systemd;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,9 @@ pub enum CgroupError {
     Unsupported(String),
     #[error("cgroup {0} already holds processes (another container's?); refusing to share it")]
     InUse(PathBuf),
+    /// The systemd driver: a bad cgroupsPath or what systemd answered.
+    #[error("{0}")]
+    Systemd(String),
     #[error("cgroup {path} still has processes; cannot remove it: {source}")]
     Remove { path: PathBuf, source: io::Error },
 }

@@ -290,6 +290,22 @@ pub fn cpuset_inherit(mount: &Path, dir: &Path) -> Result<(), CgroupError> {
 }
 
 /// The devices every container needs, allowed after a deny-all (as runc does).
+/// `linux.resources.devices` as (allow?, v1 rule text) in order, a deny-all followed by the
+/// defaults runc allows; None when config.json has no device rules.
+pub fn device_rules(res: &LinuxResources) -> Option<Vec<(bool, String)>> {
+    let devs = res.devices().as_ref().filter(|d| !d.is_empty())?;
+    let mut rules = Vec::new();
+    for d in devs {
+        let rule = device_rule(d);
+        let deny_all = !d.allow() && rule.starts_with("a ");
+        rules.push((d.allow(), rule));
+        if deny_all {
+            rules.extend(default_allowed().into_iter().map(|r| (true, r)));
+        }
+    }
+    Some(rules)
+}
+
 fn default_allowed() -> Vec<String> {
     [
         "c 1:3 rwm",
@@ -603,17 +619,7 @@ pub fn apply(cg: &Cgroup, res: &LinuxResources) -> Result<(), CgroupError> {
     if let Some(l) = res.hugepage_limits().as_ref().filter(|l| !l.is_empty()) {
         apply_hugetlb(cg, l)?;
     }
-    if let Some(devs) = res.devices().as_ref().filter(|d| !d.is_empty()) {
-        // Config rules in order; a leading deny-all is followed by the defaults runc allows.
-        let mut rules: Vec<(bool, String)> = Vec::new();
-        for d in devs {
-            let rule = device_rule(d);
-            let deny_all = !d.allow() && rule.starts_with("a ");
-            rules.push((d.allow(), rule));
-            if deny_all {
-                rules.extend(default_allowed().into_iter().map(|r| (true, r)));
-            }
-        }
+    if let Some(rules) = device_rules(res) {
         let v1 = cg.dirs.iter().find(|(h, _)| {
             h.version == Version::V1 && h.controllers.iter().any(|c| c == "devices")
         });

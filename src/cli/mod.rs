@@ -51,7 +51,10 @@ pub struct Cli {
     /// Log debug messages
     #[arg(long, global = true)]
     debug: bool,
-    /// Use systemd to manage cgroups (not available: contain manages cgroupfs directly)
+    /// Let systemd create the container's cgroup: cgroupsPath is "slice:prefix:name" (empty
+    /// slice: system.slice; "-": the root slice; no cgroupsPath: ":contain:ID") and the
+    /// container runs in the transient scope prefix-name.scope, started over systemd's private
+    /// socket with Delegate=yes and the limits systemd can express. Root only
     #[arg(long, global = true)]
     systemd_cgroup: bool,
     /// Security policy for create/run: default, strict, runc, or a policy file's path (see
@@ -103,7 +106,7 @@ pub struct CreateArgs {
 }
 
 impl CreateArgs {
-    fn opts(&self, policy: Option<&str>) -> CreateOpts {
+    fn opts(&self, policy: Option<&str>, systemd_cgroup: bool) -> CreateOpts {
         CreateOpts {
             policy: policy.map(str::to_string),
             id: self.id.clone(),
@@ -114,6 +117,7 @@ impl CreateArgs {
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,
+            systemd_cgroup,
         }
     }
 }
@@ -334,20 +338,16 @@ fn dispatch(
     command: Command,
 ) -> anyhow::Result<i32> {
     let store = Store::new(root);
-    let needs_cgroups = matches!(command, Command::Create(_) | Command::Run { .. });
-    if systemd && needs_cgroups {
-        anyhow::bail!("--systemd-cgroup: the systemd cgroup driver is not available in contain; use cgroupfs (omit the flag)");
-    }
     match command {
         Command::Create(a) => {
-            container::create(&store, &a.opts(policy))?;
+            container::create(&store, &a.opts(policy, systemd))?;
         }
         Command::Start { id } => container::start(&store, &id)?,
         Command::Run {
             create,
             detach,
             keep,
-        } => return run::run(&store, &create.opts(policy), detach, keep),
+        } => return run::run(&store, &create.opts(policy, systemd), detach, keep),
         Command::Exec(a) => return exec::exec(&store, &a),
         Command::Pause { id } => container::set_frozen(&store, &id, true)?,
         Command::Resume { id } => container::set_frozen(&store, &id, false)?,

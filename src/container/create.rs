@@ -16,6 +16,7 @@ use super::lifecycle::{hook_state, write_atomic};
 use super::store::{ContainerDir, State, Store};
 use super::{io_err, ContainerError};
 use crate::caps::CapPlan;
+use crate::cgroups::systemd::{self, Systemd};
 use crate::cgroups::{self, Cgroup};
 use crate::hooks;
 use crate::landlock;
@@ -39,6 +40,8 @@ pub struct CreateOpts {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// --systemd-cgroup: cgroupsPath is `slice:prefix:name` and systemd makes the scope.
+    pub systemd_cgroup: bool,
 }
 
 /// What a failed create must undo.
@@ -46,6 +49,8 @@ struct Undo<'a> {
     dir: Option<ContainerDir>,
     cgroup: Option<&'a Cgroup>,
     init: Option<i32>,
+    /// The systemd scope started for the container.
+    scope: Option<(&'a Systemd, &'a str)>,
 }
 
 impl Drop for Undo<'_> {
@@ -58,6 +63,13 @@ impl Drop for Undo<'_> {
             for pid in cg.pids() {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
+        }
+        if let Some((systemd, name)) = self.scope {
+            if let Err(e) = systemd.stop(name) {
+                crate::log::warn(&e.to_string());
+            }
+        }
+        if let Some(cg) = self.cgroup {
             let _ = cg.remove();
         }
         if let Some(dir) = self.dir.take() {
@@ -309,14 +321,29 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
         .as_deref()
         .map(|p| connect(p, "connect to console socket"))
         .transpose()?;
-    let rel = cgroups::relative_path(
-        bundle
-            .spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.cgroups_path().as_deref()),
-        &opts.id,
-    );
+    let cgroups_path = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().clone());
+    let (rel, unit) = if opts.systemd_cgroup {
+        let text = cgroups_path
+            .as_deref()
+            .map(|p| {
+                p.to_str().ok_or_else(|| {
+                    cgroups::CgroupError::Systemd(format!("cgroupsPath {p:?} is not UTF-8"))
+                })
+            })
+            .transpose()?;
+        let unit = systemd::Unit::parse(text, &opts.id)?;
+        (unit.cgroup_path(), Some(unit))
+    } else {
+        (
+            cgroups::relative_path(cgroups_path.as_deref(), &opts.id),
+            None,
+        )
+    };
+    let systemd = unit.as_ref().map(|_| Systemd::connect()).transpose()?;
     let mut cgroup = Cgroup::at(&hierarchies, &rel);
 
     // Side effects start here; `undo` reverts them unless the create completes.
@@ -325,6 +352,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
         dir: None,
         cgroup: None,
         init: None,
+        scope: None,
     };
     let fifo_path = dir.fifo_path();
     undo.dir = Some(dir);
@@ -336,6 +364,19 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
     let fifo = open_host(&fifo_path, libc::O_RDWR).map_err(io_err("open", &fifo_path))?;
     cgroup.check_unused()?;
     let resources = linux.and_then(|l| l.resources().as_ref());
+    let mut placeholder = None;
+    if let (Some(systemd), Some(unit)) = (&systemd, &unit) {
+        let unified = hierarchies
+            .iter()
+            .all(|h| h.version == cgroups::Version::V2);
+        let props = resources
+            .map(|r| systemd::resource_properties(r, unified))
+            .unwrap_or_default();
+        let holder = systemd::Placeholder::spawn()?;
+        systemd.start_scope(unit, &opts.id, holder.pid, unified, props)?;
+        placeholder = Some(holder);
+        undo.scope = Some((systemd, &unit.name));
+    }
     match cgroup.create() {
         Err(cgroups::CgroupError::Create { path, source })
             if !nix::unistd::geteuid().is_root()
@@ -416,6 +457,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
             .unwrap_or_default(),
         seccomp: prepared.filters.iter().map(|f| f.profile.clone()).collect(),
         landlock: Some(prepared.landlock.clone()),
+        systemd_unit: unit.as_ref().map(|u| u.name.clone()),
     };
     let args = InitArgs {
         id: &opts.id,
@@ -466,6 +508,8 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
     let pid =
         process::spawn(&args, &mut run_hooks, &mut on_listener).map_err(ContainerError::Spawn)?;
     undo.init = Some(pid);
+    // The init holds the scope now.
+    drop(placeholder);
     drop(args);
     state.pid = pid;
     state.start_time = proc::stat(pid)
@@ -491,6 +535,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
     ));
     undo.init = None;
     undo.cgroup = None;
+    undo.scope = None;
     drop(undo.dir.take());
     Ok(state)
 }

@@ -12,6 +12,7 @@ use super::signal;
 use super::status::{self, Status};
 use super::store::{ContainerDir, State, Store, StoreError};
 use super::{io_err, ContainerError};
+use crate::cgroups::systemd::Systemd;
 use crate::cgroups::Cgroup;
 use crate::hooks;
 use crate::sys::{cvt, fs::open_host, proc};
@@ -213,6 +214,14 @@ fn destroy(dir: ContainerDir, st: &State) -> Result<(), ContainerError> {
     let cg = Cgroup {
         dirs: st.cgroup.clone(),
     };
+    if let Some(unit) = &st.systemd_unit {
+        // systemd stops an empty scope by itself; stop it in case it has not yet, then
+        // remove the directories it does not manage.
+        let stopped = Systemd::connect().and_then(|s| s.stop(unit));
+        if let Err(e) = stopped {
+            crate::log::warn(&e.to_string());
+        }
+    }
     cg.remove()?;
     if let Some(h) = st.hooks.as_ref().and_then(|h| h.poststop().clone()) {
         if let Err(e) = hooks::run_all("poststop", &h, &hook_state(st, "stopped")) {
@@ -375,6 +384,16 @@ pub fn update(
     }
     let hierarchies: Vec<_> = st.cgroup.iter().map(|(h, _)| h.clone()).collect();
     crate::cgroups::check_supported(res, &hierarchies)?;
+    if let Some(unit) = &st.systemd_unit {
+        // Tell systemd first, or it would put its old values back at its next reload.
+        let unified = hierarchies
+            .iter()
+            .all(|h| h.version == crate::cgroups::Version::V2);
+        let props = crate::cgroups::systemd::resource_properties(res, unified);
+        if !props.is_empty() {
+            Systemd::connect()?.set_properties(unit, props)?;
+        }
+    }
     Cgroup {
         dirs: st.cgroup.clone(),
     }

@@ -77,6 +77,9 @@ pub struct State {
     /// The Landlock plan of the container's processes (`exec` applies it again).
     #[serde(default)]
     pub landlock: Option<crate::landlock::Plan>,
+    /// The systemd scope holding the container (`--systemd-cgroup`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd_unit: Option<String>,
 }
 
 /// Parse a state file of container `id` (pure; the fuzz target's entry point).
@@ -261,6 +264,7 @@ mod tests {
             namespaces: vec![],
             seccomp: Vec::new(),
             landlock: None,
+            systemd_unit: None,
         }
     }
 

@@ -14,6 +14,7 @@ mod microvm;
 mod policy;
 mod seccomp;
 mod security;
+mod systemd;
 mod util;
 
 use libtest_mimic::{Arguments, Completion, Trial};
@@ -34,6 +35,7 @@ fn main() {
     tests.extend(audit::TESTS);
     tests.extend(microvm::TESTS);
     tests.extend(cgroup2::TESTS);
+    tests.extend(systemd::TESTS);
     tests.extend(conformance::TESTS);
     let missing = util::missing_prerequisite();
     let trials = tests
