@@ -5,10 +5,13 @@
 //! `systemctl daemon-reload` re-applies them instead of resetting them. contain then writes
 //! every limit to the scope's cgroup files itself, in each hierarchy, as with cgroupfs.
 //!
-//! The D-Bus connection runs on a current-thread tokio runtime: the runtime stays
-//! single-threaded, which its forks rely on. It goes through the system bus (as crun's and
-//! youki's do), not systemd's private socket (runc's): on that socket systemd signs its
-//! messages with its well-known name, which zbus cannot parse.
+//! The D-Bus connection runs on a current-thread tokio runtime. zbus still asks tokio's
+//! blocking pool for a thread (to read the socket's peer credentials), and the runtime's forks
+//! need it single-threaded: a connection lives only as long as one call, its runtime is shut
+//! down with it (which joins that thread), and `create` checks that it is alone again before it
+//! forks. It goes through the system bus (as crun's and youki's do), not systemd's private
+//! socket (runc's): on that socket systemd signs its messages with its well-known name, which
+//! zbus cannot parse.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -293,8 +296,35 @@ impl Drop for Placeholder {
 
 /// A connection to systemd.
 pub struct Systemd {
+    conn: Option<zbus::Connection>,
     rt: tokio::runtime::Runtime,
-    conn: zbus::Connection,
+}
+
+impl Drop for Systemd {
+    fn drop(&mut self) {
+        // The connection's tasks live on the runtime: drop it there. The runtime goes next,
+        // joining the blocking-pool thread zbus started.
+        let _in = self.rt.enter();
+        self.conn.take();
+    }
+}
+
+/// Fail unless the calling process has a single thread (before a fork).
+pub fn ensure_single_threaded() -> Result<(), CgroupError> {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .map_err(|e| CgroupError::Systemd(format!("read /proc/self/status: {e}")))?;
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .map(str::trim);
+    if threads == Some("1") {
+        Ok(())
+    } else {
+        Err(CgroupError::Systemd(format!(
+            "the D-Bus client left {} threads running; refusing to fork",
+            threads.unwrap_or("?")
+        )))
+    }
 }
 
 fn dbus_err(what: &str) -> impl FnOnce(zbus::Error) -> CgroupError + '_ {
@@ -344,15 +374,18 @@ impl Systemd {
                 .map_err(unreachable)?;
             Ok::<_, CgroupError>(conn)
         })?;
-        Ok(Systemd { rt, conn })
+        Ok(Systemd {
+            conn: Some(conn),
+            rt,
+        })
     }
 
     async fn call<B>(&self, method: &str, body: &B) -> zbus::Result<zbus::Message>
     where
         B: serde::Serialize + zbus::zvariant::DynamicType,
     {
-        self.conn
-            .call_method(Some(DEST), PATH, Some(MANAGER), method, body)
+        let conn = self.conn.as_ref().ok_or(zbus::Error::InvalidReply)?;
+        conn.call_method(Some(DEST), PATH, Some(MANAGER), method, body)
             .await
     }
 
@@ -378,7 +411,10 @@ impl Systemd {
                 .and_then(|b| b.member("JobRemoved"))
                 .map_err(dbus_err(what))?
                 .build();
-            let mut stream = zbus::MessageStream::for_match_rule(rule, &self.conn, None)
+            let conn = self.conn.as_ref().ok_or_else(|| {
+                CgroupError::Systemd(format!("{what}: the connection is closed"))
+            })?;
+            let mut stream = zbus::MessageStream::for_match_rule(rule, conn, None)
                 .await
                 .map_err(dbus_err(what))?;
             let job: OwnedObjectPath = match self.call(method, body).await {

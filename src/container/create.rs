@@ -50,7 +50,7 @@ struct Undo<'a> {
     cgroup: Option<&'a Cgroup>,
     init: Option<i32>,
     /// The systemd scope started for the container.
-    scope: Option<(&'a Systemd, &'a str)>,
+    scope: Option<&'a str>,
 }
 
 impl Drop for Undo<'_> {
@@ -64,8 +64,8 @@ impl Drop for Undo<'_> {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
         }
-        if let Some((systemd, name)) = self.scope {
-            if let Err(e) = systemd.stop(name) {
+        if let Some(name) = self.scope {
+            if let Err(e) = Systemd::connect().and_then(|s| s.stop(name)) {
                 crate::log::warn(&e.to_string());
             }
         }
@@ -343,7 +343,10 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
             None,
         )
     };
-    let systemd = unit.as_ref().map(|_| Systemd::connect()).transpose()?;
+    if unit.is_some() {
+        // Fail here, before anything is made, when systemd cannot be reached.
+        drop(Systemd::connect()?);
+    }
     let mut cgroup = Cgroup::at(&hierarchies, &rel);
 
     // Side effects start here; `undo` reverts them unless the create completes.
@@ -365,7 +368,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
     cgroup.check_unused()?;
     let resources = linux.and_then(|l| l.resources().as_ref());
     let mut placeholder = None;
-    if let (Some(systemd), Some(unit)) = (&systemd, &unit) {
+    if let Some(unit) = &unit {
         let unified = hierarchies
             .iter()
             .all(|h| h.version == cgroups::Version::V2);
@@ -373,9 +376,10 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
             .map(|r| systemd::resource_properties(r, unified))
             .unwrap_or_default();
         let holder = systemd::Placeholder::spawn()?;
-        systemd.start_scope(unit, &opts.id, holder.pid, unified, props)?;
+        Systemd::connect()?.start_scope(unit, &opts.id, holder.pid, unified, props)?;
         placeholder = Some(holder);
-        undo.scope = Some((systemd, &unit.name));
+        undo.scope = Some(&unit.name);
+        systemd::ensure_single_threaded()?;
     }
     match cgroup.create() {
         Err(cgroups::CgroupError::Create { path, source })
