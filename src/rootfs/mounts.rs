@@ -274,15 +274,22 @@ fn cgroup_mount(
     let dirs = plan.cgroup.map(|c| c.dirs.clone()).unwrap_or_default();
     let pure_v2 = !dirs.is_empty() && dirs.iter().all(|(h, _)| h.version == Version::V2);
     if pure_v2 {
-        mount_at(
+        let mounted = mount_at(
             Some(Path::new("cgroup2")),
             &target,
             Some("cgroup2"),
             flags | (opts.flags & MsFlags::MS_RDONLY),
             None,
-        )
-        .map_err(nix_step(format!("mount cgroup2 on {}", dest.display())))?;
-        return Ok(());
+        );
+        match mounted {
+            Ok(()) => return Ok(()),
+            // In a user namespace without a cgroup namespace of its own the kernel refuses a
+            // cgroup2 mount: bind the container's own cgroup directory instead (as runc does).
+            Err(nix::errno::Errno::EPERM) => {
+                return bind_cgroup_dir(root, &dirs[0].1, dest, &target, opts, flags);
+            }
+            Err(e) => return Err(nix_step(format!("mount cgroup2 on {}", dest.display()))(e)),
+        }
     }
     mount_at(
         Some(Path::new("tmpfs")),
@@ -301,24 +308,7 @@ fn cgroup_mount(
         let sub = dest.join(&name);
         let sub_fd = mkdir_all_in_root(root, &sub, 0o755)
             .map_err(step(format!("create {}", sub.display())))?;
-        let src = open_host(dir, libc::O_PATH | libc::O_DIRECTORY)
-            .map_err(step(format!("open {}", dir.display())))?;
-        mount_at(Some(&fd_path(&src)), &sub_fd, None, MsFlags::MS_BIND, None).map_err(nix_step(
-            format!("bind {} on {}", dir.display(), sub.display()),
-        ))?;
-        if opts.flags.contains(MsFlags::MS_RDONLY) {
-            let new =
-                open_in_root(root, &sub, libc::O_PATH).map_err(step("reopen cgroup mount"))?;
-            let locked = locked_flags(new.as_fd())?;
-            mount_at(
-                None,
-                &new,
-                None,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags | locked,
-                None,
-            )
-            .map_err(nix_step(format!("remount {} read-only", sub.display())))?;
-        }
+        bind_cgroup_dir(root, dir, &sub, &sub_fd, opts, flags)?;
     }
     if opts.flags.contains(MsFlags::MS_RDONLY) {
         let new = open_in_root(root, dest, libc::O_PATH).map_err(step("reopen cgroup tmpfs"))?;
@@ -328,6 +318,36 @@ fn cgroup_mount(
             None,
             MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags,
             Some("mode=755"),
+        )
+        .map_err(nix_step(format!("remount {} read-only", dest.display())))?;
+    }
+    Ok(())
+}
+
+/// Bind the container's cgroup directory `dir` (a host path) on `target` (`dest` in the
+/// rootfs), read-only if the mount asks for it.
+fn bind_cgroup_dir(
+    root: BorrowedFd<'_>,
+    dir: &Path,
+    dest: &Path,
+    target: &OwnedFd,
+    opts: &options::MountOptions,
+    flags: MsFlags,
+) -> Result<(), RootfsError> {
+    let src = open_host(dir, libc::O_PATH | libc::O_DIRECTORY)
+        .map_err(step(format!("open {}", dir.display())))?;
+    mount_at(Some(&fd_path(&src)), target, None, MsFlags::MS_BIND, None).map_err(nix_step(
+        format!("bind {} on {}", dir.display(), dest.display()),
+    ))?;
+    if opts.flags.contains(MsFlags::MS_RDONLY) {
+        let new = open_in_root(root, dest, libc::O_PATH).map_err(step("reopen cgroup mount"))?;
+        let locked = locked_flags(new.as_fd())?;
+        mount_at(
+            None,
+            &new,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags | locked,
+            None,
         )
         .map_err(nix_step(format!("remount {} read-only", dest.display())))?;
     }

@@ -18,6 +18,7 @@ use crate::util::*;
 
 pub const TESTS: Tests = &[
     ("systemd::scope_limits_from_inside", scope_limits),
+    ("systemd::unified_mode_scope", unified_mode_scope),
     ("systemd::refused_without_systemd", refused_without_systemd),
 ];
 
@@ -26,7 +27,7 @@ pub const TESTS: Tests = &[
 /// the fixture's cgroups), tmpfs on /run and on the unit directory, which holds a boot target
 /// wanting only dbus.socket and dbus.service, both without default dependencies.
 const BOOT: &str = r#"set -e
-name=$1
+name=$1 layout=$2
 for h in /sys/fs/cgroup/*/; do
   d=$h/contain-test/$name
   mkdir -p "$d"
@@ -40,7 +41,7 @@ for h in /sys/fs/cgroup/*/; do
 done
 hier=$(awk -F' - ' '{split($1, a, " "); split($2, b, " ");
   if ((b[1] == "cgroup" || b[1] == "cgroup2") && a[5] ~ "^/sys/fs/cgroup/") print a[5], b[1], b[3]}' /proc/self/mountinfo)
-export hier
+export hier layout
 exec unshare --pid --fork --mount --cgroup --uts --ipc --net --mount-proc bash -c '
 set -e
 mount --make-rprivate /
@@ -52,12 +53,17 @@ done
 mount --bind /proc/sys /proc/sys
 mount -o remount,bind,ro /proc/sys
 mount -t tmpfs -o mode=755 tmpfs /run
-mount -t tmpfs -o mode=755 tmpfs /sys/fs/cgroup
-while read -r mp fstype opts; do
-  mkdir -p "$mp"
-  if [ "$fstype" = cgroup ]; then mount -t cgroup -o "${opts#rw,}" cgroup "$mp"
-  else mount -t cgroup2 cgroup2 "$mp"; fi
-done <<< "$hier"
+if [ "$layout" = unified ]; then
+  for m in $(awk "\$5 ~ \"^/sys/fs/cgroup\" {print \$5}" /proc/self/mountinfo | sort -ru); do umount -l "$m" || true; done
+  mount -t cgroup2 cgroup2 /sys/fs/cgroup
+else
+  mount -t tmpfs -o mode=755 tmpfs /sys/fs/cgroup
+  while read -r mp fstype opts; do
+    mkdir -p "$mp"
+    if [ "$fstype" = cgroup ]; then mount -t cgroup -o "${opts#rw,}" cgroup "$mp"
+    else mount -t cgroup2 cgroup2 "$mp"; fi
+  done <<< "$hier"
+fi
 u=/etc/systemd/system
 mount -t tmpfs tmpfs $u
 printf "[Unit]\nDescription=contain test fixture\nDefaultDependencies=no\nWants=dbus.socket dbus.service\n" > $u/contain-test.target
@@ -82,15 +88,18 @@ struct Fixture {
 }
 
 impl Fixture {
-    fn boot() -> Result<Fixture, String> {
+    /// `unified`: only the cgroup2 tree at /sys/fs/cgroup (systemd's unified mode); else this
+    /// host's hierarchies as they are.
+    fn boot(unified: bool) -> Result<Fixture, String> {
         for need in ["/lib/systemd/systemd", "/usr/bin/dbus-daemon"] {
             if !Path::new(need).exists() {
                 return Err(format!("{need} is not installed"));
             }
         }
-        let name = format!("systemd-{}", std::process::id());
+        let layout = if unified { "unified" } else { "host" };
+        let name = format!("systemd-{layout}-{}", std::process::id());
         let unshare = Command::new("bash")
-            .args(["-c", BOOT, "boot", &name])
+            .args(["-c", BOOT, "boot", &name, layout])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -256,7 +265,7 @@ fn check_probe(out: &str, scope: &str, when: &str) -> Result<(), libtest_mimic::
 }
 
 fn scope_limits() -> R {
-    let f = match Fixture::boot() {
+    let f = match Fixture::boot(false) {
         Ok(f) => f,
         Err(why) => return skip(format!("no systemd fixture: {why}")),
     };
@@ -358,6 +367,63 @@ fn scope_limits() -> R {
         ensure!(!d.exists(), "{} left behind", d.display());
     }
     ensure!(!rt.root.path().join(id).exists(), "state left behind");
+    pass()
+}
+
+/// systemd in unified mode (the cgroup2 tree alone, as on a cgroup2-only distribution): it
+/// accepts the v2 property names (IOAccounting), the container is forked into the scope it
+/// made, and delete leaves nothing. This host's cgroup2 tree has no memory, pids or cpu
+/// controller, so only placement is observable here (limits on cgroup2 are `cgroup2::*`'s).
+fn unified_mode_scope() -> R {
+    let f = match Fixture::boot(true) {
+        Ok(f) => f,
+        Err(why) => return skip(format!("no systemd fixture: {why}")),
+    };
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    let unit = "contain-v2.scope";
+    let rel = format!("containtest.slice/{unit}");
+    b.set(|c| {
+        c["linux"]["cgroupsPath"] = json!("containtest.slice:contain:v2");
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "cgroup");
+    });
+    // /sys/fs/cgroup inside: the scope's directory (a bind: no cgroup namespace, and a user
+    // namespace cannot mount cgroup2), holding the container's own processes.
+    b.sh(
+        "grep '^0::' /proc/self/cgroup; awk '$2 == \"/sys/fs/cgroup\" {print $3}' /proc/mounts; \
+          grep -c . /sys/fs/cgroup/cgroup.procs",
+    );
+    let bundle = b.path().to_string_lossy().into_owned();
+    let o = f.contain(&rt, &["run", "--bundle", &bundle, "v2"]);
+    ensure!(o.code == 0, "run: {} {}", o.code, o.stderr);
+    ensure!(
+        o.stdout == format!("0::/{rel}\ncgroup2\n1\n"),
+        "inside: {:?}",
+        o.stdout
+    );
+    b.sh("sleep 300");
+    let o = f.contain(&rt, &["run", "--detach", "--bundle", &bundle, "v2"]);
+    ensure!(o.code == 0, "run --detach: {} {}", o.code, o.stderr);
+    ensure!(
+        f.show(unit, "ControlGroup") == format!("/{rel}"),
+        "ControlGroup {:?}",
+        f.show(unit, "ControlGroup")
+    );
+    let hierarchies = contain::cgroups::hierarchies().unwrap_or_default();
+    let v2 = hierarchies
+        .iter()
+        .find(|h| h.version == contain::cgroups::Version::V2)
+        .ok_or("no cgroup2 tree on this host")?;
+    let dir = f.host_dir(&v2.mount).join(&rel);
+    ensure!(dir.exists(), "{} missing while running", dir.display());
+    let o = f.contain(&rt, &["delete", "--force", "v2"]);
+    ensure!(o.code == 0, "delete: {}", o.stderr);
+    ensure!(!dir.exists(), "{} left behind", dir.display());
+    ensure!(
+        f.show(unit, "ActiveState") == "inactive",
+        "{unit} after delete"
+    );
     pass()
 }
 
