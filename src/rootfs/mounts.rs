@@ -131,17 +131,30 @@ fn shared_instance(
     opts: &options::MountOptions,
 ) -> Result<(), RootfsError> {
     let host = host_instance(typ).unwrap_or("/proc");
-    let src = open_host(Path::new(host), libc::O_PATH)
-        .map_err(step(format!("open the host's {host}")))?;
+    bind_host(root, Path::new(host), dest, target, opts, MsFlags::MS_REC)
+}
+
+/// Bind the host path `src` (with the mounts below it if `rec` is MS_REC) on `target`
+/// (`dest` in the rootfs), then give it the mount's options.
+fn bind_host(
+    root: BorrowedFd<'_>,
+    src: &Path,
+    dest: &Path,
+    target: &OwnedFd,
+    opts: &options::MountOptions,
+    rec: MsFlags,
+) -> Result<(), RootfsError> {
+    let fd = open_host(src, libc::O_PATH).map_err(step(format!("open {}", src.display())))?;
     mount_at(
-        Some(&fd_path(&src)),
+        Some(&fd_path(&fd)),
         target,
         None,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
+        MsFlags::MS_BIND | rec,
         None,
     )
     .map_err(nix_step(format!(
-        "bind the host's {host} on {} (the namespace it shows is shared)",
+        "bind {} on {}",
+        src.display(),
         dest.display()
     )))?;
     let new =
@@ -286,7 +299,7 @@ fn cgroup_mount(
             // In a user namespace without a cgroup namespace of its own the kernel refuses a
             // cgroup2 mount: bind the container's own cgroup directory instead (as runc does).
             Err(nix::errno::Errno::EPERM) => {
-                return bind_cgroup_dir(root, &dirs[0].1, dest, &target, opts, flags);
+                return bind_host(root, &dirs[0].1, dest, &target, opts, MsFlags::empty());
             }
             Err(e) => return Err(nix_step(format!("mount cgroup2 on {}", dest.display()))(e)),
         }
@@ -308,7 +321,7 @@ fn cgroup_mount(
         let sub = dest.join(&name);
         let sub_fd = mkdir_all_in_root(root, &sub, 0o755)
             .map_err(step(format!("create {}", sub.display())))?;
-        bind_cgroup_dir(root, dir, &sub, &sub_fd, opts, flags)?;
+        bind_host(root, dir, &sub, &sub_fd, opts, MsFlags::empty())?;
     }
     if opts.flags.contains(MsFlags::MS_RDONLY) {
         let new = open_in_root(root, dest, libc::O_PATH).map_err(step("reopen cgroup tmpfs"))?;
@@ -318,36 +331,6 @@ fn cgroup_mount(
             None,
             MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags,
             Some("mode=755"),
-        )
-        .map_err(nix_step(format!("remount {} read-only", dest.display())))?;
-    }
-    Ok(())
-}
-
-/// Bind the container's cgroup directory `dir` (a host path) on `target` (`dest` in the
-/// rootfs), read-only if the mount asks for it.
-fn bind_cgroup_dir(
-    root: BorrowedFd<'_>,
-    dir: &Path,
-    dest: &Path,
-    target: &OwnedFd,
-    opts: &options::MountOptions,
-    flags: MsFlags,
-) -> Result<(), RootfsError> {
-    let src = open_host(dir, libc::O_PATH | libc::O_DIRECTORY)
-        .map_err(step(format!("open {}", dir.display())))?;
-    mount_at(Some(&fd_path(&src)), target, None, MsFlags::MS_BIND, None).map_err(nix_step(
-        format!("bind {} on {}", dir.display(), dest.display()),
-    ))?;
-    if opts.flags.contains(MsFlags::MS_RDONLY) {
-        let new = open_in_root(root, dest, libc::O_PATH).map_err(step("reopen cgroup mount"))?;
-        let locked = locked_flags(new.as_fd())?;
-        mount_at(
-            None,
-            &new,
-            None,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags | locked,
-            None,
         )
         .map_err(nix_step(format!("remount {} read-only", dest.display())))?;
     }
