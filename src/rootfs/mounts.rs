@@ -94,8 +94,13 @@ pub fn mount_one(
             opts.data_string().as_deref(),
         ) {
             Ok(()) => {}
+            // A container in a user namespace that shares the host's pid, network or ipc
+            // namespace cannot mount a new instance: bind the host's, which shows the same
+            // namespace, with the config's flags. The masked and read-only paths are applied
+            // on it as usual.
             Err(nix::errno::Errno::EPERM) if host_instance(typ).is_some() => {
-                shared_instance(root, dest, typ, &target, &opts)?;
+                let host = Path::new(host_instance(typ).unwrap_or("/proc"));
+                bind_host(root, host, dest, &target, &opts, MsFlags::MS_REC)?;
             }
             Err(e) => return Err(nix_step(format!("mount {typ} on {}", dest.display()))(e)),
         }
@@ -118,20 +123,6 @@ fn host_instance(typ: &str) -> Option<&'static str> {
         "mqueue" => Some("/dev/mqueue"),
         _ => None,
     }
-}
-
-/// A container in a user namespace that shares the host's pid, network or ipc namespace
-/// cannot mount a new instance (EPERM): bind the host's, which shows the same namespace,
-/// with the config's flags. The masked and read-only paths are applied on it as usual.
-fn shared_instance(
-    root: BorrowedFd<'_>,
-    dest: &Path,
-    typ: &str,
-    target: &OwnedFd,
-    opts: &options::MountOptions,
-) -> Result<(), RootfsError> {
-    let host = host_instance(typ).unwrap_or("/proc");
-    bind_host(root, Path::new(host), dest, target, opts, MsFlags::MS_REC)
 }
 
 /// Bind the host path `src` (with the mounts below it if `rec` is MS_REC) on `target`
