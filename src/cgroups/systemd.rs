@@ -130,6 +130,12 @@ fn expand_slice(slice: &str) -> Result<PathBuf, String> {
     Ok(path)
 }
 
+/// Whether systemd runs in unified mode here (only the cgroup2 tree): it then takes the v2
+/// property names.
+pub fn unified(hierarchies: &[super::Hierarchy]) -> bool {
+    hierarchies.iter().all(|h| h.version == super::Version::V2)
+}
+
 /// One unit property.
 pub type Property = (&'static str, Value<'static>);
 

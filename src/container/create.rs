@@ -369,9 +369,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
     let resources = linux.and_then(|l| l.resources().as_ref());
     let mut placeholder = None;
     if let Some(unit) = &unit {
-        let unified = hierarchies
-            .iter()
-            .all(|h| h.version == cgroups::Version::V2);
+        let unified = systemd::unified(&hierarchies);
         let props = resources
             .map(|r| systemd::resource_properties(r, unified))
             .unwrap_or_default();

@@ -386,9 +386,7 @@ pub fn update(
     crate::cgroups::check_supported(res, &hierarchies)?;
     if let Some(unit) = &st.systemd_unit {
         // Tell systemd first, or it would put its old values back at its next reload.
-        let unified = hierarchies
-            .iter()
-            .all(|h| h.version == crate::cgroups::Version::V2);
+        let unified = crate::cgroups::systemd::unified(&hierarchies);
         let props = crate::cgroups::systemd::resource_properties(res, unified);
         if !props.is_empty() {
             Systemd::connect()?.set_properties(unit, props)?;
