@@ -39,11 +39,17 @@ pub fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Parse mountinfo text into the cgroup hierarchies it shows. For v2, the controllers are
-/// read from the mounted `cgroup.controllers` by the caller if needed; here they come from
-/// the file when it is readable.
+/// Parse mountinfo text into the cgroup hierarchies it shows, one mount per hierarchy. For
+/// v2, the controllers are read from the mounted `cgroup.controllers` when it is readable.
+///
+/// A hierarchy can be mounted more than once: a container's own cgroup mounts show up in
+/// this table when they propagated out of it (or a caller bound them somewhere), below that
+/// container's rootfs and often rooted at the container's cgroup rather than the
+/// hierarchy's root. As runc does, the mount of the hierarchy's root wins, then the one
+/// nearest to `/` (fewest path components), then the first listed.
 pub fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
-    let mut out: Vec<Hierarchy> = Vec::new();
+    // (hierarchy, rank): lower ranks are better.
+    let mut out: Vec<(Hierarchy, (bool, usize))> = Vec::new();
     for line in text.lines() {
         let Some((left, right)) = line.split_once(" - ") else {
             continue;
@@ -59,9 +65,7 @@ pub fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
             "cgroup2" => Version::V2,
             _ => continue,
         };
-        if out.iter().any(|h| h.mount == mount) {
-            continue;
-        }
+        let rank = (left[3] != "/", mount.components().count());
         let controllers = match version {
             Version::V1 => right[2]
                 .split(',')
@@ -73,17 +77,43 @@ pub fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
                 })
                 .map(str::to_string)
                 .collect(),
-            Version::V2 => std::fs::read_to_string(mount.join("cgroup.controllers"))
-                .map(|s| s.split_whitespace().map(str::to_string).collect())
-                .unwrap_or_default(),
+            Version::V2 => Vec::new(),
         };
-        out.push(Hierarchy {
-            version,
-            mount,
-            controllers,
-        });
+        let same = out
+            .iter()
+            .position(|(h, _)| h.version == version && h.controllers == controllers);
+        match same {
+            Some(i) if out[i].1 <= rank => continue,
+            Some(i) => {
+                out[i] = (
+                    Hierarchy {
+                        version,
+                        mount,
+                        controllers,
+                    },
+                    rank,
+                )
+            }
+            None => out.push((
+                Hierarchy {
+                    version,
+                    mount,
+                    controllers,
+                },
+                rank,
+            )),
+        }
     }
-    out
+    out.into_iter()
+        .map(|(mut h, _)| {
+            if h.version == Version::V2 {
+                h.controllers = std::fs::read_to_string(h.mount.join("cgroup.controllers"))
+                    .map(|s| s.split_whitespace().map(str::to_string).collect())
+                    .unwrap_or_default();
+            }
+            h
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -112,5 +142,33 @@ garbage line
     fn escaped_mount_point() {
         let h = parse_mountinfo("1 2 0:1 / /a\\040b rw - cgroup cgroup rw,pids\n");
         assert_eq!(h[0].mount, PathBuf::from("/a b"));
+    }
+
+    #[test]
+    fn a_containers_leaked_mounts_are_not_the_hierarchy() {
+        // A container's cgroup mounts that reached this table (listed first, rooted at the
+        // container's cgroup or below its rootfs) lose to the host's own mounts.
+        let text = "\
+90 80 0:29 /contain-test/c1 /b/rootfs/sys/fs/cgroup/cpu ro - cgroup cgroup rw,cpu
+91 80 0:38 / /b/rootfs/sys/fs/cgroup/unified ro - cgroup2 cgroup2 rw
+92 80 0:32 / /b/rootfs/sys/fs/cgroup/memory ro - cgroup cgroup rw,memory
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+        let h = parse_mountinfo(text);
+        let mounts: Vec<_> = h.iter().map(|h| h.mount.to_str().unwrap()).collect();
+        assert_eq!(
+            mounts,
+            [
+                "/sys/fs/cgroup/cpu",
+                "/sys/fs/cgroup/unified",
+                "/sys/fs/cgroup/memory"
+            ]
+        );
+        // Only a mount of a sub-cgroup: still found (a nested runtime may see no other).
+        let h =
+            parse_mountinfo("1 2 0:29 /docker/x /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n");
+        assert_eq!(h[0].mount, PathBuf::from("/sys/fs/cgroup/cpu"));
     }
 }

@@ -3,7 +3,7 @@
 //! detached mount (move_mount). Not in nix; the constants are the UAPI's (linux/mount.h).
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 use super::cvt;
@@ -23,16 +23,55 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-/// A detached copy of the mount at `path` (and, with `recursive`, of those below it).
+/// A detached copy of the mount at `path` (and, with `recursive`, of those below it), made a
+/// slave of the original: the kernel puts a copy of a shared mount in the original's peer
+/// group, so that, attached in a container, everything mounted on it (the container's /proc,
+/// /dev, cgroups...) would propagate back to the host's mount table (on a systemd host, where
+/// `/` is shared). As a slave it still receives what the host mounts there, as runc's rslave
+/// rootfs does, and sends nothing back.
 pub fn clone_tree(path: &Path, recursive: bool) -> io::Result<OwnedFd> {
     let c = super::fs::cstr(path)?;
-    let flags = OPEN_TREE_CLONE
-        | libc::O_CLOEXEC as libc::c_uint
-        | if recursive { AT_RECURSIVE } else { 0 };
+    let rec = if recursive { AT_RECURSIVE } else { 0 };
+    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | rec;
     // SAFETY: `c` is a NUL-terminated path valid for the call; no other memory is passed.
     let fd = cvt(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) })?;
     // SAFETY: open_tree returned a new descriptor that nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    setattr(
+        tree.as_fd(),
+        &MountAttr {
+            attr_set: 0,
+            attr_clr: 0,
+            propagation: libc::MS_SLAVE,
+            userns_fd: 0,
+        },
+        recursive,
+    )
+    .map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("make the copy of {} a slave: {e}", path.display()),
+        )
+    })?;
+    Ok(tree)
+}
+
+/// mount_setattr(2) on the mount `mnt` (and, with `recursive`, on those below it).
+fn setattr(mnt: BorrowedFd<'_>, attr: &MountAttr, recursive: bool) -> io::Result<()> {
+    let flags = libc::AT_EMPTY_PATH as libc::c_uint | if recursive { AT_RECURSIVE } else { 0 };
+    // SAFETY: the empty path is a static NUL-terminated string; `attr` has the kernel's
+    // layout, its size is passed, and it outlives the call.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            mnt.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
 }
 
 /// Make the detached mount `mnt` idmapped through the id maps of user namespace `userns`:
@@ -46,20 +85,7 @@ pub fn set_idmap(mnt: BorrowedFd<'_>, userns: BorrowedFd<'_>, recursive: bool) -
         propagation: 0,
         userns_fd: userns.as_raw_fd() as u64,
     };
-    let flags = libc::AT_EMPTY_PATH as libc::c_uint | if recursive { AT_RECURSIVE } else { 0 };
-    // SAFETY: the empty path is a static NUL-terminated string; `attr` has the kernel's
-    // layout, its size is passed, and it outlives the call.
-    cvt(unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            mnt.as_raw_fd(),
-            c"".as_ptr(),
-            flags,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    })
-    .map(drop)
+    setattr(mnt, &attr, recursive)
 }
 
 /// Attach the detached mount `mnt` on `target` (an O_PATH descriptor).

@@ -12,12 +12,13 @@ mod exec;
 mod lifecycle;
 mod microvm;
 mod policy;
+mod propagation;
 mod seccomp;
 mod security;
 mod systemd;
 mod util;
 
-use libtest_mimic::{Arguments, Completion, Trial};
+use libtest_mimic::{Arguments, Trial};
 
 type TestFn = fn() -> util::R;
 
@@ -37,13 +38,14 @@ fn main() {
     tests.extend(cgroup2::TESTS);
     tests.extend(systemd::TESTS);
     tests.extend(conformance::TESTS);
+    tests.extend(propagation::TESTS);
     let missing = util::missing_prerequisite();
     let trials = tests
         .into_iter()
         .map(|(name, f)| {
             let missing = missing.clone();
             Trial::ignorable_test(name, move || match missing {
-                Some(why) => Ok(Completion::ignored_with(why)),
+                Some(why) => util::skip(why),
                 None => f(),
             })
         })

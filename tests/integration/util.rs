@@ -18,10 +18,83 @@ pub fn pass() -> R {
     Ok(Completion::Completed)
 }
 
+/// A test that cannot run here is reported as ignored, with the reason; with
+/// `CONTAIN_TEST_REQUIRE=all` (CI sets it) it fails instead: a skipped client test is how a
+/// broken client goes unseen.
 pub fn skip(why: impl ToString) -> R {
     let why = why.to_string();
+    if required() {
+        return Err(Failed::from(format!(
+            "CONTAIN_TEST_REQUIRE=all, and this test cannot run here: {why}"
+        )));
+    }
     eprintln!("SKIPPED: {why}");
     Ok(Completion::ignored_with(why))
+}
+
+/// `CONTAIN_TEST_REQUIRE=all`: every integration test must run.
+pub fn required() -> bool {
+    std::env::var("CONTAIN_TEST_REQUIRE").is_ok_and(|v| v == "all")
+}
+
+/// The mount points of this thread's mount namespace, with each one's filesystem type.
+fn mount_table() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_to_string("/proc/thread-self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let point = left.split(' ').nth(4)?;
+            let fstype = right.split(' ').next()?;
+            Some(format!("{point} ({fstype})"))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Run `f` as on a systemd host: on this thread, in a mount namespace of its own whose `/` is
+/// recursively shared (this machine's is private, a systemd host's is shared; the machine's
+/// own `/` is never touched). Everything `f` starts (contain, the clients' daemons) starts in
+/// that namespace. After `f`, that namespace's mount table — the "host's" — must be exactly
+/// what it was: a container mount that propagated out fails the test.
+pub fn on_shared_root(f: fn() -> R) -> R {
+    use nix::mount::{mount, MsFlags};
+    use nix::sched::{setns, unshare, CloneFlags};
+    let home = std::fs::File::open("/proc/thread-self/ns/mnt")
+        .map_err(|e| Failed::from(format!("open this thread's mount namespace: {e}")))?;
+    // CLONE_FS: this thread's root and cwd become its own, so that the others keep theirs.
+    unshare(CloneFlags::CLONE_FS | CloneFlags::CLONE_NEWNS)
+        .map_err(|e| Failed::from(format!("unshare a mount namespace: {e}")))?;
+    let result = (|| {
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_SHARED | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| Failed::from(format!("make / rshared: {e}")))?;
+        let before = mount_table();
+        let r = f();
+        let after = mount_table();
+        let added: Vec<_> = after.iter().filter(|m| !before.contains(m)).collect();
+        let gone: Vec<_> = before.iter().filter(|m| !after.contains(m)).collect();
+        if !(added.is_empty() && gone.is_empty()) {
+            return Err(Failed::from(format!(
+                "the host's mount table changed (shared /): added {added:?}, removed {gone:?}; the test itself: {}",
+                match &r {
+                    Ok(_) => "passed".to_string(),
+                    Err(e) => format!("{e:?}"),
+                }
+            )));
+        }
+        r
+    })();
+    setns(&home, CloneFlags::CLONE_NEWNS)
+        .map_err(|e| Failed::from(format!("return to the test's mount namespace: {e}")))?;
+    let _ = std::env::set_current_dir("/");
+    result
 }
 
 #[macro_export]
@@ -328,7 +401,8 @@ pub fn runc_run(runc: &Path, b: &Bundle, id: &str) -> Out {
 /// Host mount points that mention `path` (a mount that leaked out of a container).
 pub fn host_mounts_under(path: &Path) -> Vec<String> {
     let p = path.to_string_lossy().into_owned();
-    std::fs::read_to_string("/proc/self/mountinfo")
+    // thread-self: a test on a shared root runs on a thread in a mount namespace of its own.
+    std::fs::read_to_string("/proc/thread-self/mountinfo")
         .unwrap_or_default()
         .lines()
         .filter(|l| l.split(' ').nth(4).is_some_and(|m| m.starts_with(&p)))
