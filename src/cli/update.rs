@@ -160,7 +160,11 @@ fn resources(a: &UpdateArgs) -> anyhow::Result<LinuxResources> {
     if let Some(m) = &a.cpuset_mems {
         v["cpu"]["mems"] = json!(m);
     }
-    serde_json::from_value(v).map_err(|e| anyhow::anyhow!("resources: {e}"))
+    let mut res: LinuxResources =
+        serde_json::from_value(v).map_err(|e| anyhow::anyhow!("resources: {e}"))?;
+    // As runc: a zero or empty value changes nothing.
+    crate::oci::drop_unset(&mut res);
+    Ok(res)
 }
 
 pub fn update(store: &Store, a: &UpdateArgs) -> anyhow::Result<()> {

@@ -2,6 +2,7 @@
 //! (pure, no I/O) before anything is created.
 
 pub mod defaults;
+mod unset;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use crate::landlock::ConfigLandlock;
 use crate::seccomp::Profile;
 use thiserror::Error;
 
+pub use unset::drop_unset;
 pub use validate::{sysctl_namespace, validate, validate_id};
 
 #[derive(Debug, Error)]
@@ -78,10 +80,18 @@ pub fn parse_config(path: &Path, data: &[u8]) -> Result<Spec, ConfigError> {
 }
 
 /// Parse and validate config.json text: everything `create` checks before touching the
-/// filesystem (pure; the fuzz target's entry point).
+/// filesystem (pure; the fuzz target's entry point). Values of `linux.resources` that mean
+/// "not set" are dropped (see [`drop_unset`]).
 pub fn parse_and_validate(path: &Path, data: &[u8]) -> Result<(Spec, Extra), ConfigError> {
-    let spec = parse_config(path, data)?;
+    let mut spec = parse_config(path, data)?;
     validate(&spec)?;
+    if let Some(res) = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.resources_mut().as_mut())
+    {
+        drop_unset(res);
+    }
     let extra = extra_sections(data)?;
     if let Some(l) = &extra.landlock {
         l.validate("process.landlock")
