@@ -216,6 +216,8 @@ fn preflight(
     })
 }
 
+const PING_GROUP_RANGE: &str = "net.ipv4.ping_group_range";
+
 /// Host id ranges of a list of mappings.
 fn host_ranges(maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>) -> Vec<(u32, u32)> {
     maps.into_iter()
@@ -271,9 +273,21 @@ fn user_namespace(
             let mut linux = spec.linux().clone().unwrap_or_default();
             linux.set_uid_mappings(Some(map(r.uid_base)?));
             linux.set_gid_mappings(Some(map(r.gid_base)?));
+            // The namespace is ours, so the translation of gid ranges is too: a range wider
+            // than the gids it maps would fail the container (see clamp_group_range).
+            let mut note = String::new();
+            let mut sysctl = linux.sysctl().clone().unwrap_or_default();
+            if let Some(v) = sysctl.get_mut(PING_GROUP_RANGE) {
+                if let Some(narrow) = ns::idmap::clamp_group_range(v, r.size) {
+                    note = format!("; linux.sysctl {PING_GROUP_RANGE} {v:?} narrowed to {narrow:?}, the gids it maps");
+                    crate::log::debug(&note[2..]);
+                    *v = narrow;
+                    linux.set_sysctl(Some(sysctl));
+                }
+            }
             spec.set_linux(Some(linux));
             Ok(format!(
-                "added by the policy: container ids 0..{} are host uids {}.. and gids {}.. (idmapped rootfs)",
+                "added by the policy: container ids 0..{} are host uids {}.. and gids {}.. (idmapped rootfs){note}",
                 r.size, r.uid_base, r.gid_base
             ))
         }

@@ -232,9 +232,50 @@ pub fn check_disjoint(
     Ok(())
 }
 
+/// `net.ipv4.ping_group_range` ("LOW HIGH") narrowed to the gids a user namespace that maps
+/// `mapped` ids from 0 can name: the kernel refuses a range that reaches unmapped gids
+/// (Docker asks for "0 2147483647" on every container). A range that keeps no mapped gid
+/// becomes "1 0", the kernel's "nobody". None when the value already fits (or is not a
+/// range, left for the kernel to refuse).
+pub fn clamp_group_range(value: &str, mapped: u32) -> Option<String> {
+    let mut it = value.split_whitespace().map(str::parse::<u32>);
+    let (Some(Ok(low)), Some(Ok(high)), None) = (it.next(), it.next(), it.next()) else {
+        return None;
+    };
+    let last = mapped.checked_sub(1)?;
+    if high <= last || low > high {
+        return None;
+    }
+    Some(if low > last {
+        "1 0".to_string()
+    } else {
+        format!("{low} {last}")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_ranges_clamped_to_the_mapped_gids() {
+        assert_eq!(
+            clamp_group_range("0 2147483647", 65536).as_deref(),
+            Some("0 65535")
+        );
+        assert_eq!(clamp_group_range("0 65535", 65536), None);
+        assert_eq!(clamp_group_range("1 0", 65536), None);
+        assert_eq!(
+            clamp_group_range("10 70000", 65536).as_deref(),
+            Some("10 65535")
+        );
+        assert_eq!(
+            clamp_group_range("70000 80000", 65536).as_deref(),
+            Some("1 0")
+        );
+        assert_eq!(clamp_group_range("garbage", 65536), None);
+        assert_eq!(clamp_group_range("0 1 2", 65536), None);
+    }
 
     #[test]
     fn subid_lines() {
