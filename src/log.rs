@@ -1,6 +1,6 @@
-//! The runtime's log: errors and warnings to stderr and, with `--log`, to a file in runc's
-//! text or JSON shape (`{"level":"error","msg":"...","time":"..."}`), which containerd's shim
-//! and conmon parse.
+//! The runtime's log, in runc's text shape (`time="..." level=error msg="..."`) or JSON shape
+//! (`{"level":"error","msg":"...","time":"..."}`), to the `--log` file (which containerd's
+//! shim and conmon parse) or else to stderr (where runc's test tools look for it).
 
 use std::fs::File;
 use std::io::Write;
@@ -48,35 +48,39 @@ pub fn format_line(format: Format, level: &str, msg: &str, time: &str) -> String
     }
 }
 
-fn emit(level: &str, msg: &str, to_stderr: bool) {
+/// Where runc 1.1 writes: every line goes to the log (the `--log` file, else stderr) in the
+/// chosen format; an error given a log file is also printed plainly on stderr. Nothing else
+/// reaches stderr when there is a log file: during `create` a client (containerd's shim)
+/// hands the runtime the container's own stderr.
+fn emit(level: &str, msg: &str) {
     let logger = LOGGER.get();
-    if to_stderr {
-        eprintln!("contain: {msg}");
-    }
-    if let Some(Logger {
-        file: Some(f),
-        format,
-        ..
-    }) = logger
-    {
-        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-        if let Ok(mut f) = f.lock() {
-            let _ = writeln!(f, "{}", format_line(*format, level, msg, &time));
+    let format = logger.map_or(Format::Text, |l| l.format);
+    let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let line = format_line(format, level, msg, &time);
+    match logger.and_then(|l| l.file.as_ref()) {
+        Some(f) => {
+            if let Ok(mut f) = f.lock() {
+                let _ = writeln!(f, "{line}");
+            }
+            if level == "error" {
+                eprintln!("{msg}");
+            }
         }
+        None => eprintln!("{line}"),
     }
 }
 
 pub fn error(msg: &str) {
-    emit("error", msg, true);
+    emit("error", msg);
 }
 
 pub fn warn(msg: &str) {
-    emit("warning", msg, true);
+    emit("warning", msg);
 }
 
 pub fn debug(msg: &str) {
     if LOGGER.get().is_some_and(|l| l.debug) {
-        emit("debug", msg, true);
+        emit("debug", msg);
     }
 }
 
