@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Seccomp filter cost, contain against runc (libseccomp) in the same run, on Docker's profile
-# (../shared/fixtures/seccomp/moby-default.resolved.json, or SECCOMP_PROFILE=path):
+# (tests/fixtures/seccomp/moby-default.resolved.json, or SECCOMP_PROFILE=path):
 # * per-syscall overhead: a syscall loop (benches/syscall-loop.c) in a container filtered by
 #   contain, by runc, and unfiltered (runc without linux.seccomp), best of several rounds
 #   each; overhead = filtered - unfiltered, and contain's overhead / runc's;
@@ -16,7 +16,7 @@ ITERS=${ITERS:-200000}
 RUNC=$(command -v runc || true)
 [ -n "$RUNC" ] || { echo "seccomp-vs-runc: SKIPPED: runc is not installed (apt-get install runc)"; exit 0; }
 [ "$(id -u)" = 0 ] || { echo "seccomp-vs-runc: SKIPPED: needs root"; exit 0; }
-PROFILE=${SECCOMP_PROFILE:-../shared/fixtures/seccomp/moby-default.resolved.json}
+PROFILE=${SECCOMP_PROFILE:-tests/fixtures/seccomp/moby-default.resolved.json}
 [ -f "$PROFILE" ] || { echo "seccomp-vs-runc: SKIPPED: $PROFILE is absent (the fixtures sit beside the project in CI)"; exit 0; }
 command -v gcc >/dev/null || { echo "seccomp-vs-runc: SKIPPED: needs gcc (apt-get install gcc libc6-dev)"; exit 0; }
 cargo build --release --quiet

@@ -56,7 +56,7 @@ fn answer<'a>(out: &'a str, spec: &str) -> Option<&'a str> {
 
 fn fixture(name: &str) -> Option<Value> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/seccomp")
+        .join("tests/fixtures/seccomp")
         .join(name);
     std::fs::read(&p)
         .ok()
@@ -217,9 +217,7 @@ fn same_as_runc(fixture_name: &str) -> R {
         return skip("runc is not installed (apt-get install runc)");
     };
     let Some(profile) = fixture(fixture_name) else {
-        return skip(format!(
-            "../shared/fixtures/seccomp/{fixture_name} is absent (the fixtures sit beside the project in CI)"
-        ));
+        return skip(format!("tests/fixtures/seccomp/{fixture_name} is absent"));
     };
     let mut b = match probe_bundle(COMPARE) {
         Ok(b) => b,
@@ -262,7 +260,7 @@ fn podman_same_as_runc() -> R {
 /// a container without CAP_SYS_ADMIN. runc ignores `includes` and lets unshare through.
 fn template_not_widened() -> R {
     let Some(template) = fixture("moby-default.json") else {
-        return skip("../shared/fixtures/seccomp/moby-default.json is absent (the fixtures sit beside the project in CI)");
+        return skip("tests/fixtures/seccomp/moby-default.json is absent");
     };
     let specs = ["64:272:0x10000000", "64:39"];
     let mut b = match probe_bundle(&specs) {
