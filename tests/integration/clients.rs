@@ -8,13 +8,24 @@ use crate::util::*;
 
 pub const TESTS: Tests = &[
     ("clients::podman_run_exec_pause_stop", podman),
+    ("clients::podman_shared_root", || on_shared_root(podman)),
     ("clients::containerd_run_exec_pause_kill_delete", containerd),
+    ("clients::containerd_shared_root", || {
+        on_shared_root(containerd)
+    }),
+    ("clients::docker_run_exec_cp_stop", docker),
+    ("clients::docker_shared_root", || on_shared_root(docker)),
 ];
+
+/// One podman test at a time: both share podman's storage (and its mount bookkeeping),
+/// each from a mount namespace of its own.
+static PODMAN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn podman() -> R {
     let Some(podman) = which("podman") else {
         return skip("podman is not installed (apt-get install podman)");
     };
+    let _one = PODMAN.lock().unwrap_or_else(|e| e.into_inner());
     let tag = format!("contain-test-{}", std::process::id());
     let image = format!("localhost/{tag}:latest");
     let b = Bundle::new();
@@ -393,5 +404,502 @@ fn containerd() -> R {
         !std::path::Path::new("/run/containerd/runc/default/t2").exists(),
         "contain's state for t2 left behind"
     );
+    pass()
+}
+
+/// A Docker daemon of the test's own (Debian's docker.io 20.10), configured as the README
+/// says: a daemon.json with contain under `runtimes`; private data root, exec root, socket
+/// and pid file; no iptables, no bridge. Dropping it removes every container, stops the
+/// daemon (and the containerd it manages) and unmounts what is left under its directory.
+struct Dockerd {
+    dir: tempfile::TempDir,
+    daemon: std::process::Child,
+    docker: std::path::PathBuf,
+}
+
+impl Dockerd {
+    fn start(dockerd: &std::path::Path) -> Result<Dockerd, String> {
+        // The client of the same package (a newer one may be first on PATH).
+        let docker = ["/usr/bin/docker"]
+            .iter()
+            .map(std::path::PathBuf::from)
+            .find(|p| p.exists())
+            .or_else(|| which("docker"))
+            .ok_or("no docker client (apt-get install docker.io)")?;
+        let dir = tempfile::Builder::new()
+            .prefix("dkd-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let d = dir.path();
+        let config = serde_json::json!({
+            "runtimes": {"contain": {"path": CONTAIN}},
+            "data-root": d.join("data"),
+            "exec-root": d.join("exec"),
+            "pidfile": d.join("docker.pid"),
+            "hosts": [format!("unix://{}", d.join("docker.sock").display())],
+            "iptables": false,
+            "ip-masq": false,
+            "bridge": "none",
+            "log-level": "warn",
+        });
+        std::fs::write(d.join("daemon.json"), config.to_string()).map_err(|e| e.to_string())?;
+        let log = std::fs::File::create(d.join("dockerd.log")).map_err(|e| e.to_string())?;
+        let daemon = Command::new(dockerd)
+            .arg("--config-file")
+            .arg(d.join("daemon.json"))
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("start dockerd: {e}"))?;
+        let dk = Dockerd {
+            dir,
+            daemon,
+            docker,
+        };
+        for _ in 0..600 {
+            if dk.docker(&["version"]).code == 0 {
+                return Ok(dk);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Err(format!(
+            "dockerd did not answer on its socket: {}",
+            std::fs::read_to_string(dk.dir.path().join("dockerd.log")).unwrap_or_default()
+        ))
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.docker);
+        c.arg("-H")
+            .arg(format!(
+                "unix://{}",
+                self.dir.path().join("docker.sock").display()
+            ))
+            .args(args)
+            .stdin(std::process::Stdio::null());
+        c
+    }
+
+    fn docker(&self, args: &[&str]) -> Out {
+        self.cmd(args).out()
+    }
+
+    /// `docker run --rm --runtime contain --network none ARGS...`.
+    fn run(&self, args: &[&str]) -> Out {
+        let mut v = vec!["run", "--rm", "--runtime", "contain", "--network", "none"];
+        v.extend(args);
+        self.docker(&v)
+    }
+
+    fn inspect(&self, name: &str, format: &str) -> String {
+        self.docker(&["inspect", "-f", format, name])
+            .stdout
+            .trim()
+            .to_string()
+    }
+
+    /// The cgroup directories Docker's containers got (cgroupfs driver: /docker/ID).
+    fn cgroups(ids: &[String]) -> Vec<std::path::PathBuf> {
+        std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|h| ids.iter().map(move |id| h.path().join("docker").join(id)))
+            .filter(|p| p.exists())
+            .collect()
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let ids = self.docker(&["ps", "-aq", "--no-trunc"]).stdout;
+        for id in ids.split_whitespace() {
+            let _ = self.docker(&["rm", "-f", id]);
+        }
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.daemon.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while self.daemon.try_wait().ok().flatten().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = self.daemon.kill();
+                let _ = self.daemon.wait();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        for m in host_mounts_under(self.dir.path()).iter().rev() {
+            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+/// Docker unchanged, with contain as a runtime from daemon.json: what `docker run`, `exec`,
+/// `logs`, `top`, `stats`, `pause`, `stop`, `kill`, `cp` and `rm` do with runc, each checked
+/// from inside the container; then nothing is left (daemon, containers, mounts, cgroups).
+fn docker() -> R {
+    let Some(dockerd) = which("dockerd") else {
+        return skip("dockerd is not installed (apt-get install docker.io)");
+    };
+    let dk = Dockerd::start(&dockerd)?;
+    let ids = std::sync::Mutex::new(Vec::new());
+    let result = docker_checks(&dk, &ids);
+    let dir = dk.dir.path().to_path_buf();
+    let pid = dk.daemon.id();
+    drop(dk);
+    result?;
+    let ids = ids.into_inner().unwrap_or_default();
+    ensure!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "dockerd (pid {pid}) still runs"
+    );
+    let left = host_mounts_under(&dir);
+    ensure!(left.is_empty(), "mounts left under Docker's root: {left:?}");
+    let cgroups = Dockerd::cgroups(&ids);
+    ensure!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
+    pass()
+}
+
+fn docker_checks(dk: &Dockerd, ids: &std::sync::Mutex<Vec<String>>) -> R {
+    let b = Bundle::new();
+    let probe = build_probe("syscalls")?;
+    std::fs::copy(&probe, b.rootfs().join("bin/syscalls")).map_err(|e| e.to_string())?;
+    let tar = b.path().join("rootfs.tar");
+    tar_dir(&b.rootfs(), &tar)?;
+    let image = "contain-test:latest";
+    let o = dk.docker(&["import", &tar.to_string_lossy(), image]);
+    ensure!(o.code == 0, "docker import: {}", o.stderr);
+    let track = |name: &str| {
+        let id = dk.inspect(name, "{{.Id}}");
+        ids.lock().unwrap_or_else(|e| e.into_inner()).push(id);
+    };
+
+    // Exit status, the default policy's user namespace, Docker's sysctls (the group range
+    // narrowed to the mapped gids), the seccomp filter.
+    let o = dk.run(&[
+        image,
+        "sh",
+        "-c",
+        "echo hello from docker; echo pid=$$; grep Seccomp: /proc/self/status; \
+         awk '$1 == 0 {print ($2 == 0 ? \"host-root\" : \"mapped\")}' /proc/self/uid_map; \
+         cat /proc/sys/net/ipv4/ping_group_range /proc/sys/net/ipv4/ip_unprivileged_port_start; exit 3",
+    ]);
+    ensure!(
+        o.code == 3
+            && o.stdout == "hello from docker\npid=1\nSeccomp:\t2\nmapped\n0\t65535\n0\n"
+            && o.stderr.is_empty(),
+        "docker run: {} {:?} {:?}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    let o = dk.run(&["--user", "1000:1000", image, "id", "-u"]);
+    ensure!(
+        o.code == 0 && o.stdout == "1000\n",
+        "docker run --user: {} {:?} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    // -i: stdin reaches the process.
+    let input = b.path().join("stdin.txt");
+    std::fs::write(&input, "through stdin\n").map_err(|e| e.to_string())?;
+    let o = dk
+        .cmd(&[
+            "run",
+            "--rm",
+            "-i",
+            "--runtime",
+            "contain",
+            "--network",
+            "none",
+            image,
+            "cat",
+        ])
+        .stdin(std::fs::File::open(&input).map_err(|e| e.to_string())?)
+        .out();
+    ensure!(
+        o.code == 0 && o.stdout == "through stdin\n",
+        "docker run -i: {} {:?} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    let o = dk.run(&["-t", image, "sh", "-c", "tty; test -t 1 && echo is-a-tty"]);
+    ensure!(
+        o.code == 0 && o.stdout.replace('\r', "") == "/dev/pts/0\nis-a-tty\n",
+        "docker run -t: {} {:?} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    let o = dk.run(&[
+        "--read-only",
+        image,
+        "sh",
+        "-c",
+        "touch /x 2>&1; touch /tmp/x 2>&1",
+    ]);
+    ensure!(
+        o.stdout.contains("touch: /x: Read-only file system")
+            && o.stdout.contains("touch: /tmp/x: Read-only file system"),
+        "docker run --read-only: {} {:?} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    let o = dk.run(&[
+        "--cap-drop",
+        "ALL",
+        image,
+        "grep",
+        "CapEff:",
+        "/proc/self/status",
+    ]);
+    ensure!(
+        o.code == 0 && o.stdout == "CapEff:\t0000000000000000\n",
+        "docker run --cap-drop ALL: {} {:?} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    // --memory: the hog is OOM-killed; docker reports 137 and OOMKilled.
+    let o = dk.docker(&[
+        "run",
+        "--name",
+        "oom",
+        "--runtime",
+        "contain",
+        "--network",
+        "none",
+        "--memory",
+        "32m",
+        "--memory-swap",
+        "32m",
+        image,
+        "sh",
+        "-c",
+        "x=a; while true; do x=$x$x; done",
+    ]);
+    track("oom");
+    let oom_killed = dk.inspect("oom", "{{.State.OOMKilled}}");
+    ensure!(
+        o.code == 137 && oom_killed == "true",
+        "docker run --memory: {} OOMKilled={oom_killed} {}",
+        o.code,
+        o.stderr
+    );
+    let _ = dk.docker(&["rm", "oom"]);
+    let o = dk.run(&[
+        "--pids-limit",
+        "10",
+        image,
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max",
+    ]);
+    ensure!(
+        o.code == 0 && o.stdout == "10\n",
+        "docker run --pids-limit: {} {:?} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    // Docker's own profile is applied: Docker 20.10's allows io_uring_setup (nr 425; EFAULT
+    // on these arguments), which contain's default profile stubs out with ENOSYS; with
+    // seccomp=unconfined contain's default applies instead.
+    let o = dk.run(&[image, "/bin/syscalls", "64:425"]);
+    let docker_answer = o.stdout.trim().to_string();
+    let o2 = dk.run(&[
+        "--security-opt",
+        "seccomp=unconfined",
+        image,
+        "/bin/syscalls",
+        "64:425",
+    ]);
+    ensure!(
+        o.code == 0 && docker_answer == "64:425 errno 14" && o2.stdout.trim() == "64:425 errno 38",
+        "seccomp: Docker's profile {:?} {}, unconfined {:?} {}",
+        docker_answer,
+        o.stderr,
+        o2.stdout,
+        o2.stderr
+    );
+    // A profile of the user's: mkdir refused.
+    let profile = b.path().join("profile.json");
+    std::fs::write(
+        &profile,
+        serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]})
+        .to_string(),
+    )
+    .map_err(|e| e.to_string())?;
+    let o = dk.run(&[
+        "--security-opt",
+        &format!("seccomp={}", profile.display()),
+        image,
+        "sh",
+        "-c",
+        "mkdir /tmp/d 2>&1; echo done",
+    ]);
+    ensure!(
+        o.stdout.contains("Operation not permitted") && o.stdout.contains("done"),
+        "docker run with a user's profile: {} {:?} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    // --restart on-failure:2: two restarts, then the last exit status.
+    let o = dk.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "rs",
+        "--runtime",
+        "contain",
+        "--network",
+        "none",
+        "--restart",
+        "on-failure:2",
+        image,
+        "sh",
+        "-c",
+        "exit 4",
+    ]);
+    ensure!(o.code == 0, "docker run --restart: {}", o.stderr);
+    track("rs");
+    let mut restarts = String::new();
+    for _ in 0..300 {
+        restarts = dk.inspect(
+            "rs",
+            "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}",
+        );
+        if restarts == "2 exited 4" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    ensure!(
+        restarts == "2 exited 4",
+        "--restart on-failure:2: {restarts}"
+    );
+    let _ = dk.docker(&["rm", "rs"]);
+
+    // A long-running container: exec, logs, top, stats, pause, cp, stop.
+    let o = dk.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "svc",
+        "--runtime",
+        "contain",
+        "--network",
+        "none",
+        image,
+        "sh",
+        "-c",
+        "trap 'echo got SIGTERM; exit 0' TERM; echo started; while true; do sleep 0.1; done",
+    ]);
+    ensure!(o.code == 0, "docker run -d: {}", o.stderr);
+    track("svc");
+    let o = dk.docker(&["exec", "svc", "sh", "-c", "echo in-exec; exit 5"]);
+    ensure!(
+        o.code == 5 && o.stdout == "in-exec\n",
+        "docker exec: {} {:?} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    let o = dk.docker(&["exec", "-u", "1000", "svc", "id", "-u"]);
+    ensure!(
+        o.code == 0 && o.stdout == "1000\n",
+        "docker exec -u: {} {:?} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    let o = dk.docker(&["logs", "svc"]);
+    ensure!(
+        o.stdout == "started\n",
+        "docker logs: {:?} {}",
+        o.stdout,
+        o.stderr
+    );
+    let o = dk.docker(&["top", "svc"]);
+    ensure!(
+        o.code == 0 && o.stdout.contains("sleep 0.1") && o.stdout.contains("trap"),
+        "docker top: {:?} {}",
+        o.stdout,
+        o.stderr
+    );
+    let o = dk.docker(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.PIDs}} {{.MemUsage}}",
+        "svc",
+    ]);
+    ensure!(
+        o.code == 0 && o.stdout.split_whitespace().next().is_some_and(|p| p != "0"),
+        "docker stats: {:?} {}",
+        o.stdout,
+        o.stderr
+    );
+    ensure!(dk.docker(&["pause", "svc"]).code == 0, "docker pause");
+    let status = dk.inspect("svc", "{{.State.Status}}");
+    ensure!(status == "paused", "after pause: {status}");
+    ensure!(dk.docker(&["unpause", "svc"]).code == 0, "docker unpause");
+    let status = dk.inspect("svc", "{{.State.Status}}");
+    ensure!(status == "running", "after unpause: {status}");
+    // cp out of the image's files (the engine's view of the layers).
+    let out = b.path().join("passwd.out");
+    let o = dk.docker(&["cp", "svc:/etc/passwd", &out.to_string_lossy()]);
+    ensure!(
+        o.code == 0
+            && std::fs::read_to_string(&out)
+                .unwrap_or_default()
+                .starts_with("root:x:0:0"),
+        "docker cp out: {}",
+        o.stderr
+    );
+    // stop: SIGTERM reaches pid 1, whose trap runs.
+    let o = dk.docker(&["stop", "-t", "10", "svc"]);
+    ensure!(o.code == 0, "docker stop: {}", o.stderr);
+    let code = dk.inspect("svc", "{{.State.ExitCode}}");
+    let logs = dk.docker(&["logs", "svc"]).stdout;
+    ensure!(
+        code == "0" && logs == "started\ngot SIGTERM\n",
+        "after docker stop: exit {code}, logs {logs:?}"
+    );
+    // cp in while stopped (see README: a running container's overlay is its own), then the
+    // file is there after a restart; a restarted container works as before.
+    let input_name = input.to_string_lossy().into_owned();
+    let o = dk.docker(&["cp", &input_name, "svc:/tmp/copied"]);
+    ensure!(o.code == 0, "docker cp in: {}", o.stderr);
+    ensure!(dk.docker(&["start", "svc"]).code == 0, "docker start");
+    let o = dk.docker(&["exec", "svc", "cat", "/tmp/copied"]);
+    ensure!(
+        o.stdout == "through stdin\n",
+        "the copied file after restart: {:?} {}",
+        o.stdout,
+        o.stderr
+    );
+    // kill: SIGKILL, 137.
+    ensure!(dk.docker(&["kill", "svc"]).code == 0, "docker kill");
+    let mut code = String::new();
+    for _ in 0..100 {
+        code = dk.inspect("svc", "{{.State.Status}} {{.State.ExitCode}}");
+        if code == "exited 137" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    ensure!(code == "exited 137", "after docker kill: {code}");
+    let o = dk.docker(&["rm", "svc"]);
+    ensure!(o.code == 0, "docker rm: {}", o.stderr);
+    let o = dk.docker(&["ps", "-aq"]);
+    ensure!(o.stdout.trim().is_empty(), "containers left: {}", o.stdout);
     pass()
 }

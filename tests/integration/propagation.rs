@@ -157,7 +157,7 @@ fn rootfs_propagation() -> R {
                 o.stdout,
                 o.stderr
             );
-                    rt.assert_clean(&b, "pp")?;
+            rt.assert_clean(&b, "pp")?;
         }
     }
     pass()

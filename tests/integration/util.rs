@@ -56,11 +56,18 @@ fn mount_table() -> Vec<String> {
 /// Run `f` as on a systemd host: on this thread, in a mount namespace of its own whose `/` is
 /// recursively shared (this machine's is private, a systemd host's is shared; the machine's
 /// own `/` is never touched). Everything `f` starts (contain, the clients' daemons) starts in
-/// that namespace. After `f`, that namespace's mount table — the "host's" — must be exactly
-/// what it was: a container mount that propagated out fails the test.
+/// that namespace. After `f`, no mount may have appeared in (or gone from) that namespace's
+/// table — the "host's" — below a container's root (`.../rootfs/...`, or an engine's
+/// `.../merged/...`): a container mount that propagated out fails the test. Mounts elsewhere
+/// are the clients' own (image layers, network namespaces) or other tests' (a shared
+/// /run/netns propagates into the copy), and are not counted.
 pub fn on_shared_root(f: fn() -> R) -> R {
     use nix::mount::{mount, MsFlags};
     use nix::sched::{setns, unshare, CloneFlags};
+    let counts = |m: &&String| {
+        let point = m.split(' ').next().unwrap_or("");
+        point.contains("/rootfs/") || point.contains("/merged/")
+    };
     let home = std::fs::File::open("/proc/thread-self/ns/mnt")
         .map_err(|e| Failed::from(format!("open this thread's mount namespace: {e}")))?;
     // CLONE_FS: this thread's root and cwd become its own, so that the others keep theirs.
@@ -78,8 +85,16 @@ pub fn on_shared_root(f: fn() -> R) -> R {
         let before = mount_table();
         let r = f();
         let after = mount_table();
-        let added: Vec<_> = after.iter().filter(|m| !before.contains(m)).collect();
-        let gone: Vec<_> = before.iter().filter(|m| !after.contains(m)).collect();
+        let added: Vec<_> = after
+            .iter()
+            .filter(|m| !before.contains(m))
+            .filter(counts)
+            .collect();
+        let gone: Vec<_> = before
+            .iter()
+            .filter(|m| !after.contains(m))
+            .filter(counts)
+            .collect();
         if !(added.is_empty() && gone.is_empty()) {
             return Err(Failed::from(format!(
                 "the host's mount table changed (shared /): added {added:?}, removed {gone:?}; the test itself: {}",
