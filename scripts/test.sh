@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The whole test suite: unit tests and the integration tests (which run real containers as
-# root and report as ignored, with the reason, whatever this machine cannot run).
+# The whole test suite: installs what the tests need (scripts/test-deps.sh, as root with
+# apt-get), then runs the unit tests and the integration tests (which run real containers as
+# root). A test that cannot run on this machine reports as ignored, with the reason; with
+# CONTAIN_TEST_REQUIRE=all (CI sets it) it fails instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+[ -n "${CONTAIN_TEST_NO_INSTALL:-}" ] || scripts/test-deps.sh
 # A Linux kernel for the microVM guest-agent tests (Debian's, fetched once; see the script).
 if [ -z "${CONTAIN_TEST_KERNEL:-}" ] && kernel=$(scripts/test-kernel.sh); then
   export CONTAIN_TEST_KERNEL=$kernel

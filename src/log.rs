@@ -44,7 +44,20 @@ pub fn init(path: Option<&Path>, format: Format, debug: bool) -> std::io::Result
 pub fn format_line(format: Format, level: &str, msg: &str, time: &str) -> String {
     match format {
         Format::Json => serde_json::json!({"level": level, "msg": msg, "time": time}).to_string(),
-        Format::Text => format!("time={time:?} level={level} msg={msg:?}"),
+        Format::Text => format!("time={} level={level} msg={}", quote(time), quote(msg)),
+    }
+}
+
+/// A value as logrus's text formatter writes it: bare when it is only letters, digits and
+/// `-._/@^+`, else quoted.
+fn quote(v: &str) -> String {
+    let bare = !v.is_empty()
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._/@^+".contains(c));
+    if bare {
+        v.to_string()
+    } else {
+        format!("{v:?}")
     }
 }
 
@@ -95,8 +108,12 @@ mod tests {
         assert_eq!(v["level"], "error");
         assert_eq!(v["msg"], "a \"b\"");
         assert_eq!(
-            format_line(Format::Text, "error", "x y", "T"),
-            "time=\"T\" level=error msg=\"x y\""
+            format_line(Format::Text, "error", "x \"y\"", "2026-12-04T17:00:41Z"),
+            "time=\"2026-12-04T17:00:41Z\" level=error msg=\"x \\\"y\\\"\""
+        );
+        assert_eq!(
+            format_line(Format::Text, "warning", "plain", "T"),
+            "time=T level=warning msg=plain"
         );
     }
 }

@@ -441,6 +441,9 @@ impl Dockerd {
             "ip-masq": false,
             "bridge": "none",
             "log-level": "warn",
+            // Apart from a host's own Docker, should one share the system containerd.
+            "containerd-namespace": "contain-test",
+            "containerd-plugins-namespace": "contain-test-plugins",
         });
         std::fs::write(d.join("daemon.json"), config.to_string()).map_err(|e| e.to_string())?;
         let log = std::fs::File::create(d.join("dockerd.log")).map_err(|e| e.to_string())?;

@@ -32,6 +32,14 @@ pub fn skip(why: impl ToString) -> R {
     Ok(Completion::ignored_with(why))
 }
 
+/// A skip that the README names (section "Tests that may be skipped"), for a machine that
+/// cannot run the test by its nature: ignored even under `CONTAIN_TEST_REQUIRE=all`.
+pub fn skip_known(why: impl ToString) -> R {
+    let why = why.to_string();
+    eprintln!("SKIPPED (named in the README): {why}");
+    Ok(Completion::ignored_with(why))
+}
+
 /// `CONTAIN_TEST_REQUIRE=all`: every integration test must run.
 pub fn required() -> bool {
     std::env::var("CONTAIN_TEST_REQUIRE").is_ok_and(|v| v == "all")
@@ -285,6 +293,51 @@ impl RunExt for Command {
     }
 }
 
+impl Out {
+    /// stderr with each log line in runc's text shape (`time="..." level=... msg="..."`)
+    /// replaced by its message, unquoted.
+    pub fn messages(&self) -> String {
+        self.stderr
+            .lines()
+            .map(
+                |l| match l.strip_prefix("time=").and_then(|r| r.split_once(" msg=")) {
+                    Some((_, msg)) => unquote(msg),
+                    None => l.to_string(),
+                },
+            )
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// A logrus text value: bare, or quoted with backslash escapes.
+fn unquote(v: &str) -> String {
+    let Some(inner) = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) else {
+        return v.to_string();
+    };
+    let mut out = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some('0') => out.push('\0'),
+            Some('u') => {
+                let hex: String = chars.by_ref().skip(1).take_while(|&c| c != '}').collect();
+                out.extend(u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32));
+            }
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
+}
+
 impl From<Output> for Out {
     fn from(o: Output) -> Out {
         Out {
@@ -428,7 +481,7 @@ pub fn host_mounts_under(path: &Path) -> Vec<String> {
 /// The command failed as the runtime fails (exit 1) with an error that mentions `needle`.
 pub fn fails_with(o: &Out, needle: &str) -> Result<(), Failed> {
     ensure!(
-        o.code == 1 && o.stderr.contains(needle),
+        o.code == 1 && o.messages().contains(needle),
         "want exit 1 and an error mentioning {needle:?}; got exit {}: {:?}",
         o.code,
         o.stderr
