@@ -113,6 +113,8 @@ fn process_inner(ch: &Channel, args: &ExecArgs<'_>) -> Result<Never, String> {
         tty::setup(console, size, user.uid())?;
     }
     apply_landlock(args.landlock)?;
+    // Before any filter: config.json's profile need not allow close_range.
+    sys::cloexec_from(3 + args.preserve_fds).map_err(|e| format!("close descriptors: {e}"))?;
     let at = filter_at(p, &args.seccomp);
     if at == FilterAt::BeforeCredentials {
         install_seccomp(ch, &args.seccomp)?;
@@ -120,7 +122,6 @@ fn process_inner(ch: &Channel, args: &ExecArgs<'_>) -> Result<Never, String> {
     let program = exec::become_process(p, &args.caps)?;
     reset_signals();
     sys::set_parent_death_signal(0).map_err(|e| format!("prctl: {e}"))?;
-    sys::cloexec_from(3 + args.preserve_fds).map_err(|e| format!("close descriptors: {e}"))?;
     // The runtime waits for Ready, so installing just before it still reports errors.
     if at != FilterAt::BeforeCredentials {
         install_seccomp(ch, &args.seccomp)?;

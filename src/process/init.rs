@@ -431,6 +431,9 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>, prepared: Prepared) -> Result<N
     if let Some(vm) = args.microvm {
         return run_vmm(ch, args, vm, &state);
     }
+    // Before any filter: config.json's profile need not allow close_range (runc's last
+    // steps under the filter are only execve's).
+    sys::cloexec_from(3 + args.preserve_fds).map_err(|e| format!("close descriptors: {e}"))?;
     let at = filter_at(process, &args.seccomp);
     if at == FilterAt::BeforeCredentials {
         install_seccomp(ch, &args.seccomp)?;
@@ -448,10 +451,6 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>, prepared: Prepared) -> Result<N
     // The runtime blocked signals (`run` relays them) and Rust ignores SIGPIPE: the workload
     // must start with the default mask and dispositions.
     reset_signals();
-    if let Err(e) = sys::cloexec_from(3 + args.preserve_fds) {
-        eprintln!("contain: close descriptors: {e}");
-        sys::exit_now(1);
-    }
     if at == FilterAt::LastStep {
         for c in &args.seccomp {
             if let Err(e) = crate::seccomp::install(c) {

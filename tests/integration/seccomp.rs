@@ -30,6 +30,10 @@ pub const TESTS: Tests = &[
     ("seccomp::without_no_new_privs_still_filtered", without_nnp),
     ("seccomp::exec_gets_the_same_filter", exec_same_filter),
     ("seccomp::bad_profiles_refused_before_create", bad_profiles),
+    (
+        "seccomp::the_profile_need_not_allow_the_runtime",
+        profile_need_not_allow_the_runtime,
+    ),
 ];
 
 /// The probe, compiled once per test run.
@@ -702,5 +706,71 @@ fn bad_profiles() -> R {
         );
         rt.assert_clean(&b, &id)?;
     }
+    pass()
+}
+
+/// The config's filter may refuse what the runtime itself does (close_range, say, which
+/// runtime-tools' and older Docker profiles lack): whatever the runtime still does after it
+/// installs the filter must not need it. With no_new_privs off the filter goes in before the
+/// credentials change (as in runc); with it on, only execve follows, so a deny-by-default
+/// profile that allows little more than execve runs a static program. `exec` likewise.
+fn profile_need_not_allow_the_runtime() -> R {
+    let mut b = match probe_bundle(&["64:436:0:0:0"]) {
+        Ok(b) => b,
+        Err(why) => return skip(why),
+    };
+    let no_close_range = custom(
+        "SCMP_ACT_ALLOW",
+        json!([{"names": ["close_range"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]),
+    );
+    b.set(|c| {
+        c["process"]["noNewPrivileges"] = json!(false);
+        c["linux"]["seccomp"] = no_close_range.clone();
+    });
+    let rt = Runtime::new();
+    for policy in ["default", "runc"] {
+        let o = rt.with_policy(policy, "run", &b, "nc");
+        ensure!(
+            o.code == 0 && answer(&o.stdout, "64:436:0:0:0") == Some("errno 1"),
+            "no close_range, no_new_privs off, {policy} policy: {} {:?} {}",
+            o.code,
+            o.stdout,
+            o.stderr
+        );
+    }
+    // exec into a container whose profile has no close_range.
+    b.set(|c| c["process"]["args"] = json!(["sleep", "30"]));
+    let o = rt.exec(&["run", "-d", "--bundle", b.path().to_str().unwrap(), "nx"]);
+    ensure!(o.code == 0, "run -d: {}", o.stderr);
+    let e = rt.exec(&["exec", "nx", "/bin/syscalls", "64:39"]);
+    ensure!(
+        e.code == 0 && answer(&e.stdout, "64:39") == Some("ok"),
+        "exec: {} {:?} {}",
+        e.code,
+        e.stdout,
+        e.stderr
+    );
+    rt.exec(&["delete", "--force", "nx"]);
+    rt.assert_clean(&b, "nx")?;
+    // no_new_privs on: errno by default, only execve and what a static program's libc needs
+    // to start (memory for its TLS), write and exit_group allowed.
+    b.set(|c| {
+        c["process"]["noNewPrivileges"] = json!(true);
+        c["process"]["args"] = json!(["/bin/syscalls", "64:39"]);
+        c["linux"]["seccomp"] = custom(
+            "SCMP_ACT_ERRNO",
+            json!([{"names": ["execve", "brk", "mmap", "munmap", "mprotect", "arch_prctl",
+                               "write", "exit_group"], "action": "SCMP_ACT_ALLOW"}]),
+        );
+    });
+    let o = rt.run(&b, "nm");
+    ensure!(
+        o.code == 0 && answer(&o.stdout, "64:39") == Some("errno 1"),
+        "deny-by-default profile: {} {:?} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    rt.assert_clean(&b, "nm")?;
     pass()
 }
