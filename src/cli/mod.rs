@@ -291,13 +291,10 @@ fn version_text() -> String {
 
 /// Run the command line; returns the exit code.
 pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
-    let cli = match Cli::try_parse_from(argv::normalize(args)) {
+    let args = argv::normalize(args);
+    let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return code;
-        }
+        Err(e) => return usage_error(&e, &args),
     };
     if let Err(e) = log::init(cli.log.as_deref(), cli.log_format, cli.debug) {
         eprintln!(
@@ -314,8 +311,8 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
         return 0;
     }
     let Some(command) = cli.command else {
-        eprintln!("contain: no command given; see `contain --help`");
-        return 2;
+        log::error("no command given; see `contain --help`");
+        return 1;
     };
     match dispatch(
         &cli.root,
@@ -328,6 +325,45 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
             log::error(&e.to_string());
             1
         }
+    }
+}
+
+/// A command line clap refused: the usage text, then (as runc) the error as a log line, and
+/// exit 1, or 3 for an unknown command; 2 for `audit`, whose 1 means "findings".
+fn usage_error(e: &clap::Error, args: &[std::ffi::OsString]) -> i32 {
+    let _ = e.print();
+    if !e.use_stderr() {
+        return 0; // --help, --version
+    }
+    // The log flags, read leniently from a command line that did not parse.
+    let value = |flag: &str| {
+        let eq = format!("{flag}=");
+        args.iter().enumerate().find_map(|(i, a)| {
+            let a = a.to_str()?;
+            if a == flag {
+                args.get(i + 1)?.to_str().map(str::to_string)
+            } else {
+                a.strip_prefix(&eq).map(str::to_string)
+            }
+        })
+    };
+    let format = match value("--log-format").as_deref() {
+        Some("json") => log::Format::Json,
+        _ => log::Format::Text,
+    };
+    let path = value("--log").map(std::path::PathBuf::from);
+    let _ = log::init(path.as_deref(), format, false);
+    let audit = args.iter().any(|a| a == "audit");
+    let text = e.to_string();
+    let what = text.split("\n\n").next().unwrap_or_default();
+    let what = what.strip_prefix("error: ").unwrap_or(what);
+    log::error(&what.split_whitespace().collect::<Vec<_>>().join(" "));
+    if audit {
+        2
+    } else if e.kind() == clap::error::ErrorKind::InvalidSubcommand {
+        3
+    } else {
+        1
     }
 }
 

@@ -1,5 +1,7 @@
 //! create -> start -> state -> kill -> delete, run in the foreground and detached.
 
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::ensure;
@@ -7,6 +9,7 @@ use crate::util::*;
 
 pub const TESTS: Tests = &[
     ("lifecycle::run_prints_and_exits", run_prints_and_exits),
+    ("lifecycle::errors_in_runcs_shape", errors_in_runcs_shape),
     (
         "lifecycle::run_propagates_exit_code_and_signal",
         run_propagates_exit_code_and_signal,
@@ -431,5 +434,138 @@ fn log_json_on_error() -> R {
             && v["time"].is_string(),
         "log {v}"
     );
+    pass()
+}
+
+/// The shape of one stderr line: "logrus" (`time="..." level=error msg=...`), "json", or
+/// "plain".
+fn shape(line: &str) -> &'static str {
+    if line.starts_with("time=") && line.contains(" level=error msg=") {
+        "logrus"
+    } else if serde_json::from_str::<serde_json::Value>(line)
+        .is_ok_and(|v| v["level"] == "error" && v["msg"].is_string() && v["time"].is_string())
+    {
+        "json"
+    } else {
+        "plain"
+    }
+}
+
+/// Tools decide that a runtime command failed from its exit status and from the error in
+/// runc's shape on stderr or in the --log file. For each failing command (missing, empty and
+/// stopped ids; a usage error), contain's exit status and the shape of each stderr line and
+/// log line are runc's, without --log, with --log, and with --log-format json.
+fn errors_in_runcs_shape() -> R {
+    let runc = which("runc");
+    let mut b = Bundle::new();
+    b.sh("true");
+    let rt = Runtime::new();
+    let o = rt.create(&b, "done");
+    ensure!(o.code == 0, "create: {}", o.stderr);
+    ensure!(rt.exec(&["start", "done"]).code == 0, "start");
+    ensure!(rt.wait_status("done", "stopped"), "not stopped");
+    let runc_root = tempfile::tempdir()?;
+    if let Some(runc) = &runc {
+        let o: Out = Command::new(runc)
+            .arg("--root")
+            .arg(runc_root.path())
+            .args(["create", "--bundle"])
+            .arg(b.path())
+            .arg("done")
+            .out();
+        ensure!(o.code == 0, "runc create: {}", o.stderr);
+        let o: Out = Command::new(runc)
+            .arg("--root")
+            .arg(runc_root.path())
+            .args(["start", "done"])
+            .out();
+        ensure!(o.code == 0, "runc start: {}", o.stderr);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let cases: &[&[&str]] = &[
+        &["delete", "nosuch"],
+        &["kill", "nosuch", "TERM"],
+        &["state", "nosuch"],
+        &["start", "nosuch"],
+        &["state", ""],
+        &["kill", "done", "TERM"],
+        &["start", "done"],
+        &["state"],
+    ];
+    for args in cases {
+        for mode in ["stderr", "log", "json"] {
+            let run = |bin: &Path, root: &Path| -> (Out, Vec<&'static str>, Vec<&'static str>) {
+                let log = root.join(format!("log-{mode}"));
+                let _ = std::fs::remove_file(&log);
+                let mut c = Command::new(bin);
+                c.arg("--root").arg(root);
+                match mode {
+                    "log" => {
+                        c.arg("--log").arg(&log);
+                    }
+                    "json" => {
+                        c.args(["--log-format", "json"]);
+                    }
+                    _ => {}
+                }
+                let o = c.args(*args).stdin(Stdio::null()).out();
+                // Log-shaped lines, and whether any plain line came (a usage text, or the
+                // error printed plainly beside a log file).
+                let mut err: Vec<_> = o
+                    .stderr
+                    .lines()
+                    .map(shape)
+                    .filter(|s| *s != "plain")
+                    .collect();
+                if mode == "log" && o.stderr.lines().any(|l| shape(l) == "plain") {
+                    err.push("plain");
+                }
+                let logged: Vec<_> = std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .lines()
+                    .map(shape)
+                    .collect();
+                (o, err, logged)
+            };
+            let (o, err, logged) = run(Path::new(CONTAIN), rt.root.path());
+            let want_err: &[&str] = match mode {
+                "stderr" => &["logrus"],
+                "json" => &["json"],
+                _ => &["plain"],
+            };
+            ensure!(
+                o.code != 0
+                    && err == want_err
+                    && logged
+                        == (if mode == "log" {
+                            vec!["logrus"]
+                        } else {
+                            vec![]
+                        }),
+                "contain {mode} {args:?}: exit {}, stderr {:?} ({err:?}), log {logged:?}",
+                o.code,
+                o.stderr
+            );
+            if let Some(runc) = &runc {
+                let (r, rerr, rlogged) = run(runc, runc_root.path());
+                ensure!(
+                    r.code == o.code && rerr == err && rlogged == logged,
+                    "{mode} {args:?}: runc exit {} {:?} {rlogged:?}, contain exit {} {:?} {logged:?}",
+                    r.code,
+                    r.stderr,
+                    o.code,
+                    o.stderr
+                );
+            }
+        }
+    }
+    if let Some(runc) = &runc {
+        let _ = Command::new(runc)
+            .arg("--root")
+            .arg(runc_root.path())
+            .args(["delete", "--force", "done"])
+            .out();
+    }
+    ensure!(rt.exec(&["delete", "done"]).code == 0, "delete");
     pass()
 }
