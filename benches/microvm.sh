@@ -20,6 +20,8 @@ cleanup() {
 }
 trap cleanup EXIT
 sh tests/integration/probes/guest/build.sh pvh "$work/guest" 2>/dev/null
+# The guest sits in the operator's guest directory (here the work directory's guest/).
+export CONTAIN_GUEST_DIR=$work/guest
 for b in plain vm; do
   mkdir -p "$work/$b/rootfs/"{bin,proc,sys,dev,tmp}
   cp "$(command -v busybox)" "$work/$b/rootfs/bin/busybox"

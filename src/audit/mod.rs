@@ -537,7 +537,7 @@ pub fn audit(config: &Path, spec: &Spec, extra: &Extra, pol: &Policy, host: &Hos
                 "isolation",
                 format!(
                     "microvm: kernel {}, {} MiB; the VMM jailed with per-thread seccomp",
-                    plan.kernel.display(),
+                    plan.kernel,
                     plan.memory >> 20
                 ),
             ),

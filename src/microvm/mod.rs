@@ -86,9 +86,9 @@ impl std::fmt::Display for Guest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub guest: Guest,
-    pub kernel: PathBuf,
+    pub kernel: Image,
     /// The initramfs given; None for a Linux guest means the agent's, built at create.
-    pub initramfs: Option<PathBuf>,
+    pub initramfs: Option<Image>,
     pub cmdline: String,
     /// Guest RAM in bytes.
     pub memory: u64,
@@ -97,6 +97,45 @@ pub struct Plan {
     /// How long the VM may run after `start`.
     pub timeout: Option<std::time::Duration>,
 }
+
+/// A guest image (kernel or initramfs) and who named it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Image {
+    /// An absolute host path from a policy (an operator-controlled file).
+    Operator(PathBuf),
+    /// A config.json annotation's value: whoever wrote the bundle named it, so it may only
+    /// name a file in the operator's guest directory ([`guest_dir`]).
+    Bundle(PathBuf),
+}
+
+impl Image {
+    pub fn path(&self) -> &Path {
+        match self {
+            Image::Operator(p) | Image::Bundle(p) => p,
+        }
+    }
+}
+
+impl std::fmt::Display for Image {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Image::Operator(p) => write!(f, "{}", p.display()),
+            Image::Bundle(p) => write!(f, "{} (named by the bundle)", p.display()),
+        }
+    }
+}
+
+/// Where the guest images a bundle's annotations may name live: `CONTAIN_GUEST_DIR` in the
+/// runtime's environment (set by the operator or the engine, never by a bundle), else
+/// /var/lib/contain/guests.
+pub fn guest_dir() -> PathBuf {
+    std::env::var_os("CONTAIN_GUEST_DIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| PathBuf::from(GUEST_DIR), PathBuf::from)
+}
+
+/// The default guest directory.
+pub const GUEST_DIR: &str = "/var/lib/contain/guests";
 
 /// Defaults a policy can give the stage.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -115,25 +154,35 @@ pub struct Defaults {
 /// The stage's plan for `spec` (pure): annotations first, then the policy's defaults.
 pub fn plan(spec: &Spec, defaults: &Defaults) -> Result<Plan, String> {
     let ann = |k: &str| spec.annotations().as_ref().and_then(|a| a.get(k).cloned());
-    let kernel = ann(KERNEL_ANNOTATION)
-        .map(PathBuf::from)
-        .or_else(|| defaults.kernel.clone())
-        .ok_or_else(|| {
-            format!(
-                "the microVM stage needs a guest kernel: set the annotation {KERNEL_ANNOTATION} \
-                 to its path on the host (or a policy's microvm.kernel)"
-            )
-        })?;
-    let initramfs = ann(INITRAMFS_ANNOTATION)
-        .map(PathBuf::from)
-        .or_else(|| defaults.initramfs.clone());
-    for (what, p) in [("kernel", Some(&kernel)), ("initramfs", initramfs.as_ref())] {
-        if let Some(p) = p.filter(|p| !p.is_absolute()) {
-            return Err(format!(
-                "microvm {what} {p:?}: must be an absolute host path"
-            ));
+    let image = |annotation: &str, default: &Option<PathBuf>| -> Result<Option<Image>, String> {
+        if let Some(v) = ann(annotation) {
+            let p = PathBuf::from(v);
+            if p.components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+            {
+                return Err(format!(
+                    "annotation {annotation}: {}: `..` is not allowed (a bundle names guest images in the operator's guest directory)",
+                    p.display()
+                ));
+            }
+            return Ok(Some(Image::Bundle(p)));
         }
-    }
+        match default {
+            Some(p) if !p.is_absolute() => Err(format!(
+                "policy microvm {annotation}: {}: must be an absolute host path",
+                p.display()
+            )),
+            Some(p) => Ok(Some(Image::Operator(p.clone()))),
+            None => Ok(None),
+        }
+    };
+    let kernel = image(KERNEL_ANNOTATION, &defaults.kernel)?.ok_or_else(|| {
+        format!(
+            "the microVM stage needs a guest kernel: set the annotation {KERNEL_ANNOTATION} \
+             to a file in the operator's guest directory (or a policy's microvm.kernel)"
+        )
+    })?;
+    let initramfs = image(INITRAMFS_ANNOTATION, &defaults.initramfs)?;
     let guest = match ann(GUEST_ANNOTATION).as_deref() {
         None => defaults.guest.unwrap_or_default(),
         Some("linux") => Guest::Linux,
@@ -297,9 +346,51 @@ pub struct Prepared {
 /// The largest kernel or initramfs read (a bound on what a config makes the runtime read).
 const MAX_IMAGE: u64 = 512 << 20;
 
-fn read_image(what: &str, p: &Path) -> Result<Vec<u8>, String> {
-    let err = |e: &dyn std::fmt::Display| format!("microvm {what} {}: {e}", p.display());
-    let f = std::fs::File::open(p).map_err(|e| err(&e))?;
+/// Read a guest image. One named by the bundle is opened beneath the operator's guest
+/// directory (an absolute name must lie in it): `..`, symlinks out of it and magic links are
+/// refused by openat2(RESOLVE_BENEATH), so a bundle cannot make the runtime read a host file
+/// (/etc/shadow, /proc/self/...) into guest memory. Every image is opened non-blocking (a
+/// FIFO cannot stall create) and must be a regular file of at most MAX_IMAGE bytes.
+fn read_image(what: &str, image: &Image) -> Result<Vec<u8>, String> {
+    let err = |e: &dyn std::fmt::Display| format!("microvm {what} {image}: {e}");
+    let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
+    let fd = match image {
+        Image::Operator(p) => crate::sys::fs::open_host(p, flags).map_err(|e| err(&e))?,
+        Image::Bundle(p) => {
+            let dir = guest_dir();
+            let rel = if p.is_absolute() {
+                p.strip_prefix(&dir).map_err(|_| {
+                    err(&format!(
+                        "outside the operator's guest directory {} (CONTAIN_GUEST_DIR): a bundle may name only guest images there",
+                        dir.display()
+                    ))
+                })?
+            } else {
+                p.as_path()
+            };
+            let d =
+                crate::sys::fs::open_host(&dir, libc::O_PATH | libc::O_DIRECTORY).map_err(|e| {
+                    err(&format!(
+                        "the operator's guest directory {}: {e}",
+                        dir.display()
+                    ))
+                })?;
+            crate::sys::fs::openat2(
+                std::os::fd::AsFd::as_fd(&d),
+                rel,
+                flags,
+                0,
+                libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
+            )
+            .map_err(|e| {
+                err(&format!(
+                    "{e} (looked up beneath the operator's guest directory {}, without leaving it)",
+                    dir.display()
+                ))
+            })?
+        }
+    };
+    let f = std::fs::File::from(fd);
     let meta = f.metadata().map_err(|e| err(&e))?;
     if !meta.is_file() || meta.len() > MAX_IMAGE {
         return Err(err(&format!(
@@ -344,8 +435,8 @@ pub fn prepare(
         format!("the microVM stage needs /dev/kvm: {e} (is KVM available and is contain root?)")
     })?;
     let kernel = read_image("kernel", &plan.kernel)?;
-    let format = boot::detect(&kernel)
-        .map_err(|e| format!("microvm kernel {}: {e}", plan.kernel.display()))?;
+    let format =
+        boot::detect(&kernel).map_err(|e| format!("microvm kernel {}: {e}", plan.kernel))?;
     if plan.guest == Guest::Linux {
         // /dev/kvm is open already: only the kind of KVM is left to know.
         let here = Support {
@@ -408,7 +499,7 @@ impl Prepared {
             "microvm: {} guest, {} kernel {}, {} MiB, {run} vCPU{}",
             self.plan.guest,
             self.format,
-            self.plan.kernel.display(),
+            self.plan.kernel,
             self.plan.memory >> 20,
             if run == 1 { "" } else { "s" }
         );
@@ -419,7 +510,7 @@ impl Prepared {
             ));
         }
         match (&self.plan.initramfs, &self.initramfs) {
-            (Some(i), _) => s.push_str(&format!(", initramfs {}", i.display())),
+            (Some(i), _) => s.push_str(&format!(", initramfs {}", i)),
             (None, Some(built)) => s.push_str(&format!(
                 ", initramfs of the rootfs with the guest agent ({} KiB)",
                 built.len() >> 10

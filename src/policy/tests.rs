@@ -283,7 +283,10 @@ fn microvm_stage_planned_from_annotations_and_policy() {
         limit.memory().as_ref().unwrap().limit(),
         Some((64 << 20) + crate::microvm::VMM_ALLOWANCE)
     );
-    assert_eq!(plan.kernel, std::path::Path::new("/boot/vmlinux"));
+    assert_eq!(
+        plan.kernel,
+        crate::microvm::Image::Bundle("/boot/vmlinux".into())
+    );
     assert_eq!(plan.memory, 64 << 20);
     assert_eq!(plan.vcpus, 2);
     // A Linux guest (the default) without an initramfs of its own boots the agent's.
@@ -326,7 +329,10 @@ fn microvm_stage_planned_from_annotations_and_policy() {
     p.isolation = Isolation::Microvm;
     p.microvm.kernel = Some("/srv/guest.elf".into());
     let plan = apply(&p, &spec(docker_like()), &root()).unwrap().microvm;
-    assert_eq!(plan.unwrap().kernel, std::path::Path::new("/srv/guest.elf"));
+    assert_eq!(
+        plan.unwrap().kernel,
+        crate::microvm::Image::Operator("/srv/guest.elf".into())
+    );
     let e = apply(&p, &spec(v), &root()).unwrap_err();
     assert!(
         e.to_string().contains("runs every workload in the microVM"),

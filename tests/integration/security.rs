@@ -27,6 +27,10 @@ pub const TESTS: Tests = &[
         "security::cgroup_v2_device_program_denies_unlisted_devices",
         v2_device_program,
     ),
+    (
+        "security::microvm_annotations_cannot_read_host_files",
+        microvm_host_files,
+    ),
 ];
 
 /// The cgroup v2 device program on its own: attached to a fresh cgroup2 directory, with the
@@ -267,4 +271,110 @@ fn runtime_binary_unreachable() -> R {
         "the watcher never saw the joining init (the test proves nothing): {text}"
     );
     pass()
+}
+
+/// The attack of the security review (issue 18, high): a bundle that asks for the microVM
+/// stage and names a host file as its kernel or initramfs (a root-only file, /etc/shadow,
+/// /proc/self/...) would have the runtime load it into guest memory, where the guest reads
+/// it. A bundle may name only files in the operator's guest directory: absolute paths out of
+/// it, `..`, symlinks leading out and magic links are refused, under every policy; a FIFO
+/// there does not hang create. Each refusal leaves nothing behind.
+fn microvm_host_files() -> R {
+    if let Some(why) = kvm_missing() {
+        return skip(why);
+    }
+    let pvh = build_guest(Guest::Pvh)?;
+    let secret = tempfile::NamedTempFile::new()?;
+    std::fs::write(secret.path(), "host secret\n")?;
+    std::fs::set_permissions(
+        secret.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )?;
+    // A symlink and a FIFO planted in the guest directory itself.
+    let dir = guest_dir();
+    let tag = std::process::id();
+    let link = dir.join(format!("evil-link-{tag}"));
+    let fifo = dir.join(format!("evil-fifo-{tag}"));
+    let _ = std::fs::remove_file(&link);
+    let _ = std::fs::remove_file(&fifo);
+    std::os::unix::fs::symlink(secret.path(), &link)?;
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))?;
+    let result = (|| {
+        let secret_path = secret.path().to_string_lossy().into_owned();
+        let cases: Vec<(&str, String, &str)> = vec![
+            (
+                "kernel",
+                "/etc/shadow".into(),
+                "outside the operator's guest directory",
+            ),
+            (
+                "initramfs",
+                secret_path.clone(),
+                "outside the operator's guest directory",
+            ),
+            (
+                "initramfs",
+                "/proc/self/cwd/etc/shadow".into(),
+                "outside the operator's guest directory",
+            ),
+            (
+                "initramfs",
+                format!("../../../../../..{secret_path}"),
+                "`..` is not allowed",
+            ),
+            (
+                "initramfs",
+                format!("{}/../../../../etc/shadow", dir.display()),
+                "`..` is not allowed",
+            ),
+            (
+                "initramfs",
+                link.file_name().unwrap().to_string_lossy().into_owned(),
+                "without leaving it",
+            ),
+            (
+                "initramfs",
+                fifo.to_string_lossy().into_owned(),
+                "not a regular file",
+            ),
+        ];
+        for policy in ["default", "strict", "runc"] {
+            for (what, value, needle) in &cases {
+                let mut b = Bundle::new();
+                b.set(|c| {
+                    c["annotations"] = serde_json::json!({
+                        "io.contain.isolation": "microvm",
+                        "io.contain.microvm.guest": "bare",
+                        "io.contain.microvm.kernel": pvh,
+                        "io.contain.microvm.cmdline": "probe.exit=0",
+                    });
+                    c["annotations"][format!("io.contain.microvm.{what}")] =
+                        serde_json::json!(value);
+                    c["linux"]["resources"] = serde_json::json!({"memory": {"limit": 16 << 20}});
+                });
+                let rt = Runtime::new();
+                let started = std::time::Instant::now();
+                let o = rt.with_policy(policy, "run", &b, "vmx");
+                ensure!(
+                    started.elapsed() < std::time::Duration::from_secs(20),
+                    "{policy}: {what} {value}: took {:?}",
+                    started.elapsed()
+                );
+                ensure!(
+                    o.code == 1
+                        && o.messages().contains(needle)
+                        && !o.stdout.contains("host secret"),
+                    "{policy}: {what} {value}: exit {} {:?} {:?} (want {needle:?})",
+                    o.code,
+                    o.stdout,
+                    o.stderr
+                );
+                rt.assert_clean(&b, "vmx")?;
+            }
+        }
+        pass()
+    })();
+    let _ = std::fs::remove_file(&link);
+    let _ = std::fs::remove_file(&fifo);
+    result
 }

@@ -361,6 +361,8 @@ impl Runtime {
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(CONTAIN);
         c.arg("--root").arg(self.root.path());
+        // The operator's guest directory: where the tests build and copy guest images.
+        c.env("CONTAIN_GUEST_DIR", guest_dir());
         c.stdin(Stdio::null());
         c
     }
@@ -617,7 +619,37 @@ pub fn kvm_missing() -> Option<String> {
 
 /// A Linux kernel image (bzImage) for the guest-agent tests: $CONTAIN_TEST_KERNEL, else the
 /// newest /boot/vmlinuz-*; or why there is none. (scripts/test.sh fetches Debian's.)
+/// The tests' guest directory (CONTAIN_GUEST_DIR for every contain they run): guests are
+/// built there, kernels copied there, initramfs files written there. A bundle's annotations
+/// may name only files in it.
+pub fn guest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+}
+
+/// A temporary file in the guest directory.
+pub fn guest_file() -> std::io::Result<tempfile::NamedTempFile> {
+    tempfile::NamedTempFile::new_in(guest_dir())
+}
+
+/// A Linux bzImage for the guest-agent tests, copied into the guest directory.
 pub fn linux_kernel() -> Result<PathBuf, String> {
+    let k = host_linux_kernel()?;
+    let name = k.file_name().ok_or("a kernel path without a name")?;
+    let copy = guest_dir().join("kernels").join(name);
+    let same = std::fs::metadata(&copy)
+        .ok()
+        .zip(std::fs::metadata(&k).ok())
+        .is_some_and(|(a, b)| a.len() == b.len());
+    if !same {
+        std::fs::create_dir_all(guest_dir().join("kernels")).map_err(|e| e.to_string())?;
+        let tmp = copy.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::copy(&k, &tmp).map_err(|e| format!("copy {}: {e}", k.display()))?;
+        std::fs::rename(&tmp, &copy).map_err(|e| e.to_string())?;
+    }
+    Ok(copy)
+}
+
+fn host_linux_kernel() -> Result<PathBuf, String> {
     if let Some(k) = std::env::var_os("CONTAIN_TEST_KERNEL") {
         let k = PathBuf::from(k);
         return if k.is_file() {
