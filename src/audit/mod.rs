@@ -532,6 +532,16 @@ pub fn audit(config: &Path, spec: &Spec, extra: &Extra, pol: &Policy, host: &Hos
 
     // Isolation stage.
     if let Some(plan) = applied.as_ref().and_then(|a| a.microvm.as_ref()) {
+        let named: Vec<String> = std::iter::once(("kernel", Some(&plan.kernel)))
+            .chain(std::iter::once(("initramfs", plan.initramfs.as_ref())))
+            .filter_map(|(what, i)| match i? {
+                crate::microvm::Image::Bundle(p) => Some(format!("{what} {}", p.display())),
+                crate::microvm::Image::Operator(_) => None,
+            })
+            .collect();
+        if !named.is_empty() {
+            f.add("CA-VM-003", named.join(", "));
+        }
         match &host.microvm {
             Ok(()) => hold(
                 "isolation",

@@ -238,3 +238,34 @@ fn golden_outputs() {
         r.findings.len()
     );
 }
+
+#[test]
+fn guest_images_named_by_the_bundle_are_flagged() {
+    let rel = "tests/audit/spec-default.json";
+    let data = std::fs::read(dir().join("spec-default.json")).unwrap();
+    let (mut spec, extra) = crate::oci::parse_and_validate(Path::new(rel), &data).unwrap();
+    let extra = Extra {
+        seccomp: extra.seccomp,
+        landlock: extra.landlock,
+    };
+    let mut ann = std::collections::HashMap::new();
+    ann.insert("io.contain.isolation".to_string(), "microvm".to_string());
+    ann.insert(
+        "io.contain.microvm.kernel".to_string(),
+        "/etc/shadow".to_string(),
+    );
+    spec.set_annotations(Some(ann));
+    let r = audit(
+        Path::new(rel),
+        &spec,
+        &extra,
+        &Policy::builtin("default").unwrap(),
+        &host(),
+    );
+    let f = r.findings.iter().find(|f| f.id == "CA-VM-003");
+    assert!(
+        f.is_some_and(|f| f.detail.contains("kernel /etc/shadow")),
+        "{:?}",
+        r.findings.iter().map(|f| f.id).collect::<Vec<_>>()
+    );
+}
