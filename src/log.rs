@@ -40,6 +40,13 @@ pub fn init(path: Option<&Path>, format: Format, debug: bool) -> std::io::Result
     Ok(())
 }
 
+/// The log file's descriptor, for a forked child that keeps logging.
+pub fn fd() -> Option<i32> {
+    use std::os::fd::AsRawFd;
+    let f = LOGGER.get()?.file.as_ref()?;
+    f.lock().ok().map(|f| f.as_raw_fd())
+}
+
 /// One log line in the given format (pure).
 pub fn format_line(format: Format, level: &str, msg: &str, time: &str) -> String {
     match format {

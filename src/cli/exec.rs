@@ -63,6 +63,13 @@ pub struct ExecArgs {
     ignore_paused: bool,
 }
 
+impl ExecArgs {
+    /// --preserve-fds.
+    pub fn preserve_fds(&self) -> u32 {
+        self.preserve_fds
+    }
+}
+
 fn parse_user(s: &str) -> anyhow::Result<(u32, Option<u32>)> {
     let (u, g) = s.split_once(':').map_or((s, None), |(u, g)| (u, Some(g)));
     let uid = u

@@ -296,6 +296,13 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
         Ok(c) => c,
         Err(e) => return usage_error(&e, &args),
     };
+    // Before the runtime opens anything: which of the descriptors --preserve-fds names are
+    // the caller's.
+    crate::sys::record_inherited(match &cli.command {
+        Some(Command::Create(a)) | Some(Command::Run { create: a, .. }) => a.preserve_fds,
+        Some(Command::Exec(a)) => a.preserve_fds(),
+        _ => 0,
+    });
     if let Err(e) = log::init(cli.log.as_deref(), cli.log_format, cli.debug) {
         eprintln!(
             "contain: cannot open log {}: {e}",

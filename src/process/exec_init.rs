@@ -60,8 +60,9 @@ fn stage1_inner(
     sys::set_parent_death_signal(libc::SIGKILL).map_err(|e| format!("prctl: {e}"))?;
     let mut keep = vec![ch.as_raw_fd()];
     keep.extend(args.console.as_ref().map(|c| c.as_raw_fd()));
-    sys::close_fds_except(3 + args.preserve_fds as i32, &keep)
-        .map_err(|e| format!("close inherited descriptors: {e}"))?;
+    keep.extend(crate::log::fd());
+    keep.extend(sys::inherited(args.preserve_fds));
+    sys::close_fds_except(3, &keep).map_err(|e| format!("close inherited descriptors: {e}"))?;
     expect(ch, Msg::Go)?;
     cgroup.join_self_v1().map_err(|e| e.to_string())?;
     rlimits::apply(args.process.rlimits().as_deref().unwrap_or_default())?;

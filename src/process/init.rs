@@ -155,8 +155,11 @@ fn stage1_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Option<Prepared>, S
     let mut keep = vec![ch.as_raw_fd(), args.fifo.as_raw_fd()];
     keep.extend(args.console.as_ref().map(|c| c.as_raw_fd()));
     keep.extend(args.microvm.map(|vm| vm.kvm_fd()));
-    sys::close_fds_except(3 + args.preserve_fds as i32, &keep)
-        .map_err(|e| format!("close inherited descriptors: {e}"))?;
+    // The log file stays the logger's (its lines from here on still reach it); of the range
+    // --preserve-fds names only the caller's descriptors, never one the runtime opened there.
+    keep.extend(crate::log::fd());
+    keep.extend(sys::inherited(args.preserve_fds));
+    sys::close_fds_except(3, &keep).map_err(|e| format!("close inherited descriptors: {e}"))?;
     expect(ch, Msg::Go)?;
     // Into the container's cgroups before anything else (and before any user namespace: the
     // cgroup files belong to host root). The v2 one was entered at fork.

@@ -71,6 +71,34 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
     cvt(ret).map(drop)
 }
 
+/// The descriptors among 3, 4, ... 3+N-1 that the caller passed to the runtime: recorded at
+/// startup, before the runtime opens anything of its own, by [`record_inherited`].
+static INHERITED: std::sync::OnceLock<Vec<i32>> = std::sync::OnceLock::new();
+
+/// Record which of the descriptors 3..3+`n` are open now, i.e. the caller's (`--preserve-fds
+/// N`). Call it before the runtime opens any file: whatever it opens later may take a free
+/// number in that range, and must not reach the container.
+pub fn record_inherited(n: u32) {
+    let open = (3..3i32.saturating_add(n.min(1 << 20) as i32))
+        // SAFETY: F_GETFD only reads the descriptor's flags; an unused number gives EBADF.
+        .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0)
+        .collect();
+    let _ = INHERITED.set(open);
+}
+
+/// The caller's descriptors among 3..3+`n` (see [`record_inherited`]).
+pub fn inherited(n: u32) -> Vec<i32> {
+    INHERITED
+        .get()
+        .map(|v| {
+            v.iter()
+                .copied()
+                .filter(|&fd| i64::from(fd) < 3 + i64::from(n))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Close every descriptor from `first` upwards except those in `keep`: a forked child of the
 /// runtime must not hold the runtime's locks or files (they would outlive it in the container).
 pub fn close_fds_except(first: i32, keep: &[i32]) -> io::Result<()> {

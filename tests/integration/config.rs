@@ -34,6 +34,10 @@ pub const TESTS: Tests = &[
     ("config::hook_timeout_fails_create", hook_timeout),
     ("config::console_socket_receives_pty", console_socket),
     ("config::preserve_fds_and_nothing_else", preserve_fds),
+    (
+        "config::preserve_fds_range_holds_only_the_callers",
+        preserve_fds_range,
+    ),
     ("config::memory_and_cpu_knobs", memory_cpu_knobs),
     ("config::cgroup_limits_observed", cgroup_limits),
     ("config::blkio_throttle_slows_direct_reads", blkio_throttle),
@@ -896,5 +900,110 @@ fn cpu_quota() -> R {
         used < 400_000_000,
         "a 20% quota let 1 s of busy loop use {used} ns of CPU"
     );
+    pass()
+}
+
+/// `--preserve-fds 100` while the caller passes only fd 3: the rest of 3..102 is where the
+/// runtime's own files (the state directory's lock, the log) land, and none of them may reach
+/// the container: inside only 0, 1, 2 and 3 are open; `state`, `list`, `start` and `delete`
+/// of the same state root do not block on a lock the init holds; `exec --preserve-fds 50`
+/// likewise.
+fn preserve_fds_range() -> R {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    let out = tempfile::tempdir()?;
+    let out_dir = out.path().to_string_lossy().into_owned();
+    b.set(|c| {
+        c["mounts"].as_array_mut().unwrap().push(
+            json!({"destination": "/out", "type": "bind", "source": out_dir, "options": ["rbind", "rw"]}),
+        )
+    });
+    b.sh("ls /proc/self/fd | sort -n | tr '\\n' ' ' > /out/fds; echo >> /out/fds; sleep 30");
+    let data = tempfile::NamedTempFile::new()?;
+    std::fs::write(data.path(), "through fd 3\n")?;
+    let f = std::fs::File::open(data.path())?;
+    let src = f.as_raw_fd();
+    let log = rt.root.path().join("log.json");
+    let with_fd3 = |cmd: &mut std::process::Command| {
+        let dup = move || {
+            // SAFETY: dup2 is async-signal-safe and only duplicates a descriptor we own.
+            unsafe { libc::dup2(src, 3) };
+            // The caller passes 0-3 and nothing else (whatever this test process inherited).
+            // SAFETY: close_range takes plain integers and only closes descriptors.
+            unsafe { libc::syscall(libc::SYS_close_range, 4, u32::MAX, 0) };
+            Ok(())
+        };
+        // SAFETY: the hook runs between fork and exec and only calls dup2 and close_range.
+        unsafe { cmd.pre_exec(dup) };
+    };
+    // Each command gets 10 s: one that blocks on a lock the container holds fails the test.
+    let within =
+        |mut c: std::process::Command, args: String| -> Result<Out, libtest_mimic::Failed> {
+            let started = std::time::Instant::now();
+            let child = std::thread::spawn(move || c.out());
+            for _ in 0..200 {
+                if child.is_finished() {
+                    return child
+                        .join()
+                        .map_err(|_| libtest_mimic::Failed::from("panicked"));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(libtest_mimic::Failed::from(format!(
+                "contain {args} still blocks after {:?} (a lock held by the container's init?)",
+                started.elapsed()
+            )))
+        };
+    let timed = |args: &[&str]| {
+        let mut c = rt.cmd();
+        c.args(args);
+        within(c, format!("{args:?}"))
+    };
+    let mut cmd = rt.cmd();
+    cmd.arg("--log")
+        .arg(&log)
+        .args(["create", "--preserve-fds", "100", "--bundle"])
+        .arg(b.path())
+        .arg("pf");
+    with_fd3(&mut cmd);
+    let o = within(cmd, "create --preserve-fds 100".into())?;
+    ensure!(o.code == 0, "create --preserve-fds 100: {}", o.stderr);
+    let o = timed(&["state", "pf"])?;
+    ensure!(o.code == 0, "state: {}", o.stderr);
+    let o = timed(&["list"])?;
+    ensure!(o.code == 0 && o.stdout.contains("pf"), "list: {}", o.stderr);
+    let o = timed(&["start", "pf"])?;
+    ensure!(o.code == 0, "start: {}", o.stderr);
+    let mut seen = String::new();
+    for _ in 0..100 {
+        seen = std::fs::read_to_string(out.path().join("fds")).unwrap_or_default();
+        if seen.contains('\n') {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    ensure!(seen.trim() == "0 1 2 3 4", "descriptors inside: {seen:?}");
+    let mut cmd = rt.cmd();
+    cmd.args([
+        "exec",
+        "--preserve-fds",
+        "50",
+        "pf",
+        "sh",
+        "-c",
+        "ls /proc/self/fd | sort -n | tr '\\n' ' '; cat <&3",
+    ]);
+    with_fd3(&mut cmd);
+    let o: Out = cmd.out();
+    ensure!(
+        o.code == 0 && o.stdout == "0 1 2 3 4 through fd 3\n",
+        "exec --preserve-fds 50: {} {:?} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    let o = timed(&["delete", "--force", "pf"])?;
+    ensure!(o.code == 0, "delete: {}", o.stderr);
+    rt.assert_clean(&b, "pf")?;
     pass()
 }

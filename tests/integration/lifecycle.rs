@@ -11,6 +11,10 @@ pub const TESTS: Tests = &[
     ("lifecycle::run_prints_and_exits", run_prints_and_exits),
     ("lifecycle::errors_in_runcs_shape", errors_in_runcs_shape),
     (
+        "lifecycle::the_init_logs_to_the_log_file",
+        the_init_logs_to_the_log_file,
+    ),
+    (
         "lifecycle::run_propagates_exit_code_and_signal",
         run_propagates_exit_code_and_signal,
     ),
@@ -567,5 +571,43 @@ fn errors_in_runcs_shape() -> R {
             .out();
     }
     ensure!(rt.exec(&["delete", "done"]).code == 0, "delete");
+    pass()
+}
+
+/// The init logs after stage 1 closed every descriptor it did not keep: its lines (here the
+/// Landlock result it logs with --debug) still reach the --log file, not a closed or reused
+/// descriptor, and nothing of the log reaches the container's stderr.
+fn the_init_logs_to_the_log_file() -> R {
+    let mut b = Bundle::new();
+    b.sh("ls -l /proc/self/fd/ | grep -c log.txt");
+    let rt = Runtime::new();
+    let log = rt.root.path().join("log.txt");
+    let o = rt
+        .cmd()
+        .arg("--debug")
+        .arg("--log")
+        .arg(&log)
+        .args(["run", "--bundle"])
+        .arg(b.path())
+        .arg("lg")
+        .out();
+    ensure!(
+        o.code == 1 && o.stdout == "0\n",
+        "run: {} {:?} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    let text = std::fs::read_to_string(&log)?;
+    ensure!(
+        text.lines()
+            .any(|l| l.contains("level=debug") && l.contains("landlock mounts:")),
+        "the init's line is not in the log: {text}"
+    );
+    ensure!(
+        !o.stderr.contains("landlock"),
+        "log lines reached the container's stderr: {}",
+        o.stderr
+    );
     pass()
 }
