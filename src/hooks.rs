@@ -35,14 +35,24 @@ fn run(kind: &str, h: &Hook, state: &str) -> Result<(), String> {
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("{name}: cannot start: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook that does not read its stdin is not an error.
-        let _ = stdin.write_all(state.as_bytes());
-    }
+    // The state goes in without blocking, between checks of the hook and its deadline: a hook
+    // that never reads a state larger than the pipe holds must still time out. A hook that
+    // does not read its stdin is not an error.
+    let mut stdin = child.stdin.take().filter(|s| set_nonblocking(s).is_ok());
+    let mut rest = state.as_bytes();
     let deadline = h
         .timeout()
         .map(|t| Instant::now() + Duration::from_secs(t.max(1) as u64));
     loop {
+        if let Some(pipe) = stdin.as_mut() {
+            match pipe.write(rest) {
+                Ok(n) if n < rest.len() => rest = &rest[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // All written, or the hook closed its end: close ours (EOF for the hook).
+                _ => stdin = None,
+            }
+        }
         match child.try_wait() {
             Ok(Some(status)) if status.success() => return Ok(()),
             Ok(Some(status)) => return Err(format!("{name} failed: {status}")),
@@ -59,4 +69,13 @@ fn run(kind: &str, h: &Hook, state: &str) -> Result<(), String> {
         }
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+fn set_nonblocking(pipe: &std::process::ChildStdin) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = pipe.as_raw_fd();
+    let flags = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL)?;
+    let flags = nix::fcntl::OFlag::from_bits_retain(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(flags))?;
+    Ok(())
 }

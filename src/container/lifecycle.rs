@@ -129,8 +129,10 @@ pub fn start(store: &Store, id: &str) -> Result<(), ContainerError> {
     drop(f);
     std::fs::remove_file(&fifo).map_err(io_err("remove", &fifo))?;
     if let Some(h) = st.hooks.as_ref().and_then(|h| h.poststart().clone()) {
+        // As runc: a failing poststart hook fails `start` and ends the container.
         if let Err(e) = hooks::run_all("poststart", &h, &hook_state(&st, "running")) {
-            crate::log::warn(&e);
+            signal_all(&st, Signal::SIGKILL)?;
+            return Err(ContainerError::Hook(e));
         }
     }
     Ok(())

@@ -31,7 +31,10 @@ pub const TESTS: Tests = &[
     ("config::network_namespace_loopback_up", loopback),
     ("config::time_namespace_offsets", time_namespace),
     ("config::hooks_all_six_kinds", hooks),
-    ("config::hook_timeout_fails_create", hook_timeout),
+    (
+        "config::hook_timeout_unread_stdin_and_failing_poststart",
+        hook_timeout,
+    ),
     ("config::console_socket_receives_pty", console_socket),
     ("config::preserve_fds_and_nothing_else", preserve_fds),
     (
@@ -631,6 +634,48 @@ fn hook_timeout() -> R {
     fails_with(&o, "timed out")?;
     ensure!(start.elapsed().as_secs() < 10, "timeout not enforced");
     rt.assert_clean(&b, "c")?;
+    // A hook that never reads its stdin, with a state larger than a pipe holds (a 256 KiB
+    // annotation): the timeout still applies, instead of create blocking on the write.
+    b.set(|c| c["annotations"] = json!({"big": "x".repeat(256 << 10)}));
+    let start = std::time::Instant::now();
+    let o = rt.create(&b, "c");
+    fails_with(&o, "timed out")?;
+    ensure!(
+        start.elapsed().as_secs() < 10,
+        "a hook that does not read its stdin hung create for {:?}",
+        start.elapsed()
+    );
+    rt.assert_clean(&b, "c")?;
+    // poststart: a failing hook fails `start` (exit 1, as runc) and ends the container; a
+    // hook that succeeds reads the state on its stdin (status running, the init's pid).
+    let out = tempfile::tempdir()?;
+    let seen = out.path().join("state.json");
+    let mut b = Bundle::new();
+    b.set(|c| {
+        c["process"]["args"] = json!(["sleep", "30"]);
+        c["hooks"] = json!({"poststart": [
+            {"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}", seen.display())]},
+            {"path": "/bin/false"}]});
+    });
+    let o = rt.create(&b, "ps");
+    ensure!(o.code == 0, "create: {}", o.stderr);
+    let pid = rt.state("ps").ok_or("no state")?["pid"]
+        .as_i64()
+        .unwrap_or(0);
+    let o = rt.exec(&["start", "ps"]);
+    fails_with(&o, "poststart hook /bin/false failed")?;
+    ensure!(
+        rt.wait_status("ps", "stopped"),
+        "the container runs on: {}",
+        rt.status("ps")
+    );
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&seen)?)?;
+    ensure!(
+        state["status"] == "running" && state["pid"] == pid && state["id"] == "ps",
+        "the poststart hook's stdin: {state}"
+    );
+    ensure!(rt.exec(&["delete", "ps"]).code == 0, "delete");
+    rt.assert_clean(&b, "ps")?;
     pass()
 }
 
