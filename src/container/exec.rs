@@ -111,6 +111,7 @@ pub fn exec(store: &Store, opts: &ExecOpts) -> Result<i32, ContainerError> {
     };
     let args = ExecArgs {
         init_pid: st.pid,
+        init_start_time: st.start_time,
         namespaces: &st.namespaces,
         process: &opts.process,
         caps,

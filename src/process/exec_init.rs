@@ -28,6 +28,8 @@ use crate::sys;
 /// What the forked stages need.
 pub struct ExecArgs<'a> {
     pub init_pid: i32,
+    /// The init's start time from the state: a pid with another start time is not the init.
+    pub init_start_time: u64,
     /// The namespace types of the container (from its config).
     pub namespaces: &'a [LinuxNamespaceType],
     pub process: &'a Process,
@@ -81,11 +83,21 @@ fn stage1_inner(
             .chain(JOIN_ORDER)
             .collect()
     };
+    // The namespaces are the init's only if the pid still is the init's when they are open:
+    // a pidfd taken after checking the start time, and still alive afterwards, proves it (a
+    // pid reused between the status check and here would join another process's namespaces).
+    let gone = || format!("the container's init (pid {}) has exited", args.init_pid);
+    let pidfd = crate::sys::proc::pidfd_of(args.init_pid, args.init_start_time)
+        .map_err(|_| gone())?;
     for t in order.into_iter().filter(|t| args.namespaces.contains(t)) {
         let path = format!("/proc/{}/ns/{}", args.init_pid, ns_file(t));
         let f = File::open(&path).map_err(|e| format!("open {path}: {e}"))?;
         files.push((t, f));
     }
+    if !crate::sys::proc::pidfd_alive(&pidfd) {
+        return Err(gone());
+    }
+    drop(pidfd);
     for (t, f) in &files {
         setns(f.as_fd(), clone_flag(*t))
             .map_err(|e| format!("join the container's {} namespace: {e}", ns_file(*t)))?;

@@ -39,6 +39,33 @@ pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// Whether the process behind `pidfd` has not exited (pidfd_send_signal with signal 0).
+pub fn pidfd_alive(pidfd: &OwnedFd) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: signal 0 only checks; a null siginfo and no flags are valid arguments.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            0,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    r == 0
+}
+
+/// A pidfd of `pid` if it is still the process that started at `start_time`: with the
+/// pidfd held, a later [`pidfd_alive`] says whether what was read of /proc/`pid` since
+/// belonged to that process (a reused pid would be another's).
+pub fn pidfd_of(pid: i32, start_time: u64) -> io::Result<OwnedFd> {
+    let fd = pidfd_open(pid)?;
+    if stat(pid).map(|s| s.start_time) != Some(start_time) {
+        return Err(io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    Ok(fd)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
