@@ -109,6 +109,18 @@ pub fn exec(store: &Store, opts: &ExecOpts) -> Result<i32, ContainerError> {
         ),
         None => None,
     };
+    // Every exec'd process gets the container's Landlock ruleset (kubectl exec, health checks
+    // and podman exec run binaries the image controls). It is a domain of its own: under a
+    // policy without onExec its signal scope is left out, so that `kill -HUP 1` from an exec
+    // still reaches the workload; its file, network and abstract-socket rules hold.
+    let exec_landlock = st.landlock.clone().map(|mut p| {
+        if !p.on_exec {
+            for l in &mut p.layers {
+                l.scopes.retain(|s| s != "signal");
+            }
+        }
+        p
+    });
     let args = ExecArgs {
         init_pid: st.pid,
         init_start_time: st.start_time,
@@ -118,7 +130,7 @@ pub fn exec(store: &Store, opts: &ExecOpts) -> Result<i32, ContainerError> {
         preserve_fds: opts.preserve_fds,
         console,
         seccomp: filters.iter().map(|f| &f.compiled).collect(),
-        landlock: st.landlock.as_ref().filter(|p| p.on_exec),
+        landlock: exec_landlock.as_ref(),
     };
     let cgroup = Cgroup {
         dirs: st.cgroup.clone(),

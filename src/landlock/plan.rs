@@ -404,9 +404,9 @@ impl Plan {
             self.abi,
             layers.join("; "),
             if self.on_exec {
-                ""
+                "; exec'd processes confined alike"
             } else {
-                "; exec'd processes not confined"
+                "; exec'd processes confined alike, but may signal the container's processes"
             }
         )
     }

@@ -87,8 +87,8 @@ fn stage1_inner(
     // a pidfd taken after checking the start time, and still alive afterwards, proves it (a
     // pid reused between the status check and here would join another process's namespaces).
     let gone = || format!("the container's init (pid {}) has exited", args.init_pid);
-    let pidfd = crate::sys::proc::pidfd_of(args.init_pid, args.init_start_time)
-        .map_err(|_| gone())?;
+    let pidfd =
+        crate::sys::proc::pidfd_of(args.init_pid, args.init_start_time).map_err(|_| gone())?;
     for t in order.into_iter().filter(|t| args.namespaces.contains(t)) {
         let path = format!("/proc/{}/ns/{}", args.init_pid, ns_file(t));
         let f = File::open(&path).map_err(|e| format!("open {path}: {e}"))?;

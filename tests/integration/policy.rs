@@ -17,6 +17,10 @@ pub const TESTS: &[(&str, crate::TestFn)] = &[
     ),
     ("policy::landlock_scopes_abstract_socket_and_signal", scopes),
     (
+        "policy::exec_is_confined_by_the_containers_landlock",
+        exec_confined,
+    ),
+    (
         "policy::strict_no_exec_from_writable_mount",
         no_exec_writable,
     ),
@@ -644,5 +648,77 @@ fn joined_netns() -> R {
     b.set(|c| c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"}));
     fails_with(&rt.run(&b, "hn2"), "is the host's")?;
     rt.assert_clean(&b, "hn2")?;
+    pass()
+}
+
+/// The attack of the security review (issue 18, medium): a process started by `contain exec`
+/// (kubectl exec, a health check: binaries the image controls) must be held by the container's
+/// Landlock ruleset like the init. With the host's network namespace shared, it cannot reach
+/// a host abstract unix socket the init cannot reach; it cannot write outside what the mounts
+/// grant; under default (onExec off) it may still signal the container's own processes
+/// (`kill -HUP 1`), under strict not even that.
+fn exec_confined() -> R {
+    let probe = match build_probe("abstract") {
+        Ok(p) => p,
+        Err(e) => return skip(&e),
+    };
+    let name = format!("contain-exec-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+    let _listener = std::os::unix::net::UnixListener::bind_addr(&addr)?;
+    let mut b = Bundle::new();
+    std::fs::copy(&probe, b.rootfs().join("bin/abstract"))?;
+    b.set(|c| {
+        c["linux"]["namespaces"] =
+            json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]);
+        c["process"]["args"] = json!([
+            "sh",
+            "-c",
+            "trap 'echo hup >> /dev/shm/log' HUP; while :; do sleep 0.1; done"
+        ]);
+    });
+    let dir = tempfile::tempdir()?;
+    let no_userns = custom_policy(dir.path(), |v| v["userNamespace"]["add"] = json!(false));
+    for (policy, signal) in [
+        (no_userns.as_str(), "signal-ok"),
+        ("strict", "signal-refused"),
+    ] {
+        let rt = Runtime::new();
+        let o = rt
+            .cmd()
+            .args(["--policy", policy, "run", "-d", "--bundle"])
+            .arg(b.path())
+            .arg("ex")
+            .out();
+        if policy == "strict" && o.code != 0 {
+            // strict refuses a shared network namespace outright: nothing to exec into.
+            ensure!(o.messages().contains("namespace"), "strict: {}", o.stderr);
+            continue;
+        }
+        ensure!(o.code == 0, "{policy}: run -d: {}", o.stderr);
+        let e = rt.exec(&[
+            "exec",
+            "ex",
+            "sh",
+            "-c",
+            &format!("/bin/abstract {name}; kill -HUP 1 && echo signal-ok || echo signal-refused"),
+        ]);
+        let out = e.stdout.trim().replace('\n', " ");
+        ensure!(
+            out == format!("errno 1 {signal}"),
+            "{policy}: exec: {:?} {}",
+            e.stdout,
+            e.stderr
+        );
+        let st = rt.state("ex").ok_or("no state")?;
+        ensure!(
+            st["annotations"]["io.contain.landlock"]
+                .as_str()
+                .is_some_and(|s| s.contains("exec'd processes confined")),
+            "state: {}",
+            st["annotations"]["io.contain.landlock"]
+        );
+        rt.exec(&["delete", "--force", "ex"]);
+        rt.assert_clean(&b, "ex")?;
+    }
     pass()
 }
