@@ -223,13 +223,7 @@ fn create_delete_cycle() -> R {
         host_mounts_under(b.path())
     );
     ensure!(rt.exec(&["start", "pc"]).code == 0, "start");
-    let o = rt.exec(&[
-        "exec",
-        "pc",
-        "sh",
-        "-c",
-        "echo $$ > /dev/null; ls /proc/1/ns/mnt",
-    ]);
+    let o = rt.exec(&["exec", "pc", "sh", "-c", "grep -c sleep /proc/1/cmdline"]);
     ensure!(o.code == 0, "exec: {} {}", o.stdout, o.stderr);
     ensure!(rt.exec(&["kill", "pc", "KILL"]).code == 0, "kill");
     ensure!(rt.wait_status("pc", "stopped"), "not stopped");
