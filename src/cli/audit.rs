@@ -131,14 +131,11 @@ fn audit_config(
     let pol = Policy::select(policy_flag, &spec)?;
     let rootfs = dir.and_then(|b| Some(crate::oci::rootfs_path(b, spec.root().as_ref()?)));
     let host = audit::Host {
-        facts: policy::Facts {
-            as_root: nix::unistd::geteuid().is_root(),
-            rootfs_idmap: match &rootfs {
-                Some(r) => crate::ns::idmap::idmappable(r),
-                // A config alone: assume the rootfs can be idmapped.
-                None => Ok(()),
-            },
-        },
+        facts: policy::Facts::of_host(match &rootfs {
+            Some(r) => crate::ns::idmap::idmappable(r),
+            // A config alone: assume the rootfs can be idmapped.
+            None => Ok(()),
+        }),
         landlock_abi: crate::landlock::kernel_abi(),
         microvm: crate::microvm::support().kvm,
     };

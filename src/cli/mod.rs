@@ -238,10 +238,7 @@ fn guest_initramfs(
     use anyhow::Context;
     let b = crate::oci::load_bundle(bundle)?;
     let pol = crate::policy::Policy::select(policy, &b.spec)?;
-    let facts = crate::policy::Facts {
-        as_root: nix::unistd::geteuid().is_root(),
-        rootfs_idmap: crate::ns::idmap::idmappable(&b.rootfs),
-    };
+    let facts = crate::policy::Facts::of_host(crate::ns::idmap::idmappable(&b.rootfs));
     let applied = crate::policy::apply(&pol, &b.spec, &facts)?;
     let process = applied
         .spec

@@ -319,10 +319,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
     oci::validate_id(&opts.id)?;
     let mut bundle = oci::load_bundle(&opts.bundle)?;
     let policy = Policy::select(opts.policy.as_deref(), &bundle.spec)?;
-    let facts = policy::Facts {
-        as_root: nix::unistd::geteuid().is_root(),
-        rootfs_idmap: ns::idmap::idmappable(&bundle.rootfs),
-    };
+    let facts = policy::Facts::of_host(ns::idmap::idmappable(&bundle.rootfs));
     let applied = policy::apply(&policy, &bundle.spec, &facts)?;
     for w in &applied.warnings {
         crate::log::warn(w);
@@ -444,6 +441,14 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
         ("io.contain.seccomp", seccomp_text),
         ("io.contain.landlock", prepared.landlock.describe()),
         ("io.contain.userns", userns_text),
+        (
+            "io.contain.limits",
+            if applied.added_limits.is_empty() {
+                "config.json's (the policy added none)".to_string()
+            } else {
+                format!("added by the policy: {}", applied.added_limits.join(", "))
+            },
+        ),
         (
             policy::ISOLATION_ANNOTATION,
             prepared

@@ -185,6 +185,23 @@ pub struct Policy {
     /// Defaults for the microVM stage (guest kind, kernel, initramfs, command line).
     #[serde(default)]
     pub microvm: crate::microvm::Defaults,
+    /// Limits added when config.json sets none.
+    #[serde(default)]
+    pub default_limits: DefaultLimits,
+}
+
+/// Resource limits a policy adds to a config that sets none, so that one container cannot
+/// exhaust the host's processes (a fork bomb) or memory. Added only where contain runs as
+/// root and the host has the controller: a default never fails a container.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DefaultLimits {
+    /// linux.resources.pids.limit.
+    #[serde(default)]
+    pub pids: Option<i64>,
+    /// linux.resources.memory.limit, in bytes.
+    #[serde(default)]
+    pub memory: Option<i64>,
 }
 
 impl Policy {
@@ -329,6 +346,8 @@ pub struct Applied {
     pub microvm: Option<crate::microvm::Plan>,
     /// Violations let through by `onViolation: warn`, and other notes.
     pub warnings: Vec<String>,
+    /// The policy's default limits added to the config (`pids.limit 4096`, ...).
+    pub added_limits: Vec<String>,
 }
 
 const SHAREABLE: [LinuxNamespaceType; 6] = [
@@ -349,6 +368,23 @@ pub struct Facts {
     pub as_root: bool,
     /// Whether the rootfs can be idmapped; the reason if not.
     pub rootfs_idmap: Result<(), String>,
+    /// The cgroup controllers this host has (v1 hierarchies and the cgroup2 tree).
+    pub controllers: Vec<String>,
+}
+
+impl Facts {
+    /// This host's facts, with `rootfs_idmap` for the bundle at hand.
+    pub fn of_host(rootfs_idmap: Result<(), String>) -> Facts {
+        Facts {
+            as_root: nix::unistd::geteuid().is_root(),
+            rootfs_idmap,
+            controllers: crate::cgroups::hierarchies()
+                .unwrap_or_default()
+                .into_iter()
+                .flat_map(|h| h.controllers)
+                .collect(),
+        }
+    }
 }
 
 /// Apply `policy` to `spec` (pure).
@@ -603,6 +639,7 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
         policy_layer: ll.ruleset.clone(),
         on_exec: ll.on_exec,
     };
+    let added_limits = add_default_limits(&mut spec, &policy.default_limits, facts);
     Ok(Applied {
         policy: policy.name.clone(),
         spec,
@@ -611,7 +648,34 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
         landlock,
         microvm,
         warnings,
+        added_limits,
     })
+}
+
+/// Add the policy's default limits that config.json does not set; returns what was added.
+fn add_default_limits(spec: &mut Spec, limits: &DefaultLimits, facts: &Facts) -> Vec<String> {
+    let has = |c: &str| facts.as_root && facts.controllers.iter().any(|h| h == c);
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let mut res = linux.resources().clone().unwrap_or_default();
+    let mut added = Vec::new();
+    if let Some(n) = limits.pids.filter(|_| res.pids().is_none() && has("pids")) {
+        let mut p = oci_spec::runtime::LinuxPids::default();
+        p.set_limit(n);
+        res.set_pids(Some(p));
+        added.push(format!("pids.limit {n}"));
+    }
+    let memory_set = res.memory().as_ref().is_some_and(|m| m.limit().is_some());
+    if let Some(n) = limits.memory.filter(|_| !memory_set && has("memory")) {
+        let mut m = (*res.memory()).unwrap_or_default();
+        m.set_limit(Some(n));
+        res.set_memory(Some(m));
+        added.push(format!("memory.limit {n}"));
+    }
+    if !added.is_empty() {
+        linux.set_resources(Some(res));
+        spec.set_linux(Some(linux));
+    }
+    added
 }
 
 #[cfg(test)]

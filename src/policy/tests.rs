@@ -19,6 +19,7 @@ fn root() -> Facts {
     Facts {
         as_root: true,
         rootfs_idmap: Ok(()),
+        controllers: vec!["pids".into(), "memory".into()],
     }
 }
 
@@ -27,6 +28,7 @@ fn no_userns_where_it_cannot_be_added() {
     let overlay = Facts {
         as_root: true,
         rootfs_idmap: Err("the rootfs /m is on overlayfs, which cannot be idmapped".into()),
+        controllers: Vec::new(),
     };
     let a = apply(
         &Policy::builtin("default").unwrap(),
@@ -164,6 +166,7 @@ fn default_adds_a_user_namespace_and_refuses_nothing() {
         &Facts {
             as_root: false,
             rootfs_idmap: Ok(()),
+            controllers: vec!["pids".into()],
         },
     )
     .unwrap();

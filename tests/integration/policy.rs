@@ -16,6 +16,7 @@ pub const TESTS: &[(&str, crate::TestFn)] = &[
         userns_default,
     ),
     ("policy::landlock_scopes_abstract_socket_and_signal", scopes),
+    ("policy::default_limits_stop_a_fork_bomb", default_limits),
     (
         "policy::exec_is_confined_by_the_containers_landlock",
         exec_confined,
@@ -720,5 +721,64 @@ fn exec_confined() -> R {
         rt.exec(&["delete", "--force", "ex"]);
         rt.assert_clean(&b, "ex")?;
     }
+    pass()
+}
+
+/// The security review (issue 18, low): a config without limits could exhaust the host's
+/// pids. The default policy adds a pids limit (4096) where config.json sets none, strict a
+/// pids and a memory limit, runc nothing; config.json's own limit wins; `state` says what
+/// was added. The attack, under a policy whose default is 16: a fork bomb stops there.
+fn default_limits() -> R {
+    let mut b = Bundle::new();
+    b.sh("cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max; \
+          cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max");
+    let unlimited = |v: &str| v == "max" || v.parse::<u64>().is_ok_and(|n| n >= 1 << 62);
+    for (policy, pids, memory) in [
+        ("default", Some("4096"), None),
+        ("strict", Some("1024"), Some("1073741824")),
+        ("runc", None, None),
+    ] {
+        let o = run_with(policy, &b);
+        ok(&o, policy)?;
+        let l: Vec<&str> = o.stdout.lines().collect();
+        ensure!(
+            l.len() == 2
+                && pids.map_or(unlimited(l[0]), |p| l[0] == p)
+                && memory.map_or(unlimited(l[1]), |m| l[1] == m),
+            "{policy}: pids.max and memory limit inside: {l:?}"
+        );
+    }
+    // config.json's own limit wins, and state says whose it is.
+    b.set(|c| c["linux"]["resources"] = json!({"pids": {"limit": 40}}));
+    b.set(|c| c["process"]["args"] = json!(["sleep", "30"]));
+    let rt = Runtime::new();
+    let o = rt.create(&b, "lim");
+    ok(&o, "create")?;
+    let st = rt.state("lim").ok_or("no state")?;
+    ensure!(
+        st["annotations"]["io.contain.limits"] == "config.json's (the policy added none)",
+        "state: {}",
+        st["annotations"]["io.contain.limits"]
+    );
+    rt.exec(&["delete", "--force", "lim"]);
+    b.set(|c| c["linux"]["resources"] = json!(null));
+    let o = rt.create(&b, "lim2");
+    ok(&o, "create")?;
+    let st = rt.state("lim2").ok_or("no state")?;
+    ensure!(
+        st["annotations"]["io.contain.limits"] == "added by the policy: pids.limit 4096",
+        "state: {}",
+        st["annotations"]["io.contain.limits"]
+    );
+    rt.exec(&["delete", "--force", "lim2"]);
+    // The fork bomb.
+    let dir = tempfile::tempdir()?;
+    let tight = custom_policy(dir.path(), |v| v["defaultLimits"] = json!({"pids": 16}));
+    b.sh("(for i in $(seq 1 40); do sleep 5 & done) 2>/dev/null; \
+          read n < /sys/fs/cgroup/pids/pids.current; echo $n");
+    let o = run_with(&tight, &b);
+    ok(&o, "fork bomb")?;
+    let n: u32 = o.stdout.trim().parse()?;
+    ensure!(n <= 16, "the fork bomb reached {n} processes");
     pass()
 }
