@@ -13,9 +13,14 @@ for t in "${targets[@]}"; do
   seeds=()
   [ -d "seeds/$t" ] && seeds=("seeds/$t")
   echo "== fuzz $t for ${SECONDS_EACH}s"
+  # The run's own status decides (a target that no longer builds, or crashes, fails); the
+  # grep only trims the output and may match nothing.
+  set +e
   cargo +nightly fuzz run "$t" "corpus/$t" "${seeds[@]}" -- \
     -max_total_time="$SECONDS_EACH" -dict=dict/json.dict -print_final_stats=1 2>&1 \
-    | grep -E '^(==|#[0-9]+ *DONE|stat::number_of_executed_units|INFO: Running|SUMMARY|.*panicked|Failing input)' || true
+    | grep -E '^(==|#[0-9]+ *DONE|stat::number_of_executed_units|INFO: Running|SUMMARY|.*panicked|Failing input|error)'
+  status=${PIPESTATUS[0]}
+  set -e
   # libFuzzer also saves slow-unit-* inputs (over 10 s, e.g. on a starved machine): reported,
   # not failures. crash-, leak-, timeout- and oom- inputs are.
   for slow in "artifacts/$t"/slow-unit-*; do
@@ -23,6 +28,10 @@ for t in "${targets[@]}"; do
   done
   if [ -n "$(ls -A "artifacts/$t" 2>/dev/null | grep -v '^slow-unit-')" ]; then
     echo "fuzz: $t crashed; inputs in fuzz/artifacts/$t" >&2
+    exit 1
+  fi
+  if [ "$status" != 0 ]; then
+    echo "fuzz: $t: cargo fuzz exited $status (does the target still build?)" >&2
     exit 1
   fi
 done

@@ -62,6 +62,12 @@ impl Channel {
 
     pub fn send(&self, msg: &Msg) -> io::Result<()> {
         let data = serde_json::to_vec(msg).map_err(io::Error::other)?;
+        if data.len() > MAX_MSG {
+            return Err(io::Error::other(format!(
+                "a sync message of {} bytes is larger than the {MAX_MSG} accepted",
+                data.len()
+            )));
+        }
         let n = nix::unistd::write(self.fd.as_fd(), &data)?;
         if n != data.len() {
             return Err(io::Error::other("short write on sync socket"));
@@ -71,13 +77,25 @@ impl Channel {
 
     /// Receive one message; end of stream (the peer exited) is an error.
     pub fn recv(&self) -> io::Result<Msg> {
-        let mut buf = vec![0u8; MAX_MSG];
+        self.recv_at_most(MAX_MSG)
+    }
+
+    /// Receive one message of at most `max` bytes: a longer packet (cut short by the kernel,
+    /// MSG_TRUNC reports its real length) is an error, never parsed as what was left of it.
+    fn recv_at_most(&self, max: usize) -> io::Result<Msg> {
+        use nix::sys::socket::{recv, MsgFlags};
+        let mut buf = vec![0u8; max];
         let n = loop {
-            match nix::unistd::read(self.fd.as_raw_fd(), &mut buf) {
+            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::MSG_TRUNC) {
                 Err(nix::errno::Errno::EINTR) => continue,
                 other => break other?,
             }
         };
+        if n > max {
+            return Err(io::Error::other(format!(
+                "a sync message of {n} bytes was cut to the {max} accepted"
+            )));
+        }
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -102,5 +120,17 @@ mod tests {
         assert_eq!(b.recv().unwrap(), Msg::Error("boom".into()));
         drop(a);
         assert!(b.recv().is_err());
+    }
+
+    #[test]
+    fn a_truncated_message_is_an_error() {
+        let (a, b) = crate::sys::socket::seqpacket_pair().unwrap();
+        let (a, b) = (Channel::new(a), Channel::new(b));
+        a.send(&Msg::Error("x".repeat(100))).unwrap();
+        let e = b.recv_at_most(16).unwrap_err();
+        assert!(e.to_string().contains("was cut to the 16 accepted"), "{e}");
+        // The next message is whole again.
+        a.send(&Msg::Go).unwrap();
+        assert_eq!(b.recv_at_most(16).unwrap(), Msg::Go);
     }
 }
