@@ -240,19 +240,13 @@ fn user_namespace(
         policy::UserNs::Config => {
             let linux = spec.linux().clone().unwrap_or_default();
             if nix::unistd::geteuid().is_root() {
-                for (field, maps, uid) in [
-                    ("linux.uidMappings", linux.uid_mappings(), true),
-                    ("linux.gidMappings", linux.gid_mappings(), false),
-                ] {
-                    ns::idmap::check_disjoint(
-                        store.root(),
-                        id,
-                        field,
-                        &host_ranges(maps.as_ref()),
-                        uid,
-                    )
-                    .map_err(ContainerError::Preflight)?;
-                }
+                ns::idmap::reserve_config(
+                    store.root(),
+                    id,
+                    &host_ranges(linux.uid_mappings().as_ref()),
+                    &host_ranges(linux.gid_mappings().as_ref()),
+                )
+                .map_err(ContainerError::Preflight)?;
             }
             Ok("config.json's".into())
         }

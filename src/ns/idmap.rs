@@ -1,10 +1,10 @@
 //! Host id ranges for the user namespaces contain adds: a pool (a subordinate-id entry or a
-//! fixed span), cut into equal ranges, one per container, reserved in the state root under a
-//! lock so that two containers never share host ids.
+//! fixed span), cut into equal ranges, one per container, reserved under a host-wide lock
+//! (whatever the state root) so that two containers never share host ids; a config's own
+//! mappings are checked against and recorded in the same ledger.
 
-use std::io::{self, Write};
-use std::os::fd::AsRawFd;
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 /// Where containers' ranges come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,13 +132,41 @@ pub fn idmappable(path: &Path) -> Result<(), String> {
 /// The name of the file in a container's state directory that holds its reservation.
 pub const RESERVATION: &str = "idrange";
 
-fn parse_reservation(text: &str) -> Option<Range> {
-    let mut f = text.split_whitespace().map(|x| x.parse::<u32>());
-    Some(Range {
-        uid_base: f.next()?.ok()?,
-        gid_base: f.next()?.ok()?,
-        size: f.next()?.ok()?,
-    })
+/// The host-wide ledger: which state roots hold containers with reserved host ids, and the
+/// lock that serialises every reservation on the host, whatever `--root` each caller uses
+/// (two state roots must never hand out the same range). /run/contain, or
+/// `CONTAIN_IDMAP_LEDGER` (the operator's, or a test's).
+pub fn ledger_dir() -> PathBuf {
+    std::env::var_os("CONTAIN_IDMAP_LEDGER")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| PathBuf::from("/run/contain"), PathBuf::from)
+}
+
+/// What one container holds: host uid and gid ranges (base, count).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Held {
+    uids: Vec<(u32, u32)>,
+    gids: Vec<(u32, u32)>,
+}
+
+/// A reservation file: "UID GID SIZE" (a range of the pool), or "uid BASE COUNT" and
+/// "gid BASE COUNT" lines (a config's own mappings).
+fn parse_reservation(text: &str) -> Option<Held> {
+    let mut held = Held::default();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let n = |s: &str| s.parse::<u32>().ok();
+        match f.as_slice() {
+            ["uid", b, c] => held.uids.push((n(b)?, n(c)?)),
+            ["gid", b, c] => held.gids.push((n(b)?, n(c)?)),
+            [u, g, c] => {
+                held.uids.push((n(u)?, n(c)?));
+                held.gids.push((n(g)?, n(c)?));
+            }
+            _ => return None,
+        }
+    }
+    Some(held)
 }
 
 fn overlaps(a_start: u32, a_len: u32, b_start: u32, b_len: u32) -> bool {
@@ -147,47 +175,87 @@ fn overlaps(a_start: u32, a_len: u32, b_start: u32, b_len: u32) -> bool {
     a0 < b1 && b0 < a1
 }
 
-/// The ranges reserved by the containers under `root` (other than `except`), by id.
-pub fn reserved(root: &Path, except: &str) -> Vec<(String, Range)> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
-        let id = e.file_name().to_string_lossy().into_owned();
-        if id == except {
-            continue;
+/// The ledger, locked for the caller's lifetime of it, with `root` registered.
+struct Ledger {
+    _lock: nix::fcntl::Flock<std::fs::File>,
+    roots: Vec<PathBuf>,
+}
+
+impl Ledger {
+    fn open(dir: &Path, root: &Path) -> Result<Ledger, String> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| format!("create {}: {e}", dir.display()))?;
+        let lock_path = dir.join("idmap.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| format!("open {}: {e}", lock_path.display()))?;
+        let lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| format!("lock {}: {e}", lock_path.display()))?;
+        let list = dir.join("roots");
+        let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+        let mut roots: Vec<PathBuf> = std::fs::read_to_string(&list)
+            .unwrap_or_default()
+            .lines()
+            .map(PathBuf::from)
+            .filter(|r| r.is_dir())
+            .collect();
+        if !roots.contains(&root) {
+            roots.push(root);
         }
-        if let Some(r) = std::fs::read_to_string(e.path().join(RESERVATION))
-            .ok()
-            .as_deref()
-            .and_then(parse_reservation)
-        {
-            out.push((id, r));
-        }
+        let text: String = roots.iter().map(|r| format!("{}\n", r.display())).collect();
+        let tmp = dir.join("roots.tmp");
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, &list))
+            .map_err(|e| format!("write {}: {e}", list.display()))?;
+        Ok(Ledger { _lock: lock, roots })
     }
-    out
+
+    /// Every reservation on the host but container `id` of `root`'s, labelled "ID (in ROOT)".
+    fn held(&self, root: &Path, id: &str) -> Vec<(String, Held)> {
+        let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+        let mut out = Vec::new();
+        for r in &self.roots {
+            for e in std::fs::read_dir(r).into_iter().flatten().flatten() {
+                let other = e.file_name().to_string_lossy().into_owned();
+                if *r == root && other == id {
+                    continue;
+                }
+                let held = std::fs::read_to_string(e.path().join(RESERVATION))
+                    .ok()
+                    .as_deref()
+                    .and_then(parse_reservation);
+                if let Some(h) = held {
+                    out.push((format!("{other:?} (in {})", r.display()), h));
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Reserve the first free range of `pool` for container `id` (its state directory is
-/// `root/id`). Errors say what is exhausted.
+/// `root/id`), free host-wide: against every container of every state root, pool ranges
+/// and configs' own mappings alike. Errors say what is exhausted.
 pub fn reserve(root: &Path, id: &str, pool: &Pool) -> Result<Range, String> {
-    // The lock is the state root itself: nothing is left behind in it.
-    let lock_path = root;
-    let lock =
-        std::fs::File::open(lock_path).map_err(|e| format!("open {}: {e}", lock_path.display()))?;
-    // SAFETY: flock on a descriptor we own; no memory is passed.
-    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(format!(
-            "lock {}: {}",
-            lock_path.display(),
-            io::Error::last_os_error()
-        ));
-    }
-    let taken = reserved(root, id);
+    reserve_in(&ledger_dir(), root, id, pool)
+}
+
+fn reserve_in(ledger: &Path, root: &Path, id: &str, pool: &Pool) -> Result<Range, String> {
+    let l = Ledger::open(ledger, root)?;
+    let taken = l.held(root, id);
     let slot = (0..pool.slots())
         .find(|s| {
             let r = pool.range(*s);
-            !taken.iter().any(|(_, t)| {
-                overlaps(r.uid_base, r.size, t.uid_base, t.size)
-                    || overlaps(r.gid_base, r.size, t.gid_base, t.size)
+            !taken.iter().any(|(_, h)| {
+                h.uids.iter().any(|&(b, n)| overlaps(r.uid_base, r.size, b, n))
+                    || h.gids.iter().any(|&(b, n)| overlaps(r.gid_base, r.size, b, n))
             })
         })
         .ok_or_else(|| {
@@ -200,36 +268,64 @@ pub fn reserve(root: &Path, id: &str, pool: &Pool) -> Result<Range, String> {
             )
         })?;
     let r = pool.range(slot);
-    let path = root.join(id).join(RESERVATION);
-    let mut f =
-        std::fs::File::create(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
-    writeln!(f, "{} {} {}", r.uid_base, r.gid_base, r.size)
-        .map_err(|e| format!("write {}: {e}", path.display()))?;
+    write_reservation(
+        root,
+        id,
+        &format!("{} {} {}\n", r.uid_base, r.gid_base, r.size),
+    )?;
     Ok(r)
 }
 
-/// Refuse mappings of a config that overlap a range reserved for another container.
-pub fn check_disjoint(
+fn write_reservation(root: &Path, id: &str, text: &str) -> Result<(), String> {
+    let path = root.join(id).join(RESERVATION);
+    let mut f =
+        std::fs::File::create(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| format!("write {}: {e}", path.display()))
+}
+
+/// A config's own mappings (host uid and gid ranges): refused where they overlap ids held by
+/// another container anywhere on the host, else recorded for container `id`, so that a range
+/// given out later never overlaps them either.
+pub fn reserve_config(
     root: &Path,
     id: &str,
-    field: &str,
-    host_ranges: &[(u32, u32)],
-    uid: bool,
+    uids: &[(u32, u32)],
+    gids: &[(u32, u32)],
 ) -> Result<(), String> {
-    for (other, r) in reserved(root, id) {
-        let base = if uid { r.uid_base } else { r.gid_base };
-        if let Some((s, n)) = host_ranges
-            .iter()
-            .find(|(s, n)| overlaps(*s, *n, base, r.size))
-        {
-            return Err(format!(
-                "{field}: host ids {s}..{} overlap the range {base}..{} given to container {other:?}",
-                u64::from(*s) + u64::from(*n),
-                u64::from(base) + u64::from(r.size)
-            ));
+    reserve_config_in(&ledger_dir(), root, id, uids, gids)
+}
+
+fn reserve_config_in(
+    ledger: &Path,
+    root: &Path,
+    id: &str,
+    uids: &[(u32, u32)],
+    gids: &[(u32, u32)],
+) -> Result<(), String> {
+    let l = Ledger::open(ledger, root)?;
+    for (other, h) in l.held(root, id) {
+        for (field, mine, theirs) in [
+            ("linux.uidMappings", uids, &h.uids),
+            ("linux.gidMappings", gids, &h.gids),
+        ] {
+            for &(s, n) in mine {
+                if let Some(&(b, c)) = theirs.iter().find(|&&(b, c)| overlaps(s, n, b, c)) {
+                    return Err(format!(
+                        "{field}: host ids {s}..{} overlap the ids {b}..{} held by container {other}",
+                        u64::from(s) + u64::from(n),
+                        u64::from(b) + u64::from(c)
+                    ));
+                }
+            }
         }
     }
-    Ok(())
+    let text: String = uids
+        .iter()
+        .map(|(b, n)| format!("uid {b} {n}\n"))
+        .chain(gids.iter().map(|(b, n)| format!("gid {b} {n}\n")))
+        .collect();
+    write_reservation(root, id, &text)
 }
 
 /// `net.ipv4.ping_group_range` ("LOW HIGH") narrowed to the gids a user namespace that maps
@@ -287,28 +383,51 @@ mod tests {
 
     #[test]
     fn ranges_are_disjoint_and_exhaust() {
+        let ledger = tempfile::tempdir().unwrap();
         let root = tempfile::tempdir().unwrap();
+        let other_root = tempfile::tempdir().unwrap();
         let pool = Pool {
             uid_start: 1000,
             gid_start: 5000,
-            size: 200,
+            size: 300,
             range: 100,
         };
-        for id in ["a", "b", "c"] {
+        for id in ["a", "b", "c", "x"] {
             std::fs::create_dir(root.path().join(id)).unwrap();
         }
-        let a = reserve(root.path(), "a", &pool).unwrap();
-        let b = reserve(root.path(), "b", &pool).unwrap();
+        std::fs::create_dir(other_root.path().join("o")).unwrap();
+        let reserve = |root: &Path, id: &str| reserve_in(ledger.path(), root, id, &pool);
+        let a = reserve(root.path(), "a").unwrap();
+        // Another state root: still a range of its own.
+        let o = reserve(other_root.path(), "o").unwrap();
         assert_eq!((a.uid_base, a.gid_base), (1000, 5000));
-        assert_eq!((b.uid_base, b.gid_base), (1100, 5100));
-        let e = reserve(root.path(), "c", &pool).unwrap_err();
+        assert_eq!((o.uid_base, o.gid_base), (1100, 5100));
+        // A config's own mapping over the pool's last range holds it.
+        reserve_config_in(
+            ledger.path(),
+            root.path(),
+            "x",
+            &[(1250, 10)],
+            &[(5250, 10)],
+        )
+        .unwrap();
+        let e = reserve(root.path(), "b").unwrap_err();
         assert!(e.contains("exhausted"), "{e}");
         // Freed when the container's directory goes.
         std::fs::remove_dir_all(root.path().join("a")).unwrap();
-        assert_eq!(reserve(root.path(), "c", &pool).unwrap(), a);
-        let e =
-            check_disjoint(root.path(), "x", "linux.uidMappings", &[(1150, 10)], true).unwrap_err();
-        assert!(e.contains("container \"b\""), "{e}");
-        assert!(check_disjoint(root.path(), "x", "f", &[(1300, 10)], true).is_ok());
+        assert_eq!(reserve(root.path(), "c").unwrap(), a);
+        let e = reserve_config_in(ledger.path(), root.path(), "b", &[(1150, 10)], &[]).unwrap_err();
+        assert!(e.contains("container \"o\""), "{e}");
+        let e = reserve_config_in(ledger.path(), root.path(), "b", &[], &[(5005, 1)]).unwrap_err();
+        assert!(e.contains("linux.gidMappings"), "{e}");
+        assert!(reserve_config_in(ledger.path(), root.path(), "b", &[(2000, 10)], &[]).is_ok());
+        // The old one-line format still reads.
+        assert_eq!(
+            parse_reservation("7 8 9\n"),
+            Some(Held {
+                uids: vec![(7, 9)],
+                gids: vec![(8, 9)]
+            })
+        );
     }
 }

@@ -16,6 +16,10 @@ pub const TESTS: &[(&str, crate::TestFn)] = &[
         userns_default,
     ),
     ("policy::landlock_scopes_abstract_socket_and_signal", scopes),
+    (
+        "policy::host_ranges_disjoint_across_state_roots_and_configs",
+        ranges_host_wide,
+    ),
     ("policy::default_limits_stop_a_fork_bomb", default_limits),
     (
         "policy::exec_is_confined_by_the_containers_landlock",
@@ -780,5 +784,106 @@ fn default_limits() -> R {
     ok(&o, "fork bomb")?;
     let n: u32 = o.stdout.trim().parse()?;
     ensure!(n <= 16, "the fork bomb reached {n} processes");
+    pass()
+}
+
+/// The security review (issue 18, medium): two containers in two state roots (`--root`) got
+/// the same host range, and so did a config mapping itself onto the pool and a default
+/// container beside it; a process in one could then signal the other's init. Ranges are
+/// reserved host-wide: both pairs are disjoint now, the config that overlaps a held range is
+/// refused with the field named, and the attack — a kill from one container to the other's
+/// init, container root to container root — fails.
+fn ranges_host_wide() -> R {
+    let mut b = Bundle::new();
+    b.set(|c| c["process"]["args"] = json!(["sleep", "60"]));
+    // r2 shares the host's pid namespace, so that it sees r1's init to attack it.
+    let mut b2 = Bundle::new();
+    b2.set(|c| {
+        c["process"]["args"] = json!(["sleep", "60"]);
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "pid");
+    });
+    let (rt1, rt2) = (Runtime::new(), Runtime::new());
+    ok(&rt1.create(&b, "r1"), "create r1")?;
+    ok(&rt2.create(&b2, "r2"), "create r2")?;
+    let pid = |rt: &Runtime, id: &str| rt.state(id).and_then(|s| s["pid"].as_i64()).unwrap_or(0);
+    let (p1, p2) = (pid(&rt1, "r1"), pid(&rt2, "r2"));
+    let (r1, r2) = (
+        host_range(p1).ok_or("r1 map")?,
+        host_range(p2).ok_or("r2 map")?,
+    );
+    ensure!(
+        r1.0 + r1.1 <= r2.0 || r2.0 + r2.1 <= r1.0,
+        "two state roots share host ids: {r1:?} {r2:?}"
+    );
+    // A config whose own mapping lands on r1's range is refused, naming the field.
+    let mut own = Bundle::new();
+    own.set(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": r1.0, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": r1.0, "size": 65536}]);
+        c["process"]["args"] = json!(["sleep", "60"]);
+    });
+    let rt3 = Runtime::new();
+    let o = rt3.with_policy("runc", "create", &own, "own");
+    fails_with(&o, "linux.uidMappings")?;
+    rt3.assert_clean(&own, "own")?;
+    // A config that maps itself first onto the next free range holds it: a default container
+    // created after it gets another.
+    let free = r1.0.max(r2.0) + 65536 * 4;
+    own.set(|c| {
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": free, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": free, "size": 65536}]);
+    });
+    ok(
+        &rt3.with_policy("runc", "create", &own, "own"),
+        "create own",
+    )?;
+    let rt4 = Runtime::new();
+    let mut later = Vec::new();
+    let mut bundles = Vec::new();
+    for i in 0..6 {
+        let id = format!("l{i}");
+        let mut bl = Bundle::new();
+        bl.set(|c| c["process"]["args"] = json!(["sleep", "60"]));
+        ok(&rt4.create(&bl, &id), "create a later container")?;
+        later.push(host_range(pid(&rt4, &id)).ok_or("later map")?);
+        bundles.push(bl);
+    }
+    ensure!(
+        later
+            .iter()
+            .all(|r| r.0 + r.1 <= free || free + 65536 <= r.0),
+        "a default container got the config's ids {free}: {later:?}"
+    );
+    // The attack: root of r2 signals r1's init (both would be the same host uid if shared).
+    ensure!(rt2.exec(&["start", "r2"]).code == 0, "start r2");
+    let o = rt2.exec(&[
+        "exec",
+        "r2",
+        "sh",
+        "-c",
+        &format!("kill -STOP {p1} 2>&1; echo done"),
+    ]);
+    let st = std::fs::read_to_string(format!("/proc/{p1}/stat")).unwrap_or_default();
+    ensure!(
+        !st.contains(") T "),
+        "r2 stopped r1's init: {} {}",
+        o.stdout,
+        o.stderr
+    );
+    for (rt, ids) in [(&rt1, vec!["r1"]), (&rt2, vec!["r2"]), (&rt3, vec!["own"])] {
+        for id in ids {
+            rt.exec(&["delete", "--force", id]);
+        }
+    }
+    for i in 0..6 {
+        rt4.exec(&["delete", "--force", &format!("l{i}")]);
+    }
     pass()
 }
