@@ -17,6 +17,8 @@ fuzz_target!(|data: &[u8]| {
         facts: contain::policy::Facts {
             as_root: true,
             rootfs_idmap: Ok(()),
+            controllers: vec!["pids".into(), "memory".into()],
+            allowed_annotations: Vec::new(),
         },
         landlock_abi: 7,
         microvm: Err("no /dev/kvm".into()),

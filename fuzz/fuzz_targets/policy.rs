@@ -16,6 +16,8 @@ fuzz_target!(|data: &[u8]| {
         let facts = contain::policy::Facts {
             as_root,
             rootfs_idmap: Ok(()),
+            controllers: vec!["pids".into(), "memory".into()],
+            allowed_annotations: vec!["io.contain.userns=host".into()],
         };
         let Ok(applied) = contain::policy::apply(&policy, &spec, &facts) else {
             continue;

@@ -61,6 +61,10 @@ pub struct Report {
     pub summary: Summary,
     /// The Pod Security Standards levels the bundle meets ("restricted", "baseline", or none).
     pub pod_security: &'static str,
+    /// Who chose the policy (the flag, the bundle's annotation, the operator's configuration,
+    /// the built-in default), when the caller knows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chosen_by: Option<String>,
     /// Why the policy would refuse the config (then the config is audited as written).
     pub refused: Option<String>,
     /// What holds, layer by layer, as `state` would show it.
@@ -214,6 +218,7 @@ impl Findings {
             score,
             summary,
             pod_security,
+            chosen_by: None,
             refused,
             enforced,
             findings,

@@ -46,6 +46,9 @@ fn text(r: &Report, color: bool) -> String {
         r.summary.low,
         r.pod_security
     );
+    if let Some(who) = &r.chosen_by {
+        out += &format!("policy chosen by {who}\n");
+    }
     if let Some(why) = &r.refused {
         out += &format!("the policy refuses this config (create would fail): {why}\n");
     }

@@ -17,6 +17,7 @@ fn host() -> Host {
             as_root: true,
             rootfs_idmap: Ok(()),
             controllers: vec!["pids".into(), "memory".into()],
+            allowed_annotations: Vec::new(),
         },
         landlock_abi: 7,
         microvm: Err("no /dev/kvm (the audit tests' host)".into()),

@@ -14,8 +14,9 @@ policy is applied and the seccomp filters and Landlock rulesets are built exactl
 would on this host, then every rule of the catalogue is checked (user namespace, capabilities, \
 namespaces, seccomp with argument-level checks, Landlock, privileges, mounts, devices, \
 resources, sysctls, hooks). Findings carry a stable id, a severity, a remediation and the Pod \
-Security Standards level they fail. The policy is the global --policy, else the config's \
-annotation io.contain.policy, else `default`.",
+Security Standards level they fail. The policy is chosen as create chooses it: the global \
+--policy, else the config's annotation io.contain.policy (not below the operator's floor), \
+else the operator's configuration (/etc/contain/config.json), else `default`.",
     after_help = "Exit status: 0, or 1 when a finding is at least --fail-on; 2 for usage or input errors (malformed config or policy, missing bundle)."
 )]
 pub struct AuditArgs {
@@ -128,14 +129,18 @@ fn audit_config(
     let data =
         std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     let (spec, extra) = crate::oci::parse_and_validate(path, &data)?;
-    let pol = Policy::select(policy_flag, &spec)?;
+    let operator = policy::Operator::load()?;
+    let (pol, chosen) = Policy::select(policy_flag, &spec, &operator)?;
     let rootfs = dir.and_then(|b| Some(crate::oci::rootfs_path(b, spec.root().as_ref()?)));
     let host = audit::Host {
-        facts: policy::Facts::of_host(match &rootfs {
-            Some(r) => crate::ns::idmap::idmappable(r),
-            // A config alone: assume the rootfs can be idmapped.
-            None => Ok(()),
-        }),
+        facts: policy::Facts::of_host(
+            match &rootfs {
+                Some(r) => crate::ns::idmap::idmappable(r),
+                // A config alone: assume the rootfs can be idmapped.
+                None => Ok(()),
+            },
+            &operator,
+        ),
         landlock_abi: crate::landlock::kernel_abi(),
         microvm: crate::microvm::support().kvm,
     };
@@ -143,5 +148,7 @@ fn audit_config(
         seccomp: extra.seccomp,
         landlock: extra.landlock,
     };
-    Ok(audit::audit(path, &spec, &extra, &pol, &host))
+    let mut report = audit::audit(path, &spec, &extra, &pol, &host);
+    report.chosen_by = Some(chosen.to_string());
+    Ok(report)
 }

@@ -59,13 +59,14 @@ pub struct Cli {
     systemd_cgroup: bool,
     /// Security policy for create/run: default, strict, runc, or a policy file's path (see
     /// policies/ and SECURITY.md). Without it, config.json's annotation io.contain.policy
-    /// (a built-in name), else `default`
+    /// (a built-in name, not below the operator's floor), else the operator's
+    /// configuration's, else `default`
     #[arg(
         long,
         global = true,
         value_name = "NAME|PATH",
         env = "CONTAIN_POLICY",
-        long_help = "Security policy for create and run: `default` (hardened: a user namespace of its own, seccomp, Landlock derived from the mounts), `strict` (for hostile code: everything at its tightest, and configs that ask for more are refused), `runc` (exactly what config.json says), or the path of a policy file (the format of policies/*.json). Without this flag, config.json's annotation io.contain.policy (a built-in name only), else `default`. What was enforced is shown by `contain state` in the io.contain.* annotations."
+        long_help = "Security policy for create and run: `default` (hardened: a user namespace of its own, seccomp, Landlock derived from the mounts), `strict` (for hostile code: everything at its tightest, and configs that ask for more are refused), `runc` (exactly what config.json says), or the path of a policy file (the format of policies/*.json). Without this flag, config.json's annotation io.contain.policy (a built-in name only, and not below the floor of the operator's configuration /etc/contain/config.json or CONTAIN_CONFIG), else that configuration's policy, else `default`. What was enforced is shown by `contain state` in the io.contain.* annotations."
     )]
     policy: Option<String>,
     /// Rootless mode: true, false or auto (accepted for runc compatibility)
@@ -237,8 +238,9 @@ fn guest_initramfs(
 ) -> anyhow::Result<()> {
     use anyhow::Context;
     let b = crate::oci::load_bundle(bundle)?;
-    let pol = crate::policy::Policy::select(policy, &b.spec)?;
-    let facts = crate::policy::Facts::of_host(crate::ns::idmap::idmappable(&b.rootfs));
+    let operator = crate::policy::Operator::load()?;
+    let (pol, _) = crate::policy::Policy::select(policy, &b.spec, &operator)?;
+    let facts = crate::policy::Facts::of_host(crate::ns::idmap::idmappable(&b.rootfs), &operator);
     let applied = crate::policy::apply(&pol, &b.spec, &facts)?;
     let process = applied
         .spec

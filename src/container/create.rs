@@ -312,8 +312,9 @@ pub(super) fn check_listener(f: &seccomp::Effective) -> Result<(), ContainerErro
 pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError> {
     oci::validate_id(&opts.id)?;
     let mut bundle = oci::load_bundle(&opts.bundle)?;
-    let policy = Policy::select(opts.policy.as_deref(), &bundle.spec)?;
-    let facts = policy::Facts::of_host(ns::idmap::idmappable(&bundle.rootfs));
+    let operator = policy::Operator::load()?;
+    let (policy, chosen_by) = Policy::select(opts.policy.as_deref(), &bundle.spec, &operator)?;
+    let facts = policy::Facts::of_host(ns::idmap::idmappable(&bundle.rootfs), &operator);
     let applied = policy::apply(&policy, &bundle.spec, &facts)?;
     for w in &applied.warnings {
         crate::log::warn(w);
@@ -432,6 +433,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
     };
     for (k, v) in [
         (policy::ANNOTATION, applied.policy.clone()),
+        ("io.contain.policy.chosen-by", chosen_by.to_string()),
         ("io.contain.seccomp", seccomp_text),
         ("io.contain.landlock", prepared.landlock.describe()),
         ("io.contain.userns", userns_text),

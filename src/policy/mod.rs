@@ -10,6 +10,9 @@ use thiserror::Error;
 
 use crate::landlock::{ConfigLandlock, PlanInput};
 
+mod operator;
+pub use operator::{ChosenBy, Operator};
+
 /// The policies shipped with contain: name, JSON text.
 pub const BUILTIN: [(&str, &str); 3] = [
     ("default", include_str!("../../policies/default.json")),
@@ -272,24 +275,44 @@ impl Policy {
         Policy::parse(name_or_path, &data)
     }
 
-    /// The policy for a container: the flag, else the annotation (a built-in name: a path
-    /// in config.json would let its writer make the runtime read any file), else `default`.
-    pub fn select(flag: Option<&str>, spec: &Spec) -> Result<Policy, PolicyError> {
+    /// The policy for a container, and who chose it: the flag (`--policy`, `CONTAIN_POLICY`),
+    /// else the bundle's annotation (a built-in name only: a path in config.json would let
+    /// its writer make the runtime read any file; and only one the operator's floor admits),
+    /// else the operator's configuration, else `default`.
+    pub fn select(
+        flag: Option<&str>,
+        spec: &Spec,
+        operator: &Operator,
+    ) -> Result<(Policy, ChosenBy), PolicyError> {
         if let Some(f) = flag {
-            return Policy::load(f);
+            return Ok((Policy::load(f)?, ChosenBy::Flag));
         }
         let ann = spec
             .annotations()
             .as_ref()
             .and_then(|a| a.get(ANNOTATION).cloned());
-        match ann {
-            Some(name) => Policy::builtin(&name).ok_or_else(|| {
+        if let Some(name) = ann {
+            let p = Policy::builtin(&name).ok_or_else(|| {
                 PolicyError::BadAnnotation(format!(
                     "{name:?} is not a built-in policy (default, strict, runc); a policy file can only be chosen with --policy"
                 ))
-            }),
-            None => Ok(Policy::builtin("default").unwrap_or_else(|| unreachable!())),
+            })?;
+            if !operator.admits(&name) {
+                return Err(PolicyError::BadAnnotation(format!(
+                    "{name:?} is weaker than the floor {:?} ({}): a bundle's annotations may make a container stricter, never weaker; the operator may allow it with allowAnnotations [\"{ANNOTATION}={name}\"]",
+                    operator.floor(),
+                    operator.describe()
+                )));
+            }
+            return Ok((p, ChosenBy::Annotation));
         }
+        if let (Some(name), Some(path)) = (&operator.policy, &operator.path) {
+            return Ok((Policy::load(name)?, ChosenBy::Operator(path.clone())));
+        }
+        Ok((
+            Policy::builtin("default").unwrap_or_else(|| unreachable!()),
+            ChosenBy::Default,
+        ))
     }
 }
 
@@ -370,14 +393,17 @@ pub struct Facts {
     pub rootfs_idmap: Result<(), String>,
     /// The cgroup controllers this host has (v1 hierarchies and the cgroup2 tree).
     pub controllers: Vec<String>,
+    /// The weakening annotations the operator lets bundles use (`KEY=VALUE`).
+    pub allowed_annotations: Vec<String>,
 }
 
 impl Facts {
     /// This host's facts, with `rootfs_idmap` for the bundle at hand.
-    pub fn of_host(rootfs_idmap: Result<(), String>) -> Facts {
+    pub fn of_host(rootfs_idmap: Result<(), String>, operator: &Operator) -> Facts {
         Facts {
             as_root: nix::unistd::geteuid().is_root(),
             rootfs_idmap,
+            allowed_annotations: operator.allow_annotations.clone(),
             controllers: crate::cgroups::hierarchies()
                 .unwrap_or_default()
                 .into_iter()
@@ -554,6 +580,17 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
     } else if !facts.as_root {
         UserNs::None("contain is not running as root".into())
     } else if opt_out.as_deref() == Some("host") {
+        let allowed = format!("{USERNS_ANNOTATION}=host");
+        if !facts.allowed_annotations.contains(&allowed) {
+            return Err(PolicyError::Refused {
+                policy: policy.name.clone(),
+                field: format!("annotation {USERNS_ANNOTATION}"),
+                reason: format!(
+                    "\"host\" would make container root host root; a bundle's annotations may make a container stricter, never weaker (the operator may allow it: allowAnnotations [\"{allowed}\"] in {})",
+                    operator::CONFIG_PATH
+                ),
+            });
+        }
         if policy.host_namespaces.is_some() {
             violation(
                 &format!("annotation {USERNS_ANNOTATION}"),

@@ -20,6 +20,7 @@ fn root() -> Facts {
         as_root: true,
         rootfs_idmap: Ok(()),
         controllers: vec!["pids".into(), "memory".into()],
+        allowed_annotations: Vec::new(),
     }
 }
 
@@ -29,6 +30,7 @@ fn no_userns_where_it_cannot_be_added() {
         as_root: true,
         rootfs_idmap: Err("the rootfs /m is on overlayfs, which cannot be idmapped".into()),
         controllers: Vec::new(),
+        allowed_annotations: Vec::new(),
     };
     let a = apply(
         &Policy::builtin("default").unwrap(),
@@ -72,31 +74,72 @@ fn builtins_parse_and_are_selected() {
     for (name, _) in BUILTIN {
         assert_eq!(Policy::builtin(name).unwrap().name, name);
     }
-    let s = spec(docker_like());
-    assert_eq!(Policy::select(None, &s).unwrap().name, "default");
-    assert_eq!(Policy::select(Some("runc"), &s).unwrap().name, "runc");
+    let none = Operator::default();
+    let name = |flag: Option<&str>, v: serde_json::Value, o: &Operator| {
+        let (p, by) = Policy::select(flag, &spec(v), o).unwrap();
+        (p.name, by)
+    };
+    assert_eq!(
+        name(None, docker_like(), &none),
+        ("default".into(), ChosenBy::Default)
+    );
+    assert_eq!(
+        name(Some("runc"), docker_like(), &none),
+        ("runc".into(), ChosenBy::Flag)
+    );
     let mut v = docker_like();
     v["annotations"] = serde_json::json!({"io.contain.policy": "strict"});
     assert_eq!(
-        Policy::select(None, &spec(v.clone())).unwrap().name,
-        "strict"
+        name(None, v.clone(), &none),
+        ("strict".into(), ChosenBy::Annotation)
     );
     // The flag wins over the annotation.
-    assert_eq!(Policy::select(Some("runc"), &spec(v)).unwrap().name, "runc");
+    assert_eq!(name(Some("runc"), v, &none).0, "runc");
+    // The operator's choice when nothing else chooses; an annotation may not go below the
+    // floor unless the operator allows that annotation.
+    let op = Operator::parse(
+        Path::new("/etc/contain/config.json"),
+        br#"{"policy": "strict", "floor": "default"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        name(None, docker_like(), &op),
+        (
+            "strict".into(),
+            ChosenBy::Operator("/etc/contain/config.json".into())
+        )
+    );
+    let mut weak = docker_like();
+    weak["annotations"] = serde_json::json!({"io.contain.policy": "runc"});
+    let e = Policy::select(None, &spec(weak.clone()), &none).unwrap_err();
+    assert!(
+        e.to_string().contains("weaker than the floor \"default\""),
+        "{e}"
+    );
+    let allow = Operator::parse(
+        Path::new("/c.json"),
+        br#"{"allowAnnotations": ["io.contain.policy=runc"]}"#,
+    )
+    .unwrap();
+    assert_eq!(name(None, weak, &allow).0, "runc");
 }
 
 #[test]
 fn bad_selection_is_explained() {
     let s = spec(docker_like());
-    let e = Policy::select(Some("lenient"), &s).unwrap_err().to_string();
+    let e = Policy::select(Some("lenient"), &s, &Operator::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("unknown policy \"lenient\""), "{e}");
-    let e = Policy::select(Some("/nonexistent/p.json"), &s)
+    let e = Policy::select(Some("/nonexistent/p.json"), &s, &Operator::default())
         .unwrap_err()
         .to_string();
     assert!(e.contains("cannot read policy /nonexistent/p.json"), "{e}");
     let mut v = docker_like();
     v["annotations"] = serde_json::json!({"io.contain.policy": "/etc/passwd"});
-    let e = Policy::select(None, &spec(v)).unwrap_err().to_string();
+    let e = Policy::select(None, &spec(v), &Operator::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("only be chosen with --policy"), "{e}");
 }
 
@@ -167,6 +210,7 @@ fn default_adds_a_user_namespace_and_refuses_nothing() {
             as_root: false,
             rootfs_idmap: Ok(()),
             controllers: vec!["pids".into()],
+            allowed_annotations: Vec::new(),
         },
     )
     .unwrap();
@@ -177,17 +221,29 @@ fn default_adds_a_user_namespace_and_refuses_nothing() {
 fn userns_opt_out_is_explicit() {
     let mut v = docker_like();
     v["annotations"] = serde_json::json!({"io.contain.userns": "host"});
-    let a = apply(
+    // A bundle may not weaken its container: refused unless the operator allows it.
+    let e = apply(
         &Policy::builtin("default").unwrap(),
         &spec(v.clone()),
         &root(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("allowAnnotations"), "{e}");
+    let allowed = Facts {
+        allowed_annotations: vec!["io.contain.userns=host".into()],
+        ..root()
+    };
+    let a = apply(
+        &Policy::builtin("default").unwrap(),
+        &spec(v.clone()),
+        &allowed,
     )
     .unwrap();
     assert!(matches!(a.userns, UserNs::None(ref r) if r.contains("annotation")));
     let e = apply(
         &Policy::builtin("strict").unwrap(),
         &spec(v.clone()),
-        &root(),
+        &allowed,
     )
     .unwrap_err();
     assert!(e.to_string().contains("io.contain.userns"), "{e}");

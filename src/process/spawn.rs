@@ -277,7 +277,7 @@ fn idmapped_mounts(
         .and_then(|m| set_idmap(m.as_fd(), userns.as_fd(), false).map(|()| m))
         .map_err(|e| {
             format!(
-                "idmap the rootfs {}: {e} (its filesystem must support idmapped mounts when the policy adds a user namespace; choose --policy runc, give config.json a user namespace of its own, or set the annotation io.contain.userns=host)",
+                "idmap the rootfs {}: {e} (its filesystem must support idmapped mounts when the policy adds a user namespace; choose --policy runc, or give config.json a user namespace of its own)",
                 rootfs.display()
             )
         })?

@@ -319,8 +319,11 @@ fn devices() -> R {
     // (a user namespace, where mknod is not allowed) the runtime makes it, as host root, on
     // the /dev tmpfs it hands over. Either way: the config's number, mode and owner.
     for (policy, zero2) in [("runc", "1:5 660 0:1000"), ("default", "1:5 660 0:1000")] {
-        b.set(|c| c["annotations"] = json!({"io.contain.policy": policy}));
-        let out = run_ok(&b)?;
+        let rt = Runtime::new();
+        let o = rt.with_policy(policy, "run", &b, "c");
+        ensure!(o.code == 0, "{policy}: run exited {}: {}", o.code, o.stderr);
+        rt.assert_clean(&b, "c")?;
+        let out = o.stdout;
         let l: Vec<&str> = out.lines().map(str::trim).collect();
         ensure!(l[0] == "1:3 666" && l[1] == zero2, "{policy}: nodes {l:?}");
         ensure!(l[2] == "00 00 00 00", "{policy}: zero2 {l:?}");

@@ -17,6 +17,10 @@ pub const TESTS: &[(&str, crate::TestFn)] = &[
     ),
     ("policy::landlock_scopes_abstract_socket_and_signal", scopes),
     (
+        "policy::bundles_cannot_weaken_below_the_operators_floor",
+        operator_floor,
+    ),
+    (
         "policy::host_ranges_disjoint_across_state_roots_and_configs",
         ranges_host_wide,
     ),
@@ -453,7 +457,7 @@ fn bad_input() -> R {
         c["linux"]["gidMappings"] =
             json!([{"containerID": 0, "hostID": 1610612800u32, "size": 10}]);
     });
-    fails_with(&rt.create(&overlap, "ov"), "given to container \"first\"")?;
+    fails_with(&rt.create(&overlap, "ov"), "held by container \"first\"")?;
     rt.assert_clean(&overlap, "ov")?;
     ok(&rt.exec(&["delete", "--force", "first"]), "delete")?;
 
@@ -885,5 +889,115 @@ fn ranges_host_wide() -> R {
     for i in 0..6 {
         rt4.exec(&["delete", "--force", &format!("l{i}")]);
     }
+    pass()
+}
+
+/// The security review (issue 18, medium): a bundle chose its own policy. Its annotations
+/// `io.contain.policy: runc` and `io.contain.userns: host` (which podman --annotation,
+/// Kubernetes pod annotations and images can set) would have made container root host root.
+/// They are refused with the field named; they make a container stricter only; the
+/// operator's configuration may allow them by name, set the default policy and the floor;
+/// `state` says who chose the policy.
+fn operator_floor() -> R {
+    let mut b = Bundle::new();
+    b.sh("awk '$1 == 0 {print ($2 == 0 ? \"host-root\" : \"mapped\")}' /proc/self/uid_map");
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("config.json");
+    let run = |b: &Bundle, cfg: Option<&Path>| {
+        let rt = Runtime::new();
+        let mut c = rt.cmd();
+        if let Some(p) = cfg {
+            c.env("CONTAIN_CONFIG", p);
+        }
+        let o = c.args(["run", "--bundle"]).arg(b.path()).arg("f").out();
+        (o, rt)
+    };
+    for (key, value) in [("io.contain.policy", "runc"), ("io.contain.userns", "host")] {
+        b.set(|c| c["annotations"] = json!({key: value}));
+        let (o, rt) = run(&b, None);
+        ensure!(
+            o.code == 1 && o.messages().contains(key),
+            "{key}={value}: {} {:?} {}",
+            o.code,
+            o.stdout,
+            o.stderr
+        );
+        rt.assert_clean(&b, "f")?;
+        // Allowed by the operator, by name.
+        std::fs::write(
+            &config,
+            json!({"allowAnnotations": [format!("{key}={value}")]}).to_string(),
+        )?;
+        let (o, _) = run(&b, Some(&config));
+        ensure!(
+            o.code == 0 && o.stdout == "host-root\n",
+            "{key}={value} allowed: {} {:?} {}",
+            o.code,
+            o.stdout,
+            o.stderr
+        );
+    }
+    // Stricter is always fine.
+    b.set(|c| c["annotations"] = json!({"io.contain.policy": "strict"}));
+    let (o, _) = run(&b, None);
+    ensure!(
+        o.code == 0 && o.stdout == "mapped\n",
+        "strict by annotation: {} {}",
+        o.code,
+        o.stderr
+    );
+    // The operator's default policy and floor; state says who chose.
+    std::fs::write(
+        &config,
+        json!({"policy": "runc", "floor": "runc"}).to_string(),
+    )?;
+    b.set(|c| {
+        c["annotations"] = json!({});
+        c["process"]["args"] = json!(["sleep", "30"]);
+    });
+    let rt = Runtime::new();
+    let o = rt
+        .cmd()
+        .env("CONTAIN_CONFIG", &config)
+        .args(["create", "--bundle"])
+        .arg(b.path())
+        .arg("g")
+        .out();
+    ensure!(
+        o.code == 0,
+        "create under the operator's policy: {}",
+        o.stderr
+    );
+    let st = rt.state("g").ok_or("no state")?;
+    let by = st["annotations"]["io.contain.policy.chosen-by"]
+        .as_str()
+        .unwrap_or("");
+    ensure!(
+        st["annotations"]["io.contain.policy"] == "runc" && by.contains(&*config.to_string_lossy()),
+        "state: {}",
+        st["annotations"]
+    );
+    rt.exec(&["delete", "--force", "g"]);
+    let o = rt.with_policy("default", "create", &b, "h");
+    ensure!(o.code == 0, "create --policy: {}", o.stderr);
+    let st = rt.state("h").ok_or("no state")?;
+    ensure!(
+        st["annotations"]["io.contain.policy.chosen-by"]
+            .as_str()
+            .unwrap_or("")
+            .contains("--policy"),
+        "state: {}",
+        st["annotations"]
+    );
+    rt.exec(&["delete", "--force", "h"]);
+    // A malformed operator configuration fails closed, naming the file.
+    std::fs::write(&config, "{\"floor\": \"lenient\"}")?;
+    let (o, rt) = run(&b, Some(&config));
+    ensure!(
+        o.code == 1 && o.messages().contains("operator configuration"),
+        "malformed: {}",
+        o.stderr
+    );
+    rt.assert_clean(&b, "f")?;
     pass()
 }

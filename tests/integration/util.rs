@@ -363,6 +363,9 @@ impl Runtime {
         c.arg("--root").arg(self.root.path());
         // The operator's guest directory: where the tests build and copy guest images.
         c.env("CONTAIN_GUEST_DIR", guest_dir());
+        // No operator configuration (whatever this machine's /etc/contain holds): the
+        // defaults. A test that wants one sets CONTAIN_CONFIG itself.
+        c.env("CONTAIN_CONFIG", "/nonexistent/contain-test/config.json");
         c.stdin(Stdio::null());
         c
     }
