@@ -188,6 +188,14 @@ fn set_propagation(
         mount_at(None, fd, None, *p, None)
             .map_err(nix_step(format!("set propagation of {}", dest.display())))?;
     }
+    // Recursive attributes (rro, rnosuid, ...) last, on this mount and all below it.
+    let r = opts.recursive;
+    if !r.is_empty() {
+        crate::sys::mount::set_attrs(fd.as_fd(), r.set, r.clear, true).map_err(step(format!(
+            "set the recursive attributes of {}",
+            dest.display()
+        )))?;
+    }
     Ok(())
 }
 

@@ -15,6 +15,58 @@ pub struct MountOptions {
     pub data: Vec<String>,
     /// `tmpcopyup`: copy the content of the destination into a new tmpfs.
     pub tmpcopyup: bool,
+    /// Recursive attributes (`rro`, `rnosuid`, ...): MOUNT_ATTR_* bits set and cleared on
+    /// the mount and every mount below it with mount_setattr(AT_RECURSIVE).
+    pub recursive: RecursiveAttrs,
+}
+
+/// MOUNT_ATTR_* bits for mount_setattr(2), from the recursive options.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecursiveAttrs {
+    pub set: u64,
+    pub clear: u64,
+}
+
+impl RecursiveAttrs {
+    pub fn is_empty(&self) -> bool {
+        self.set == 0 && self.clear == 0
+    }
+}
+
+const ATTR_RDONLY: u64 = 0x1;
+const ATTR_NOSUID: u64 = 0x2;
+const ATTR_NODEV: u64 = 0x4;
+const ATTR_NOEXEC: u64 = 0x8;
+const ATTR_ATIME_MASK: u64 = 0x70;
+const ATTR_RELATIME: u64 = 0x0;
+const ATTR_NOATIME: u64 = 0x10;
+const ATTR_STRICTATIME: u64 = 0x20;
+const ATTR_NODIRATIME: u64 = 0x80;
+const ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+
+/// A recursive option as (bits to set, bits to clear); None if `s` is not one. An atime
+/// mode clears the whole atime field first, as the kernel wants.
+fn recursive_attr(s: &str) -> Option<(u64, u64)> {
+    Some(match s {
+        "rro" => (ATTR_RDONLY, 0),
+        "rrw" => (0, ATTR_RDONLY),
+        "rnosuid" => (ATTR_NOSUID, 0),
+        "rsuid" => (0, ATTR_NOSUID),
+        "rnodev" => (ATTR_NODEV, 0),
+        "rdev" => (0, ATTR_NODEV),
+        "rnoexec" => (ATTR_NOEXEC, 0),
+        "rexec" => (0, ATTR_NOEXEC),
+        "rnodiratime" => (ATTR_NODIRATIME, 0),
+        "rdiratime" => (0, ATTR_NODIRATIME),
+        "rnoatime" => (ATTR_NOATIME, ATTR_ATIME_MASK),
+        "rrelatime" | "rnostrictatime" => (ATTR_RELATIME, ATTR_ATIME_MASK),
+        "rstrictatime" => (ATTR_STRICTATIME, ATTR_ATIME_MASK),
+        // Relatime is the value 0 of the atime field: clearing it changes nothing (as runc).
+        "rnorelatime" => (0, 0),
+        "rnosymfollow" => (ATTR_NOSYMFOLLOW, 0),
+        "rsymfollow" => (0, ATTR_NOSYMFOLLOW),
+        _ => return None,
+    })
 }
 
 impl MountOptions {
@@ -35,6 +87,7 @@ pub fn parse(options: &[String]) -> Result<MountOptions, String> {
         propagation: Vec::new(),
         data: Vec::new(),
         tmpcopyup: false,
+        recursive: RecursiveAttrs::default(),
     };
     for opt in options {
         let (set, clear) = match opt.as_str() {
@@ -84,10 +137,12 @@ pub fn parse(options: &[String]) -> Result<MountOptions, String> {
                     "{opt:?}: idmapped mounts are not supported by this version"
                 ))
             }
-            s if s.starts_with('r') && is_recursive_attr(s) => {
-                return Err(format!(
-                    "{opt:?}: recursive mount attributes are not supported by this version"
-                ))
+            s if recursive_attr(s).is_some() => {
+                let (set, clear) = recursive_attr(s).unwrap_or_default();
+                // Later options win: what this one sets is no longer cleared, and back.
+                o.recursive.clear = (o.recursive.clear & !set) | clear;
+                o.recursive.set = (o.recursive.set & !clear) | set;
+                continue;
             }
             "" => return Err("an empty option".to_string()),
             data => {
@@ -104,30 +159,6 @@ pub fn parse(options: &[String]) -> Result<MountOptions, String> {
         o.cleared &= !set;
     }
     Ok(o)
-}
-
-fn is_recursive_attr(s: &str) -> bool {
-    matches!(
-        s,
-        "rro"
-            | "rrw"
-            | "rnosuid"
-            | "rsuid"
-            | "rnodev"
-            | "rdev"
-            | "rnoexec"
-            | "rexec"
-            | "rnodiratime"
-            | "rdiratime"
-            | "rrelatime"
-            | "rnorelatime"
-            | "rnoatime"
-            | "ratime"
-            | "rstrictatime"
-            | "rnostrictatime"
-            | "rnosymfollow"
-            | "rsymfollow"
-    )
 }
 
 /// The mount(2) flags of a propagation name (linux.rootfsPropagation and mount options).
@@ -180,8 +211,48 @@ mod tests {
     }
 
     #[test]
+    fn recursive_attributes() {
+        let r = |opts: &[&str]| p(opts).recursive;
+        assert_eq!(r(&["rbind", "rro"]), RecursiveAttrs { set: 1, clear: 0 });
+        // Later options win.
+        assert_eq!(r(&["rro", "rrw"]), RecursiveAttrs { set: 0, clear: 1 });
+        assert_eq!(
+            r(&["rnosuid", "rnodev", "rnoexec", "rnosymfollow"]),
+            RecursiveAttrs {
+                set: 0x2 | 0x4 | 0x8 | 0x0020_0000,
+                clear: 0
+            }
+        );
+        // An atime mode replaces the whole atime field.
+        assert_eq!(
+            r(&["rnoatime"]),
+            RecursiveAttrs {
+                set: 0x10,
+                clear: 0x70
+            }
+        );
+        assert_eq!(
+            r(&["rnoatime", "rrelatime"]),
+            RecursiveAttrs {
+                set: 0,
+                clear: 0x70
+            }
+        );
+        assert_eq!(
+            r(&["rstrictatime"]),
+            RecursiveAttrs {
+                set: 0x20,
+                clear: 0x70
+            }
+        );
+        assert!(r(&["rnorelatime"]).is_empty());
+        // Not recursive options: flags as before.
+        assert!(r(&["ro", "rbind"]).is_empty());
+    }
+
+    #[test]
     fn refusals() {
-        for bad in ["idmap", "rro", "", "a,b"] {
+        for bad in ["idmap", "", "a,b"] {
             assert!(parse(&[bad.to_string()]).is_err(), "{bad}");
         }
     }

@@ -56,6 +56,21 @@ pub fn clone_tree(path: &Path, recursive: bool) -> io::Result<OwnedFd> {
     Ok(tree)
 }
 
+/// Set and clear MOUNT_ATTR_* bits on the mount `mnt` (an O_PATH descriptor of a mount point)
+/// and, with `recursive`, on every mount below it.
+pub fn set_attrs(mnt: BorrowedFd<'_>, set: u64, clear: u64, recursive: bool) -> io::Result<()> {
+    setattr(
+        mnt,
+        &MountAttr {
+            attr_set: set,
+            attr_clr: clear,
+            propagation: 0,
+            userns_fd: 0,
+        },
+        recursive,
+    )
+}
+
 /// mount_setattr(2) on the mount `mnt` (and, with `recursive`, on those below it).
 fn setattr(mnt: BorrowedFd<'_>, attr: &MountAttr, recursive: bool) -> io::Result<()> {
     let flags = libc::AT_EMPTY_PATH as libc::c_uint | if recursive { AT_RECURSIVE } else { 0 };

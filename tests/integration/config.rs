@@ -20,6 +20,10 @@ pub const TESTS: Tests = &[
         masked_and_readonly_paths,
     ),
     ("config::tmpfs_and_bind_mounts", tmpfs_and_bind_mounts),
+    (
+        "config::recursive_mount_attributes",
+        recursive_mount_attributes,
+    ),
     ("config::devices_default_and_config", devices),
     ("config::sysctls_in_own_namespaces", sysctls),
     ("config::rlimits", rlimits),
@@ -1054,4 +1058,63 @@ fn preserve_fds_range() -> R {
     ensure!(o.code == 0, "delete: {}", o.stderr);
     rt.assert_clean(&b, "pf")?;
     pass()
+}
+
+/// Recursive mount attributes (runc's `rro`, `rnosuid`, `rnoexec`, `rnosymfollow`, ...):
+/// applied with mount_setattr(AT_RECURSIVE) to a bind mount and every mount below it, seen
+/// from inside (a write and an exec refused in a submount too), under runc and the default
+/// policy (its user namespace), and `rbind,rro` as runc's bats test writes it.
+fn recursive_mount_attributes() -> R {
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    let host = tempfile::tempdir()?;
+    let sub = host.path().join("sub");
+    std::fs::create_dir(&sub)?;
+    // A submount on the host side, which only a recursive attribute reaches.
+    mount(
+        Some("tmpfs"),
+        &sub,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(|e| format!("mount a tmpfs on {}: {e}", sub.display()))?;
+    let result = (|| {
+        std::fs::write(sub.join("run.sh"), "#!/bin/sh\necho ran\n")?;
+        std::fs::set_permissions(
+            sub.join("run.sh"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )?;
+        std::os::unix::fs::symlink("run.sh", sub.join("link"))?;
+        let src = host.path().to_string_lossy().into_owned();
+        for policy in ["runc", "default"] {
+            let mut b = Bundle::new();
+            b.set(|c| {
+                c["mounts"].as_array_mut().unwrap().push(json!({
+                    "destination": "/data", "type": "bind", "source": src,
+                    "options": ["rbind", "rro", "rnoexec", "rnosymfollow", "rnosuid", "rnodev"]}));
+            });
+            b.sh("touch /data/sub/x 2>&1 | grep -c 'Read-only'; /data/sub/run.sh 2>/dev/null || echo exec-refused; \
+                  cat /data/sub/link 2>/dev/null || echo symlink-refused; \
+                  grep ' /data/sub ' /proc/self/mountinfo | cut -d' ' -f6");
+            let rt = Runtime::new();
+            let o = rt.with_policy(policy, "run", &b, "ra");
+            ensure!(o.code == 0, "{policy}: {}", o.stderr);
+            let l: Vec<&str> = o.stdout.lines().collect();
+            ensure!(
+                l.len() == 4
+                    && l[0] == "1"
+                    && l[1] == "exec-refused"
+                    && l[2] == "symlink-refused"
+                    && ["ro", "nosuid", "nodev", "noexec", "nosymfollow"]
+                        .iter()
+                        .all(|f| l[3].split(',').any(|x| x == *f)),
+                "{policy}: {:?}",
+                o.stdout
+            );
+            rt.assert_clean(&b, "ra")?;
+        }
+        pass()
+    })();
+    let _ = umount2(&sub, MntFlags::MNT_DETACH);
+    result
 }
