@@ -84,6 +84,7 @@ pub fn parse_config(path: &Path, data: &[u8]) -> Result<Spec, ConfigError> {
 /// "not set" are dropped (see [`drop_unset`]).
 pub fn parse_and_validate(path: &Path, data: &[u8]) -> Result<(Spec, Extra), ConfigError> {
     let mut spec = parse_config(path, data)?;
+    absolute_masked_paths(&mut spec);
     validate(&spec)?;
     if let Some(res) = spec
         .linux_mut()
@@ -98,6 +99,27 @@ pub fn parse_and_validate(path: &Path, data: &[u8]) -> Result<(Spec, Extra), Con
             .map_err(|e| invalid("process.landlock", e))?;
     }
     Ok((spec, extra))
+}
+
+/// Relative maskedPaths and readonlyPaths are the rootfs's, as runc resolves them (from the
+/// container's `/`): written absolute, so that every check and the audit see one form.
+fn absolute_masked_paths(spec: &mut Spec) {
+    let Some(linux) = spec.linux_mut().as_mut() else {
+        return;
+    };
+    let fix = |v: &mut Option<Vec<String>>| {
+        for p in v.iter_mut().flatten() {
+            if !p.starts_with('/') && !p.is_empty() {
+                *p = format!("/{p}");
+            }
+        }
+    };
+    let mut masked = linux.masked_paths().clone();
+    fix(&mut masked);
+    linux.set_masked_paths(masked);
+    let mut ro = linux.readonly_paths().clone();
+    fix(&mut ro);
+    linux.set_readonly_paths(ro);
 }
 
 /// Where `root.path` of a bundle in `dir` points (relative paths are the bundle's).

@@ -267,6 +267,19 @@ fn masked_and_readonly_paths() -> R {
         "readonly paths writable: {l:?}"
     );
     ensure!(l[4] == "0", "/proc/timer_list not masked: {l:?}");
+    // Relative paths are the rootfs's, as runc resolves them; `..` out of it is refused.
+    b.set(|c| {
+        c["linux"]["maskedPaths"] = json!(["proc/keys"]);
+        c["linux"]["readonlyPaths"] = json!(["proc/bus"]);
+    });
+    b.sh("wc -c < /proc/keys; grep ' /proc/bus ' /proc/mounts | cut -d' ' -f4 | cut -c1-3");
+    let out = run_ok(&b)?;
+    let l: Vec<&str> = out.lines().map(str::trim).collect();
+    ensure!(l == ["0", "ro,"], "relative masked/readonly paths: {l:?}");
+    b.set(|c| c["linux"]["maskedPaths"] = json!(["../../etc"]));
+    let rt = Runtime::new();
+    fails_with(&rt.run(&b, "c"), "linux.maskedPaths")?;
+    rt.assert_clean(&b, "c")?;
     pass()
 }
 
