@@ -257,12 +257,23 @@ pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
     for d in linux.devices().iter().flatten() {
         check_in_container_path("linux.devices", d.path())?;
     }
+    if let Some(flags) = linux
+        .personality()
+        .as_ref()
+        .and_then(|p| p.flags().as_ref())
+    {
+        if !flags.is_empty() {
+            return Err(invalid(
+                "linux.personality.flags",
+                format!("{flags:?}: no personality flags are supported (runc has none either); only the domain LINUX or LINUX32"),
+            ));
+        }
+    }
     // Parts of the spec this runtime does not enforce yet: refuse rather than ignore.
     let unsupported = [
         ("linux.intelRdt", linux.intel_rdt().is_some()),
         ("linux.memoryPolicy", linux.memory_policy().is_some()),
         ("linux.netDevices", linux.net_devices().is_some()),
-        ("linux.personality", linux.personality().is_some()),
         ("vm", spec.vm().is_some()),
         (
             "linux.mountLabel",
@@ -466,8 +477,8 @@ mod tests {
         v["process"]["apparmorProfile"] = "x".into();
         assert!(err_of(v).contains("apparmor"));
         let mut v = base();
-        v["linux"]["personality"] = serde_json::json!({"domain": "LINUX32"});
-        assert!(err_of(v).contains("linux.personality"));
+        v["linux"]["personality"] = serde_json::json!({"domain": "LINUX32", "flags": ["x"]});
+        assert!(err_of(v).contains("linux.personality.flags"));
     }
 
     #[test]

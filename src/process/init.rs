@@ -434,6 +434,14 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>, prepared: Prepared) -> Result<N
     if let Some(vm) = args.microvm {
         return run_vmm(ch, args, vm, &state);
     }
+    if let Some(p) = linux.personality() {
+        let persona = match p.domain() {
+            oci_spec::runtime::LinuxPersonalityDomain::PerLinux => 0,
+            oci_spec::runtime::LinuxPersonalityDomain::PerLinux32 => 8,
+        };
+        sys::set_personality(persona)
+            .map_err(|e| format!("linux.personality {}: {e}", p.domain()))?;
+    }
     // Before any filter: config.json's profile need not allow close_range (runc's last
     // steps under the filter are only execve's).
     sys::cloexec_from(3 + args.preserve_fds).map_err(|e| format!("close descriptors: {e}"))?;

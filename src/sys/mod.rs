@@ -71,6 +71,16 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
     cvt(ret).map(drop)
 }
 
+/// personality(2): the execution domain (PER_LINUX 0, PER_LINUX32 8).
+pub fn set_personality(persona: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: personality takes a plain integer and touches no memory of ours.
+    let r = unsafe { libc::personality(persona) };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// The descriptors among 3, 4, ... 3+N-1 that the caller passed to the runtime: recorded at
 /// startup, before the runtime opens anything of its own, by [`record_inherited`].
 static INHERITED: std::sync::OnceLock<Vec<i32>> = std::sync::OnceLock::new();

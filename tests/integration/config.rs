@@ -24,6 +24,7 @@ pub const TESTS: Tests = &[
         "config::recursive_mount_attributes",
         recursive_mount_attributes,
     ),
+    ("config::personality_domain", personality_domain),
     ("config::devices_default_and_config", devices),
     ("config::sysctls_in_own_namespaces", sysctls),
     ("config::rlimits", rlimits),
@@ -1130,4 +1131,33 @@ fn recursive_mount_attributes() -> R {
     })();
     let _ = umount2(&sub, MntFlags::MNT_DETACH);
     result
+}
+
+/// linux.personality: the LINUX32 domain makes `uname -m` say i686 inside, LINUX keeps
+/// x86_64, under runc and the default policy (set before the seccomp filter goes in); flags
+/// are refused, naming the field.
+fn personality_domain() -> R {
+    let mut b = Bundle::new();
+    b.sh("uname -m");
+    for policy in ["runc", "default"] {
+        for (domain, want) in [("LINUX32", "i686"), ("LINUX", "x86_64")] {
+            b.set(|c| c["linux"]["personality"] = json!({"domain": domain}));
+            let rt = Runtime::new();
+            let o = rt.with_policy(policy, "run", &b, "pe");
+            ensure!(
+                o.code == 0 && o.stdout.trim() == want,
+                "{policy} {domain}: {} {:?} {}",
+                o.code,
+                o.stdout,
+                o.stderr
+            );
+        }
+    }
+    b.set(|c| {
+        c["linux"]["personality"] = json!({"domain": "LINUX", "flags": ["ADDR_NO_RANDOMIZE"]})
+    });
+    let rt = Runtime::new();
+    fails_with(&rt.run(&b, "pe"), "linux.personality.flags")?;
+    rt.assert_clean(&b, "pe")?;
+    pass()
 }
