@@ -49,6 +49,10 @@ pub struct ExecArgs {
     /// Pass this many descriptors after stdio to the process
     #[arg(long, default_value_t = 0, value_name = "N")]
     preserve_fds: u32,
+    /// Exec into a paused container too: the process starts frozen and runs once the
+    /// container is resumed
+    #[arg(long)]
+    ignore_paused: bool,
     /// Additional gids, repeatable
     #[arg(short = 'g', long, value_name = "GID")]
     additional_gids: Vec<u32>,
@@ -58,9 +62,6 @@ pub struct ExecArgs {
     /// AppArmor profile (refused: not supported)
     #[arg(long, value_name = "PROFILE")]
     apparmor: Option<String>,
-    /// Accepted for runc compatibility
-    #[arg(long)]
-    ignore_paused: bool,
 }
 
 impl ExecArgs {
@@ -97,7 +98,7 @@ fn build_process(store: &Store, a: &ExecArgs) -> anyhow::Result<Process> {
     if a.command.is_empty() {
         anyhow::bail!("exec: give a command to run or --process FILE");
     }
-    let mut p = container::base_process(store, &a.id)?;
+    let mut p = container::base_process(store, &a.id, a.ignore_paused)?;
     p.set_args(Some(a.command.clone()));
     p.set_terminal(Some(a.tty));
     p.set_console_size(None);
@@ -175,6 +176,7 @@ pub fn exec(store: &Store, a: &ExecArgs) -> anyhow::Result<i32> {
             .or_else(|| a.console_socket.clone()),
         pid_file: a.pid_file.clone(),
         preserve_fds: a.preserve_fds,
+        ignore_paused: a.ignore_paused,
     };
     let supervisor = (!a.detach).then(Supervisor::new).transpose()?;
     let pid = container::exec(store, &opts)?;

@@ -19,14 +19,18 @@ pub struct ExecOpts {
     pub console_socket: Option<PathBuf>,
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
+    /// --ignore-paused: exec into a paused container too (the process starts frozen and
+    /// runs once the container is resumed), as runc allows.
+    pub ignore_paused: bool,
 }
 
 /// The container's state, checked to be able to take a new process.
-fn exec_target(store: &Store, id: &str) -> Result<State, ContainerError> {
+fn exec_target(store: &Store, id: &str, ignore_paused: bool) -> Result<State, ContainerError> {
     let dir = store.open(id)?;
     let st = dir.load()?;
     let status = current_status(&dir, &st);
-    if !matches!(status, Status::Created | Status::Running) {
+    let paused_ok = ignore_paused && status == Status::Paused;
+    if !matches!(status, Status::Created | Status::Running) && !paused_ok {
         return Err(ContainerError::WrongStatus {
             verb: "exec in",
             id: id.into(),
@@ -56,13 +60,19 @@ fn check_process(p: &Process) -> Result<(), ContainerError> {
 }
 
 /// The container's own process: the base an `exec` without --process starts from.
-pub fn base_process(store: &Store, id: &str) -> Result<Process, ContainerError> {
-    Ok(exec_target(store, id)?.process.unwrap_or_default())
+pub fn base_process(
+    store: &Store,
+    id: &str,
+    ignore_paused: bool,
+) -> Result<Process, ContainerError> {
+    Ok(exec_target(store, id, ignore_paused)?
+        .process
+        .unwrap_or_default())
 }
 
 /// Start the process; returns its pid (a child of this process).
 pub fn exec(store: &Store, opts: &ExecOpts) -> Result<i32, ContainerError> {
-    let st = exec_target(store, &opts.id)?;
+    let st = exec_target(store, &opts.id, opts.ignore_paused)?;
     // The workload of a microVM container runs on its guest kernel; a process exec'd into
     // the VMM's namespaces would run on the host's kernel instead, outside that wall.
     if st

@@ -13,6 +13,7 @@ pub const TESTS: Tests = &[
     ("exec::flags_and_process_json", flags_and_process_json),
     ("exec::bad_targets_and_input", bad_targets),
     ("exec::pause_resume_and_ps", pause_resume_ps),
+    ("exec::ignore_paused", ignore_paused),
     ("exec::update_changes_limits", update_limits),
     ("exec::events_stats_and_oom_kill", events_and_oom),
     (
@@ -412,5 +413,34 @@ fn events_and_oom() -> R {
     );
     let o = rt.exec(&["events", "--stats", "c"]);
     fails_with(&o, "stopped")?;
+    pass()
+}
+
+/// A paused container refuses `exec`; with `--ignore-paused` the exec goes in (as runc's):
+/// its process is frozen with the container and runs once it is resumed.
+fn ignore_paused() -> R {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.set(|c| c["process"]["args"] = json!(["sleep", "60"]));
+    let o = rt.exec(&["run", "-d", "--bundle", b.path().to_str().unwrap(), "ip"]);
+    ensure!(o.code == 0, "run -d: {}", o.stderr);
+    ensure!(rt.exec(&["pause", "ip"]).code == 0, "pause");
+    fails_with(&rt.exec(&["exec", "ip", "true"]), "paused")?;
+    let mut cmd = rt.cmd();
+    cmd.args(["exec", "--ignore-paused", "ip", "echo", "after-resume"]);
+    let waiter = std::thread::spawn(move || cmd.out());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    ensure!(!waiter.is_finished(), "the exec ran in a paused container");
+    ensure!(rt.exec(&["resume", "ip"]).code == 0, "resume");
+    let o = waiter.join().map_err(|_| "exec thread panicked")?;
+    ensure!(
+        o.code == 0 && o.stdout == "after-resume\n",
+        "exec --ignore-paused: {} {:?} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    rt.exec(&["delete", "--force", "ip"]);
+    rt.assert_clean(&b, "ip")?;
     pass()
 }
