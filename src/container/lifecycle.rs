@@ -140,15 +140,13 @@ pub fn start(store: &Store, id: &str) -> Result<(), ContainerError> {
 
 /// Signal the init, checking through a pidfd that it is still the container's process.
 fn signal_init(st: &State, sig: Signal) -> Result<(), ContainerError> {
-    let pidfd = match proc::pidfd_open(st.pid) {
+    // A pidfd taken once the start time matched: the signal goes to that process, never to
+    // another that reused its pid.
+    let pidfd = match proc::pidfd_of(st.pid, st.start_time) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(()),
         Err(e) => return Err(io_err("pidfd_open", format!("/proc/{}", st.pid))(e)),
     };
-    // With the pidfd held, the pid cannot be reused: check it is still ours.
-    if proc::stat(st.pid).map(|s| s.start_time) != Some(st.start_time) {
-        return Ok(());
-    }
     // SAFETY: pidfd_send_signal with a null siginfo and no flags.
     let ret = unsafe {
         libc::syscall(
