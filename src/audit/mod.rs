@@ -120,8 +120,11 @@ const DOCKER_DEFAULT: [&str; 14] = [
     "CAP_AUDIT_WRITE",
 ];
 
-const SENSITIVE: [&str; 14] = [
+const SENSITIVE: [&str; 17] = [
     "/",
+    "/run",
+    "/var/run",
+    "/var/lib/containerd",
     "/proc",
     "/sys",
     "/dev",
@@ -135,6 +138,20 @@ const SENSITIVE: [&str; 14] = [
     "/var/run/crio/crio.sock",
     "/run/podman/podman.sock",
     "/var/lib/docker",
+];
+
+/// Host trees every path below which is as sensitive: any process's root or files through
+/// /proc (/proc/1/root is the host's `/`), root's home (its SSH keys), the host's secrets and
+/// SSH and cluster configuration. (Engines' per-container files under /run and /var/lib, such
+/// as podman's and Docker's hosts files, are not: only those directories whole are, above.)
+const SENSITIVE_TREES: [&str; 7] = [
+    "/proc",
+    "/root",
+    "/etc/shadow",
+    "/etc/gshadow",
+    "/etc/sudoers",
+    "/etc/ssh",
+    "/etc/kubernetes",
 ];
 
 /// Sysctls the Pod Security Standards (baseline) allow.
@@ -422,10 +439,11 @@ pub fn audit(config: &Path, spec: &Spec, extra: &Extra, pol: &Policy, host: &Hos
             continue;
         };
         let ro = opts.iter().any(|o| o == "ro");
-        let src_s = crate::oci::container_path(src);
+        let src_s = host_path(src);
         let hit = SENSITIVE.iter().any(|s| {
             src_s == Path::new(s) || (*s != "/" && src_s.starts_with(s) && s.ends_with(".sock"))
-        });
+        }) || SENSITIVE_TREES.iter().any(|t| src_s.starts_with(t))
+            || is_disk(&src_s);
         let what = format!(
             "{} on {} ({})",
             src.display(),
@@ -587,6 +605,36 @@ pub fn audit(config: &Path, spec: &Spec, extra: &Extra, pol: &Policy, host: &Hos
     }
 
     f.report(config.to_path_buf(), pol.name.clone(), refused, enforced)
+}
+
+/// A bind source as the kernel walks it, as far as can be told without the host: `.` goes,
+/// `..` climbs (never above `/`), so `/srv/../..` is `/`.
+fn host_path(p: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            std::path::Component::Normal(n) => out.push(n),
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A disk or other block device by its name (bound, it is the host's data).
+fn is_disk(p: &Path) -> bool {
+    let Ok(rest) = p.strip_prefix("/dev") else {
+        return false;
+    };
+    let name = rest.to_string_lossy();
+    [
+        "sd", "hd", "vd", "xvd", "nvme", "mmcblk", "dm-", "loop", "md", "mapper/", "disk/", "nbd",
+        "zd",
+    ]
+    .iter()
+    .any(|d| name.starts_with(d))
 }
 
 fn is_dev_node(p: &Path) -> bool {

@@ -264,3 +264,66 @@ fn guest_images_named_by_the_bundle_are_flagged() {
         r.findings.iter().map(|f| f.id).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn sensitive_binds_resolved_as_the_kernel_walks_them() {
+    let rel = "tests/audit/spec-default.json";
+    let data = std::fs::read(dir().join("spec-default.json")).unwrap();
+    let (spec, extra) = crate::oci::parse_and_validate(Path::new(rel), &data).unwrap();
+    let extra = Extra {
+        seccomp: extra.seccomp,
+        landlock: extra.landlock,
+    };
+    let finding = |source: &str, options: &[&str]| {
+        let mut s = spec.clone();
+        let mut mounts = s.mounts().clone().unwrap_or_default();
+        mounts.push(
+            oci_spec::runtime::MountBuilder::default()
+                .destination("/x")
+                .typ("bind")
+                .source(source)
+                .options(options.iter().map(|o| o.to_string()).collect::<Vec<_>>())
+                .build()
+                .unwrap(),
+        );
+        s.set_mounts(Some(mounts));
+        let r = audit(
+            Path::new(rel),
+            &s,
+            &extra,
+            &Policy::builtin("default").unwrap(),
+            &host(),
+        );
+        ["CA-MOUNT-001", "CA-MOUNT-002"]
+            .into_iter()
+            .find(|id| r.findings.iter().any(|f| f.id == *id))
+    };
+    for sensitive in [
+        "/proc/1/root",
+        "/proc/self/root/etc",
+        "/run",
+        "/etc/shadow",
+        "/root/.ssh",
+        "/srv/data/../../",
+        "/srv/../etc/../..",
+        "/dev/sda",
+        "/dev/nvme0n1",
+        "/dev/mapper/root",
+    ] {
+        assert_eq!(
+            finding(sensitive, &["rbind"]),
+            Some("CA-MOUNT-001"),
+            "{sensitive}"
+        );
+    }
+    assert_eq!(finding("/srv/data", &["rbind"]), Some("CA-MOUNT-002"));
+    assert_eq!(finding("/srv/data", &["rbind", "ro"]), None);
+    // An engine's per-container files are not the engine's state.
+    assert_eq!(
+        finding(
+            "/run/containers/storage/overlay-containers/c/userdata/hosts",
+            &["rbind", "ro"]
+        ),
+        None
+    );
+}
