@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::audit::{self, Format, Severity};
 use crate::container::Store;
-use crate::policy::{self, Policy};
+use crate::policy;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -129,18 +129,18 @@ fn audit_config(
     let data =
         std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     let (spec, extra) = crate::oci::parse_and_validate(path, &data)?;
-    let operator = policy::Operator::load()?;
-    let (pol, chosen) = Policy::select(policy_flag, &spec, &operator)?;
     let rootfs = dir.and_then(|b| Some(crate::oci::rootfs_path(b, spec.root().as_ref()?)));
+    let (pol, chosen, facts) = policy::choose(
+        policy_flag,
+        &spec,
+        match &rootfs {
+            Some(r) => crate::ns::idmap::idmappable(r),
+            // A config alone: assume the rootfs can be idmapped.
+            None => Ok(()),
+        },
+    )?;
     let host = audit::Host {
-        facts: policy::Facts::of_host(
-            match &rootfs {
-                Some(r) => crate::ns::idmap::idmappable(r),
-                // A config alone: assume the rootfs can be idmapped.
-                None => Ok(()),
-            },
-            &operator,
-        ),
+        facts,
         landlock_abi: crate::landlock::kernel_abi(),
         microvm: crate::microvm::support().kvm,
     };

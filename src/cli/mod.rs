@@ -238,9 +238,8 @@ fn guest_initramfs(
 ) -> anyhow::Result<()> {
     use anyhow::Context;
     let b = crate::oci::load_bundle(bundle)?;
-    let operator = crate::policy::Operator::load()?;
-    let (pol, _) = crate::policy::Policy::select(policy, &b.spec, &operator)?;
-    let facts = crate::policy::Facts::of_host(crate::ns::idmap::idmappable(&b.rootfs), &operator);
+    let (pol, _, facts) =
+        crate::policy::choose(policy, &b.spec, crate::ns::idmap::idmappable(&b.rootfs))?;
     let applied = crate::policy::apply(&pol, &b.spec, &facts)?;
     let process = applied
         .spec

@@ -22,7 +22,7 @@ use crate::hooks;
 use crate::landlock;
 use crate::ns::{self, NsPlan};
 use crate::oci::{self, Bundle};
-use crate::policy::{self, Policy};
+use crate::policy;
 use crate::process::{self, rlimits, InitArgs};
 use crate::seccomp;
 use crate::sys::{fs::open_host, proc, socket::send_fd};
@@ -312,9 +312,11 @@ pub(super) fn check_listener(f: &seccomp::Effective) -> Result<(), ContainerErro
 pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError> {
     oci::validate_id(&opts.id)?;
     let mut bundle = oci::load_bundle(&opts.bundle)?;
-    let operator = policy::Operator::load()?;
-    let (policy, chosen_by) = Policy::select(opts.policy.as_deref(), &bundle.spec, &operator)?;
-    let facts = policy::Facts::of_host(ns::idmap::idmappable(&bundle.rootfs), &operator);
+    let (policy, chosen_by, facts) = policy::choose(
+        opts.policy.as_deref(),
+        &bundle.spec,
+        ns::idmap::idmappable(&bundle.rootfs),
+    )?;
     let applied = policy::apply(&policy, &bundle.spec, &facts)?;
     for w in &applied.warnings {
         crate::log::warn(w);

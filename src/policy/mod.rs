@@ -413,6 +413,19 @@ impl Facts {
     }
 }
 
+/// The policy for a bundle on this host, who chose it, and the facts [`apply`] needs, from
+/// one reading of the operator's configuration (create, the audit and guest-initramfs all
+/// choose this way).
+pub fn choose(
+    flag: Option<&str>,
+    spec: &Spec,
+    rootfs_idmap: Result<(), String>,
+) -> Result<(Policy, ChosenBy, Facts), PolicyError> {
+    let operator = Operator::load()?;
+    let (policy, by) = Policy::select(flag, spec, &operator)?;
+    Ok((policy, by, Facts::of_host(rootfs_idmap, &operator)))
+}
+
 /// Apply `policy` to `spec` (pure).
 pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, PolicyError> {
     let mut spec = spec.clone();

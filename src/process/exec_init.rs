@@ -15,8 +15,8 @@ use oci_spec::runtime::{LinuxNamespaceType, Process};
 
 use super::exec;
 use super::init::{
-    apply_landlock, expect, fail, filter_at, fork_and_report, install_seccomp, reset_signals,
-    FilterAt,
+    apply_landlock, close_runtime_fds, expect, fail, filter_at, fork_and_report, install_seccomp,
+    reset_signals, FilterAt,
 };
 use super::rlimits;
 use super::sync::{Channel, Msg};
@@ -62,9 +62,7 @@ fn stage1_inner(
     sys::set_parent_death_signal(libc::SIGKILL).map_err(|e| format!("prctl: {e}"))?;
     let mut keep = vec![ch.as_raw_fd()];
     keep.extend(args.console.as_ref().map(|c| c.as_raw_fd()));
-    keep.extend(crate::log::fd());
-    keep.extend(sys::inherited(args.preserve_fds));
-    sys::close_fds_except(3, &keep).map_err(|e| format!("close inherited descriptors: {e}"))?;
+    close_runtime_fds(keep, args.preserve_fds)?;
     expect(ch, Msg::Go)?;
     cgroup.join_self_v1().map_err(|e| e.to_string())?;
     rlimits::apply(args.process.rlimits().as_deref().unwrap_or_default())?;

@@ -132,6 +132,15 @@ pub(super) fn fork_and_report(ch: &Channel, what: &str) -> Result<bool, String> 
     }
 }
 
+/// In a forked stage: close every descriptor above stdio but `keep`, the log file (it stays
+/// the logger's, so later lines still reach it) and the caller's own among the
+/// `preserve_fds` after stdio (never one the runtime opened in that range).
+pub(super) fn close_runtime_fds(mut keep: Vec<i32>, preserve_fds: u32) -> Result<(), String> {
+    keep.extend(crate::log::fd());
+    keep.extend(sys::inherited(preserve_fds));
+    sys::close_fds_except(3, &keep).map_err(|e| format!("close inherited descriptors: {e}"))
+}
+
 pub(super) fn fail(ch: &Channel, err: String) -> ! {
     let _ = ch.send(&Msg::Error(err));
     sys::exit_now(1)
@@ -155,11 +164,7 @@ fn stage1_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Option<Prepared>, S
     let mut keep = vec![ch.as_raw_fd(), args.fifo.as_raw_fd()];
     keep.extend(args.console.as_ref().map(|c| c.as_raw_fd()));
     keep.extend(args.microvm.map(|vm| vm.kvm_fd()));
-    // The log file stays the logger's (its lines from here on still reach it); of the range
-    // --preserve-fds names only the caller's descriptors, never one the runtime opened there.
-    keep.extend(crate::log::fd());
-    keep.extend(sys::inherited(args.preserve_fds));
-    sys::close_fds_except(3, &keep).map_err(|e| format!("close inherited descriptors: {e}"))?;
+    close_runtime_fds(keep, args.preserve_fds)?;
     expect(ch, Msg::Go)?;
     // Into the container's cgroups before anything else (and before any user namespace: the
     // cgroup files belong to host root). The v2 one was entered at fork.
