@@ -351,7 +351,8 @@ pub fn audit(config: &Path, spec: &Spec, extra: &Extra, pol: &Policy, host: &Hos
         .flatten()
         .map(crate::caps::cap_name)
         .collect();
-    match seccomp::effective(extra.seccomp.as_ref(), bounding, choice) {
+    let lock_mounts = applied.as_ref().is_some_and(|a| a.lock_mounts);
+    match seccomp::effective(extra.seccomp.as_ref(), bounding, choice, lock_mounts) {
         Ok(filters) if filters.is_empty() => {
             hold("seccomp", "none".into());
             f.add(

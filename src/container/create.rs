@@ -185,6 +185,7 @@ fn preflight(
             bundle.seccomp.as_ref(),
             caps.bounding_names(),
             applied.seccomp.choice(),
+            applied.lock_mounts,
         )?
     };
     for f in &filters {

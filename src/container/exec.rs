@@ -106,6 +106,7 @@ pub fn exec(store: &Store, opts: &ExecOpts) -> Result<i32, ContainerError> {
             Some(p),
             caps.bounding_names(),
             crate::seccomp::Choice::ConfigOnly,
+            false,
         )?);
     }
     for f in &filters {

@@ -191,6 +191,10 @@ pub struct Policy {
     /// Limits added when config.json sets none.
     #[serde(default)]
     pub default_limits: DefaultLimits,
+    /// Read-only mounts stay read-only under CAP_SYS_ADMIN: a container granted it gets the
+    /// seccomp mount lock ([`crate::seccomp::MOUNT_LOCK_PROFILE`]) on top of its profile.
+    #[serde(default)]
+    pub lock_mounts: bool,
 }
 
 /// Resource limits a policy adds to a config that sets none, so that one container cannot
@@ -371,6 +375,8 @@ pub struct Applied {
     pub warnings: Vec<String>,
     /// The policy's default limits added to the config (`pids.limit 4096`, ...).
     pub added_limits: Vec<String>,
+    /// Stack the mount lock when CAP_SYS_ADMIN is granted.
+    pub lock_mounts: bool,
 }
 
 const SHAREABLE: [LinuxNamespaceType; 6] = [
@@ -699,6 +705,7 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
         microvm,
         warnings,
         added_limits,
+        lock_mounts: policy.lock_mounts,
     })
 }
 

@@ -53,6 +53,8 @@ pub enum Source {
     ConfigTemplate,
     /// config.json has none: contain's default profile.
     Default,
+    /// contain's mount lock, stacked when the policy locks mounts and CAP_SYS_ADMIN is granted.
+    MountLock,
 }
 
 impl Source {
@@ -61,6 +63,7 @@ impl Source {
             Source::Config => "config.json",
             Source::ConfigTemplate => "config.json (template resolved by contain)",
             Source::Default => "contain default profile",
+            Source::MountLock => "contain mount lock",
         }
     }
 }
@@ -85,14 +88,33 @@ pub enum Choice {
     DefaultAndConfig,
 }
 
+/// The mount lock: what a process holding CAP_SYS_ADMIN in its user namespace could use to
+/// make a read-only mount writable where Landlock cannot see it. `mount_setattr(2)` and
+/// `open_tree_attr(2)` pass no LSM hook (a Landlock domain refuses mount(2), move_mount(2)
+/// and pivot_root(2), not these), and `mount(2)` with MS_REMOUNT is refused too so that the
+/// lock holds on a kernel without Landlock. The kernel's own lock (MNT_LOCK_READONLY) applies
+/// only to mounts inherited from a more privileged user namespace, and the container's
+/// mounts are made in its own.
+pub const MOUNT_LOCK_PROFILE: &str = r#"{
+  "defaultAction": "SCMP_ACT_ALLOW",
+  "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+  "syscalls": [
+    {"names": ["mount_setattr", "open_tree_attr"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+    {"names": ["mount"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+     "args": [{"index": 3, "value": 32, "valueTwo": 32, "op": "SCMP_CMP_MASKED_EQ"}]}
+  ]
+}"#;
+
 /// The filters for a process whose bounding set is `bounding`, in the order they are
 /// installed: config.json's profile (resolved if it is a template) and/or the default
-/// profile, as `choice` says. Compiled and checked against the kernel here, in the runtime,
-/// before anything is created.
+/// profile, as `choice` says, then the mount lock if `lock_mounts` and the bounding set
+/// holds CAP_SYS_ADMIN (without it none of those calls can change a mount). Compiled and
+/// checked against the kernel here, in the runtime, before anything is created.
 pub fn effective(
     config: Option<&Profile>,
     bounding: Vec<String>,
     choice: Choice,
+    lock_mounts: bool,
 ) -> Result<Vec<Effective>, SeccompError> {
     let config = config.map(|p| {
         if p.is_template() {
@@ -102,11 +124,16 @@ pub fn effective(
         }
     });
     let default = || (default_profile(), Source::Default);
-    let list: Vec<(Profile, Source)> = match choice {
+    let mut list: Vec<(Profile, Source)> = match choice {
         Choice::ConfigOrDefault => vec![config.unwrap_or_else(default)],
         Choice::ConfigOnly => config.into_iter().collect(),
         Choice::DefaultAndConfig => std::iter::once(default()).chain(config).collect(),
     };
+    if lock_mounts && bounding.iter().any(|c| c == "CAP_SYS_ADMIN") {
+        let lock = Profile::from_slice(MOUNT_LOCK_PROFILE.as_bytes())
+            .unwrap_or_else(|e| unreachable!("the mount lock is tested to parse: {e}"));
+        list.push((lock, Source::MountLock));
+    }
     let target = Target::host(bounding);
     list.into_iter()
         .map(|(template, source)| {

@@ -256,3 +256,34 @@ fn golden_programs() {
         );
     }
 }
+
+#[test]
+fn mount_lock_refuses_flag_changes_and_nothing_else() {
+    use super::compile::AUDIT_ARCH_X86_64;
+    let p = Profile::from_slice(super::MOUNT_LOCK_PROFILE.as_bytes()).unwrap();
+    assert_equivalent(&p, &mut Rng(11));
+    let c = compile(&p).unwrap();
+    let call = |nr: u32, args: [u64; 6]| {
+        let d = bpf::SeccompData {
+            nr,
+            arch: AUDIT_ARCH_X86_64,
+            ip: 0,
+            args,
+        };
+        bpf::run(&c.program, &d).unwrap()
+    };
+    let eperm = 0x0005_0001; // SECCOMP_RET_ERRNO | EPERM
+    let allow = 0x7fff_0000;
+    let remount_bind = (libc::MS_REMOUNT | libc::MS_BIND) as u64;
+    assert_eq!(call(442, [0; 6]), eperm, "mount_setattr");
+    assert_eq!(call(467, [0; 6]), eperm, "open_tree_attr");
+    assert_eq!(call(165, [0, 0, 0, remount_bind, 0, 0]), eperm, "remount");
+    assert_eq!(
+        call(165, [0, 0, 0, libc::MS_BIND as u64, 0, 0]),
+        allow,
+        "bind"
+    );
+    for nr in [0, 1, 2, 257, 428, 429, 430, 431, 432, 433] {
+        assert_eq!(call(nr, [0; 6]), allow, "syscall {nr}");
+    }
+}

@@ -37,6 +37,10 @@ pub const TESTS: &[(&str, crate::TestFn)] = &[
         "policy::readonly_mount_holds_against_dac_override_and_remount",
         readonly_mount,
     ),
+    (
+        "policy::readonly_mount_holds_against_every_mount_api",
+        mount_apis,
+    ),
     ("policy::strict_refuses_naming_the_field", strict_refuses),
     ("policy::config_landlock_section_enforced", config_landlock),
     ("policy::state_shows_what_holds", state_annotations),
@@ -335,6 +339,95 @@ fn readonly_mount() -> R {
     ok(&runc, "runc")?;
     ensure!(
         runc.stdout == "erofs\nremounted\nwritten\n",
+        "runc: {:?}",
+        runc.stdout
+    );
+    pass()
+}
+
+/// Issue 18, item 4: with CAP_SYS_ADMIN (and a profile that allows everything), every way to
+/// make a read-only bind writable — mount(2) remount, mount_setattr(2) on it, a detached
+/// open_tree(2) copy made writable and written through, the copy attached with
+/// move_mount(2), open_tree_attr(2), fspick(2) reconfigure, a fresh fsmount(2) of the disk —
+/// fails under `default`, in the init and in an exec'd process; under `runc` most succeed
+/// (so the probe can fail). The bind sits inside a writable tmpfs, where Landlock's rule for
+/// the parent grants writing beneath it.
+fn mount_apis() -> R {
+    let probe = match build_probe("mountflags") {
+        Ok(p) => p,
+        Err(e) => return skip(&e),
+    };
+    let host = tempfile::tempdir()?;
+    std::fs::set_permissions(
+        host.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )?;
+    let fs = std::process::Command::new("findmnt")
+        .args(["-n", "-o", "FSTYPE,SOURCE", "-T"])
+        .arg(host.path())
+        .output()?;
+    let fs = String::from_utf8_lossy(&fs.stdout).to_string();
+    let (fstype, device) = fs.trim().split_once(' ').unwrap_or(("ext4", "/dev/vda"));
+    let mut b = Bundle::new();
+    std::fs::copy(&probe, b.rootfs().join("bin/mountflags"))?;
+    let args = json!(["/bin/mountflags", "/tmp/ro", fstype, device.trim()]);
+    b.set(|c| {
+        let caps = json!(["CAP_DAC_OVERRIDE", "CAP_SYS_ADMIN", "CAP_KILL"]);
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set] = caps.clone();
+        }
+        c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW"});
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
+        mounts.push(json!({
+            "destination": "/tmp/ro", "type": "bind",
+            "source": host.path(), "options": ["rbind", "ro"]
+        }));
+        c["process"]["args"] = args.clone();
+    });
+    let written = || {
+        std::fs::read_dir(host.path())
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let held = |o: &Out, what: &str| -> Result<(), libtest_mimic::Failed> {
+        ensure!(o.code == 0, "{what}: exit {}: {}", o.code, o.stderr);
+        ensure!(
+            o.stdout.lines().count() == 7 && !o.stdout.contains("wrote"),
+            "{what}: {:?}",
+            o.stdout
+        );
+        ensure!(written() == 0, "{what}: the host directory was written");
+        Ok(())
+    };
+    held(&run_with("default", &b), "default, init")?;
+
+    b.set(|c| c["process"]["args"] = json!(["sleep", "30"]));
+    let rt = Runtime::new();
+    let o = rt
+        .cmd()
+        .args(["--policy", "default", "run", "-d", "--bundle"])
+        .arg(b.path())
+        .arg("lk")
+        .out();
+    ensure!(o.code == 0, "run -d: {}", o.stderr);
+    let argv: Vec<String> = args
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap_or_default().to_string())
+        .collect();
+    let mut exec = vec!["exec".to_string(), "lk".to_string()];
+    exec.extend(argv);
+    let exec: Vec<&str> = exec.iter().map(String::as_str).collect();
+    held(&rt.exec(&exec), "default, exec")?;
+    rt.exec(&["delete", "--force", "lk"]);
+
+    b.set(|c| c["process"]["args"] = args.clone());
+    let runc = run_with("runc", &b);
+    ok(&runc, "runc")?;
+    ensure!(
+        runc.stdout.contains("setattr wrote") && runc.stdout.contains("detached wrote"),
         "runc: {:?}",
         runc.stdout
     );
