@@ -440,6 +440,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
         ("io.contain.seccomp", seccomp_text),
         ("io.contain.landlock", prepared.landlock.describe()),
         ("io.contain.userns", userns_text),
+        ("io.contain.binds", applied.binds.clone()),
         (
             "io.contain.limits",
             if applied.added_limits.is_empty() {
@@ -486,6 +487,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
         cgroup: (!cgroup.dirs.is_empty()).then_some(&cgroup),
         caps: prepared.caps,
         idmap: matches!(applied.userns, policy::UserNs::Added(_)),
+        idmap_binds: applied.idmap_binds,
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
         preserve_fds: opts.preserve_fds,

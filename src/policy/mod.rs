@@ -195,6 +195,84 @@ pub struct Policy {
     /// seccomp mount lock ([`crate::seccomp::MOUNT_LOCK_PROFILE`]) on top of its profile.
     #[serde(default)]
     pub lock_mounts: bool,
+    /// What bind mounts (volumes) get.
+    #[serde(default)]
+    pub binds: Binds,
+}
+
+/// What a policy does to config.json's bind mounts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Binds {
+    /// Add `nosuid` and `nodev` to every bind whose options do not say `suid` or `dev`
+    /// (a device node or anything under /dev keeps its devices), so that a setuid binary or
+    /// device node planted on a volume gives nothing inside the container.
+    #[serde(default)]
+    pub nosuid_nodev: bool,
+    /// With a user namespace the policy adds: idmap each bind with it, so that the volume's
+    /// files keep their owners inside and container root writes as host root (runc's and the
+    /// engines' behaviour for volumes). Off: binds are plain, their files keep their host
+    /// owners (root's show as nobody) and what the container creates belongs to its own host
+    /// range, so a setuid file it plants on a volume is worth nothing on the host.
+    #[serde(default = "yes")]
+    pub idmap: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Binds {
+    fn default() -> Binds {
+        Binds {
+            nosuid_nodev: false,
+            idmap: true,
+        }
+    }
+}
+
+impl Binds {
+    /// Add nosuid and nodev to the binds of `spec` as [`Binds::nosuid_nodev`] says; returns
+    /// how many were changed.
+    fn apply(&self, spec: &mut Spec) -> usize {
+        if !self.nosuid_nodev {
+            return 0;
+        }
+        let Some(mut mounts) = spec.mounts().clone() else {
+            return 0;
+        };
+        let mut changed = 0;
+        for m in &mut mounts {
+            let mut opts = m.options().clone().unwrap_or_default();
+            let has = |o: &[String], w: &str| o.iter().any(|x| x == w);
+            let bind =
+                m.typ().as_deref() == Some("bind") || has(&opts, "bind") || has(&opts, "rbind");
+            if !bind {
+                continue;
+            }
+            let under_dev = |p: &Path| p.starts_with("/dev");
+            let device = m.source().as_ref().is_some_and(|s| {
+                use std::os::unix::fs::FileTypeExt;
+                under_dev(s)
+                    || std::fs::metadata(s).is_ok_and(|md| {
+                        md.file_type().is_char_device() || md.file_type().is_block_device()
+                    })
+            }) || under_dev(m.destination());
+            let before = opts.len();
+            if !has(&opts, "suid") && !has(&opts, "nosuid") {
+                opts.push("nosuid".into());
+            }
+            if !device && !has(&opts, "dev") && !has(&opts, "nodev") {
+                opts.push("nodev".into());
+            }
+            if opts.len() != before {
+                changed += 1;
+                m.set_options(Some(opts));
+            }
+        }
+        spec.set_mounts(Some(mounts));
+        changed
+    }
 }
 
 /// Resource limits a policy adds to a config that sets none, so that one container cannot
@@ -377,6 +455,10 @@ pub struct Applied {
     pub added_limits: Vec<String>,
     /// Stack the mount lock when CAP_SYS_ADMIN is granted.
     pub lock_mounts: bool,
+    /// The added user namespace idmaps the binds (see [`Binds::idmap`]).
+    pub idmap_binds: bool,
+    /// What the policy did to the binds, for `state`.
+    pub binds: String,
 }
 
 const SHAREABLE: [LinuxNamespaceType; 6] = [
@@ -696,6 +778,21 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
         on_exec: ll.on_exec,
     };
     let added_limits = add_default_limits(&mut spec, &policy.default_limits, facts);
+    let hardened = policy.binds.apply(&mut spec);
+    let idmap_binds = policy.binds.idmap && matches!(userns, UserNs::Added(_));
+    let binds = format!(
+        "{}; {}",
+        if hardened > 0 {
+            format!("nosuid,nodev added to {hardened} (none under /dev gets nodev)")
+        } else {
+            "options as config.json says".into()
+        },
+        match &userns {
+            UserNs::Added(_) if idmap_binds => "idmapped: container root writes as host root",
+            UserNs::Added(_) => "not idmapped: files keep their host owners, new ones belong to the container's host range",
+            _ => "not idmapped",
+        }
+    );
     Ok(Applied {
         policy: policy.name.clone(),
         spec,
@@ -706,6 +803,8 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
         warnings,
         added_limits,
         lock_mounts: policy.lock_mounts,
+        idmap_binds,
+        binds,
     })
 }
 

@@ -398,3 +398,48 @@ fn microvm_stage_planned_from_annotations_and_policy() {
         "{e}"
     );
 }
+
+#[test]
+fn binds_get_nosuid_nodev_unless_asked_or_devices() {
+    let mut c = docker_like();
+    c["mounts"] = serde_json::json!([
+        {"destination": "/vol", "type": "bind", "source": "/srv/vol", "options": ["rbind", "rw"]},
+        {"destination": "/suid", "type": "bind", "source": "/srv/s", "options": ["bind", "suid", "dev"]},
+        {"destination": "/dev/null", "type": "bind", "source": "/dev/null", "options": ["bind"]},
+        {"destination": "/gpu", "source": "/dev/dri", "options": ["rbind"]},
+        {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["rw"]}
+    ]);
+    let opts = |policy: &str| -> Vec<Vec<String>> {
+        let a = apply(&Policy::builtin(policy).unwrap(), &spec(c.clone()), &root()).unwrap();
+        a.spec
+            .mounts()
+            .iter()
+            .flatten()
+            .map(|m| m.options().clone().unwrap_or_default())
+            .collect()
+    };
+    let d = opts("default");
+    assert_eq!(d[0], ["rbind", "rw", "nosuid", "nodev"]);
+    assert_eq!(d[1], ["bind", "suid", "dev"]);
+    assert_eq!(d[2], ["bind", "nosuid"]);
+    assert_eq!(d[3], ["rbind", "nosuid"]);
+    assert_eq!(d[4], ["rw"]);
+    assert_eq!(opts("runc")[0], ["rbind", "rw"]);
+    let a = apply(
+        &Policy::builtin("default").unwrap(),
+        &spec(c.clone()),
+        &root(),
+    )
+    .unwrap();
+    assert!(
+        a.idmap_binds && a.binds.contains("nosuid,nodev added to 3"),
+        "{}",
+        a.binds
+    );
+    let s = apply(&Policy::builtin("strict").unwrap(), &spec(c), &root()).unwrap();
+    assert!(
+        !s.idmap_binds && s.binds.contains("not idmapped"),
+        "{}",
+        s.binds
+    );
+}

@@ -37,6 +37,8 @@ pub struct InitArgs<'a> {
     /// The policy added the user namespace: the runtime hands over idmapped copies of the
     /// rootfs and the bind mounts' sources, so that host root's files are container root's.
     pub idmap: bool,
+    /// ... and of the bind mounts' sources too (else only the rootfs is idmapped).
+    pub idmap_binds: bool,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,

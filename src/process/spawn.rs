@@ -283,6 +283,9 @@ fn idmapped_mounts(
         })?
     };
     let mut out = vec![(-1, root)];
+    if !args.idmap_binds {
+        return Ok(out);
+    }
     for (i, m) in args.bundle.spec.mounts().iter().flatten().enumerate() {
         let opts = crate::rootfs::options::parse(m.options().as_deref().unwrap_or_default())
             .map_err(|e| format!("mount {}: {e}", m.destination().display()))?;

@@ -41,6 +41,10 @@ pub const TESTS: &[(&str, crate::TestFn)] = &[
         "policy::readonly_mount_holds_against_every_mount_api",
         mount_apis,
     ),
+    (
+        "policy::setuid_planted_on_a_volume_gives_nothing",
+        planted_setuid,
+    ),
     ("policy::strict_refuses_naming_the_field", strict_refuses),
     ("policy::config_landlock_section_enforced", config_landlock),
     ("policy::state_shows_what_holds", state_annotations),
@@ -431,6 +435,107 @@ fn mount_apis() -> R {
         "runc: {:?}",
         runc.stdout
     );
+    pass()
+}
+
+/// Issue 18, item 6: container root copies a binary to a read-write volume and makes it
+/// setuid (and setgid). Inside, a non-root process running it gains nothing under `default`
+/// and `strict` (binds are nosuid,nodev) and becomes root under `runc`. On the host, under
+/// `strict` (binds not idmapped) the file belongs to the container's own host range, so a
+/// host user running it becomes that unprivileged uid; under `default` and `runc` it is host
+/// root's (the documented choice: volumes behave as with runc and the engines).
+fn planted_setuid() -> R {
+    let probe = match build_probe("euid") {
+        Ok(p) => p,
+        Err(e) => return skip(&e),
+    };
+    for (policy, inside, host_owner_root) in [
+        ("default", Some("euid 1000 egid 1000"), true),
+        ("strict", None, false),
+        ("runc", Some("euid 0 egid 0"), true),
+    ] {
+        let host = tempfile::tempdir()?;
+        std::fs::set_permissions(
+            host.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )?;
+        let mut b = Bundle::new();
+        std::fs::copy(&probe, b.rootfs().join("bin/euid"))?;
+        b.set(|c| {
+            c["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/vol", "type": "bind",
+                "source": host.path(), "options": ["rbind", "rw"]
+            }));
+            // no_new_privs would stop the setuid bit on its own.
+            c["process"]["noNewPrivileges"] = json!(false);
+            c["process"]["args"] = json!([
+                "sh",
+                "-c",
+                "cp /bin/euid /vol/euid && chmod 6755 /vol/euid && touch /vol/planted; sleep 30"
+            ]);
+        });
+        let rt = Runtime::new();
+        let o = rt
+            .cmd()
+            .args(["--policy", policy, "run", "-d", "--bundle"])
+            .arg(b.path())
+            .arg("su")
+            .out();
+        ensure!(o.code == 0, "{policy}: run -d: {}", o.stderr);
+        let planted = host.path().join("planted");
+        for _ in 0..100 {
+            if planted.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        ensure!(
+            planted.exists(),
+            "{policy}: the container did not plant the file"
+        );
+        if let Some(want) = inside {
+            let e = rt.exec(&["exec", "--user", "1000:1000", "su", "/vol/euid"]);
+            ensure!(
+                e.code == 0 && e.stdout.trim() == want,
+                "{policy}: inside: exit {} {:?} {}",
+                e.code,
+                e.stdout,
+                e.stderr
+            );
+        }
+        rt.exec(&["delete", "--force", "su"]);
+        let md = std::fs::metadata(host.path().join("euid"))?;
+        use std::os::unix::fs::MetadataExt;
+        ensure!(
+            md.mode() & 0o6000 == 0o6000,
+            "{policy}: mode {:o}",
+            md.mode()
+        );
+        ensure!(
+            (md.uid() == 0) == host_owner_root,
+            "{policy}: the planted file belongs to host uid {}",
+            md.uid()
+        );
+        // A host user runs it.
+        let o = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(host.path().join("euid"))
+            .out();
+        let want = format!("euid {} egid {}", md.uid(), md.gid());
+        ensure!(
+            o.code == 0 && o.stdout.trim() == want,
+            "{policy}: on the host: {:?} {}",
+            o.stdout,
+            o.stderr
+        );
+        if !host_owner_root {
+            ensure!(
+                md.uid() >= 65536 && md.gid() >= 65536,
+                "{policy}: owner {}",
+                md.uid()
+            );
+        }
+    }
     pass()
 }
 
