@@ -355,6 +355,7 @@ pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
 
     for m in spec.mounts().iter().flatten() {
         check_in_container_path("mounts.destination", m.destination())?;
+        check_proc_mount(m)?;
         crate::rootfs::options::parse(m.options().as_deref().unwrap_or_default()).map_err(
             |reason| {
                 invalid(
@@ -393,6 +394,69 @@ pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// Mounts below /proc that runc allows: files that LXCFS emulates.
+const PROC_MOUNTS_ALLOWED: [&str; 10] = [
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
+/// `path` made absolute with `.` and `..` resolved lexically (never above `/`).
+pub fn lexical(path: &Path) -> std::path::PathBuf {
+    let mut out = std::path::PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Whether a mount may be made at `dest` (lexical, absolute) below /proc.
+pub fn allowed_in_proc(dest: &Path) -> bool {
+    PROC_MOUNTS_ALLOWED.iter().any(|a| dest == Path::new(a))
+}
+
+/// runc's rule for mounts at or below /proc: on /proc itself only a procfs (a `proc` mount,
+/// or a bind of the host's /proc); below it only the files LXCFS emulates. A file mounted over a procfs
+/// entry would also make a runtime that writes through the container's /proc write
+/// elsewhere (CVE-2025-52881; contain writes through its own procfs handle regardless).
+fn check_proc_mount(m: &oci_spec::runtime::Mount) -> Result<(), ConfigError> {
+    let dest = lexical(m.destination());
+    let field = || format!("mounts[{}]", m.destination().display());
+    if dest == Path::new("/proc") {
+        // Pure: a bind of the host's procfs is recognised by its path, not by statfs.
+        let is_proc = m.typ().as_deref() == Some("proc")
+            || m.source()
+                .as_ref()
+                .is_none_or(|s| s.as_os_str().is_empty() || lexical(s) == Path::new("/proc"));
+        if !is_proc {
+            return Err(invalid(field(), "only a procfs may be mounted on /proc"));
+        }
+    } else if dest.starts_with("/proc") && !allowed_in_proc(&dest) {
+        return Err(invalid(
+            field(),
+            format!(
+                "{} cannot be mounted because it is inside /proc (allowed there: {})",
+                dest.display(),
+                PROC_MOUNTS_ALLOWED.join(", ")
+            ),
+        ));
     }
     Ok(())
 }
@@ -449,6 +513,41 @@ mod tests {
         let mut v = base();
         v["mounts"] = serde_json::json!([{"destination": "/x/../../../etc", "type": "tmpfs", "source": "tmpfs"}]);
         assert!(err_of(v).contains("leaves the container"));
+    }
+
+    #[test]
+    fn proc_mounts_as_runc() {
+        let with = |m: serde_json::Value| {
+            let mut v = base();
+            v["mounts"] = serde_json::json!([m]);
+            check(v)
+        };
+        assert!(with(
+            serde_json::json!({"destination": "/proc", "type": "proc", "source": "proc"})
+        )
+        .is_ok());
+        assert!(with(
+            serde_json::json!({"destination": "/proc", "type": "bind", "source": "/proc"})
+        )
+        .is_ok());
+        assert!(with(serde_json::json!({"destination": "/proc/meminfo", "type": "bind", "source": "/var/lib/lxcfs/proc/meminfo"})).is_ok());
+        let e =
+            with(serde_json::json!({"destination": "/proc", "type": "tmpfs", "source": "tmpfs"}))
+                .unwrap_err();
+        assert!(e.to_string().contains("only a procfs"), "{e}");
+        for d in [
+            "/proc/sys/kernel/core_pattern",
+            "/proc/x/../sys/net/ipv4/ip_forward",
+            "/proc/self/attr/exec",
+        ] {
+            let e = with(serde_json::json!({"destination": d, "type": "bind", "source": "/tmp"}))
+                .unwrap_err();
+            assert!(e.to_string().contains("inside /proc"), "{d}: {e}");
+        }
+        assert!(with(
+            serde_json::json!({"destination": "/procfoo", "type": "tmpfs", "source": "tmpfs"})
+        )
+        .is_ok());
     }
 
     #[test]

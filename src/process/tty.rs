@@ -6,6 +6,61 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use crate::sys::{cvt, socket::send_fd};
 
+/// Bind the pty slave onto /dev/console, as the runtime spec asks for a container with a
+/// terminal. The bind's source is the slave's descriptor and its target a descriptor opened
+/// without following any symlink and checked to be a regular file or a character device, so
+/// neither can be swapped for another path (CVE-2025-52565: runc's bind, redirected by a
+/// symlink or a race, made /proc/sys/kernel/core_pattern writable in the container). A
+/// missing /dev/console is created; one that is anything else is refused.
+fn bind_console(slave: &OwnedFd) -> Result<(), String> {
+    use crate::sys::fs::{ensure_file_in_root, fstat, open_host, openat2};
+    use std::path::Path;
+    let root = open_host(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY)
+        .map_err(|e| format!("open the container's root: {e}"))?;
+    let strict = || {
+        openat2(
+            root.as_fd(),
+            Path::new("dev/console"),
+            libc::O_PATH | libc::O_NOFOLLOW,
+            0,
+            libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
+        )
+    };
+    let target = match strict() {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            ensure_file_in_root(root.as_fd(), Path::new("/dev/console"))
+                .and_then(|_| strict())
+                .map_err(|e| format!("create /dev/console: {e}"))?
+        }
+        other => other.map_err(|e| {
+            format!(
+                "/dev/console: {e} (a symlink on the way is refused: the console is bound on it)"
+            )
+        })?,
+    };
+    let kind = fstat(target.as_fd())
+        .map_err(|e| format!("/dev/console: {e}"))?
+        .st_mode
+        & libc::S_IFMT;
+    if kind != libc::S_IFREG && kind != libc::S_IFCHR {
+        return Err(format!(
+            "/dev/console in the container is a {}: refusing to bind the console on it (only a file or a character device)",
+            match kind {
+                libc::S_IFLNK => "symlink",
+                libc::S_IFDIR => "directory",
+                libc::S_IFIFO => "FIFO",
+                libc::S_IFSOCK => "socket",
+                libc::S_IFBLK => "block device",
+                _ => "special file",
+            }
+        ));
+    }
+    let tree =
+        crate::sys::mount::clone_fd(slave.as_fd()).map_err(|e| format!("bind the console: {e}"))?;
+    crate::sys::mount::attach(tree.as_fd(), target.as_fd())
+        .map_err(|e| format!("bind the console on /dev/console: {e}"))
+}
+
 /// Allocate the pty, send the master over `console`, and make the slave our terminal.
 pub fn setup(console: &OwnedFd, size: Option<(u16, u16)>, owner_uid: u32) -> Result<(), String> {
     let master = crate::sys::fs::open_host(
@@ -47,6 +102,7 @@ pub fn setup(console: &OwnedFd, size: Option<(u16, u16)>, owner_uid: u32) -> Res
         None,
     )
     .map_err(|e| format!("chown the pty slave: {e}"))?;
+    bind_console(&slave)?;
     send_fd(console.as_fd(), master.as_raw_fd(), b"/dev/ptmx")
         .map_err(|e| format!("send the pty master to the console socket: {e}"))?;
     drop(master);

@@ -69,6 +69,7 @@ pub fn mount_one(
     }
     let target = mkdir_all_in_root(root, dest, 0o755)
         .map_err(step(format!("create mount point {}", dest.display())))?;
+    not_into_proc(&target, dest)?;
     let old = if opts.tmpcopyup {
         Some(
             open_in_root(root, dest, libc::O_PATH | libc::O_DIRECTORY)
@@ -112,6 +113,22 @@ pub fn mount_one(
             .map_err(step(format!("tmpcopyup into {}", dest.display())))?;
     }
     set_propagation(&new, &opts, dest)
+}
+
+/// Refuse a mount point that resolved into the container's procfs through a symlink in the
+/// rootfs (config validation refuses the paths that say /proc): runc's rule, checked on what
+/// the destination really is.
+fn not_into_proc(target: &OwnedFd, dest: &Path) -> Result<(), RootfsError> {
+    let on_proc = crate::sys::fs::fs_type(target.as_fd())
+        .map_err(step(format!("statfs {}", dest.display())))?
+        == crate::sys::fs::PROC_SUPER_MAGIC;
+    if on_proc && !crate::oci::allowed_in_proc(&crate::oci::lexical(dest)) {
+        return Err(RootfsError::Refused(format!(
+            "mount destination {} resolves inside the container's /proc through a symlink in the rootfs; refusing to mount over a procfs entry",
+            dest.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Where the host has its instance of a kernel filesystem that a user namespace may only
@@ -243,6 +260,7 @@ fn bind(
         ensure_file_in_root(root, dest)
     }
     .map_err(step(format!("create mount point {}", dest.display())))?;
+    not_into_proc(&target, dest)?;
     let rec = opts.flags & MsFlags::MS_REC;
     match &source {
         BindSource::Prepared(tree) => crate::sys::mount::attach(tree.as_fd(), target.as_fd())

@@ -56,6 +56,19 @@ pub fn clone_tree(path: &Path, recursive: bool) -> io::Result<OwnedFd> {
     Ok(tree)
 }
 
+/// A detached bind of the file or directory `fd` refers to (open_tree with AT_EMPTY_PATH): no
+/// path is resolved, so nothing can be swapped in between.
+pub fn clone_fd(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let flags =
+        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
+    // SAFETY: the empty path is a static NUL-terminated string; the descriptor is valid for
+    // the call.
+    let m =
+        cvt(unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), c"".as_ptr(), flags) })?;
+    // SAFETY: open_tree returned a new descriptor that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(m as i32) })
+}
+
 /// Set and clear MOUNT_ATTR_* bits on the mount `mnt` (an O_PATH descriptor of a mount point)
 /// and, with `recursive`, on every mount below it.
 pub fn set_attrs(mnt: BorrowedFd<'_>, set: u64, clear: u64, recursive: bool) -> io::Result<()> {

@@ -62,7 +62,8 @@ pub const TESTS: Tests = &[
     ("config::tmpcopyup_and_pidfd_socket", tmpcopyup_and_pidfd),
 ];
 
-/// `run` with process.terminal and no console socket: contain relays the pty itself. The
+/// `run` with process.terminal and no console socket: contain relays the pty itself, and
+/// /dev/console is that pty. The
 /// workload starts with no blocked or ignored signals although the runtime blocks and ignores
 /// some.
 fn run_terminal() -> R {
@@ -85,10 +86,17 @@ fn run_terminal() -> R {
         .stdin
         .take()
         .unwrap()
-        .write_all(b"tty; grep -E 'SigBlk|SigIgn' /proc/self/status | tr -d '\\t'; exit 3\n")?;
+        .write_all(b"tty; [ /dev/console -ef /proc/self/fd/0 ] && echo console-is-the-$(echo pty); grep -E 'SigBlk|SigIgn' /proc/self/status | tr -d '\\t'; exit 3\n")?;
     let o: Out = child.wait_with_output()?.into();
     ensure!(o.code == 3, "exit {} (want 3): {}", o.code, o.stderr);
     ensure!(o.stdout.contains("/dev/pts/0"), "no pty: {:?}", o.stdout);
+    // The runtime spec: /dev/console is the pty, bound there by the runtime. (The pty echoes
+    // the input, so the answer is one the input does not spell.)
+    ensure!(
+        o.stdout.contains("console-is-the-pty"),
+        "/dev/console: {:?}",
+        o.stdout
+    );
     ensure!(
         o.stdout.contains("SigBlk:0000000000000000")
             && o.stdout.contains("SigIgn:0000000000000000"),

@@ -17,6 +17,14 @@ pub const TESTS: Tests = &[
     ),
     ("security::swapped_dev_null_is_refused", swapped_dev_null),
     ("security::dev_null_symlink_is_refused", dev_null_symlink),
+    (
+        "security::dev_console_symlink_is_refused",
+        dev_console_symlink,
+    ),
+    (
+        "security::sysctl_write_not_redirected_by_mounts",
+        sysctl_redirect,
+    ),
     ("security::cwd_through_leaked_fd_fails", cwd_leaked_fd),
     ("security::escaping_paths_are_refused", escaping_paths),
     (
@@ -177,6 +185,82 @@ fn dev_null_symlink() -> R {
     std::os::unix::fs::symlink("/proc/self/attr/current", b.rootfs().join("dev/null"))?;
     b.sh("true");
     expect_refused(&b, "symlinked /dev/null", "not the null device")?;
+    pass()
+}
+
+/// CVE-2025-52565: the runtime binds the pty on /dev/console; a /dev/console in the image
+/// that is a symlink (to /proc/sys/kernel/core_pattern, whose bind would be writable from
+/// the container), a directory or a FIFO is refused, not followed or mounted over.
+fn dev_console_symlink() -> R {
+    for (what, plant) in [("symlink", 0u8), ("directory", 1), ("FIFO", 2)] {
+        let mut b = Bundle::new();
+        without_dev_tmpfs(&mut b);
+        b.set(|c| c["process"]["terminal"] = json!(true));
+        let at = b.rootfs().join("dev/console");
+        match plant {
+            0 => std::os::unix::fs::symlink("/proc/sys/kernel/core_pattern", &at)?,
+            1 => std::fs::create_dir(&at)?,
+            _ => nix::unistd::mkfifo(&at, nix::sys::stat::Mode::from_bits_truncate(0o644))
+                .map_err(|e| e.to_string())?,
+        }
+        b.sh("echo '|/tmp/evil' > /dev/console; cat /proc/sys/kernel/core_pattern");
+        expect_refused(&b, &format!("{what} /dev/console"), "/dev/console")?;
+    }
+    pass()
+}
+
+/// CVE-2025-52881: config.json's mounts put a file over the procfs file a sysctl is written
+/// to, so that a runtime writing through the container's /proc writes somewhere else (a host
+/// file here; /proc/sys/kernel/core_pattern in the attack). A destination inside /proc is
+/// refused as runc refuses it, by its path or, through a symlink in the rootfs, by what it
+/// resolves to; and the sysctl itself is written through contain's own verified procfs
+/// handle, opened before the container's mounts, so even a mount there could not redirect it.
+fn sysctl_redirect() -> R {
+    let decoy = tempfile::NamedTempFile::new()?;
+    std::fs::write(decoy.path(), "decoy\n")?;
+    let mut b = Bundle::new();
+    let bind = |c: &mut serde_json::Value, dest: &str| {
+        c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": dest, "type": "bind",
+            "source": decoy.path(), "options": ["bind", "rw"]
+        }));
+        c["linux"]["readonlyPaths"] = json!([]);
+    };
+    b.set(|c| bind(c, "/proc/sys/net/ipv4/ip_forward"));
+    b.sh("sleep 30");
+    expect_refused(&b, "bind inside /proc", "inside /proc")?;
+
+    // The same through a symlink in the image: /net -> /proc/sys/net/ipv4.
+    let mut b = Bundle::new();
+    std::os::unix::fs::symlink("/proc/sys/net/ipv4", b.rootfs().join("net"))?;
+    b.set(|c| bind(c, "/net/ip_forward"));
+    b.sh("sleep 30");
+    expect_refused(&b, "bind through a symlink into /proc", "/proc")?;
+    ensure!(
+        std::fs::read_to_string(decoy.path())? == "decoy\n",
+        "the sysctl was written to the file mounted over it"
+    );
+
+    // The sysctl lands in the container's network namespace.
+    let mut b = Bundle::new();
+    b.set(|c| c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"}));
+    b.sh("sleep 30");
+    let rt = Runtime::new();
+    let o = rt.create(&b, "fw");
+    ensure!(o.code == 0, "create: {}", o.stderr);
+    let pid = rt.state("fw").and_then(|s| s["pid"].as_i64()).unwrap_or(0);
+    let real = std::process::Command::new("nsenter")
+        .arg(format!("--net=/proc/{pid}/ns/net"))
+        .args(["cat", "/proc/sys/net/ipv4/ip_forward"])
+        .out();
+    rt.exec(&["delete", "--force", "fw"]);
+    ensure!(
+        real.stdout.trim() == "1",
+        "net.ipv4.ip_forward in the container's namespace: {:?} {}",
+        real.stdout,
+        real.stderr
+    );
     pass()
 }
 
