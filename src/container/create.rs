@@ -367,7 +367,12 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
         scope: None,
     };
     let fifo_path = dir.fifo_path();
+    let recorded = dir.record_creating(&super::store::Creating {
+        cgroup: rel.clone(),
+        scope: unit.as_ref().map(|u| u.name.clone()),
+    });
     undo.dir = Some(dir);
+    recorded?;
     let userns_text = user_namespace(store, &opts.id, &mut bundle.spec, &applied.userns)?;
     let spec = &bundle.spec;
     let linux = spec.linux().as_ref();

@@ -242,12 +242,25 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<(), ContainerError
     let st = match dir.load() {
         Ok(st) => st,
         Err(e @ StoreError::Corrupt { .. }) if force => {
-            // Without state the init's pid is unknown: kill what is in the container's default
-            // cgroup (the usual case) and remove that cgroup, then the state.
+            // Without state the init's pid is unknown: kill what is in the cgroup the create
+            // recorded before making it (else the default one), stop its systemd scope, and
+            // remove the cgroup, then the state.
+            let creating = dir.creating();
+            let rel = creating.as_ref().map_or_else(
+                || crate::cgroups::relative_path(None, id),
+                |c| c.cgroup.clone(),
+            );
             crate::log::warn(&format!(
-                "{e}; killing what is left in its default cgroup and removing it"
+                "{e}; killing what is left in its cgroup {} and removing it",
+                rel.display()
             ));
-            let rel = crate::cgroups::relative_path(None, id);
+            if let Some(scope) = creating.as_ref().and_then(|c| c.scope.as_deref()) {
+                if let Err(e) =
+                    crate::cgroups::systemd::Systemd::connect().and_then(|s| s.stop(scope))
+                {
+                    crate::log::warn(&e.to_string());
+                }
+            }
             let cg = Cgroup::at(&crate::cgroups::hierarchies()?, &rel);
             for _ in 0..100 {
                 let pids = cg.pids();

@@ -97,6 +97,17 @@ pub struct Store {
 }
 
 /// One container's directory, locked for as long as this lives.
+const CREATING: &str = "creating.json";
+
+/// What a create in progress has made or is about to make.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Creating {
+    /// The cgroup, relative to each hierarchy's root.
+    pub cgroup: PathBuf,
+    /// The systemd scope unit, with the systemd cgroup driver.
+    pub scope: Option<String>,
+}
+
 pub struct ContainerDir {
     pub id: String,
     pub path: PathBuf,
@@ -235,6 +246,24 @@ impl ContainerDir {
             path: p,
             msg,
         })
+    }
+
+    /// Record, before they are made, the cgroup and systemd scope a create is about to make,
+    /// so that a `delete --force` after the runtime was killed mid-create finds them.
+    pub fn record_creating(&self, c: &Creating) -> Result<(), StoreError> {
+        let p = self.path.join(CREATING);
+        let data = serde_json::to_vec(c).map_err(|e| StoreError::Corrupt {
+            id: self.id.clone(),
+            path: p.clone(),
+            msg: e.to_string(),
+        })?;
+        std::fs::write(&p, data).map_err(io_err("write", &p))
+    }
+
+    /// What an interrupted create recorded (see [`ContainerDir::record_creating`]).
+    pub fn creating(&self) -> Option<Creating> {
+        let data = std::fs::read(self.path.join(CREATING)).ok()?;
+        serde_json::from_slice(&data).ok()
     }
 
     /// Remove the directory and everything in it.

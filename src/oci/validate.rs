@@ -8,7 +8,8 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use super::{invalid, ConfigError};
 
 /// Container ids: runc's rule (letters, digits, `_`, `+`, `-`, `.`), not `.` or `..`, at most
-/// 1024 bytes. The id names a directory under the state root, so this is a security check.
+/// 255 bytes (it names a directory under the state root and a cgroup: a longer name fails in
+/// the kernel with ENAMETOOLONG). This is a security check.
 pub fn validate_id(id: &str) -> Result<(), ConfigError> {
     let bad = |reason| ConfigError::BadId {
         id: id.to_string(),
@@ -17,8 +18,10 @@ pub fn validate_id(id: &str) -> Result<(), ConfigError> {
     if id.is_empty() {
         return Err(bad("it is empty"));
     }
-    if id.len() > 1024 {
-        return Err(bad("it is longer than 1024 bytes"));
+    if id.len() > 255 {
+        return Err(bad(
+            "it is longer than 255 bytes (it names a directory and a cgroup)",
+        ));
     }
     if id == "." || id == ".." {
         return Err(bad("it is a path component"));

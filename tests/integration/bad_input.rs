@@ -16,6 +16,12 @@ pub const TESTS: Tests = &[
         "bad_input::duplicate_id_and_concurrent_creates",
         duplicate_id,
     ),
+    (
+        "bad_input::sigkill_at_every_step_of_create_leaves_nothing",
+        sigkill_during_create,
+    ),
+    ("bad_input::create_and_delete_racing", create_delete_race),
+    ("bad_input::huge_config_and_odd_ids", huge_config_odd_ids),
     ("bad_input::unknown_signal", unknown_signal),
     ("bad_input::rlimit_above_host_hard_limit", rlimit_above_host),
     ("bad_input::unenforceable_config_is_refused", unenforceable),
@@ -134,6 +140,160 @@ fn duplicate_id() -> R {
         rt.status("race") == "created",
         "race winner: {}",
         rt.status("race")
+    );
+    pass()
+}
+
+/// Processes whose command line names `needle` (the runtime and its stage 1 and init carry the
+/// bundle path until the workload execs).
+fn processes_naming(needle: &str) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+        })
+        .collect()
+}
+
+/// After `delete --force`: no state, cgroup, mount or process of the container is left.
+fn nothing_left(
+    rt: &Runtime,
+    b: &Bundle,
+    id: &str,
+    when: &str,
+) -> Result<(), libtest_mimic::Failed> {
+    let needle = b.path().to_string_lossy().into_owned();
+    let mut left = processes_naming(&needle);
+    for _ in 0..100 {
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        left = processes_naming(&needle);
+    }
+    ensure!(left.is_empty(), "{when}: processes left: {left:?}");
+    rt.assert_clean(b, id)
+        .map_err(|e| format!("{when}: {}", e.message().unwrap_or("not clean")).into())
+}
+
+/// Issue 18, item 9: the runtime SIGKILLed at every moment of a create (its duration cut into
+/// steps), then `delete --force`: no state directory, cgroup, mount or live init remains,
+/// and the id can be created again.
+fn sigkill_during_create() -> R {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.sh("sleep 1000");
+    let t = std::time::Instant::now();
+    ensure!(rt.create(&b, "k").code == 0, "create");
+    let full = t.elapsed();
+    ensure!(rt.exec(&["delete", "--force", "k"]).code == 0, "delete");
+    let steps = 40u32;
+    let mut interrupted = 0;
+    for i in 0..=steps {
+        let mut child = rt
+            .cmd()
+            .args(["create", "--bundle"])
+            .arg(b.path())
+            .arg("k")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        std::thread::sleep(full * i / steps);
+        if child.try_wait()?.is_none() {
+            interrupted += 1;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let d = rt.exec(&["delete", "--force", "k"]);
+        ensure!(d.code == 0, "step {i}: delete --force: {}", d.stderr);
+        nothing_left(&rt, &b, "k", &format!("killed at {i}/{steps} of {full:?}"))?;
+    }
+    ensure!(
+        interrupted > steps / 4,
+        "only {interrupted} creates were interrupted"
+    );
+    ensure!(rt.create(&b, "k").code == 0, "create after the kills");
+    ensure!(rt.exec(&["delete", "--force", "k"]).code == 0, "delete");
+    nothing_left(&rt, &b, "k", "the last")?;
+    pass()
+}
+
+/// `create` and `delete --force` of one id racing: whatever the order, a final
+/// `delete --force` leaves nothing, and neither command panics or hangs.
+fn create_delete_race() -> R {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.sh("sleep 1000");
+    for i in 0..15 {
+        let (c, d) = std::thread::scope(|s| {
+            let c = s.spawn(|| {
+                rt.cmd()
+                    .args(["create", "--bundle"])
+                    .arg(b.path())
+                    .arg("r")
+                    .stdin(std::process::Stdio::null())
+                    .out()
+            });
+            let d = s.spawn(|| {
+                std::thread::sleep(std::time::Duration::from_millis(i));
+                rt.exec(&["delete", "--force", "r"])
+            });
+            (c.join().unwrap(), d.join().unwrap())
+        });
+        for o in [&c, &d] {
+            ensure!(!o.stderr.contains("panicked"), "round {i}: {}", o.stderr);
+        }
+        ensure!(d.code == 0, "round {i}: delete --force: {}", d.stderr);
+        let f = rt.exec(&["delete", "--force", "r"]);
+        ensure!(f.code == 0, "round {i}: final delete: {}", f.stderr);
+        nothing_left(&rt, &b, "r", &format!("round {i}"))?;
+    }
+    pass()
+}
+
+/// A 100 MB config.json is refused at once with the limit named (no state, no cgroup); odd
+/// but valid ids work end to end; ids the state directory could not hold are refused up front.
+fn huge_config_odd_ids() -> R {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.set(|c| c["annotations"] = json!({"big": "x".repeat(100 << 20)}));
+    let t = std::time::Instant::now();
+    let o = rt.create(&b, "big");
+    fails_with(&o, "larger than")?;
+    ensure!(t.elapsed().as_secs() < 10, "took {:?}", t.elapsed());
+    rt.assert_clean(&b, "big")?;
+
+    let mut b = Bundle::new();
+    b.sh("true");
+    for id in ["-x", "...", "a.b+c_d-e", &"a".repeat(255)] {
+        let o = rt
+            .cmd()
+            .args(["run", "--bundle"])
+            .arg(b.path())
+            .arg("--")
+            .arg(id)
+            .out();
+        ensure!(o.code == 0, "id {id:?}: {}", o.stderr);
+        rt.assert_clean(&b, id)?;
+    }
+    for (id, why) in [
+        ("a".repeat(256), "longer than 255"),
+        ("a\nb".to_string(), "only letters"),
+        ("ü".to_string(), "only letters"),
+    ] {
+        let o = rt.create(&b, &id);
+        fails_with(&o, &why)?;
+    }
+    ensure!(
+        std::fs::read_dir(rt.root.path())?.count() == 0,
+        "state left by a refused id"
     );
     pass()
 }
