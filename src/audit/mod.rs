@@ -440,14 +440,23 @@ pub fn audit(config: &Path, spec: &Spec, extra: &Extra, pol: &Policy, host: &Hos
             continue;
         };
         let ro = opts.iter().any(|o| o == "ro");
-        let src_s = host_path(src);
-        let hit = SENSITIVE.iter().any(|s| {
-            src_s == Path::new(s) || (*s != "/" && src_s.starts_with(s) && s.ends_with(".sock"))
-        }) || SENSITIVE_TREES.iter().any(|t| src_s.starts_with(t))
-            || is_disk(&src_s);
+        let src_s = crate::oci::lexical(src);
+        // What the kernel will bind on this host: symlinks and magic links (/proc/N/root)
+        // followed. Only read (readlink, stat); nothing is opened.
+        let resolved = Some(resolve(&src_s)).filter(|r| *r != src_s);
+        let rated = |p: &Path| {
+            SENSITIVE.iter().any(|s| {
+                p == Path::new(s) || (*s != "/" && p.starts_with(s) && s.ends_with(".sock"))
+            }) || SENSITIVE_TREES.iter().any(|t| p.starts_with(t))
+                || is_disk(p)
+        };
+        let via = resolved.as_ref().filter(|r| !rated(&src_s) && rated(r));
+        let hit = rated(&src_s) || via.is_some();
         let what = format!(
-            "{} on {} ({})",
+            "{}{} on {} ({})",
             src.display(),
+            via.map(|r| format!(" (resolves to {})", r.display()))
+                .unwrap_or_default(),
             m.destination().display(),
             if ro { "read-only" } else { "writable" }
         );
@@ -608,17 +617,40 @@ pub fn audit(config: &Path, spec: &Spec, extra: &Extra, pol: &Policy, host: &Hos
     f.report(config.to_path_buf(), pol.name.clone(), refused, enforced)
 }
 
-/// A bind source as the kernel walks it, as far as can be told without the host: `.` goes,
-/// `..` climbs (never above `/`), so `/srv/../..` is `/`.
-fn host_path(p: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for c in p.components() {
-        match c {
-            std::path::Component::Normal(n) => out.push(n),
-            std::path::Component::ParentDir => {
-                out.pop();
+/// `path` with every symlink on this host followed (at most 40), as the kernel will follow
+/// them when it binds it; a link that cannot be read (a magic link of a process we may not
+/// trace) is kept by its name. Only lstat and readlink: nothing is opened.
+fn resolve(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut todo: Vec<std::ffi::OsString> = Vec::new();
+    let push = |todo: &mut Vec<std::ffi::OsString>, p: &Path| {
+        for c in p.components().rev() {
+            match c {
+                Component::Normal(n) => todo.push(n.to_os_string()),
+                Component::ParentDir => todo.push("..".into()),
+                _ => {}
             }
-            _ => {}
+        }
+    };
+    push(&mut todo, path);
+    let mut out = PathBuf::from("/");
+    let mut links = 0;
+    while let Some(c) = todo.pop() {
+        if c == ".." {
+            out.pop();
+            continue;
+        }
+        let next = out.join(&c);
+        let is_link = std::fs::symlink_metadata(&next).is_ok_and(|m| m.file_type().is_symlink());
+        match std::fs::read_link(&next) {
+            Ok(target) if is_link && links < 40 => {
+                links += 1;
+                if target.is_absolute() {
+                    out = PathBuf::from("/");
+                }
+                push(&mut todo, &target);
+            }
+            _ => out = next,
         }
     }
     out

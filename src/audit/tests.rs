@@ -318,6 +318,20 @@ fn sensitive_binds_resolved_as_the_kernel_walks_them() {
     }
     assert_eq!(finding("/srv/data", &["rbind"]), Some("CA-MOUNT-002"));
     assert_eq!(finding("/srv/data", &["rbind", "ro"]), None);
+    // Symlinks are followed as the kernel will: an innocent name that leads to / or to
+    // /etc/shadow on this host is rated by where it leads.
+    let t = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/", t.path().join("data")).unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", t.path().join("cfg")).unwrap();
+    std::os::unix::fs::symlink("/proc/1/root", t.path().join("p")).unwrap();
+    for link in ["data", "cfg", "p"] {
+        let src = t.path().join(link);
+        assert_eq!(
+            finding(src.to_str().unwrap(), &["rbind", "ro"]),
+            Some("CA-MOUNT-001"),
+            "{link}"
+        );
+    }
     // An engine's per-container files are not the engine's state.
     assert_eq!(
         finding(

@@ -15,6 +15,10 @@ pub const TESTS: &[(&str, crate::TestFn)] = &[
     ("audit::host_report", host_report),
     ("audit::live_container_read_from_proc", live),
     ("audit::diff_of_configs_and_policies", diff),
+    (
+        "audit::bind_sources_rated_where_their_symlinks_lead",
+        symlinked_sources,
+    ),
 ];
 
 fn fixture(name: &str) -> String {
@@ -313,5 +317,33 @@ fn diff() -> R {
         "sarif",
     ]);
     ensure!(o.code == 2, "sarif diff: exit {}", o.code);
+    pass()
+}
+
+/// Issue 18, item 8: a bind whose source is an innocent-looking symlink to `/` on this host is
+/// rated by where it leads (CA-MOUNT-001, the resolution named), as the kernel will bind it.
+fn symlinked_sources() -> R {
+    let t = tempfile::tempdir()?;
+    let link = t.path().join("data");
+    std::os::unix::fs::symlink("/", &link)?;
+    let mut b = Bundle::new();
+    b.set(|c| {
+        c["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+            "destination": "/data", "type": "bind", "source": link, "options": ["rbind", "ro"]
+        }))
+    });
+    let o = audit(&["--bundle", b.path().to_str().unwrap(), "--format", "json"]);
+    ensure!(o.code == 0, "audit: {} {}", o.code, o.stderr);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout)?;
+    let hit = v["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["id"] == "CA-MOUNT-001");
+    ensure!(
+        hit.is_some_and(|f| f.to_string().contains("resolves to /")),
+        "{}",
+        o.stdout
+    );
     pass()
 }
