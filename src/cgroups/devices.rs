@@ -8,7 +8,7 @@
 //! a deny default an access is allowed only if one exception covers every bit asked for; with
 //! an allow default it is denied if an exception covers any of them.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use crate::sys::bpf::{self, Insn};
@@ -211,8 +211,32 @@ pub fn attach(dir: &Path, rules: &[(bool, String)]) -> Result<(), String> {
         .map_err(|e| format!("the cgroup v2 device program: {e}"))?;
     let cg = crate::sys::fs::open_host(dir, libc::O_RDONLY | libc::O_DIRECTORY)
         .map_err(|e| format!("{}: {e}", dir.display()))?;
-    bpf::attach_device_program(cg.as_fd(), fd.as_fd())
-        .map_err(|e| format!("attach the device program to {}: {e}", dir.display()))
+    // `update` replaces the program contain attached at create (programs stack: keeping the
+    // old one would let updates only narrow); any other program (systemd's) stays.
+    let ours: Vec<OwnedFd> = bpf::attached_device_programs(cg.as_fd())
+        .map_err(|e| format!("list the device programs of {}: {e}", dir.display()))?
+        .into_iter()
+        .filter(|(_, name)| name == bpf::DEVICE_PROGRAM_NAME)
+        .map(|(fd, _)| fd)
+        .collect();
+    bpf::attach_device_program(cg.as_fd(), fd.as_fd(), ours.first().map(|o| o.as_fd()))
+        .map_err(|e| format!("attach the device program to {}: {e}", dir.display()))?;
+    for extra in ours.iter().skip(1) {
+        bpf::detach_device_program(cg.as_fd(), extra.as_fd())
+            .map_err(|e| format!("detach an old device program from {}: {e}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// How many device programs of contain's are attached to the cgroup v2 directory `dir`.
+pub fn attached(dir: &Path) -> Result<usize, String> {
+    let cg = crate::sys::fs::open_host(dir, libc::O_RDONLY | libc::O_DIRECTORY)
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(bpf::attached_device_programs(cg.as_fd())
+        .map_err(|e| format!("list the device programs of {}: {e}", dir.display()))?
+        .iter()
+        .filter(|(_, name)| name == bpf::DEVICE_PROGRAM_NAME)
+        .count())
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub const TESTS: Tests = &[
     ("exec::pause_resume_and_ps", pause_resume_ps),
     ("exec::ignore_paused", ignore_paused),
     ("exec::update_changes_limits", update_limits),
+    ("exec::update_replaces_device_rules", update_devices),
     ("exec::events_stats_and_oom_kill", events_and_oom),
     (
         "exec::runtime_binary_unreachable_during_exec",
@@ -370,6 +371,76 @@ fn update_limits() -> R {
     );
     let o = rt.exec(&["update", "--memory", "1m", "nope"]);
     fails_with(&o, "does not exist")?;
+    pass()
+}
+
+/// Issue 22, defect 6: `update -r` with device rules replaces the container's rules — on
+/// cgroup v2 (here beside v1 on a hybrid host) the BPF program attached at create is swapped,
+/// not stacked, so an update can widen access, not only narrow it. /dev/fuse (not among the
+/// devices every container is allowed), denied at create, opens after the update, and one
+/// program of contain's stays attached.
+fn update_devices() -> R {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    let deny_fuse = json!([
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}
+    ]);
+    b.set(|c| {
+        c["linux"]["resources"]["devices"] = deny_fuse.clone();
+        c["linux"]["devices"] = json!([
+            {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 438}
+        ]);
+    });
+    b.sh("sleep 1000");
+    running(&rt, &b, "d")?;
+    let fuse = || {
+        rt.exec(&[
+            "exec",
+            "d",
+            "sh",
+            "-c",
+            "(: <> /dev/fuse) 2>&1 | grep -q 'not permitted' && echo fuse-denied || echo fuse-ok",
+        ])
+        .stdout
+    };
+    ensure!(fuse() == "fuse-denied\n", "at create: {:?}", fuse());
+    let v2 = rt
+        .state("d")
+        .and_then(|_| contain::cgroups::hierarchies().ok())
+        .and_then(|hs| {
+            hs.into_iter()
+                .find(|h| h.version == contain::cgroups::Version::V2)
+                .map(|h| h.mount.join(b.cgroup_rel()))
+        })
+        .filter(|d| d.exists());
+    let res = b.path().join("res.json");
+    for round in 0..2 {
+        let widened = json!({"devices": [
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rwm"}
+        ]});
+        std::fs::write(&res, widened.to_string())?;
+        let o = rt.cmd().args(["update", "-r"]).arg(&res).arg("d").out();
+        ensure!(o.code == 0, "update {round}: {}", o.stderr);
+        ensure!(fuse() == "fuse-ok\n", "after update {round}: {:?}", fuse());
+        if let Some(dir) = &v2 {
+            let n = contain::cgroups::devices::attached(dir)?;
+            ensure!(
+                n == 1,
+                "{n} device programs of contain's on {}",
+                dir.display()
+            );
+        }
+    }
+    std::fs::write(&res, json!({"devices": deny_fuse}).to_string())?;
+    let o = rt.cmd().args(["update", "-r"]).arg(&res).arg("d").out();
+    ensure!(o.code == 0, "narrowing update: {}", o.stderr);
+    ensure!(fuse() == "fuse-denied\n", "after narrowing: {:?}", fuse());
+    if v2.is_none() {
+        return skip("no cgroup v2 directory for the container: only v1's rules were exercised");
+    }
     pass()
 }
 
