@@ -274,15 +274,11 @@ fn mount_lock_refuses_flag_changes_and_nothing_else() {
     };
     let eperm = 0x0005_0001; // SECCOMP_RET_ERRNO | EPERM
     let allow = 0x7fff_0000;
-    let remount_bind = (libc::MS_REMOUNT | libc::MS_BIND) as u64;
+    let remount_bind = libc::MS_REMOUNT | libc::MS_BIND;
     assert_eq!(call(442, [0; 6]), eperm, "mount_setattr");
     assert_eq!(call(467, [0; 6]), eperm, "open_tree_attr");
     assert_eq!(call(165, [0, 0, 0, remount_bind, 0, 0]), eperm, "remount");
-    assert_eq!(
-        call(165, [0, 0, 0, libc::MS_BIND as u64, 0, 0]),
-        allow,
-        "bind"
-    );
+    assert_eq!(call(165, [0, 0, 0, libc::MS_BIND, 0, 0]), allow, "bind");
     for nr in [0, 1, 2, 257, 428, 429, 430, 431, 432, 433] {
         assert_eq!(call(nr, [0; 6]), allow, "syscall {nr}");
     }

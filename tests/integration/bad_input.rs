@@ -289,7 +289,7 @@ fn huge_config_odd_ids() -> R {
         ("ü".to_string(), "only letters"),
     ] {
         let o = rt.create(&b, &id);
-        fails_with(&o, &why)?;
+        fails_with(&o, why)?;
     }
     ensure!(
         std::fs::read_dir(rt.root.path())?.count() == 0,
