@@ -276,9 +276,11 @@ pub struct Placeholder {
 
 impl Placeholder {
     pub fn spawn() -> Result<Placeholder, CgroupError> {
-        match crate::sys::fork() {
-            Ok(Some(pid)) => Ok(Placeholder { pid }),
-            Ok(None) => {
+        let one = crate::sys::SingleThreaded::check()
+            .map_err(|e| CgroupError::Systemd(format!("fork the scope's placeholder: {e}")))?;
+        match crate::sys::fork(&one) {
+            Ok(crate::sys::Forked::Parent(pid)) => Ok(Placeholder { pid }),
+            Ok(crate::sys::Forked::Child(_)) => {
                 let _ = crate::sys::set_parent_death_signal(libc::SIGKILL);
                 loop {
                     // SAFETY: pause has no arguments and no memory effects.
@@ -312,24 +314,6 @@ impl Drop for Systemd {
         // joining the blocking-pool thread zbus started.
         let _in = self.rt.enter();
         self.conn.take();
-    }
-}
-
-/// Fail unless the calling process has a single thread (before a fork).
-pub fn ensure_single_threaded() -> Result<(), CgroupError> {
-    let status = std::fs::read_to_string("/proc/self/status")
-        .map_err(|e| CgroupError::Systemd(format!("read /proc/self/status: {e}")))?;
-    let threads = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .map(str::trim);
-    if threads == Some("1") {
-        Ok(())
-    } else {
-        Err(CgroupError::Systemd(format!(
-            "the D-Bus client left {} threads running; refusing to fork",
-            threads.unwrap_or("?")
-        )))
     }
 }
 

@@ -391,7 +391,6 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
         Systemd::connect()?.start_scope(unit, &opts.id, holder.pid, unified, props)?;
         placeholder = Some(holder);
         undo.scope = Some(&unit.name);
-        systemd::ensure_single_threaded()?;
     }
     match cgroup.create() {
         Err(cgroups::CgroupError::Create { path, source })

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use nix::mount::MsFlags;
 use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::{fork, ForkResult, Pid};
+use nix::unistd::Pid;
 
 use super::initramfs::{GuestConfig, PROCESS_PATH};
 
@@ -84,10 +84,11 @@ fn setup() -> Result<GuestConfig, String> {
 
 /// Start the process and reap until it ends; its status (128+N for signal N).
 fn run(config: &GuestConfig) -> u8 {
-    // SAFETY: the agent is single-threaded; the child only execs or exits.
-    let child = match unsafe { fork() } {
-        Ok(ForkResult::Parent { child }) => child,
-        Ok(ForkResult::Child) => {
+    // /proc is mounted by now: the agent's thread count is checked like the runtime's.
+    let forked = crate::sys::SingleThreaded::check().and_then(|one| crate::sys::fork(&one));
+    let child = match forked {
+        Ok(crate::sys::Forked::Parent(pid)) => Pid::from_raw(pid),
+        Ok(crate::sys::Forked::Child(_)) => {
             let (status, e) = start(config);
             eprintln!("contain guest-agent: {e}");
             crate::sys::exit_now(status.into())

@@ -42,8 +42,13 @@ pub struct ExecArgs<'a> {
     pub landlock: Option<&'a crate::landlock::Plan>,
 }
 
-pub fn stage1(ch: Channel, args: &ExecArgs<'_>, cgroup: &crate::cgroups::Cgroup) -> ! {
-    match stage1_inner(&ch, args, cgroup) {
+pub fn stage1(
+    ch: Channel,
+    args: &ExecArgs<'_>,
+    cgroup: &crate::cgroups::Cgroup,
+    one: &sys::SingleThreaded,
+) -> ! {
+    match stage1_inner(&ch, args, cgroup, one) {
         Ok(false) => sys::exit_now(0),
         Ok(true) => match process_inner(&ch, args) {
             Ok(never) => match never {},
@@ -58,6 +63,7 @@ fn stage1_inner(
     ch: &Channel,
     args: &ExecArgs<'_>,
     cgroup: &crate::cgroups::Cgroup,
+    one: &sys::SingleThreaded,
 ) -> Result<bool, String> {
     sys::set_parent_death_signal(libc::SIGKILL).map_err(|e| format!("prctl: {e}"))?;
     let mut keep = vec![ch.as_raw_fd()];
@@ -107,7 +113,7 @@ fn stage1_inner(
         }
     }
     drop(files);
-    fork_and_report(ch, "the process")
+    fork_and_report(ch, "the process", one)
 }
 
 enum Never {}

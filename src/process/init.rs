@@ -123,10 +123,14 @@ pub(super) fn expect(ch: &Channel, want: Msg) -> Result<(), String> {
 
 /// Fork the next stage with CLONE_PARENT (a child of the runtime, so that it can be waited
 /// for); the forking stage reports its pid. True in the new process.
-pub(super) fn fork_and_report(ch: &Channel, what: &str) -> Result<bool, String> {
-    match sys::fork_sibling().map_err(|e| format!("fork {what}: {e}"))? {
-        None => Ok(true),
-        Some(pid) => {
+pub(super) fn fork_and_report(
+    ch: &Channel,
+    what: &str,
+    one: &sys::SingleThreaded,
+) -> Result<bool, String> {
+    match sys::fork_sibling(one).map_err(|e| format!("fork {what}: {e}"))? {
+        sys::Forked::Child(_) => Ok(true),
+        sys::Forked::Parent(pid) => {
             ch.send(&Msg::InitPid(pid))
                 .map_err(|e| format!("sync: {e}"))?;
             Ok(false)
@@ -149,8 +153,8 @@ pub(super) fn fail(ch: &Channel, err: String) -> ! {
 }
 
 /// Stage 1: never returns.
-pub fn stage1(ch: Channel, args: &InitArgs<'_>) -> ! {
-    match stage1_inner(&ch, args) {
+pub fn stage1(ch: Channel, args: &InitArgs<'_>, one: &sys::SingleThreaded) -> ! {
+    match stage1_inner(&ch, args, one) {
         Ok(None) => sys::exit_now(0),
         Ok(Some(prepared)) => match init_inner(&ch, args, prepared) {
             Ok(never) => match never {},
@@ -161,7 +165,11 @@ pub fn stage1(ch: Channel, args: &InitArgs<'_>) -> ! {
 }
 
 /// Returns `Some` in the init (the forked child), `None` in stage 1 once the init is reported.
-fn stage1_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Option<Prepared>, String> {
+fn stage1_inner(
+    ch: &Channel,
+    args: &InitArgs<'_>,
+    one: &sys::SingleThreaded,
+) -> Result<Option<Prepared>, String> {
     sys::set_parent_death_signal(libc::SIGKILL).map_err(|e| format!("prctl: {e}"))?;
     let mut keep = vec![ch.as_raw_fd(), args.fifo.as_raw_fd()];
     keep.extend(args.console.as_ref().map(|c| c.as_raw_fd()));
@@ -253,7 +261,7 @@ fn stage1_inner(ch: &Channel, args: &InitArgs<'_>) -> Result<Option<Prepared>, S
         sys::set_dumpable(false).map_err(|e| format!("prctl: {e}"))?;
         res.map_err(|e| format!("linux.timeOffsets: {e}"))?;
     }
-    Ok(fork_and_report(ch, "the container's init")?.then_some(prepared))
+    Ok(fork_and_report(ch, "the container's init", one)?.then_some(prepared))
 }
 
 /// A network namespace joined by path while a new user namespace is made (podman, as root,

@@ -34,11 +34,11 @@ pub fn spawn(
     sys::set_dumpable(false).map_err(|e| format!("prctl: {e}"))?;
     let (forked, join_v2) = fork_stage1(args.cgroup)?;
     let stage1_pid = match forked {
-        None => {
+        sys::Forked::Child(one) => {
             drop(parent_end);
-            stage1(Channel::new(child_end), args)
+            stage1(Channel::new(child_end), args, &one)
         }
-        Some(pid) => pid,
+        sys::Forked::Parent(pid) => pid,
     };
     drop(child_end);
     let ch = Channel::new(parent_end);
@@ -72,20 +72,21 @@ pub fn spawn(
 /// CLONE_INTO_CGROUP: no migration). Stage 1 moves itself into the v1 hierarchies. Returns
 /// the fork's result and whether the v2 cgroup must still be joined the slow way (a kernel
 /// without CLONE_INTO_CGROUP).
-fn fork_stage1(cgroup: Option<&crate::cgroups::Cgroup>) -> Result<(Option<i32>, bool), String> {
+fn fork_stage1(cgroup: Option<&crate::cgroups::Cgroup>) -> Result<(sys::Forked, bool), String> {
+    let one = sys::SingleThreaded::check().map_err(|e| e.to_string())?;
     if let Some(dir) = cgroup.and_then(|c| c.v2_dir()) {
         let fd = crate::sys::fs::open_host(dir, libc::O_RDONLY | libc::O_DIRECTORY)
             .map_err(|e| format!("open cgroup {}: {e}", dir.display()))?;
-        match sys::fork_into_cgroup(std::os::fd::AsFd::as_fd(&fd)) {
+        match sys::fork_into_cgroup(std::os::fd::AsFd::as_fd(&fd), &one) {
             Ok(r) => return Ok((r, false)),
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::E2BIG)) => {
-                let r = sys::fork().map_err(|e| format!("fork: {e}"))?;
+                let r = sys::fork(&one).map_err(|e| format!("fork: {e}"))?;
                 return Ok((r, true));
             }
             Err(e) => return Err(format!("clone3 into cgroup {}: {e}", dir.display())),
         }
     }
-    Ok((sys::fork().map_err(|e| format!("fork: {e}"))?, false))
+    Ok((sys::fork(&one).map_err(|e| format!("fork: {e}"))?, false))
 }
 
 fn drive(
@@ -343,11 +344,11 @@ pub fn spawn_exec(
     sys::set_dumpable(false).map_err(|e| format!("prctl: {e}"))?;
     let (forked, join_v2) = fork_stage1(Some(cgroup))?;
     let stage1_pid = match forked {
-        None => {
+        sys::Forked::Child(one) => {
             drop(parent_end);
-            super::exec_init::stage1(Channel::new(child_end), args, cgroup)
+            super::exec_init::stage1(Channel::new(child_end), args, cgroup, &one)
         }
-        Some(pid) => pid,
+        sys::Forked::Parent(pid) => pid,
     };
     drop(child_end);
     let ch = Channel::new(parent_end);

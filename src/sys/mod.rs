@@ -132,17 +132,65 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// fork(2). The caller must be single-threaded; the child must leave through `exit_now` or
-/// `execve`, never by returning into the caller's stack of destructors.
-pub fn fork() -> io::Result<Option<libc::pid_t>> {
-    // SAFETY: the runtime is single-threaded when it forks (documented precondition), so the
-    // child does not inherit locks held by other threads.
-    let pid = unsafe { libc::fork() };
-    match pid {
-        -1 => Err(io::Error::last_os_error()),
-        0 => Ok(None),
-        pid => Ok(Some(pid)),
+/// Proof that the process has one thread, which every fork here takes: a child forked from a
+/// multi-threaded process may inherit locks (the allocator's, stdio's) held by threads that do
+/// not exist in it, and the runtime's children allocate, parse JSON and run hooks. Made by
+/// [`SingleThreaded::check`], which reads the kernel's thread count, or handed to a forked
+/// child by the fork itself (a fork copies only the calling thread). Neither `Send` nor
+/// `Sync`: it stays on the thread it was made for.
+pub struct SingleThreaded(std::marker::PhantomData<*const ()>);
+
+impl SingleThreaded {
+    /// Check that this process has one thread. A thread that was just joined can still be
+    /// counted for a moment while the kernel finishes its exit, so a count above one is
+    /// read again for up to 100 ms before the fork is refused.
+    pub fn check() -> io::Result<SingleThreaded> {
+        let mut threads = thread_count()?;
+        for _ in 0..200 {
+            if threads == 1 {
+                return Ok(SingleThreaded(std::marker::PhantomData));
+            }
+            std::thread::sleep(std::time::Duration::from_micros(500));
+            threads = thread_count()?;
+        }
+        Err(io::Error::other(format!(
+            "the runtime has {threads} threads; refusing to fork (a child of a multi-threaded process may inherit held locks)"
+        )))
     }
+}
+
+/// The number of threads of this process (/proc/self/stat, field 20).
+fn thread_count() -> io::Result<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // The command name (field 2) may hold spaces and parentheses: count from its end.
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    after
+        .split_whitespace()
+        .nth(17)
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| io::Error::other("cannot read the thread count from /proc/self/stat"))
+}
+
+/// What a fork returned.
+pub enum Forked {
+    /// In the new process, which has one thread.
+    Child(SingleThreaded),
+    Parent(libc::pid_t),
+}
+
+fn forked(ret: libc::c_long) -> io::Result<Forked> {
+    match cvt(ret)? {
+        0 => Ok(Forked::Child(SingleThreaded(std::marker::PhantomData))),
+        pid => Ok(Forked::Parent(pid as libc::pid_t)),
+    }
+}
+
+/// fork(2). The child must leave through `exit_now` or `execve`, never by returning into the
+/// caller's stack of destructors.
+pub fn fork(_one_thread: &SingleThreaded) -> io::Result<Forked> {
+    // SAFETY: the process has one thread (the token proves it), so the child inherits no lock
+    // held by another thread.
+    forked(unsafe { libc::fork() }.into())
 }
 
 /// clone3's flag (libc's constant is deprecated for its width).
@@ -166,8 +214,11 @@ struct CloneArgs {
 }
 
 /// fork(2) through clone3(2) with CLONE_INTO_CGROUP: the child starts in the cgroup v2
-/// directory `cgroup_fd`, without the cost of a migration. Same precondition as `fork`.
-pub fn fork_into_cgroup(cgroup_fd: std::os::fd::BorrowedFd<'_>) -> io::Result<Option<libc::pid_t>> {
+/// directory `cgroup_fd`, without the cost of a migration.
+pub fn fork_into_cgroup(
+    cgroup_fd: std::os::fd::BorrowedFd<'_>,
+    _one_thread: &SingleThreaded,
+) -> io::Result<Forked> {
     use std::os::fd::AsRawFd;
     let args = CloneArgs {
         flags: CLONE_INTO_CGROUP,
@@ -176,27 +227,23 @@ pub fn fork_into_cgroup(cgroup_fd: std::os::fd::BorrowedFd<'_>) -> io::Result<Op
         ..CloneArgs::default()
     };
     // SAFETY: without CLONE_VM and with no stack, clone3 duplicates the process like fork;
-    // `args` is a valid clone_args of the size passed and outlives the call. The runtime is
-    // single-threaded when it forks (documented precondition).
-    let ret = unsafe {
+    // `args` is a valid clone_args of the size passed and outlives the call. The process has
+    // one thread (the token proves it).
+    forked(unsafe {
         libc::syscall(
             libc::SYS_clone3,
             &args as *const CloneArgs,
             std::mem::size_of::<CloneArgs>(),
         )
-    };
-    match cvt(ret)? {
-        0 => Ok(None),
-        pid => Ok(Some(pid as libc::pid_t)),
-    }
+    })
 }
 
 /// clone(2) with CLONE_PARENT: the new process becomes a sibling of the caller, a child of
 /// the caller's parent (the runtime), so that the runtime can wait for it.
-pub fn fork_sibling() -> io::Result<Option<libc::pid_t>> {
-    // SAFETY: a raw clone without CLONE_VM and with a null stack behaves like fork; the same
-    // single-threaded precondition as `fork` holds.
-    let ret = unsafe {
+pub fn fork_sibling(_one_thread: &SingleThreaded) -> io::Result<Forked> {
+    // SAFETY: a raw clone without CLONE_VM and with a null stack behaves like fork; the
+    // process has one thread (the token proves it).
+    forked(unsafe {
         libc::syscall(
             libc::SYS_clone,
             (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong,
@@ -205,11 +252,7 @@ pub fn fork_sibling() -> io::Result<Option<libc::pid_t>> {
             0usize,
             0usize,
         )
-    };
-    match cvt(ret)? {
-        0 => Ok(None),
-        pid => Ok(Some(pid as libc::pid_t)),
-    }
+    })
 }
 
 /// Run `f` with this thread's filesystem uid and gid set to `ids` (setfsuid, setfsgid), with
@@ -231,4 +274,24 @@ pub fn with_fs_ids<T>(ids: (u32, u32), f: impl FnOnce() -> T) -> io::Result<T> {
     unsafe { libc::setfsgid(old_gid as u32) };
     caps::set(None, CapSet::Effective, &eff).map_err(io::Error::other)?;
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fork is refused while another thread runs (the test harness has its own too), with
+    /// the count named; the token cannot be had by waiting it out.
+    #[test]
+    fn fork_refused_while_other_threads_run() {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || rx.recv());
+        assert!(thread_count().unwrap() >= 2);
+        let e = SingleThreaded::check()
+            .err()
+            .expect("check passed with two threads");
+        assert!(e.to_string().contains("threads; refusing to fork"), "{e}");
+        tx.send(()).unwrap();
+        t.join().unwrap().unwrap();
+    }
 }
