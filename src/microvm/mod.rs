@@ -54,6 +54,9 @@ pub mod status {
     pub const SHUTDOWN: i32 = 113;
     /// The VMM failed (KVM refused to run the vCPU, an internal error).
     pub const VMM_FAILED: i32 = 114;
+    /// A thread of the VMM made a syscall its seccomp filter does not allow: the call was
+    /// not executed, and its number is on stderr.
+    pub const BAD_SYSCALL: i32 = 115;
     /// io.contain.microvm.timeout passed (as timeout(1) reports it).
     pub const TIMED_OUT: i32 = 124;
 }
@@ -455,21 +458,39 @@ pub fn prepare(
         (None, Guest::Linux) => Some(agent_initramfs(rootfs, config, plan.memory)?),
         (None, Guest::Bare) => None,
     };
-    let compile = |name: &str, json: &[u8]| {
-        crate::seccomp::Profile::from_slice(json)
-            .and_then(|p| crate::seccomp::compile(&p))
-            .map_err(|e| format!("the {name} thread's seccomp filter: {e}"))
-    };
     Ok(Prepared {
         kvm,
         kernel,
         initramfs,
         plan: plan.clone(),
         format,
-        vmm_filter: compile("vmm", VMM_FILTER)?,
-        vcpu_filter: compile("vcpu", VCPU_FILTER)?,
+        vmm_filter: thread_filter(ThreadKind::Vmm)?,
+        vcpu_filter: thread_filter(ThreadKind::Vcpu)?,
     })
 }
+
+/// The two kinds of thread of the VMM, each with a seccomp filter of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThreadKind {
+    Vmm,
+    Vcpu,
+}
+
+/// The compiled filter of a thread kind. Every syscall not listed takes the default action
+/// (a trap), newer ones too: no ENOSYS stub.
+pub fn thread_filter(kind: ThreadKind) -> Result<crate::seccomp::Compiled, String> {
+    let (name, json) = match kind {
+        ThreadKind::Vmm => ("vmm", VMM_FILTER),
+        ThreadKind::Vcpu => ("vcpu", VCPU_FILTER),
+    };
+    crate::seccomp::Profile::from_slice(json)
+        .and_then(|p| {
+            crate::seccomp::compile_with(&p, crate::seccomp::Options { enosys_stub: false })
+        })
+        .map_err(|e| format!("the {name} thread's seccomp filter: {e}"))
+}
+
+pub use vmm::{enter_filter, install_sigsys_handler};
 
 /// The VMM thread's syscalls (OCI seccomp JSON, compiled by contain's own compiler).
 const VMM_FILTER: &[u8] = include_bytes!("../../policies/microvm/vmm.json");

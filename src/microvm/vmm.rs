@@ -183,6 +183,9 @@ pub fn run(
     timeout: Option<std::time::Duration>,
 ) -> ! {
     let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    if let Err(e) = install_sigsys_handler() {
+        fatal(&format!("install the SIGSYS handler: {e}"));
+    }
     let mut mask = SigSet::empty();
     for s in ENDING {
         mask.add(s);
@@ -209,7 +212,7 @@ pub fn run(
         let spawned = std::thread::Builder::new()
             .name(format!("vcpu{i}"))
             .spawn(move || {
-                if let Err(e) = crate::seccomp::install(&vcpu_filter) {
+                if let Err(e) = enter_filter(&vcpu_filter) {
                     fatal(&format!("install the vcpu seccomp filter: {e}"));
                 }
                 vcpu_loop(vcpu, &vcpu_devices)
@@ -218,10 +221,80 @@ pub fn run(
             fatal(&format!("start the vcpu{i} thread: {e}"));
         }
     }
-    if let Err(e) = crate::seccomp::install(filters.vmm) {
+    if let Err(e) = enter_filter(filters.vmm) {
         fatal(&format!("install the vmm seccomp filter: {e}"));
     }
     vmm_loop(&signals, input, &devices, deadline)
+}
+
+/// Put the calling thread under `filter`: allocate first, so that glibc gives the thread its
+/// arena before the filter is on (the filters allow the allocator's calls anyway, without
+/// PROT_EXEC), then install it.
+pub fn enter_filter(filter: &crate::seccomp::Compiled) -> std::io::Result<()> {
+    std::hint::black_box(vec![0u8; 4096]);
+    crate::seccomp::install(filter).map(drop)
+}
+
+/// Install the VMM's SIGSYS handler (process-wide, before any filter): a syscall a thread's
+/// filter traps is not executed; the handler writes its number to stderr and exits with
+/// [`status::BAD_SYSCALL`], instead of a silent SIGSYS death.
+pub fn install_sigsys_handler() -> nix::Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+    let action = SigAction::new(
+        SigHandler::SigAction(on_sigsys),
+        SaFlags::SA_SIGINFO,
+        SigSet::empty(),
+    );
+    // SAFETY: the handler is async-signal-safe: it reads the siginfo, formats into a stack
+    // buffer and calls only write(2) and _exit(2), which every filter of the VMM allows.
+    unsafe { sigaction(Signal::SIGSYS, &action) }.map(drop)
+}
+
+// si_syscall's place in the x86_64 siginfo_t: after si_signo, si_errno, si_code, the padding
+// and si_call_addr.
+const SI_SYSCALL_OFFSET: usize = 24;
+const _: () = assert!(std::mem::size_of::<libc::siginfo_t>() == 128);
+
+extern "C" fn on_sigsys(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    // si_syscall, read with wrapping_add (no unsafe pointer arithmetic) then one read.
+    let at = info
+        .cast::<u8>()
+        .wrapping_add(SI_SYSCALL_OFFSET)
+        .cast::<i32>();
+    // SAFETY: the kernel passes a valid siginfo_t for a SA_SIGINFO handler; for SIGSYS from
+    // seccomp it holds si_syscall, an int at SI_SYSCALL_OFFSET within its 128 bytes.
+    let nr = unsafe { std::ptr::read_unaligned(at) };
+    let mut msg = [0u8; 96];
+    let head = b"contain: microvm: syscall ";
+    let tail = b" refused by the VMM's seccomp filter\n";
+    let mut n = 0;
+    msg[..head.len()].copy_from_slice(head);
+    n += head.len();
+    let mut digits = [0u8; 12];
+    let mut d = 0;
+    let mut v = nr.unsigned_abs();
+    loop {
+        digits[d] = b'0' + (v % 10) as u8;
+        d += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if nr < 0 {
+        msg[n] = b'-';
+        n += 1;
+    }
+    for i in (0..d).rev() {
+        msg[n] = digits[i];
+        n += 1;
+    }
+    msg[n..n + tail.len()].copy_from_slice(tail);
+    n += tail.len();
+    // SAFETY: write(2) of a stack buffer to stderr: async-signal-safe.
+    unsafe { libc::write(2, msg.as_ptr().cast(), n) };
+    // SAFETY: _exit(2) is async-signal-safe and never returns.
+    unsafe { libc::_exit(status::BAD_SYSCALL) }
 }
 
 /// The VMM thread: stdin to the UART's receive queue, signals to an exit.

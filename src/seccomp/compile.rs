@@ -247,7 +247,29 @@ struct Rule {
 /// reporting the listener to the runtime: notifying one of them would deadlock the init.
 const NEVER_NOTIFY: &[&str] = &["write"];
 
+/// Choices of the compiler that are not the profile's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// runc's ENOSYS stub: a syscall numbered above the highest one the profile names gets
+    /// ENOSYS instead of the default action, so that programs fall back from syscalls newer
+    /// than the profile. Off for contain's own filters (the VMM's), where every syscall not
+    /// listed takes the default action.
+    pub enosys_stub: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { enosys_stub: true }
+    }
+}
+
+/// Compile a container's profile (with runc's ENOSYS stub).
 pub fn compile(p: &Profile) -> Result<Compiled, SeccompError> {
+    compile_with(p, Options::default())
+}
+
+/// Compile `p` with the compiler's `options`.
+pub fn compile_with(p: &Profile, options: Options) -> Result<Compiled, SeccompError> {
     if p.is_template() {
         return Err(SeccompError::Invalid(
             "the profile is an unresolved template (archMap, includes, excludes); resolve it first"
@@ -390,9 +412,11 @@ pub fn compile(p: &Profile) -> Result<Compiled, SeccompError> {
                 }
             }
         }
-        let stub = (!default.permissive() && p.default_errno_ret != Some(libc::ENOSYS as u32))
-            .then_some(highest)
-            .flatten();
+        let stub = (options.enosys_stub
+            && !default.permissive()
+            && p.default_errno_ret != Some(libc::ENOSYS as u32))
+        .then_some(highest)
+        .flatten();
         sections.push((abi, decisions, stub));
     }
     let mut unknown: Vec<&str> = Vec::new();

@@ -23,7 +23,7 @@ use std::path::Path;
 
 use thiserror::Error;
 
-pub use compile::{compile, Abi, Action, Compiled};
+pub use compile::{compile, compile_with, Abi, Action, Compiled, Options};
 pub use profile::{Profile, Target};
 
 #[derive(Debug, Error)]

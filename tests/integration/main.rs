@@ -23,6 +23,10 @@ use libtest_mimic::{Arguments, Trial};
 type TestFn = fn() -> util::R;
 
 fn main() {
+    // The binary run as a child by a test that needs a process of its own (see the function).
+    if let Ok(what) = std::env::var(microvm::FILTERED_THREAD_ENV) {
+        microvm::filtered_thread(&what);
+    }
     let args = Arguments::from_args();
     let mut tests: Vec<(&str, TestFn)> = Vec::new();
     tests.extend(lifecycle::TESTS);

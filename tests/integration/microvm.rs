@@ -24,6 +24,10 @@ pub const TESTS: Tests = &[
         jailed_and_killed,
     ),
     (
+        "microvm::thread_filters_trap_with_a_status_and_let_the_allocator_work",
+        thread_filters_trap,
+    ),
+    (
         "microvm::guest_that_halts_faults_or_times_out_ends",
         halts_and_faults,
     ),
@@ -552,7 +556,7 @@ fn installed_filter(tid: i32) -> Result<Vec<bpf::Insn>, String> {
 
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 const AUDIT_ARCH_I386: u32 = 0x4000_0003;
-const KILL_PROCESS: u32 = 0x8000_0000;
+const TRAP: u32 = 0x0003_0000;
 const ALLOW: u32 = 0x7fff_0000;
 const KVM_RUN: u64 = 0xae80;
 const KVM_CREATE_VM: u64 = 0xae01;
@@ -649,25 +653,32 @@ fn jailed_and_killed() -> R {
         );
         let prog = installed_filter(tid)?;
         let v = |nr: i64, args: [u64; 6]| verdict(&prog, AUDIT_ARCH_X86_64, nr, args);
-        for (name, nr) in [
-            ("openat", libc::SYS_openat),
-            ("execve", libc::SYS_execve),
-            ("socket", libc::SYS_socket),
-            ("mmap", libc::SYS_mmap),
-            ("mprotect", libc::SYS_mprotect),
-            ("clone", libc::SYS_clone),
-            ("ptrace", libc::SYS_ptrace),
+        let exec = libc::PROT_READ as u64 | libc::PROT_EXEC as u64;
+        for (name, nr, args) in [
+            ("openat", libc::SYS_openat, [0; 6]),
+            ("execve", libc::SYS_execve, [0; 6]),
+            ("socket", libc::SYS_socket, [0; 6]),
+            ("mmap PROT_EXEC", libc::SYS_mmap, [0, 4096, exec, 0, 0, 0]),
+            (
+                "mprotect PROT_EXEC",
+                libc::SYS_mprotect,
+                [0, 4096, exec, 0, 0, 0],
+            ),
+            ("clone", libc::SYS_clone, [0; 6]),
+            ("ptrace", libc::SYS_ptrace, [0; 6]),
+            ("file_setattr (the newest in the table)", 469, [0; 6]),
+            ("a syscall newer than the table", 600, [0; 6]),
         ] {
-            let got = v(nr, [0; 6])?;
+            let got = v(nr, args)?;
             ensure!(
-                got == KILL_PROCESS,
-                "{kind} thread: {name} is not fatal ({}); program:\n{}",
+                got == TRAP,
+                "{kind} thread: {name} does not trap ({}); program:\n{}",
                 bpf::action_name(got),
                 bpf::disassemble(&prog)
             );
         }
         ensure!(
-            verdict(&prog, AUDIT_ARCH_I386, 11, [0; 6])? == KILL_PROCESS,
+            verdict(&prog, AUDIT_ARCH_I386, 11, [0; 6])? == TRAP,
             "{kind} thread: the 32-bit ABI is not fatal"
         );
         let ioctl = |cmd| v(libc::SYS_ioctl, [5, cmd, 0, 0, 0, 0]);
@@ -679,14 +690,11 @@ fn jailed_and_killed() -> R {
                     "vcpu: write"
                 );
                 for cmd in [KVM_CREATE_VM, KVM_SET_USER_MEMORY_REGION, KVM_RUN | 1 << 32] {
-                    ensure!(
-                        ioctl(cmd)? == KILL_PROCESS,
-                        "vcpu thread: ioctl {cmd:#x} allowed"
-                    );
+                    ensure!(ioctl(cmd)? == TRAP, "vcpu thread: ioctl {cmd:#x} allowed");
                 }
             }
             _ => {
-                ensure!(ioctl(KVM_RUN)? == KILL_PROCESS, "vmm thread: ioctl allowed");
+                ensure!(ioctl(KVM_RUN)? == TRAP, "vmm thread: ioctl allowed");
                 ensure!(
                     v(libc::SYS_read, [0; 6])? == ALLOW,
                     "vmm thread: read refused"
@@ -901,6 +909,87 @@ fn bad_input() -> R {
         );
         ensure!(!o.stderr.contains("panicked"), "{what}: panic");
         rt.assert_clean(&b, "bad")?;
+    }
+    pass()
+}
+
+/// The environment variable that makes the test binary run [`filtered_thread`].
+pub const FILTERED_THREAD_ENV: &str = "CONTAIN_TEST_VMM_THREAD";
+
+/// In a child process of the test binary ("KIND ACTION"): put the main thread under the VMM's
+/// filter of KIND as the VMM does (SIGSYS handler, allocate, install), allocate 64 MiB (mmap
+/// and munmap), then ACTION: `none`, `open` (openat), `abort`, or `exec-map` (mmap with
+/// PROT_EXEC). Never returns.
+pub fn filtered_thread(spec: &str) -> ! {
+    let (kind, action) = spec.split_once(' ').unwrap_or((spec, "none"));
+    let kind = if kind == "vcpu" {
+        contain::microvm::ThreadKind::Vcpu
+    } else {
+        contain::microvm::ThreadKind::Vmm
+    };
+    let filter = contain::microvm::thread_filter(kind).expect("filter");
+    contain::microvm::install_sigsys_handler().expect("handler");
+    contain::microvm::enter_filter(&filter).expect("install");
+    let big = std::hint::black_box(vec![1u8; 64 << 20]);
+    drop(big);
+    match action {
+        "open" => drop(std::fs::File::open("/etc/hostname")),
+        "abort" => std::process::abort(),
+        "exec-map" => {
+            // SAFETY: an anonymous mapping nobody uses; the filter traps the call.
+            unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    4096,
+                    libc::PROT_READ | libc::PROT_EXEC,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+        }
+        _ => {}
+    }
+    std::process::exit(0)
+}
+
+/// Issue 22, defect 4: each thread kind's filter, installed as the VMM installs it, lets the
+/// allocator work (64 MiB mapped and unmapped) and abort(3) end the process with SIGABRT;
+/// a refused syscall (openat, an executable mapping) is not executed and ends the process
+/// with status 115 and its number on stderr, instead of a silent SIGSYS.
+fn thread_filters_trap() -> R {
+    use std::os::unix::process::ExitStatusExt;
+    let me = std::env::current_exe()?;
+    for kind in ["vcpu", "vmm"] {
+        let run = |action: &str| {
+            std::process::Command::new(&me)
+                .env(FILTERED_THREAD_ENV, format!("{kind} {action}"))
+                .output()
+        };
+        let o = run("none")?;
+        ensure!(
+            o.status.code() == Some(0),
+            "{kind}: allocating under the filter: {:?} {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let o = run("abort")?;
+        ensure!(
+            o.status.signal() == Some(libc::SIGABRT),
+            "{kind}: abort: {:?} {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
+        for (action, nr) in [("open", libc::SYS_openat), ("exec-map", libc::SYS_mmap)] {
+            let o = run(action)?;
+            let err = String::from_utf8_lossy(&o.stderr);
+            ensure!(
+                o.status.code() == Some(115)
+                    && err.contains(&format!("syscall {nr} refused by the VMM's seccomp filter")),
+                "{kind}: {action}: {:?} {err:?}",
+                o.status
+            );
+        }
     }
     pass()
 }
