@@ -35,16 +35,26 @@ impl From<NotReady> for String {
     }
 }
 
-/// Drop to the process's capabilities and user, enter its cwd, set its umask and
+/// Enter its cwd, drop to the process's capabilities and user, set its umask and
 /// no_new_privs, and resolve its program (as the user, in the container's PATH).
 pub fn become_process(p: &Process, caps: &CapPlan) -> Result<Program, NotReady> {
     let user = p.user();
     let failed = NotReady::Failed;
+    let cwd_err = |e: nix::Error| failed(format!("process.cwd {}: {e}", p.cwd().display()));
+    // The cwd is entered before the user is (as runc does), so that a process whose user
+    // cannot reach it (`exec --user 1000` in a container whose cwd is /root) still starts
+    // there; only a refusal for lack of permission is retried as the user.
+    let entered = match nix::unistd::chdir(p.cwd()) {
+        Ok(()) => true,
+        Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) => false,
+        Err(e) => return Err(cwd_err(e)),
+    };
     caps.drop_bounding().map_err(failed)?;
     super::init::set_user(user).map_err(failed)?;
     caps.apply().map_err(failed)?;
-    nix::unistd::chdir(p.cwd())
-        .map_err(|e| failed(format!("process.cwd {}: {e}", p.cwd().display())))?;
+    if !entered {
+        nix::unistd::chdir(p.cwd()).map_err(cwd_err)?;
+    }
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
         user.umask().unwrap_or(0o022),
     ));

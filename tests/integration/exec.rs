@@ -15,6 +15,10 @@ pub const TESTS: Tests = &[
     ("exec::pause_resume_and_ps", pause_resume_ps),
     ("exec::ignore_paused", ignore_paused),
     ("exec::update_changes_limits", update_limits),
+    (
+        "exec::user_without_access_to_the_cwd_starts_there",
+        exec_user_cwd,
+    ),
     ("exec::update_replaces_device_rules", update_devices),
     ("exec::events_stats_and_oom_kill", events_and_oom),
     (
@@ -371,6 +375,46 @@ fn update_limits() -> R {
     );
     let o = rt.exec(&["update", "--memory", "1m", "nope"]);
     fails_with(&o, "does not exist")?;
+    pass()
+}
+
+/// Issue 17, class 8: `exec --user 1000` into a container whose cwd is /root (0700, root's)
+/// starts there, as under runc (the cwd is entered before the user is), under the default and
+/// runc policies; the process really cannot read it.
+fn exec_user_cwd() -> R {
+    for policy in ["default", "runc"] {
+        let rt = Runtime::new();
+        let mut b = Bundle::new();
+        std::fs::set_permissions(
+            b.rootfs().join("root"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )?;
+        b.set(|c| c["process"]["cwd"] = json!("/root"));
+        b.sh("sleep 1000");
+        let o = rt
+            .cmd()
+            .args(["--policy", policy, "run", "-d", "--bundle"])
+            .arg(b.path())
+            .arg("u")
+            .out();
+        ensure!(o.code == 0, "{policy}: run -d: {}", o.stderr);
+        let e = rt.exec(&[
+            "exec",
+            "--user",
+            "1000:1000",
+            "u",
+            "sh",
+            "-c",
+            "pwd; ls >/dev/null 2>&1 || echo unreadable",
+        ]);
+        ensure!(
+            e.code == 0 && e.stdout == "/root\nunreadable\n",
+            "{policy}: exit {} {:?} {}",
+            e.code,
+            e.stdout,
+            e.stderr
+        );
+    }
     pass()
 }
 
