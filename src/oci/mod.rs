@@ -14,7 +14,9 @@ use crate::seccomp::Profile;
 use thiserror::Error;
 
 pub use unset::drop_unset;
-pub use validate::{allowed_in_proc, lexical, sysctl_namespace, validate, validate_id};
+pub use validate::{
+    allowed_in_proc, lexical, memory_policy, sysctl_namespace, validate, validate_id,
+};
 
 #[derive(Debug, Error)]
 pub enum ConfigError {

@@ -272,10 +272,12 @@ pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
             ));
         }
     }
+    if let Some(mp) = linux.memory_policy() {
+        memory_policy(mp).map_err(|e| invalid("linux.memoryPolicy", e))?;
+    }
     // Parts of the spec this runtime does not enforce yet: refuse rather than ignore.
     let unsupported = [
         ("linux.intelRdt", linux.intel_rdt().is_some()),
-        ("linux.memoryPolicy", linux.memory_policy().is_some()),
         ("linux.netDevices", linux.net_devices().is_some()),
         ("vm", spec.vm().is_some()),
         (
@@ -401,6 +403,73 @@ pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// linux.memoryPolicy as set_mempolicy(2) takes it: the mode with its flags, and the node
+/// mask words. DEFAULT and LOCAL take no nodes; BIND, INTERLEAVE, WEIGHTED_INTERLEAVE and
+/// PREFERRED_MANY need some; PREFERRED without nodes means the local node (as runc reads the
+/// spec). Pure; the kernel still refuses nodes that are not online.
+pub fn memory_policy(mp: &oci_spec::runtime::LinuxMemoryPolicy) -> Result<(i32, Vec<u64>), String> {
+    use oci_spec::runtime::{MemoryPolicyFlagType as F, MemoryPolicyModeType as M};
+    let nodes = mp.nodes().as_deref().unwrap_or("").trim();
+    let mut mask: Vec<u64> = Vec::new();
+    if !nodes.is_empty() {
+        for part in nodes.split(',') {
+            let part = part.trim();
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            let parse = |x: &str| {
+                x.trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n < 1024)
+                    .ok_or_else(|| {
+                        format!(
+                            "nodes {nodes:?}: {part:?} is not a node number or range below 1024"
+                        )
+                    })
+            };
+            let (a, b) = (parse(a)?, parse(b)?);
+            if a > b {
+                return Err(format!(
+                    "nodes {nodes:?}: the range {part:?} runs backwards"
+                ));
+            }
+            for n in a..=b {
+                let w = (n / 64) as usize;
+                if mask.len() <= w {
+                    mask.resize(w + 1, 0);
+                }
+                mask[w] |= 1 << (n % 64);
+            }
+        }
+    }
+    let (mode, needs) = match mp.mode() {
+        M::MpolDefault => (0, Some(false)),
+        M::MpolPreferred => (1, None),
+        M::MpolBind => (2, Some(true)),
+        M::MpolInterleave => (3, Some(true)),
+        M::MpolLocal => (4, Some(false)),
+        M::MpolPreferredMany => (5, Some(true)),
+        M::MpolWeightedInterleave => (6, Some(true)),
+    };
+    match needs {
+        Some(true) if mask.is_empty() => {
+            return Err(format!("mode {} needs nodes", mp.mode()));
+        }
+        Some(false) if !mask.is_empty() => {
+            return Err(format!("mode {} takes no nodes", mp.mode()));
+        }
+        _ => {}
+    }
+    let mut flags = 0;
+    for f in mp.flags().iter().flatten() {
+        flags |= match f {
+            F::MpolFNumaBalancing => 1 << 13,
+            F::MpolFRelativeNodes => 1 << 14,
+            F::MpolFStaticNodes => 1 << 15,
+        };
+    }
+    Ok((mode | flags, mask))
+}
+
 /// Mounts below /proc that runc allows: files that LXCFS emulates.
 const PROC_MOUNTS_ALLOWED: [&str; 10] = [
     "/proc/cpuinfo",
@@ -516,6 +585,41 @@ mod tests {
         let mut v = base();
         v["mounts"] = serde_json::json!([{"destination": "/x/../../../etc", "type": "tmpfs", "source": "tmpfs"}]);
         assert!(err_of(v).contains("leaves the container"));
+    }
+
+    #[test]
+    fn memory_policies() {
+        let mp = |v: serde_json::Value| memory_policy(&serde_json::from_value(v).unwrap());
+        assert_eq!(
+            mp(serde_json::json!({"mode": "MPOL_BIND", "nodes": "0"})),
+            Ok((2, vec![1]))
+        );
+        assert_eq!(
+            mp(
+                serde_json::json!({"mode": "MPOL_INTERLEAVE", "nodes": "0-2,65", "flags": ["MPOL_F_STATIC_NODES"]})
+            ),
+            Ok((3 | 1 << 15, vec![0b111, 0b10]))
+        );
+        assert_eq!(
+            mp(serde_json::json!({"mode": "MPOL_DEFAULT"})),
+            Ok((0, vec![]))
+        );
+        assert_eq!(
+            mp(serde_json::json!({"mode": "MPOL_PREFERRED"})),
+            Ok((1, vec![]))
+        );
+        assert!(mp(serde_json::json!({"mode": "MPOL_BIND"}))
+            .unwrap_err()
+            .contains("needs nodes"));
+        assert!(mp(serde_json::json!({"mode": "MPOL_LOCAL", "nodes": "0"}))
+            .unwrap_err()
+            .contains("takes no nodes"));
+        for bad in ["x", "3-1", "5000", "0,,1"] {
+            assert!(
+                mp(serde_json::json!({"mode": "MPOL_BIND", "nodes": bad})).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

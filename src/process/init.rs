@@ -457,6 +457,11 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>, prepared: Prepared) -> Result<N
         sys::set_personality(persona)
             .map_err(|e| format!("linux.personality {}: {e}", p.domain()))?;
     }
+    if let Some(mp) = linux.memory_policy() {
+        let (mode, nodes) = crate::oci::memory_policy(mp)?;
+        sys::set_mempolicy(mode, &nodes)
+            .map_err(|e| format!("linux.memoryPolicy (set_mempolicy): {e}"))?;
+    }
     // Before any filter: config.json's profile need not allow close_range (runc's last
     // steps under the filter are only execve's).
     sys::cloexec_from(3 + args.preserve_fds).map_err(|e| format!("close descriptors: {e}"))?;

@@ -81,6 +81,19 @@ pub fn set_personality(persona: libc::c_ulong) -> io::Result<()> {
     Ok(())
 }
 
+/// set_mempolicy(2): the calling thread's NUMA memory policy (inherited across fork and
+/// execve). `mode` is MPOL_* with the MPOL_F_* flags or-ed in; `nodes` the node mask words.
+pub fn set_mempolicy(mode: i32, nodes: &[u64]) -> io::Result<()> {
+    let (ptr, maxnode) = if nodes.is_empty() {
+        (std::ptr::null(), 0)
+    } else {
+        // The kernel reads maxnode - 1 bits.
+        (nodes.as_ptr(), nodes.len() as u64 * 64 + 1)
+    };
+    // SAFETY: `nodes` is valid for the maxnode - 1 bits the kernel reads, or null with 0.
+    cvt(unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) }).map(drop)
+}
+
 /// The descriptors among 3, 4, ... 3+N-1 that the caller passed to the runtime: recorded at
 /// startup, before the runtime opens anything of its own, by [`record_inherited`].
 static INHERITED: std::sync::OnceLock<Vec<i32>> = std::sync::OnceLock::new();

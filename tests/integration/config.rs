@@ -25,6 +25,7 @@ pub const TESTS: Tests = &[
         recursive_mount_attributes,
     ),
     ("config::personality_domain", personality_domain),
+    ("config::memory_policy", memory_policy),
     ("config::devices_default_and_config", devices),
     ("config::sysctls_in_own_namespaces", sysctls),
     ("config::rlimits", rlimits),
@@ -182,6 +183,35 @@ fn tmpcopyup_and_pidfd() -> R {
     ensure!(copied == "from image\ntmpfs\n", "tmpcopyup: {copied:?}");
     ensure!(rt.exec(&["delete", "p"]).code == 0, "delete");
     rt.assert_clean(&b, "p")?;
+    pass()
+}
+
+/// Issue 17, class 4: linux.memoryPolicy is the process's NUMA policy, read back from inside
+/// (/proc/self/numa_maps shows it on every mapping without one of its own), under the default
+/// and runc policies; nodes the host does not have are refused naming the field.
+fn memory_policy() -> R {
+    for policy in ["default", "runc"] {
+        for (mode, want) in [("MPOL_BIND", "bind:0"), ("MPOL_INTERLEAVE", "interleave:0")] {
+            let mut b = Bundle::new();
+            b.set(|c| c["linux"]["memoryPolicy"] = json!({"mode": mode, "nodes": "0"}));
+            b.sh("head -1 /proc/self/numa_maps | cut -d' ' -f2");
+            let o = Runtime::new().with_policy(policy, "run", &b, "m");
+            ensure!(
+                o.code == 0 && o.stdout.trim() == want,
+                "{policy} {mode}: exit {} {:?} {}",
+                o.code,
+                o.stdout,
+                o.stderr
+            );
+        }
+        let mut b = Bundle::new();
+        b.set(|c| c["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "1000"}));
+        b.sh("true");
+        let rt = Runtime::new();
+        let o = rt.with_policy(policy, "run", &b, "m");
+        fails_with(&o, "linux.memoryPolicy")?;
+        rt.assert_clean(&b, "m")?;
+    }
     pass()
 }
 
