@@ -108,11 +108,29 @@ fn preflight(
             field: "process".into(),
             reason: "missing".into(),
         })?;
-    if !NsPlan::from_spec(spec).has_new(LinuxNamespaceType::Mount) {
-        return Err(ContainerError::Preflight(
-            "linux.namespaces: contain needs a new mount namespace for the container's rootfs"
-                .into(),
-        ));
+    let ns_plan = NsPlan::from_spec(spec);
+    let joined_mnt = ns_plan
+        .join
+        .iter()
+        .find(|(t, _)| *t == LinuxNamespaceType::Mount);
+    match joined_mnt {
+        // As runc: the rootfs is set up inside the joined namespace (its other processes see
+        // the mounts, and the root switch). Never the runtime's own: that would switch the
+        // host's root.
+        Some((_, p)) if ns::is_own(LinuxNamespaceType::Mount, p) => {
+            return Err(ContainerError::Preflight(format!(
+                "linux.namespaces: the mount namespace {} is the runtime's own (the host's); the container's rootfs cannot be set up in it",
+                p.display()
+            )));
+        }
+        Some(_) => {}
+        None if !ns_plan.has_new(LinuxNamespaceType::Mount) => {
+            return Err(ContainerError::Preflight(
+                "linux.namespaces: contain needs a mount namespace of the container's own (a new one, or one joined by path) for its rootfs"
+                    .into(),
+            ));
+        }
+        None => {}
     }
     rlimits::preflight(process.rlimits().as_deref().unwrap_or_default())
         .map_err(ContainerError::Preflight)?;

@@ -26,6 +26,10 @@ pub const TESTS: Tests = &[
     ),
     ("config::personality_domain", personality_domain),
     ("config::memory_policy", memory_policy),
+    (
+        "config::mount_namespace_joined_by_path",
+        mount_namespace_joined,
+    ),
     ("config::devices_default_and_config", devices),
     ("config::sysctls_in_own_namespaces", sysctls),
     ("config::rlimits", rlimits),
@@ -212,6 +216,55 @@ fn memory_policy() -> R {
         fails_with(&o, "linux.memoryPolicy")?;
         rt.assert_clean(&b, "m")?;
     }
+    pass()
+}
+
+/// Issue 17, class 4/7: a mount namespace joined by path is where the rootfs is set up, as
+/// runc does it (the namespace's holder sees the container's mounts afterwards), under the
+/// default (which then adds no user namespace, and says so) and runc policies; the runtime's
+/// own mount namespace is refused with the reason.
+fn mount_namespace_joined() -> R {
+    for policy in ["default", "runc"] {
+        let mut holder = std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sleep", "60"])
+            .spawn()?;
+        let ns = format!("/proc/{}/ns/mnt", holder.id());
+        // unshare has exec'd sleep once the namespace differs from ours.
+        for _ in 0..100 {
+            if std::fs::read_link(&ns).ok() != std::fs::read_link("/proc/self/ns/mnt").ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let mut b = Bundle::new();
+        b.set(|c| {
+            let list = c["linux"]["namespaces"].as_array_mut().unwrap();
+            list.retain(|n| n["type"] != "mount");
+            list.push(json!({"type": "mount", "path": ns}));
+        });
+        b.sh("grep -c . /proc/self/mountinfo >/dev/null && echo in-its-rootfs; [ -x /bin/busybox ] && echo ok");
+        let o = Runtime::new().with_policy(policy, "run", &b, "j");
+        let _ = holder.kill();
+        let _ = holder.wait();
+        ensure!(
+            o.code == 0 && o.stdout == "in-its-rootfs\nok\n",
+            "{policy}: exit {} {:?} {}",
+            o.code,
+            o.stdout,
+            o.stderr
+        );
+    }
+    let mut b = Bundle::new();
+    b.set(|c| {
+        let list = c["linux"]["namespaces"].as_array_mut().unwrap();
+        list.retain(|n| n["type"] != "mount");
+        list.push(json!({"type": "mount", "path": "/proc/self/ns/mnt"}));
+    });
+    b.sh("true");
+    let rt = Runtime::new();
+    let o = rt.with_policy("runc", "run", &b, "j");
+    fails_with(&o, "is the runtime's own")?;
+    rt.assert_clean(&b, "j")?;
     pass()
 }
 
