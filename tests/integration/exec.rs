@@ -391,12 +391,7 @@ fn exec_user_cwd() -> R {
         )?;
         b.set(|c| c["process"]["cwd"] = json!("/root"));
         b.sh("sleep 1000");
-        let o = rt
-            .cmd()
-            .args(["--policy", policy, "run", "-d", "--bundle"])
-            .arg(b.path())
-            .arg("u")
-            .out();
+        let o = rt.run_detached(policy, &b, "u");
         ensure!(o.code == 0, "{policy}: run -d: {}", o.stderr);
         let e = rt.exec(&[
             "exec",

@@ -408,12 +408,7 @@ fn mount_apis() -> R {
 
     b.set(|c| c["process"]["args"] = json!(["sleep", "30"]));
     let rt = Runtime::new();
-    let o = rt
-        .cmd()
-        .args(["--policy", "default", "run", "-d", "--bundle"])
-        .arg(b.path())
-        .arg("lk")
-        .out();
+    let o = rt.run_detached("default", &b, "lk");
     ensure!(o.code == 0, "run -d: {}", o.stderr);
     let argv: Vec<String> = args
         .as_array()
@@ -475,12 +470,7 @@ fn planted_setuid() -> R {
             ]);
         });
         let rt = Runtime::new();
-        let o = rt
-            .cmd()
-            .args(["--policy", policy, "run", "-d", "--bundle"])
-            .arg(b.path())
-            .arg("su")
-            .out();
+        let o = rt.run_detached(policy, &b, "su");
         ensure!(o.code == 0, "{policy}: run -d: {}", o.stderr);
         let planted = host.path().join("planted");
         for _ in 0..100 {
@@ -890,12 +880,7 @@ fn exec_confined() -> R {
         ("strict", "signal-refused"),
     ] {
         let rt = Runtime::new();
-        let o = rt
-            .cmd()
-            .args(["--policy", policy, "run", "-d", "--bundle"])
-            .arg(b.path())
-            .arg("ex")
-            .out();
+        let o = rt.run_detached(policy, &b, "ex");
         if policy == "strict" && o.code != 0 {
             // strict refuses a shared network namespace outright: nothing to exec into.
             ensure!(o.messages().contains("namespace"), "strict: {}", o.stderr);

@@ -392,6 +392,15 @@ impl Runtime {
             .out()
     }
 
+    /// `contain --policy POLICY run -d --bundle B ID`.
+    pub fn run_detached(&self, policy: &str, b: &Bundle, id: &str) -> Out {
+        self.cmd()
+            .args(["--policy", policy, "run", "-d", "--bundle"])
+            .arg(b.path())
+            .arg(id)
+            .out()
+    }
+
     pub fn create(&self, b: &Bundle, id: &str) -> Out {
         self.cmd()
             .args(["create", "--bundle"])
