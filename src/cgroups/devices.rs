@@ -99,6 +99,86 @@ pub fn emulate(rules: &[(bool, Rule)]) -> Effective {
     e
 }
 
+/// A rule in cgroup v1's text form ("c 1:3 rwm").
+pub fn format_rule(r: &Rule) -> String {
+    let num = |n: Option<u32>| n.map_or_else(|| "*".to_string(), |v| v.to_string());
+    let mut access = String::new();
+    for (bit, c) in [(READ, 'r'), (WRITE, 'w'), (MKNOD, 'm')] {
+        if r.access & bit != 0 {
+            access.push(c);
+        }
+    }
+    let typ = match r.typ {
+        None => "a",
+        Some(BLOCK) => "b",
+        _ => "c",
+    };
+    format!("{typ} {}:{} {access}", num(r.major), num(r.minor))
+}
+
+/// The fewest cgroup v1 writes that take a deny-by-default cgroup whose `devices.list` reads
+/// `list` to what `rules` mean, without passing through a state that denies something both
+/// allow (the naive replay starts with `a *:* rwm` denied, and for that moment /dev/null is
+/// refused to the running container): the added accesses first, then the removed ones. None
+/// when either side allows by default (v1's list does not show an allow default's
+/// exceptions): replay the rules then.
+pub fn v1_transition(list: &str, rules: &[(bool, String)]) -> Option<Vec<(bool, String)>> {
+    let lines: Vec<&str> = list
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if lines.iter().any(|l| l.starts_with("a ")) {
+        return None;
+    }
+    let current = lines
+        .iter()
+        .map(|l| parse_rule(l))
+        .collect::<Result<Vec<_>, _>>()
+        .ok()?;
+    let parsed = rules
+        .iter()
+        .map(|(allow, r)| parse_rule(r).map(|r| (*allow, r)))
+        .collect::<Result<Vec<_>, _>>()
+        .ok()?;
+    let target = emulate(&parsed);
+    if target.default_allow {
+        return None;
+    }
+    let key = |r: &Rule| (r.typ, r.major, r.minor);
+    let bits = |set: &[Rule], r: &Rule| {
+        set.iter()
+            .filter(|x| key(x) == key(r))
+            .fold(0, |a, x| a | x.access)
+    };
+    let mut writes = Vec::new();
+    for t in &target.exceptions {
+        let added = t.access & !bits(&current, t);
+        if added != 0 {
+            writes.push((
+                true,
+                format_rule(&Rule {
+                    access: added,
+                    ..*t
+                }),
+            ));
+        }
+    }
+    for c in &current {
+        let removed = c.access & !bits(&target.exceptions, c);
+        if removed != 0 {
+            writes.push((
+                false,
+                format_rule(&Rule {
+                    access: removed,
+                    ..*c
+                }),
+            ));
+        }
+    }
+    Some(writes)
+}
+
 // eBPF opcodes used.
 const LDX_W: u8 = 0x61; // r_dst = *(u32 *)(r_src + off)
 const MOV64_X: u8 = 0xbf;
@@ -342,6 +422,50 @@ mod tests {
         x.typ.is_none_or(|v| v == t)
             && x.major.is_none_or(|v| v == ma)
             && x.minor.is_none_or(|v| v == mi)
+    }
+
+    #[test]
+    fn v1_transition_adds_before_it_removes_and_never_resets() {
+        let rules = |list: &[(bool, &str)]| -> Vec<(bool, String)> {
+            list.iter().map(|(a, r)| (*a, r.to_string())).collect()
+        };
+        let target = rules(&[
+            (false, "a *:* rwm"),
+            (true, "c 1:3 rwm"),
+            (true, "c 10:229 rw"),
+        ]);
+        let w = v1_transition("c 1:3 rwm\nc 1:5 rwm\n", &target).unwrap();
+        assert_eq!(
+            w,
+            [
+                (true, "c 10:229 rw".to_string()),
+                (false, "c 1:5 rwm".to_string())
+            ]
+        );
+        // Narrowing one device's bits, and nothing to do.
+        let w = v1_transition("c 1:3 rwm\nc 10:229 rwm\n", &target).unwrap();
+        assert_eq!(w, [(false, "c 10:229 m".to_string())]);
+        assert!(v1_transition("c 1:3 rwm\nc 10:229 rw\n", &target)
+            .unwrap()
+            .is_empty());
+        // An allow default on either side: replay.
+        assert!(v1_transition("a *:* rwm\n", &target).is_none());
+        assert!(v1_transition("c 1:3 rwm\n", &rules(&[(true, "a *:* rwm")])).is_none());
+        // Replaying the writes from the old list gives what the rules mean.
+        let old = emulate(&[
+            (false, parse_rule("a *:* rwm").unwrap()),
+            (true, parse_rule("c 1:3 rwm").unwrap()),
+            (true, parse_rule("c 1:5 rwm").unwrap()),
+        ]);
+        let mut replay = vec![(false, parse_rule("a *:* rwm").unwrap())];
+        replay.extend(old.exceptions.iter().map(|r| (true, *r)));
+        let w = v1_transition("c 1:3 rwm\nc 1:5 rwm\n", &target).unwrap();
+        replay.extend(w.iter().map(|(a, r)| (*a, parse_rule(r).unwrap())));
+        let want: Vec<(bool, Rule)> = target
+            .iter()
+            .map(|(a, r)| (*a, parse_rule(r).unwrap()))
+            .collect();
+        assert_eq!(emulate(&replay), emulate(&want));
     }
 
     #[test]

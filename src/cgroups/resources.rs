@@ -624,7 +624,12 @@ pub fn apply(cg: &Cgroup, res: &LinuxResources) -> Result<(), CgroupError> {
             h.version == Version::V1 && h.controllers.iter().any(|c| c == "devices")
         });
         if let Some((_, dir)) = v1 {
-            for (allow, rule) in &rules {
+            // An update goes the shortest way from what the cgroup holds (a new cgroup holds
+            // v1's allow-all, so create replays the rules).
+            let list = std::fs::read_to_string(dir.join("devices.list")).unwrap_or_default();
+            let writes =
+                super::devices::v1_transition(&list, &rules).unwrap_or_else(|| rules.clone());
+            for (allow, rule) in &writes {
                 write(
                     dir,
                     if *allow {

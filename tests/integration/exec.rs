@@ -20,6 +20,10 @@ pub const TESTS: Tests = &[
         exec_user_cwd,
     ),
     ("exec::update_replaces_device_rules", update_devices),
+    (
+        "exec::update_never_denies_what_both_rule_sets_allow",
+        update_devices_no_gap,
+    ),
     ("exec::events_stats_and_oom_kill", events_and_oom),
     (
         "exec::runtime_binary_unreachable_during_exec",
@@ -480,6 +484,41 @@ fn update_devices() -> R {
     if v2.is_none() {
         return skip("no cgroup v2 directory for the container: only v1's rules were exercised");
     }
+    pass()
+}
+
+/// Issue 17, class 8: an update of device rules goes the shortest way (runc's minimal
+/// transition), never through "deny everything": a container opening /dev/null in a tight
+/// loop through a hundred updates of an unrelated device is never refused.
+fn update_devices_no_gap() -> R {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    let rules = |fuse: bool| {
+        let mut v = vec![json!({"allow": false, "access": "rwm"})];
+        if fuse {
+            v.push(json!({"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"}));
+        }
+        json!(v)
+    };
+    b.set(|c| c["linux"]["resources"]["devices"] = rules(false));
+    b.sh("n=0; while [ ! -e /dev/shm/stop ]; do { true > /dev/null; } 2>>/dev/shm/err || n=$((n+1)); done; echo $n > /dev/shm/denied; sleep 100");
+    running(&rt, &b, "g")?;
+    let res = b.path().join("res.json");
+    for i in 0..100 {
+        std::fs::write(&res, json!({"devices": rules(i % 2 == 0)}).to_string())?;
+        let o = rt.cmd().args(["update", "-r"]).arg(&res).arg("g").out();
+        ensure!(o.code == 0, "update {i}: {}", o.stderr);
+    }
+    let o = rt.exec(&[
+        "exec", "g", "sh", "-c",
+        "touch /dev/shm/stop; while [ ! -e /dev/shm/denied ]; do sleep 0.05; done; cat /dev/shm/denied",
+    ]);
+    ensure!(
+        o.code == 0 && o.stdout.trim() == "0",
+        "/dev/null refused {} times during the updates: {}",
+        o.stdout.trim(),
+        o.stderr
+    );
     pass()
 }
 
