@@ -11,7 +11,7 @@ mod paths;
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use oci_spec::runtime::Spec;
@@ -137,6 +137,7 @@ pub fn dev_is_bind(spec: &Spec) -> bool {
 pub fn switch_root(root: &OwnedFd, no_pivot: bool) -> Result<(), RootfsError> {
     nix::unistd::fchdir(root.as_raw_fd()).map_err(nix_step("chdir to the rootfs"))?;
     if no_pivot {
+        hide_full_kernel_mounts(root)?;
         mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
             .map_err(nix_step("move the rootfs to /"))?;
         nix::unistd::chroot(".").map_err(nix_step("chroot to the rootfs"))?;
@@ -154,6 +155,53 @@ pub fn switch_root(root: &OwnedFd, no_pivot: bool) -> Result<(), RootfsError> {
         umount2(".", MntFlags::MNT_DETACH).map_err(nix_step("detach the old root"))?;
     }
     nix::unistd::chdir("/").map_err(nix_step("chdir to /"))?;
+    Ok(())
+}
+
+/// `--no-pivot` keeps the host's mounts in the container's mount namespace, beneath the
+/// chroot. A whole procfs or sysfs among them would let a process that makes a user namespace
+/// of its own mount a fresh, unmasked one (the kernel allows it when a fully visible instance
+/// exists in the namespace): detach every such mount outside the rootfs, or cover it with an
+/// empty tmpfs where it cannot be detached (runc's rule: "--no-pivot must not expose bare
+/// /proc").
+fn hide_full_kernel_mounts(root: &OwnedFd) -> Result<(), RootfsError> {
+    let rootfs = std::fs::read_link(crate::sys::fs::fd_path(root))
+        .map_err(step("find the rootfs's path"))?;
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(step("read /proc/self/mountinfo"))?;
+    let mut points: Vec<PathBuf> = text
+        .lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let f: Vec<&str> = left.split(' ').collect();
+            let fstype = right.split(' ').next()?;
+            let (root_of, point) = (f.get(3)?, f.get(4)?);
+            let point = PathBuf::from(crate::cgroups::unescape_mountinfo(point));
+            (*root_of == "/"
+                && (fstype == "proc" || fstype == "sysfs")
+                && !point.starts_with(&rootfs))
+            .then_some(point)
+        })
+        .collect();
+    // Deepest first, so that a mount is detached before the one it sits on.
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in points {
+        // `prepare` made / a recursive slave: the detach does not reach the host.
+        match umount2(&p, MntFlags::MNT_DETACH) {
+            Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
+            Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EPERM) => {
+                mount(
+                    Some("tmpfs"),
+                    &p,
+                    Some("tmpfs"),
+                    MsFlags::MS_RDONLY,
+                    None::<&str>,
+                )
+                .map_err(nix_step(format!("cover {}", p.display())))?;
+            }
+            Err(e) => return Err(nix_step(format!("detach {}", p.display()))(e)),
+        }
+    }
     Ok(())
 }
 

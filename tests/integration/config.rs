@@ -64,6 +64,10 @@ pub const TESTS: Tests = &[
         "config::no_pivot_and_rootfs_propagation",
         no_pivot_and_propagation,
     ),
+    (
+        "config::no_pivot_does_not_expose_bare_proc",
+        no_pivot_bare_proc,
+    ),
     ("config::tmpcopyup_and_pidfd_socket", tmpcopyup_and_pidfd),
 ];
 
@@ -136,6 +140,51 @@ fn no_pivot_and_propagation() -> R {
         o.stderr
     );
     rt.assert_clean(&b, "np")?;
+    pass()
+}
+
+/// runc's rule "--no-pivot must not expose bare /proc": a process that makes a user namespace
+/// of its own may mount a fresh procfs only while a fully visible one is mounted in its mount
+/// namespace, and --no-pivot keeps the host's mounts (its /proc among them) beneath the chroot.
+/// The probe tries the mount; it must fail under both policies, with and without --no-pivot.
+fn no_pivot_bare_proc() -> R {
+    let probe = match build_probe("bareproc") {
+        Ok(p) => p,
+        Err(e) => return skip(&e),
+    };
+    let mut b = Bundle::new();
+    std::fs::copy(&probe, b.rootfs().join("bin/bareproc"))?;
+    b.set(|c| {
+        c["process"]["args"] = json!(["/bin/bareproc"]);
+        let caps = json!(["CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_SETFCAP"]);
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set] = caps.clone();
+        }
+        c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW"});
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
+    });
+    let rt = Runtime::new();
+    for policy in ["runc", "default"] {
+        for no_pivot in [true, false] {
+            let mut cmd = rt.cmd();
+            cmd.args(["--policy", policy, "run"]);
+            if no_pivot {
+                cmd.arg("--no-pivot");
+            }
+            let o: Out = cmd.arg("--bundle").arg(b.path()).arg("bp").out();
+            ensure!(
+                o.stdout.contains("mount proc errno") && !o.stdout.contains("bare proc"),
+                "{policy} --no-pivot={no_pivot}: the container mounted a bare /proc: {} {:?} {}",
+                o.code,
+                o.stdout,
+                o.stderr
+            );
+            rt.assert_clean(&b, "bp")?;
+        }
+    }
     pass()
 }
 
