@@ -268,6 +268,7 @@ pub fn audit(config: &Path, spec: &Spec, extra: &Extra, pol: &Policy, host: &Hos
     // User namespace.
     let userns_text = match applied.as_ref().map(|a| &a.userns) {
         Some(policy::UserNs::Added(_)) => "added by the policy (a range of the pool)".to_string(),
+        Some(policy::UserNs::Pod(p)) => format!("the pod's, joined from container {:?}", p.sandbox),
         Some(policy::UserNs::None(why)) => format!("none ({why})"),
         Some(policy::UserNs::Config) => "config.json's".to_string(),
         None if ns(LinuxNamespaceType::User).is_some() => "config.json's".to_string(),

@@ -18,6 +18,7 @@ fn host() -> Host {
             rootfs_idmap: Ok(()),
             controllers: vec!["pids".into(), "memory".into()],
             allowed_annotations: Vec::new(),
+            pod: None,
         },
         landlock_abi: 7,
         microvm: Err("no /dev/kvm (the audit tests' host)".into()),

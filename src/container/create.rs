@@ -254,8 +254,10 @@ fn user_namespace(
     spec: &mut oci_spec::runtime::Spec,
     userns: &policy::UserNs,
 ) -> Result<String, ContainerError> {
-    match userns {
-        policy::UserNs::None(why) => Ok(format!("none: container root is host root ({why})")),
+    let (r, how) = match userns {
+        policy::UserNs::None(why) => {
+            return Ok(format!("none: container root is host root ({why})"))
+        }
         policy::UserNs::Config => {
             let linux = spec.linux().clone().unwrap_or_default();
             if nix::unistd::geteuid().is_root() {
@@ -267,44 +269,57 @@ fn user_namespace(
                 )
                 .map_err(ContainerError::Preflight)?;
             }
-            Ok("config.json's".into())
+            return Ok("config.json's".into());
+        }
+        policy::UserNs::Pod(pod) => {
+            ns::idmap::reserve_shared(store.root(), id, &pod.sandbox, pod.range)
+                .map_err(ContainerError::Preflight)?;
+            (
+                pod.range,
+                format!(
+                    "the pod's, joined from its sandbox container {:?}",
+                    pod.sandbox
+                ),
+            )
         }
         policy::UserNs::Added(p) => {
             let pool = ns::idmap::pool(p.subid_user.as_deref(), p.start, p.size, p.range_size);
             let r =
                 ns::idmap::reserve(store.root(), id, &pool).map_err(ContainerError::Preflight)?;
-            let map =
-                |host: u32| -> Result<Vec<oci_spec::runtime::LinuxIdMapping>, ContainerError> {
-                    let m = oci_spec::runtime::LinuxIdMappingBuilder::default()
-                        .container_id(0u32)
-                        .host_id(host)
-                        .size(r.size)
-                        .build()
-                        .map_err(|e| ContainerError::Preflight(e.to_string()))?;
-                    Ok(vec![m])
-                };
-            let mut linux = spec.linux().clone().unwrap_or_default();
-            linux.set_uid_mappings(Some(map(r.uid_base)?));
-            linux.set_gid_mappings(Some(map(r.gid_base)?));
-            // The namespace is ours, so the translation of gid ranges is too: a range wider
-            // than the gids it maps would fail the container (see clamp_group_range).
-            let mut note = String::new();
-            let mut sysctl = linux.sysctl().clone().unwrap_or_default();
-            if let Some(v) = sysctl.get_mut(PING_GROUP_RANGE) {
-                if let Some(narrow) = ns::idmap::clamp_group_range(v, r.size) {
-                    note = format!("; linux.sysctl {PING_GROUP_RANGE} {v:?} narrowed to {narrow:?}, the gids it maps");
-                    crate::log::debug(&note[2..]);
-                    *v = narrow;
-                    linux.set_sysctl(Some(sysctl));
-                }
-            }
-            spec.set_linux(Some(linux));
-            Ok(format!(
-                "added by the policy: container ids 0..{} are host uids {}.. and gids {}.. (idmapped rootfs){note}",
-                r.size, r.uid_base, r.gid_base
-            ))
+            (r, "added by the policy".to_string())
+        }
+    };
+    let map = |host: u32| -> Result<Vec<oci_spec::runtime::LinuxIdMapping>, ContainerError> {
+        let m = oci_spec::runtime::LinuxIdMappingBuilder::default()
+            .container_id(0u32)
+            .host_id(host)
+            .size(r.size)
+            .build()
+            .map_err(|e| ContainerError::Preflight(e.to_string()))?;
+        Ok(vec![m])
+    };
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    linux.set_uid_mappings(Some(map(r.uid_base)?));
+    linux.set_gid_mappings(Some(map(r.gid_base)?));
+    // The namespace is ours, so the translation of gid ranges is too: a range wider than the
+    // gids it maps would fail the container (see clamp_group_range).
+    let mut note = String::new();
+    let mut sysctl = linux.sysctl().clone().unwrap_or_default();
+    if let Some(v) = sysctl.get_mut(PING_GROUP_RANGE) {
+        if let Some(narrow) = ns::idmap::clamp_group_range(v, r.size) {
+            note = format!(
+                "; linux.sysctl {PING_GROUP_RANGE} {v:?} narrowed to {narrow:?}, the gids it maps"
+            );
+            crate::log::debug(&note[2..]);
+            *v = narrow;
+            linux.set_sysctl(Some(sysctl));
         }
     }
+    spec.set_linux(Some(linux));
+    Ok(format!(
+        "{how}: container ids 0..{} are host uids {}.. and gids {}.. (idmapped rootfs){note}",
+        r.size, r.uid_base, r.gid_base
+    ))
 }
 
 /// A profile that notifies needs an agent listening at listenerPath.
@@ -331,11 +346,12 @@ pub(super) fn check_listener(f: &seccomp::Effective) -> Result<(), ContainerErro
 pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError> {
     oci::validate_id(&opts.id)?;
     let mut bundle = oci::load_bundle(&opts.bundle)?;
-    let (policy, chosen_by, facts) = policy::choose(
+    let (policy, chosen_by, mut facts) = policy::choose(
         opts.policy.as_deref(),
         &bundle.spec,
         ns::idmap::idmappable(&bundle.rootfs),
     )?;
+    facts.pod = super::pod::find(store, &bundle.spec)?;
     let applied = policy::apply(&policy, &bundle.spec, &facts)?;
     for w in &applied.warnings {
         crate::log::warn(w);
@@ -508,7 +524,14 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
         ns: NsPlan::from_spec(spec),
         cgroup: (!cgroup.dirs.is_empty()).then_some(&cgroup),
         caps: prepared.caps,
-        idmap: matches!(applied.userns, policy::UserNs::Added(_)),
+        idmap: matches!(
+            applied.userns,
+            policy::UserNs::Added(_) | policy::UserNs::Pod(_)
+        ),
+        pod_userns: match &applied.userns {
+            policy::UserNs::Pod(p) => Some(p.userns_id),
+            _ => None,
+        },
         idmap_binds: applied.idmap_binds,
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,

@@ -3,6 +3,7 @@
 mod create;
 mod exec;
 mod lifecycle;
+mod pod;
 pub mod signal;
 pub mod status;
 pub mod store;

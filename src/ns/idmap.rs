@@ -217,8 +217,8 @@ impl Ledger {
         Ok(Ledger { _lock: lock, roots })
     }
 
-    /// Every reservation on the host but container `id` of `root`'s, labelled "ID (in ROOT)".
-    fn held(&self, root: &Path, id: &str) -> Vec<(String, Held)> {
+    /// Every reservation on the host but container `id` of `root`'s: (state root, id, ids).
+    fn held(&self, root: &Path, id: &str) -> Vec<(PathBuf, String, Held)> {
         let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
         let mut out = Vec::new();
         for r in &self.roots {
@@ -232,7 +232,7 @@ impl Ledger {
                     .as_deref()
                     .and_then(parse_reservation);
                 if let Some(h) = held {
-                    out.push((format!("{other:?} (in {})", r.display()), h));
+                    out.push((r.clone(), other, h));
                 }
             }
         }
@@ -253,7 +253,7 @@ fn reserve_in(ledger: &Path, root: &Path, id: &str, pool: &Pool) -> Result<Range
     let slot = (0..pool.slots())
         .find(|s| {
             let r = pool.range(*s);
-            !taken.iter().any(|(_, h)| {
+            !taken.iter().any(|(_, _, h)| {
                 h.uids.iter().any(|&(b, n)| overlaps(r.uid_base, r.size, b, n))
                     || h.gids.iter().any(|&(b, n)| overlaps(r.gid_base, r.size, b, n))
             })
@@ -274,6 +274,62 @@ fn reserve_in(ledger: &Path, root: &Path, id: &str, pool: &Pool) -> Result<Range
         &format!("{} {} {}\n", r.uid_base, r.gid_base, r.size),
     )?;
     Ok(r)
+}
+
+/// The range of the pool container `id` of `root` holds (None for a config's own mappings,
+/// or no reservation).
+pub fn reserved_range(root: &Path, id: &str) -> Option<Range> {
+    let text = std::fs::read_to_string(root.join(id).join(RESERVATION)).ok()?;
+    let f: Vec<u32> = text
+        .split_whitespace()
+        .map(|w| w.parse().ok())
+        .collect::<Option<_>>()?;
+    match f.as_slice() {
+        &[uid_base, gid_base, size] => Some(Range {
+            uid_base,
+            gid_base,
+            size,
+        }),
+        _ => None,
+    }
+}
+
+/// Container `id` joins the pod whose sandbox `sandbox` (of the same `root`) holds `range`:
+/// it holds the same range, so that the range stays taken while any of the pod's containers
+/// lives. Refused when the sandbox no longer holds it (deleted meanwhile).
+pub fn reserve_shared(root: &Path, id: &str, sandbox: &str, range: Range) -> Result<(), String> {
+    reserve_shared_in(&ledger_dir(), root, id, sandbox, range)
+}
+
+fn reserve_shared_in(
+    ledger: &Path,
+    root: &Path,
+    id: &str,
+    sandbox: &str,
+    range: Range,
+) -> Result<(), String> {
+    let l = Ledger::open(ledger, root)?;
+    let root_c = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let want = Held {
+        uids: vec![(range.uid_base, range.size)],
+        gids: vec![(range.gid_base, range.size)],
+    };
+    if !l
+        .held(root, id)
+        .iter()
+        .any(|(r, other, h)| *r == root_c && other == sandbox && *h == want)
+    {
+        return Err(format!(
+            "the pod's sandbox container {sandbox:?} no longer holds its id range (host uids {}..{}): it was deleted",
+            range.uid_base,
+            u64::from(range.uid_base) + u64::from(range.size)
+        ));
+    }
+    write_reservation(
+        root,
+        id,
+        &format!("{} {} {}\n", range.uid_base, range.gid_base, range.size),
+    )
 }
 
 fn write_reservation(root: &Path, id: &str, text: &str) -> Result<(), String> {
@@ -304,7 +360,7 @@ fn reserve_config_in(
     gids: &[(u32, u32)],
 ) -> Result<(), String> {
     let l = Ledger::open(ledger, root)?;
-    for (other, h) in l.held(root, id) {
+    for (other_root, other, h) in l.held(root, id) {
         for (field, mine, theirs) in [
             ("linux.uidMappings", uids, &h.uids),
             ("linux.gidMappings", gids, &h.gids),
@@ -312,9 +368,10 @@ fn reserve_config_in(
             for &(s, n) in mine {
                 if let Some(&(b, c)) = theirs.iter().find(|&&(b, c)| overlaps(s, n, b, c)) {
                     return Err(format!(
-                        "{field}: host ids {s}..{} overlap the ids {b}..{} held by container {other}",
+                        "{field}: host ids {s}..{} overlap the ids {b}..{} held by container {other:?} (in {})",
                         u64::from(s) + u64::from(n),
-                        u64::from(b) + u64::from(c)
+                        u64::from(b) + u64::from(c),
+                        other_root.display()
                     ));
                 }
             }
@@ -429,5 +486,43 @@ mod tests {
                 gids: vec![(8, 9)]
             })
         );
+    }
+
+    #[test]
+    fn a_pod_shares_its_sandbox_range() {
+        let ledger = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let pool = Pool {
+            uid_start: 1000,
+            gid_start: 5000,
+            size: 300,
+            range: 100,
+        };
+        for id in ["sandbox", "app", "app2", "other"] {
+            std::fs::create_dir(root.path().join(id)).unwrap();
+        }
+        let r = reserve_in(ledger.path(), root.path(), "sandbox", &pool).unwrap();
+        assert_eq!(reserved_range(root.path(), "sandbox"), Some(r));
+        reserve_shared_in(ledger.path(), root.path(), "app", "sandbox", r).unwrap();
+        assert_eq!(reserved_range(root.path(), "app"), Some(r));
+        // Another pod gets another range, also while only the app holds the pod's.
+        std::fs::remove_dir_all(root.path().join("sandbox")).unwrap();
+        let other = reserve_in(ledger.path(), root.path(), "other", &pool).unwrap();
+        assert_ne!(other.uid_base, r.uid_base);
+        // A sandbox that is gone (or holds another range) cannot be joined.
+        let e = reserve_shared_in(ledger.path(), root.path(), "app2", "sandbox", r).unwrap_err();
+        assert!(e.contains("no longer holds"), "{e}");
+        let e = reserve_shared_in(ledger.path(), root.path(), "app2", "other", r).unwrap_err();
+        assert!(e.contains("no longer holds"), "{e}");
+        // A config's own mappings are no pool range.
+        reserve_config_in(
+            ledger.path(),
+            root.path(),
+            "app2",
+            &[(9000, 1)],
+            &[(9000, 1)],
+        )
+        .unwrap();
+        assert_eq!(reserved_range(root.path(), "app2"), None);
     }
 }

@@ -433,6 +433,9 @@ pub enum UserNs {
     Config,
     /// The policy adds one; the mappings come from the pool at create.
     Added(Pool),
+    /// The namespaces config.json joins belong to the user namespace the policy added to
+    /// another container (the pod's sandbox): this one joins it, with the sandbox's range.
+    Pod(Pod),
     /// None: container root is host root. The reason, for `state` and the audit.
     None(String),
 }
@@ -470,6 +473,21 @@ const SHAREABLE: [LinuxNamespaceType; 6] = [
     LinuxNamespaceType::Cgroup,
 ];
 
+/// The pod a container belongs to: every namespace it joins by path (its network namespace
+/// may be the host's) is owned by the user namespace contain added to another container of the
+/// same state root, the pod's sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pod {
+    /// The sandbox container's id.
+    pub sandbox: String,
+    /// Its user namespace (/proc/PID/ns/user of the sandbox's init).
+    pub userns: PathBuf,
+    /// That namespace's identity (nsfs device, inode), checked again once joined.
+    pub userns_id: (u64, u64),
+    /// The host id range the sandbox holds.
+    pub range: crate::ns::idmap::Range,
+}
+
 /// What `apply` needs to know about the host and the bundle (gathered by the caller, so
 /// that `apply` stays pure).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -483,6 +501,9 @@ pub struct Facts {
     pub controllers: Vec<String>,
     /// The weakening annotations the operator lets bundles use (`KEY=VALUE`).
     pub allowed_annotations: Vec<String>,
+    /// The pod whose user namespace owns the namespaces config.json joins, if any (found by
+    /// `create`; the audit does not look).
+    pub pod: Option<Pod>,
 }
 
 impl Facts {
@@ -492,6 +513,7 @@ impl Facts {
             as_root: nix::unistd::geteuid().is_root(),
             rootfs_idmap,
             allowed_annotations: operator.allow_annotations.clone(),
+            pod: None,
             controllers: crate::cgroups::hierarchies()
                 .unwrap_or_default()
                 .into_iter()
@@ -666,7 +688,7 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
         .iter()
         .find(|n| n.typ() == LinuxNamespaceType::Network)
         .and_then(|n| n.path().clone());
-    let cannot_add = if !joins.is_empty() {
+    let cannot_add = if !joins.is_empty() && facts.pod.is_none() {
         Some(format!(
             "config.json joins the {} namespace(s) by path, which a new user namespace could not enter; give it the user namespace to join",
             joins.join(", ")
@@ -723,24 +745,29 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
             })?;
         let mut linux = spec.linux().clone().unwrap_or_default();
         let mut list = namespaces.clone();
-        let user = oci_spec::runtime::LinuxNamespaceBuilder::default()
+        let mut user = oci_spec::runtime::LinuxNamespaceBuilder::default()
             .typ(LinuxNamespaceType::User)
             .build()
             .map_err(|e| PolicyError::Malformed {
                 name: policy.name.clone(),
                 msg: e.to_string(),
             })?;
+        user.set_path(facts.pod.as_ref().map(|p| p.userns.clone()));
         list.push(user);
         linux.set_namespaces(Some(list));
         spec.set_linux(Some(linux));
-        if let Some(p) = &joined_net {
-            warnings.push(format!(
+        if let Some(pod) = &facts.pod {
+            UserNs::Pod(pod.clone())
+        } else {
+            if let Some(p) = &joined_net {
+                warnings.push(format!(
                 "policy {}: the network namespace {} is joined before the added user namespace is made, so it stays the host's: container root holds no capability in it (no raw sockets); ports below 1024 and ICMP echo sockets are opened to every user in it, as Docker does",
                 policy.name,
                 p.display()
             ));
+            }
+            UserNs::Added(pool)
         }
-        UserNs::Added(pool)
     };
     if let Some(v) = opt_out.filter(|v| v != "host") {
         return Err(PolicyError::Refused {
@@ -779,7 +806,7 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
     };
     let added_limits = add_default_limits(&mut spec, &policy.default_limits, facts);
     let hardened = policy.binds.apply(&mut spec);
-    let idmap_binds = policy.binds.idmap && matches!(userns, UserNs::Added(_));
+    let idmap_binds = policy.binds.idmap && matches!(userns, UserNs::Added(_) | UserNs::Pod(_));
     let binds = format!(
         "{}; {}",
         if hardened > 0 {
@@ -788,8 +815,8 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
             "options as config.json says".into()
         },
         match &userns {
-            UserNs::Added(_) if idmap_binds => "idmapped: container root writes as host root",
-            UserNs::Added(_) => "not idmapped: files keep their host owners, new ones belong to the container's host range",
+            UserNs::Added(_) | UserNs::Pod(_) if idmap_binds => "idmapped: container root writes as host root",
+            UserNs::Added(_) | UserNs::Pod(_) => "not idmapped: files keep their host owners, new ones belong to the container's host range",
             _ => "not idmapped",
         }
     );

@@ -21,6 +21,7 @@ fn root() -> Facts {
         rootfs_idmap: Ok(()),
         controllers: vec!["pids".into(), "memory".into()],
         allowed_annotations: Vec::new(),
+        pod: None,
     }
 }
 
@@ -31,6 +32,7 @@ fn no_userns_where_it_cannot_be_added() {
         rootfs_idmap: Err("the rootfs /m is on overlayfs, which cannot be idmapped".into()),
         controllers: Vec::new(),
         allowed_annotations: Vec::new(),
+        pod: None,
     };
     let a = apply(
         &Policy::builtin("default").unwrap(),
@@ -65,8 +67,53 @@ fn no_userns_where_it_cannot_be_added() {
     let list = v["linux"]["namespaces"].as_array_mut().unwrap();
     list.retain(|n| n["type"] != "ipc");
     list.push(serde_json::json!({"type": "ipc", "path": "/proc/1/ns/ipc"}));
-    let a = apply(&Policy::builtin("default").unwrap(), &spec(v), &root()).unwrap();
+    let a = apply(
+        &Policy::builtin("default").unwrap(),
+        &spec(v.clone()),
+        &root(),
+    )
+    .unwrap();
     assert!(matches!(a.userns, UserNs::None(ref r) if r.contains("ipc")));
+    // ... unless it belongs to a pod (the user namespace contain added to its sandbox): then
+    // that user namespace is joined, by path.
+    let pod = Pod {
+        sandbox: "sb".into(),
+        userns: "/proc/7/ns/user".into(),
+        userns_id: (4, 4026531837),
+        range: crate::ns::idmap::Range {
+            uid_base: 100000,
+            gid_base: 100000,
+            size: 65536,
+        },
+    };
+    let in_pod = Facts {
+        pod: Some(pod.clone()),
+        ..root()
+    };
+    let a = apply(
+        &Policy::builtin("default").unwrap(),
+        &spec(v.clone()),
+        &in_pod,
+    )
+    .unwrap();
+    assert_eq!(a.userns, UserNs::Pod(pod));
+    let user = a
+        .spec
+        .linux()
+        .as_ref()
+        .unwrap()
+        .namespaces()
+        .as_ref()
+        .unwrap();
+    let user = user
+        .iter()
+        .find(|n| n.typ() == LinuxNamespaceType::User)
+        .unwrap();
+    assert_eq!(user.path().as_deref(), Some(Path::new("/proc/7/ns/user")));
+    assert!(a.idmap_binds, "a pod's binds are idmapped as its sandbox's");
+    // strict still refuses a namespace joined by path.
+    let e = apply(&Policy::builtin("strict").unwrap(), &spec(v), &in_pod).unwrap_err();
+    assert!(e.to_string().contains("joined from a path"), "{e}");
 }
 
 #[test]
@@ -211,6 +258,7 @@ fn default_adds_a_user_namespace_and_refuses_nothing() {
             rootfs_idmap: Ok(()),
             controllers: vec!["pids".into()],
             allowed_annotations: Vec::new(),
+            pod: None,
         },
     )
     .unwrap();

@@ -39,6 +39,9 @@ pub struct InitArgs<'a> {
     pub idmap: bool,
     /// ... and of the bind mounts' sources too (else only the rootfs is idmapped).
     pub idmap_binds: bool,
+    /// The user namespace joined is the pod's: its identity (nsfs device, inode), which the
+    /// runtime checks before it idmaps the mounts through it.
+    pub pod_userns: Option<(u64, u64)>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
@@ -200,6 +203,15 @@ fn stage1_inner(
     let early_net = join_network_first(args, &procfs, &mut prepared)?;
     if let Some(p) = &args.ns.join_user {
         ns::join(LinuxNamespaceType::User, p)?;
+        if args.pod_userns.is_some() {
+            ch.send(&Msg::PrepareMounts)
+                .map_err(|e| format!("sync: {e}"))?;
+            receive_mounts(
+                ch,
+                ch.recv().map_err(|e| format!("sync: {e}"))?,
+                &mut prepared,
+            )?;
+        }
     }
     if args.ns.new_user {
         unshare(CloneFlags::CLONE_NEWUSER)
@@ -216,15 +228,7 @@ fn stage1_inner(
         if rootless {
             sys::set_dumpable(false).map_err(|e| format!("prctl: {e}"))?;
         }
-        let indexes = match answer? {
-            Msg::IdMapsWritten { prepared } => prepared,
-            other => return Err(format!("sync: expected IdMapsWritten, got {other:?}")),
-        };
-        for i in indexes {
-            let fd = crate::sys::socket::recv_fd(ch.as_fd())
-                .map_err(|e| format!("receive a prepared mount: {e}"))?;
-            prepared.push((i, fd));
-        }
+        receive_mounts(ch, answer?, &mut prepared)?;
     }
     if args.ns.new_user || args.ns.join_user.is_some() {
         // Become root of the namespace if it has one; capabilities stay full either way.
@@ -262,6 +266,20 @@ fn stage1_inner(
         res.map_err(|e| format!("linux.timeOffsets: {e}"))?;
     }
     Ok(fork_and_report(ch, "the container's init", one)?.then_some(prepared))
+}
+
+/// The runtime's answer to WriteIdMaps or PrepareMounts: the mounts it prepared.
+fn receive_mounts(ch: &Channel, answer: Msg, prepared: &mut Prepared) -> Result<(), String> {
+    let indexes = match answer {
+        Msg::IdMapsWritten { prepared } => prepared,
+        other => return Err(format!("sync: expected IdMapsWritten, got {other:?}")),
+    };
+    for i in indexes {
+        let fd = crate::sys::socket::recv_fd(ch.as_fd())
+            .map_err(|e| format!("receive a prepared mount: {e}"))?;
+        prepared.push((i, fd));
+    }
+    Ok(())
 }
 
 /// A network namespace joined by path while a new user namespace is made (podman, as root,
@@ -336,7 +354,8 @@ fn network_joined_first<'a>(args: &'a InitArgs<'_>) -> Option<&'a Path> {
         .join
         .iter()
         .find(|(t, _)| *t == LinuxNamespaceType::Network)?;
-    (args.ns.new_user && nix::unistd::geteuid().is_root()).then_some(path.as_path())
+    ((args.ns.new_user || args.pod_userns.is_some()) && nix::unistd::geteuid().is_root())
+        .then_some(path.as_path())
 }
 
 enum Never {}

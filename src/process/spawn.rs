@@ -102,21 +102,25 @@ fn drive(
     ch.send(&Msg::Go).map_err(io)?;
     loop {
         match ch.recv().map_err(io)? {
-            Msg::WriteIdMaps => {
+            msg @ (Msg::WriteIdMaps | Msg::PrepareMounts) => {
                 let linux = args
                     .bundle
                     .spec
                     .linux()
                     .as_ref()
                     .ok_or("no linux section")?;
-                ns::write_id_maps(
-                    procfs,
-                    stage1_pid,
-                    linux.uid_mappings().as_deref().unwrap_or_default(),
-                    linux.gid_mappings().as_deref().unwrap_or_default(),
-                    !nix::unistd::geteuid().is_root(),
-                )
-                .map_err(|e| format!("write the user namespace's id maps: {e}"))?;
+                if msg == Msg::WriteIdMaps {
+                    ns::write_id_maps(
+                        procfs,
+                        stage1_pid,
+                        linux.uid_mappings().as_deref().unwrap_or_default(),
+                        linux.gid_mappings().as_deref().unwrap_or_default(),
+                        !nix::unistd::geteuid().is_root(),
+                    )
+                    .map_err(|e| format!("write the user namespace's id maps: {e}"))?;
+                } else {
+                    check_pod_userns(args, stage1_pid)?;
+                }
                 let mut mounts = if args.idmap {
                     idmapped_mounts(args, linux, stage1_pid)?
                 } else {
@@ -251,6 +255,23 @@ fn dev_tmpfs(args: &InitArgs<'_>, linux: &Linux) -> Result<Option<(i64, OwnedFd)
         set_mode_owner(dir.as_fd(), &c, &n, o).map_err(fail("set mode and owner"))?;
     }
     Ok(Some((index as i64, fs)))
+}
+
+/// Stage 1 says it joined the pod's user namespace: it must be the one the pod was found by
+/// (a sandbox that exited and whose pid was reused in between would have another).
+fn check_pod_userns(args: &InitArgs<'_>, stage1_pid: i32) -> Result<(), String> {
+    let want = args.pod_userns.ok_or("PrepareMounts outside a pod")?;
+    let path = format!("/proc/{stage1_pid}/ns/user");
+    let found = crate::sys::fs::open_host(Path::new(&path), libc::O_RDONLY)
+        .and_then(|f| crate::sys::nsfs::id(f.as_fd()))
+        .map_err(|e| format!("{path}: {e}"))?;
+    if found != want {
+        return Err(
+            "the pod's user namespace is gone (its sandbox exited while this container was created)"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// Idmapped copies (through the id maps of stage 1's new user namespace) of the rootfs and of

@@ -16,6 +16,9 @@ pub enum Msg {
     Go,
     /// Stage 1 -> runtime: I have unshared the user namespace; write my id maps.
     WriteIdMaps,
+    /// Stage 1 -> runtime: I have joined the pod's user namespace (its maps are written);
+    /// prepare the mounts as for WriteIdMaps.
+    PrepareMounts,
     /// Runtime -> stage 1: the maps are written; detached mounts made by the runtime follow,
     /// one descriptor per packet, for these mounts (index in config.json's mounts; -1: the
     /// rootfs): idmapped copies, and the /dev tmpfs with the device nodes.

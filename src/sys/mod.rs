@@ -4,6 +4,7 @@
 pub mod bpf;
 pub mod fs;
 pub mod mount;
+pub mod nsfs;
 pub mod proc;
 pub mod socket;
 

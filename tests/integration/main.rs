@@ -11,6 +11,7 @@ mod conformance;
 mod exec;
 mod lifecycle;
 mod microvm;
+mod pod;
 mod policy;
 mod propagation;
 mod seccomp;
@@ -34,6 +35,7 @@ fn main() {
     tests.extend(security::TESTS);
     tests.extend(seccomp::TESTS);
     tests.extend(policy::TESTS);
+    tests.extend(pod::TESTS);
     tests.extend(exec::TESTS);
     tests.extend(bad_input::TESTS);
     tests.extend(clients::TESTS);

@@ -1,0 +1,124 @@
+//! Pods: containers that join the namespaces of another container by path (containerd's CRI
+//! and podman make every container of a pod join its sandbox's network, IPC and UTS
+//! namespaces). When the namespaces joined are owned by the user namespace the policy added to
+//! a container of the same state root, the pod is the unit of the user namespace: the new
+//! container joins that user namespace too, with the sandbox's id range.
+
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use super::store::{parse_state, Store};
+use super::ContainerError;
+use crate::policy::{ns_name, Pod};
+use crate::sys::{nsfs, proc};
+
+/// Check every namespace config.json joins by path (it must exist and be a namespace of the
+/// type named) and find the pod it belongs to: None when config.json has a user namespace of
+/// its own, joins nothing, joins namespaces of the host's or of a user namespace contain did
+/// not add, or joins namespaces of more than one.
+pub fn find(store: &Store, spec: &Spec) -> Result<Option<Pod>, ContainerError> {
+    let namespaces = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    let own = std::fs::File::open("/proc/self/ns/user")
+        .and_then(|f| nsfs::id(f.as_fd()))
+        .map_err(|e| ContainerError::Preflight(format!("/proc/self/ns/user: {e}")))?;
+    // Owners of the joined namespaces: (type, owner's identity; None for the host's).
+    let mut owners = Vec::new();
+    for n in &namespaces {
+        let Some(path) = n.path() else { continue };
+        let owner = owner_of(n.typ(), path)?;
+        owners.push((n.typ(), owner.filter(|o| *o != own)));
+    }
+    if namespaces
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::User)
+    {
+        return Ok(None);
+    }
+    let mut pods = owners.iter().filter_map(|(_, o)| *o).collect::<Vec<_>>();
+    pods.sort_unstable();
+    pods.dedup();
+    let [userns] = pods[..] else {
+        return Ok(None);
+    };
+    // The network namespace may be the host's (made by the client before the sandbox: CNI's
+    // /var/run/netns/...); it is joined before the user namespace. Every other must be the
+    // pod's, since from inside the pod's user namespace no other could be entered.
+    if owners
+        .iter()
+        .any(|(t, o)| *t != LinuxNamespaceType::Network && *o != Some(userns))
+    {
+        return Ok(None);
+    }
+    Ok(sandbox_of(store, userns))
+}
+
+/// The identity of the user namespace owning the namespace at `path` (None: outside ours,
+/// the host's), after checking that `path` is a namespace of type `t`.
+fn owner_of(t: LinuxNamespaceType, path: &Path) -> Result<Option<(u64, u64)>, ContainerError> {
+    let name = ns_name(t);
+    let fail = |what: String| {
+        ContainerError::Preflight(format!(
+            "linux.namespaces: the {name} namespace {}: {what}",
+            path.display()
+        ))
+    };
+    let f = std::fs::File::open(path).map_err(|e| {
+        fail(if e.kind() == std::io::ErrorKind::NotFound {
+            "no such file (the process or pod that held it is gone)".into()
+        } else {
+            e.to_string()
+        })
+    })?;
+    let kind = nsfs::ns_type(f.as_fd()).map_err(|e| {
+        fail(if e.raw_os_error() == Some(libc::ENOTTY) {
+            "not a namespace file".into()
+        } else {
+            format!("cannot read its type: {e}")
+        })
+    })?;
+    let want = crate::ns::clone_flag(t).bits();
+    if kind != want {
+        let actual = crate::ns::JOIN_ORDER
+            .into_iter()
+            .chain([LinuxNamespaceType::User])
+            .find(|a| crate::ns::clone_flag(*a).bits() == kind)
+            .map_or("unknown", ns_name);
+        return Err(fail(format!("it is a {actual} namespace")));
+    }
+    match nsfs::owner(f.as_fd()) {
+        Ok(owner) => nsfs::id(owner.as_fd())
+            .map(Some)
+            .map_err(|e| fail(format!("its owner: {e}"))),
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok(None),
+        Err(e) => Err(fail(format!("its owner: {e}"))),
+    }
+}
+
+/// The container of `store` whose init lives in the user namespace `userns`, which the
+/// policy added to it (it holds a range of the pool).
+fn sandbox_of(store: &Store, userns: (u64, u64)) -> Option<Pod> {
+    store.list().ok()?.into_iter().find_map(|id| {
+        // Read without the lock: a sandbox's `run` holds it as long as the sandbox runs.
+        let data = std::fs::read(store.root().join(&id).join("state.json")).ok()?;
+        let state = parse_state(&id, &data).ok()?;
+        let range = crate::ns::idmap::reserved_range(store.root(), &id)?;
+        let path = format!("/proc/{}/ns/user", state.pid);
+        let found = std::fs::File::open(&path)
+            .and_then(|f| nsfs::id(f.as_fd()))
+            .ok()?;
+        // Still the sandbox's init (not a reused pid) after the namespace was read.
+        let alive = proc::stat(state.pid).map(|s| s.start_time) == Some(state.start_time);
+        (state.pid > 0 && alive && found == userns).then(|| Pod {
+            sandbox: id,
+            userns: path.into(),
+            userns_id: userns,
+            range,
+        })
+    })
+}

@@ -1,0 +1,198 @@
+//! Pods as containerd's CRI makes them: a sandbox container in a network namespace the client
+//! made (host-owned, as CNI's /var/run/netns/...), then application containers that join the
+//! sandbox's network, IPC and UTS namespaces by path. Under the default policy the pod is the
+//! unit of the user namespace: every container of a pod has the sandbox's, two pods never
+//! share a range.
+
+use std::path::{Path, PathBuf};
+
+use libtest_mimic::Failed;
+use serde_json::{json, Value};
+
+use crate::ensure;
+use crate::util::*;
+
+pub const TESTS: &[(&str, crate::TestFn)] = &[(
+    "pod::containers_of_a_pod_share_its_user_namespace",
+    one_userns_per_pod,
+)];
+
+/// A network namespace pinned on a file, as CNI makes a pod's; unmounted when dropped.
+struct NetNs {
+    _dir: tempfile::TempDir,
+    file: PathBuf,
+}
+
+impl NetNs {
+    fn new() -> Result<NetNs, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let file = dir.path().join("net");
+        std::fs::write(&file, "").map_err(|e| e.to_string())?;
+        let o = std::process::Command::new("unshare")
+            .arg(format!("--net={}", file.display()))
+            .arg("true")
+            .out();
+        if o.code != 0 {
+            return Err(format!("unshare --net=FILE: {}", o.stderr));
+        }
+        let ns = NetNs { _dir: dir, file };
+        // What CNI's loopback plugin does.
+        let o = std::process::Command::new("nsenter")
+            .arg(format!("--net={}", ns.file.display()))
+            .args(["ip", "link", "set", "lo", "up"])
+            .out();
+        if o.code != 0 {
+            return Err(format!("ip link set lo up: {}", o.stderr));
+        }
+        Ok(ns)
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.file, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+fn ok(o: &Out, what: &str) -> Result<(), Failed> {
+    ensure!(o.code == 0, "{what}: exit {}: {}", o.code, o.stderr);
+    Ok(())
+}
+
+/// What a process of the container sees: its uid_map line, its user, ipc, uts and network
+/// namespaces, the owner of an image file, and its hostname.
+const LOOK: &str = "tr -s ' ' < /proc/self/uid_map | sed 's/^ //'; \
+    for n in user ipc uts net; do readlink /proc/self/ns/$n; done; \
+    stat -c %u:%g /bin/busybox; hostname";
+
+/// The sandbox: its own namespaces but the network, which the client made.
+fn sandbox(net: &Path) -> Bundle {
+    let mut b = Bundle::new();
+    b.set(|c| {
+        let list = c["linux"]["namespaces"].as_array_mut().unwrap();
+        list.retain(|n| n["type"] != "network");
+        list.push(json!({"type": "network", "path": net}));
+        c["hostname"] = json!("pod-host");
+        // A server on 127.0.0.1 for the pod's other containers.
+        c["process"]["args"] = json!(["nc", "-ll", "-p", "7000", "-e", "echo", "pong"]);
+    });
+    b
+}
+
+/// An application container joining the sandbox's (pid `pid`) namespaces as CRI does.
+fn member(net: &Path, pid: i64, ipc: Option<&str>) -> Bundle {
+    let mut b = Bundle::new();
+    let ipc = ipc.map_or_else(|| format!("/proc/{pid}/ns/ipc"), str::to_string);
+    b.set(|c| {
+        let list = c["linux"]["namespaces"].as_array_mut().unwrap();
+        list.retain(|n| !["network", "ipc", "uts"].contains(&n["type"].as_str().unwrap()));
+        list.push(json!({"type": "network", "path": net}));
+        list.push(json!({"type": "ipc", "path": ipc}));
+        list.push(json!({"type": "uts", "path": format!("/proc/{pid}/ns/uts")}));
+        c.as_object_mut().unwrap().remove("hostname");
+        c["process"]["args"] = json!(["sleep", "60"]);
+    });
+    b
+}
+
+fn look(rt: &Runtime, id: &str) -> Result<Vec<String>, Failed> {
+    let o = rt.exec(&["exec", id, "sh", "-c", LOOK]);
+    ok(&o, &format!("exec in {id}"))?;
+    Ok(o.stdout.lines().map(str::to_string).collect())
+}
+
+fn pid_of(rt: &Runtime, id: &str) -> Result<i64, Failed> {
+    let st: Value = rt.state(id).ok_or(format!("no state of {id}"))?;
+    Ok(st["pid"].as_i64().ok_or("no pid")?)
+}
+
+fn one_userns_per_pod() -> R {
+    let (net1, net2) = match (NetNs::new(), NetNs::new()) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return skip(e),
+    };
+    let rt = Runtime::new();
+    let sb1 = sandbox(&net1.file);
+    ok(&rt.run_detached("default", &sb1, "sb1"), "run the sandbox")?;
+    let pid1 = pid_of(&rt, "sb1")?;
+    let app1 = member(&net1.file, pid1, None);
+    let app2 = member(&net1.file, pid1, None);
+    ok(&rt.run_detached("default", &app1, "app1"), "run app1")?;
+    ok(&rt.run_detached("default", &app2, "app2"), "run app2")?;
+    let (s, a1, a2) = (look(&rt, "sb1")?, look(&rt, "app1")?, look(&rt, "app2")?);
+    // uid_map, user/ipc/uts/net namespaces, image file owner, hostname: all the sandbox's.
+    let host_uid = s[0].split(' ').nth(1).unwrap_or("0").to_string();
+    ensure!(
+        s[0].starts_with("0 ") && host_uid != "0",
+        "the sandbox's root is not mapped: {s:?}"
+    );
+    ensure!(
+        a1 == s && a2 == s,
+        "the pod's containers differ from the sandbox:\nsandbox {s:?}\napp1 {a1:?}\napp2 {a2:?}"
+    );
+    ensure!(
+        s[5] == "0:0" && s[6] == "pod-host",
+        "image files or hostname: {s:?}"
+    );
+    // The same network namespace: app1 reaches the sandbox's server on 127.0.0.1.
+    let o = rt.exec(&["exec", "app1", "sh", "-c", "nc 127.0.0.1 7000 </dev/null"]);
+    ensure!(
+        o.stdout.trim() == "pong",
+        "app1 -> sandbox: {} {:?} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    let st = rt.state("app1").ok_or("no state")?;
+    let how = st["annotations"]["io.contain.userns"]
+        .as_str()
+        .unwrap_or("");
+    ensure!(
+        how.starts_with("the pod's, joined from its sandbox container \"sb1\""),
+        "io.contain.userns: {how:?}"
+    );
+
+    // A second pod: a disjoint range, even while the first pod's sandbox is gone and only its
+    // application containers hold the range.
+    ok(&rt.exec(&["delete", "--force", "sb1"]), "delete sb1")?;
+    let sb2 = sandbox(&net2.file);
+    ok(
+        &rt.run_detached("default", &sb2, "sb2"),
+        "run the second sandbox",
+    )?;
+    let s2 = look(&rt, "sb2")?;
+    let host2 = s2[0].split(' ').nth(1).unwrap_or("0").to_string();
+    ensure!(
+        host2 != "0" && host2 != host_uid && s2[1] != s[1],
+        "the second pod shares the first's range or namespace: {s:?} {s2:?}"
+    );
+    ensure!(
+        look(&rt, "app1")? == s,
+        "app1 changed when its sandbox was deleted"
+    );
+
+    // Bad input: the sandbox is gone; a path that is not a namespace; one of the wrong type.
+    let gone = member(&net1.file, pid1, None);
+    fails_with(&rt.run_detached("default", &gone, "gone"), "is gone")?;
+    rt.assert_clean(&gone, "gone")?;
+    let notns = member(&net2.file, pid_of(&rt, "sb2")?, Some("/etc/hostname"));
+    fails_with(
+        &rt.run_detached("default", &notns, "notns"),
+        "not a namespace file",
+    )?;
+    rt.assert_clean(&notns, "notns")?;
+    let pid2 = pid_of(&rt, "sb2")?;
+    let wrong = member(&net2.file, pid2, Some(&format!("/proc/{pid2}/ns/uts")));
+    fails_with(
+        &rt.run_detached("default", &wrong, "wrong"),
+        "it is a uts namespace",
+    )?;
+    rt.assert_clean(&wrong, "wrong")?;
+
+    for (id, b) in [("app1", &app1), ("app2", &app2), ("sb2", &sb2)] {
+        ok(&rt.exec(&["delete", "--force", id]), "delete")?;
+        rt.assert_clean(b, id)?;
+    }
+    rt.assert_clean(&sb1, "sb1")?;
+    pass()
+}
