@@ -532,6 +532,10 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
             policy::UserNs::Pod(p) => Some(p.userns_id),
             _ => None,
         },
+        join_first: match &applied.userns {
+            policy::UserNs::Pod(p) => p.host_owned.clone(),
+            _ => Vec::new(),
+        },
         idmap_binds: applied.idmap_binds,
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,

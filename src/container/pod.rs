@@ -46,16 +46,19 @@ pub fn find(store: &Store, spec: &Spec) -> Result<Option<Pod>, ContainerError> {
     let [userns] = pods[..] else {
         return Ok(None);
     };
-    // The network namespace may be the host's (made by the client before the sandbox: CNI's
-    // /var/run/netns/...); it is joined before the user namespace. Every other must be the
-    // pod's, since from inside the pod's user namespace no other could be entered.
-    if owners
-        .iter()
-        .any(|(t, o)| *t != LinuxNamespaceType::Network && *o != Some(userns))
-    {
-        return Ok(None);
+    // A joined namespace that is the host's (CNI's network namespace, made before the
+    // sandbox; the host's UTS namespace of a hostNetwork pod; hostIPC, hostPID) is joined
+    // before the pod's user namespace, as host root, since from inside it no namespace of the
+    // host could be entered. Not a mount namespace: the rootfs is set up in it, from inside.
+    let mut host_owned = Vec::new();
+    for (t, o) in &owners {
+        match o {
+            Some(o) if *o == userns => {}
+            None if *t != LinuxNamespaceType::Mount => host_owned.push(*t),
+            _ => return Ok(None),
+        }
     }
-    Ok(sandbox_of(store, userns))
+    Ok(sandbox_of(store, userns).map(|p| Pod { host_owned, ..p }))
 }
 
 /// The identity of the user namespace owning the namespace at `path` (None: outside ours,
@@ -119,6 +122,7 @@ fn sandbox_of(store: &Store, userns: (u64, u64)) -> Option<Pod> {
             userns: path.into(),
             userns_id: userns,
             range,
+            host_owned: Vec::new(),
         })
     })
 }

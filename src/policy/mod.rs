@@ -486,6 +486,9 @@ pub struct Pod {
     pub userns_id: (u64, u64),
     /// The host id range the sandbox holds.
     pub range: crate::ns::idmap::Range,
+    /// The joined namespaces that are the host's (the network namespace CNI made, the UTS
+    /// namespace of a hostNetwork pod): joined first, as host root.
+    pub host_owned: Vec<LinuxNamespaceType>,
 }
 
 /// What `apply` needs to know about the host and the bundle (gathered by the caller, so
@@ -757,6 +760,17 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
         linux.set_namespaces(Some(list));
         spec.set_linux(Some(linux));
         if let Some(pod) = &facts.pod {
+            for t in pod
+                .host_owned
+                .iter()
+                .filter(|t| **t != LinuxNamespaceType::Network)
+            {
+                warnings.push(format!(
+                    "policy {}: the {} namespace joined by path is the host's: it is joined before the pod's user namespace, and container root holds no capability in it",
+                    policy.name,
+                    ns_name(*t)
+                ));
+            }
             UserNs::Pod(pod.clone())
         } else {
             if let Some(p) = &joined_net {

@@ -85,6 +85,7 @@ fn no_userns_where_it_cannot_be_added() {
             gid_base: 100000,
             size: 65536,
         },
+        host_owned: vec![LinuxNamespaceType::Network],
     };
     let in_pod = Facts {
         pod: Some(pod.clone()),

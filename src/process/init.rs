@@ -42,6 +42,9 @@ pub struct InitArgs<'a> {
     /// The user namespace joined is the pod's: its identity (nsfs device, inode), which the
     /// runtime checks before it idmaps the mounts through it.
     pub pod_userns: Option<(u64, u64)>,
+    /// Namespaces joined by path that are the host's, joined before the pod's user namespace
+    /// (the network one has its own step: see [`join_network_first`]).
+    pub join_first: Vec<LinuxNamespaceType>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
@@ -201,6 +204,9 @@ fn stage1_inner(
 
     let mut prepared = Prepared::new();
     let early_net = join_network_first(args, &procfs, &mut prepared)?;
+    for (t, p) in joined_first(args) {
+        ns::join(t, p)?;
+    }
     if let Some(p) = &args.ns.join_user {
         ns::join(LinuxNamespaceType::User, p)?;
         if args.pod_userns.is_some() {
@@ -237,8 +243,10 @@ fn stage1_inner(
                 .map_err(|e| format!("become root in the user namespace: {e}"))?;
         }
     }
+    let first: Vec<_> = joined_first(args).map(|(t, _)| t).collect();
     for (t, p) in &args.ns.join {
-        if !(early_net && *t == LinuxNamespaceType::Network) {
+        let joined = first.contains(t) || (early_net && *t == LinuxNamespaceType::Network);
+        if !joined {
             ns::join(*t, p)?;
         }
     }
@@ -344,6 +352,18 @@ fn join_network_first(
         prepared.push((i as i64, fs));
     }
     Ok(true)
+}
+
+/// The host's namespaces (but the network one) a pod's container joins before the pod's user
+/// namespace, in the safe order.
+fn joined_first<'a>(
+    args: &'a InitArgs<'_>,
+) -> impl Iterator<Item = (LinuxNamespaceType, &'a Path)> + 'a {
+    args.ns
+        .join
+        .iter()
+        .filter(|(t, _)| *t != LinuxNamespaceType::Network && args.join_first.contains(t))
+        .map(|(t, p)| (*t, p.as_path()))
 }
 
 /// The network namespace stage 1 joins before it makes the user namespace (see

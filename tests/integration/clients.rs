@@ -158,34 +158,53 @@ fn podman_checks(podman: &std::path::Path, image: &str, name: &str) -> R {
 }
 
 /// A containerd daemon of the test's own: private socket, root and state under a temporary
-/// directory, the CRI plugin off. Dropping it removes what is left and stops the daemon.
-struct Containerd {
-    dir: tempfile::TempDir,
+/// directory, the CRI plugin off (or configured by `cri`). Dropping it removes what is left and
+/// stops the daemon.
+pub struct Containerd {
+    pub dir: tempfile::TempDir,
     daemon: std::process::Child,
     ctr: std::path::PathBuf,
 }
 
 impl Containerd {
     fn start(containerd: &std::path::Path, ctr: std::path::PathBuf) -> Result<Containerd, String> {
+        Containerd::start_with(containerd, ctr, |_| None)
+    }
+
+    /// Start it; `cri` gets the daemon's directory and returns the CRI plugin's configuration
+    /// (its `[plugins."io.containerd.grpc.v1.cri"]` tables), or None to disable the plugin.
+    pub fn start_with(
+        containerd: &std::path::Path,
+        ctr: std::path::PathBuf,
+        cri: impl FnOnce(&std::path::Path) -> Option<String>,
+    ) -> Result<Containerd, String> {
         let dir = tempfile::Builder::new()
             .prefix("ctd-")
             .tempdir()
             .map_err(|e| e.to_string())?;
         let d = dir.path().display();
+        let cri = cri(dir.path());
+        let disabled = if cri.is_some() {
+            ""
+        } else {
+            r#""io.containerd.grpc.v1.cri", "#
+        };
         let config = format!(
             r#"version = 2
 root = "{d}/root"
 state = "{d}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
+disabled_plugins = [{disabled}"io.containerd.snapshotter.v1.btrfs",
   "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
   "io.containerd.snapshotter.v1.aufs"]
+{cri}
 [grpc]
   address = "{d}/c.sock"
 [ttrpc]
   address = "{d}/c.sock.ttrpc"
 [debug]
   level = "warn"
-"#
+"#,
+            cri = cri.unwrap_or_default()
         );
         std::fs::write(dir.path().join("config.toml"), config).map_err(|e| e.to_string())?;
         let log =
@@ -210,7 +229,15 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
         ))
     }
 
-    fn ctr(&self, args: &[&str]) -> Out {
+    pub fn socket(&self) -> std::path::PathBuf {
+        self.dir.path().join("c.sock")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
+    }
+
+    pub fn ctr(&self, args: &[&str]) -> Out {
         Command::new(&self.ctr)
             .arg("--address")
             .arg(self.dir.path().join("c.sock"))
@@ -237,11 +264,12 @@ impl Drop for Containerd {
 }
 
 /// An OCI image archive (oci-layout, index.json, blobs) of `rootfs`, named `name`, built with
-/// tar and sha256sum.
-fn oci_archive(
+/// tar and sha256sum; its command is `cmd`.
+pub fn oci_archive(
     rootfs: &std::path::Path,
     dir: &std::path::Path,
     name: &str,
+    cmd: &[&str],
 ) -> Result<std::path::PathBuf, String> {
     let layout = dir.join("layout");
     let blobs = layout.join("blobs/sha256");
@@ -272,7 +300,8 @@ fn oci_archive(
         "config.json",
         serde_json::json!({
             "architecture": "amd64", "os": "linux",
-            "config": {"Cmd": ["/bin/sh"]},
+            "config": {"Cmd": cmd,
+                       "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
             "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{ld}")]}
         }),
     )?;
@@ -319,7 +348,7 @@ fn containerd() -> R {
     let d = Containerd::start(&containerd, ctr)?;
     let b = Bundle::new();
     let image = "docker.io/library/contain-test:latest";
-    let archive = oci_archive(&b.rootfs(), d.dir.path(), image)?;
+    let archive = oci_archive(&b.rootfs(), d.dir.path(), image, &["/bin/sh"])?;
     let o = d.ctr(&["images", "import", &archive.to_string_lossy()]);
     ensure!(o.code == 0, "ctr images import: {}", o.stderr);
     let run = |args: &[&str]| {

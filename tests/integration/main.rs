@@ -8,6 +8,7 @@ mod cgroup2;
 mod clients;
 mod config;
 mod conformance;
+mod cri;
 mod exec;
 mod lifecycle;
 mod microvm;
@@ -36,6 +37,7 @@ fn main() {
     tests.extend(seccomp::TESTS);
     tests.extend(policy::TESTS);
     tests.extend(pod::TESTS);
+    tests.extend(cri::TESTS);
     tests.extend(exec::TESTS);
     tests.extend(bad_input::TESTS);
     tests.extend(clients::TESTS);
