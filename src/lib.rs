@@ -2,6 +2,11 @@
 //!
 //! Dependencies point downwards: cli -> container -> oci and process -> ns, rootfs, caps,
 //! cgroups -> sys. Parsing (oci) performs no syscalls.
+//!
+//! Unsafe code lives only in `sys` (raw syscalls, each behind a safe function) and `microvm`
+//! (KVM and guest memory); everywhere else it does not compile.
+
+#![deny(unsafe_code)]
 
 pub mod audit;
 pub mod caps;

@@ -19,6 +19,7 @@ fuzz_target!(|data: &[u8]| {
             rootfs_idmap: Ok(()),
             controllers: vec!["pids".into(), "memory".into()],
             allowed_annotations: Vec::new(),
+            pod: None,
         },
         landlock_abi: 7,
         microvm: Err("no /dev/kvm".into()),

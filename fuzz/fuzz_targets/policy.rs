@@ -18,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
             rootfs_idmap: Ok(()),
             controllers: vec!["pids".into(), "memory".into()],
             allowed_annotations: vec!["io.contain.userns=host".into()],
+            pod: None,
         };
         let Ok(applied) = contain::policy::apply(&policy, &spec, &facts) else {
             continue;

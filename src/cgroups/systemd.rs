@@ -283,8 +283,7 @@ impl Placeholder {
             Ok(crate::sys::Forked::Child(_)) => {
                 let _ = crate::sys::set_parent_death_signal(libc::SIGKILL);
                 loop {
-                    // SAFETY: pause has no arguments and no memory effects.
-                    unsafe { libc::pause() };
+                    nix::unistd::pause();
                 }
             }
             Err(e) => Err(CgroupError::Systemd(format!(

@@ -2,7 +2,7 @@
 //! the pty master itself (through a private socket) and relays it to its own stdio, in raw
 //! mode when stdin is a terminal, as runc does.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 
@@ -68,33 +68,23 @@ impl Drop for RawMode {
 
 /// Give the pty the size of our own terminal, if we have one.
 pub fn copy_window_size(master: &OwnedFd) {
-    let mut ws = libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ fills a winsize, valid for the call.
-    if unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) } == 0 {
-        // SAFETY: TIOCSWINSZ reads a winsize, valid for the call.
-        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    if let Ok((rows, cols)) = crate::sys::tty::window_size(std::io::stdin().as_fd()) {
+        let _ = crate::sys::tty::set_window_size(master.as_fd(), rows, cols);
     }
 }
 
 /// Copy what is readable from `from` to `to`; false at end of stream (or EIO: the slave closed).
-pub fn pump(from: i32, to: i32) -> bool {
+pub fn pump(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> bool {
     let mut buf = [0u8; 8192];
-    match nix::unistd::read(from, &mut buf) {
+    match nix::unistd::read(from.as_raw_fd(), &mut buf) {
         Ok(0) | Err(_) => false,
         Ok(n) => {
             let mut off = 0;
             while off < n {
-                // SAFETY: writes initialised bytes of `buf` to a descriptor that stays open.
-                let w = unsafe { libc::write(to, buf[off..n].as_ptr().cast(), n - off) };
-                if w <= 0 {
-                    return false;
+                match nix::unistd::write(to, &buf[off..n]) {
+                    Ok(w) if w > 0 => off += w,
+                    _ => return false,
                 }
-                off += w as usize;
             }
             true
         }

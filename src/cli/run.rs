@@ -128,7 +128,8 @@ fn wait_forwarding(sfd: &SignalFd, pid: Pid) -> anyhow::Result<i32> {
 fn relay(master: &OwnedFd, sfd: &SignalFd, pid: Pid) -> anyhow::Result<i32> {
     let _raw = RawMode::enter();
     copy_window_size(master);
-    let (m, stdin) = (master.as_raw_fd(), 0);
+    let m = master.as_raw_fd();
+    let (stdin, stdout) = (std::io::stdin(), std::io::stdout());
     let mut stdin_open = true;
     let mut master_open = true;
     loop {
@@ -138,16 +139,15 @@ fn relay(master: &OwnedFd, sfd: &SignalFd, pid: Pid) -> anyhow::Result<i32> {
                 m,
                 nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
             );
-            while master_open && pump(m, 1) {}
+            while master_open && pump(master.as_fd(), stdout.as_fd()) {}
             return Ok(code);
         }
-        let stdin_fd = std::io::stdin();
         let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
         if master_open {
             fds.push(PollFd::new(master.as_fd(), PollFlags::POLLIN));
         }
         if stdin_open {
-            fds.push(PollFd::new(stdin_fd.as_fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
         }
         let _ = poll(&mut fds, PollTimeout::NONE);
         let ready: Vec<bool> = fds
@@ -162,12 +162,15 @@ fn relay(master: &OwnedFd, sfd: &SignalFd, pid: Pid) -> anyhow::Result<i32> {
         }
         let mut i = 1;
         if master_open {
-            if ready[i] && !pump(m, 1) {
+            if ready[i] && !pump(master.as_fd(), stdout.as_fd()) {
                 master_open = false;
             }
             i += 1;
         }
-        if stdin_open && ready.get(i).copied().unwrap_or(false) && !pump(stdin, m) {
+        if stdin_open
+            && ready.get(i).copied().unwrap_or(false)
+            && !pump(stdin.as_fd(), master.as_fd())
+        {
             stdin_open = false;
         }
     }

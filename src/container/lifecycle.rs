@@ -1,7 +1,6 @@
 //! `start`, `kill`, `delete`, `state`, `list`.
 
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -15,7 +14,7 @@ use super::{io_err, ContainerError};
 use crate::cgroups::systemd::Systemd;
 use crate::cgroups::Cgroup;
 use crate::hooks;
-use crate::sys::{cvt, fs::open_host, proc};
+use crate::sys::{fs::open_host, proc};
 
 /// The freezer state file of a container's cgroup, if it has one.
 fn freezer_file(st: &State) -> Option<PathBuf> {
@@ -123,9 +122,7 @@ pub fn start(store: &Store, id: &str) -> Result<(), ContainerError> {
             io_err("open exec fifo", &fifo)(e)
         }
     })?;
-    // SAFETY: writes one byte from a valid buffer to a descriptor we own.
-    cvt(unsafe { libc::write(f.as_raw_fd(), b"0".as_ptr().cast(), 1) } as libc::c_long)
-        .map_err(io_err("write exec fifo", &fifo))?;
+    nix::unistd::write(&f, b"0").map_err(|e| io_err("write exec fifo", &fifo)(e.into()))?;
     drop(f);
     std::fs::remove_file(&fifo).map_err(io_err("remove", &fifo))?;
     if let Some(h) = st.hooks.as_ref().and_then(|h| h.poststart().clone()) {
@@ -147,17 +144,7 @@ fn signal_init(st: &State, sig: Signal) -> Result<(), ContainerError> {
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(()),
         Err(e) => return Err(io_err("pidfd_open", format!("/proc/{}", st.pid))(e)),
     };
-    // SAFETY: pidfd_send_signal with a null siginfo and no flags.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            sig as libc::c_int,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    match cvt(ret) {
+    match proc::pidfd_send_signal(&pidfd, sig as libc::c_int) {
         Ok(_) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
         Err(e) => Err(ContainerError::Signal(format!(

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -111,16 +110,13 @@ pub struct Creating {
 pub struct ContainerDir {
     pub id: String,
     pub path: PathBuf,
-    _lock: File,
+    _lock: nix::fcntl::Flock<File>,
 }
 
-fn lock(path: &Path) -> Result<File, StoreError> {
+fn lock(path: &Path) -> Result<nix::fcntl::Flock<File>, StoreError> {
     let f = File::open(path).map_err(io_err("open", path))?;
-    // SAFETY: flock on a descriptor we own; no memory is passed.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(io_err("lock", path)(io::Error::last_os_error()));
-    }
-    Ok(f)
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| io_err("lock", path)(e.into()))
 }
 
 impl Store {

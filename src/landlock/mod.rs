@@ -29,17 +29,7 @@ use landlock::{
 
 /// The Landlock ABI version of the running kernel (0: no Landlock).
 pub fn kernel_abi() -> i32 {
-    // SAFETY: LANDLOCK_CREATE_RULESET_VERSION takes no attribute (NULL, size 0) and returns
-    // the ABI version; no memory is passed.
-    let v = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<libc::c_void>(),
-            0usize,
-            1u32,
-        )
-    };
-    i32::try_from(v).unwrap_or(0).max(0)
+    crate::sys::landlock_abi()
 }
 
 fn abi_of(v: i32) -> ABI {

@@ -9,6 +9,8 @@
 //! * [`Machine::run`] (the init, after `start`): run it; the process exits with the guest's
 //!   status.
 
+#![allow(unsafe_code)]
+
 pub mod agent;
 pub mod boot;
 mod cpu;

@@ -2,7 +2,6 @@
 //! user namespace's id maps (written by the runtime, outside the container).
 
 pub mod idmap;
-pub mod net;
 
 use std::io::Write;
 use std::os::fd::AsFd;

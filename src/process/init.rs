@@ -431,7 +431,7 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>, prepared: Prepared) -> Result<N
             .map_err(|e| format!("linux.sysctl {key}={value}: {e}"))?;
     }
     if args.ns.has_new(LinuxNamespaceType::Network) {
-        ns::net::loopback_up().map_err(|e| format!("bring up lo: {e}"))?;
+        sys::net::loopback_up().map_err(|e| format!("bring up lo: {e}"))?;
     }
 
     ch.send(&Msg::RunCreateRuntimeHooks)
@@ -587,56 +587,18 @@ fn run_vmm(
 
 pub(crate) fn reset_signals() {
     use nix::sys::signal::{SigSet, SigmaskHow};
-    /// The kernel's struct sigaction (x86_64 layout), for rt_sigaction(2) itself: libc's
-    /// wrapper refuses the signals it reserves, which a caller may still have ignored.
-    #[repr(C)]
-    struct KernelSigaction {
-        handler: usize,
-        flags: u64,
-        restorer: usize,
-        mask: u64,
-    }
-    let dfl = KernelSigaction {
-        handler: libc::SIG_DFL,
-        flags: 0,
-        restorer: 0,
-        mask: 0,
-    };
-    for sig in 1..=64 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
-        // SAFETY: installing SIG_DFL runs no code of ours; the struct has the kernel's layout
-        // and outlives the call; the old action is not requested.
-        unsafe {
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                sig,
-                &dfl as *const KernelSigaction,
-                std::ptr::null::<KernelSigaction>(),
-                8usize,
-            )
-        };
-    }
+    sys::reset_signal_handlers();
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
 }
 
 fn set_domainname(name: &str) -> Result<(), String> {
-    // SAFETY: the pointer and length describe `name`'s bytes, valid for the call.
-    let ret = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
-    sys::cvt(ret.into())
-        .map(drop)
-        .map_err(|e| format!("setdomainname {name:?}: {e}"))
+    sys::set_domainname(name).map_err(|e| format!("setdomainname {name:?}: {e}"))
 }
 
 fn join_session_keyring(id: &str) -> Result<(), String> {
     let name = std::ffi::CString::new(format!("_ses.{id}")).map_err(|_| "bad keyring name")?;
-    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
-    // SAFETY: KEYCTL_JOIN_SESSION_KEYRING reads a NUL-terminated name, valid for the call.
-    let ret =
-        unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
-    match sys::cvt(ret) {
-        Ok(_) => Ok(()),
+    match sys::join_session_keyring(&name) {
+        Ok(()) => Ok(()),
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EDQUOT)) => Ok(()),
         Err(e) => Err(format!("join a new session keyring: {e}")),
     }

@@ -3,24 +3,26 @@
 
 use oci_spec::runtime::{PosixRlimit, PosixRlimitType};
 
-pub fn resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
+
+fn resource(t: PosixRlimitType) -> Resource {
     match t {
-        PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
-        PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
-        PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
-        PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
-        PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
-        PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
-        PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
-        PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
-        PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
-        PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
-        PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
-        PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
-        PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
-        PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
-        PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
-        PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
+        PosixRlimitType::RlimitCpu => Resource::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => Resource::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => Resource::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => Resource::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => Resource::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => Resource::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => Resource::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => Resource::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => Resource::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => Resource::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => Resource::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => Resource::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => Resource::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => Resource::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => Resource::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => Resource::RLIMIT_RTTIME,
     }
 }
 
@@ -28,16 +30,9 @@ fn name(t: PosixRlimitType) -> String {
     format!("{t:?}").trim_start_matches("Rlimit").to_uppercase()
 }
 
-fn get(t: PosixRlimitType) -> std::io::Result<libc::rlimit> {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `r` is a valid rlimit for getrlimit to fill.
-    if unsafe { libc::getrlimit(resource(t), &mut r) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(r)
+/// The (soft, hard) limits of this process.
+fn get(t: PosixRlimitType) -> nix::Result<(u64, u64)> {
+    getrlimit(resource(t))
 }
 
 /// Refuse, before anything is created, an rlimit whose hard limit is above the host's while
@@ -54,12 +49,13 @@ pub fn preflight(limits: &[PosixRlimit]) -> Result<(), String> {
     }
     for l in limits {
         let cur = get(l.typ()).map_err(|e| format!("getrlimit RLIMIT_{}: {e}", name(l.typ())))?;
-        if cur.rlim_max != libc::RLIM_INFINITY && l.hard() > cur.rlim_max {
+        let max = cur.1;
+        if max != libc::RLIM_INFINITY && l.hard() > max {
             return Err(format!(
                 "process.rlimits: RLIMIT_{} hard limit {} is above this host's hard limit {} and the runtime lacks CAP_SYS_RESOURCE to raise it",
                 name(l.typ()),
                 l.hard(),
-                cur.rlim_max
+                max
             ));
         }
     }
@@ -69,18 +65,8 @@ pub fn preflight(limits: &[PosixRlimit]) -> Result<(), String> {
 /// Set every limit on the calling process.
 pub fn apply(limits: &[PosixRlimit]) -> Result<(), String> {
     for l in limits {
-        let r = libc::rlimit {
-            rlim_cur: l.soft(),
-            rlim_max: l.hard(),
-        };
-        // SAFETY: `r` is a valid rlimit read by setrlimit.
-        if unsafe { libc::setrlimit(resource(l.typ()), &r) } != 0 {
-            return Err(format!(
-                "setrlimit RLIMIT_{}: {}",
-                name(l.typ()),
-                std::io::Error::last_os_error()
-            ));
-        }
+        setrlimit(resource(l.typ()), l.soft(), l.hard())
+            .map_err(|e| format!("setrlimit RLIMIT_{}: {e}", name(l.typ())))?;
     }
     Ok(())
 }

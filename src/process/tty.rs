@@ -2,9 +2,9 @@
 //! to the caller's console socket (SCM_RIGHTS, as runc does), its slave made the controlling
 //! terminal and stdio of the init.
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use crate::sys::{cvt, socket::send_fd};
+use crate::sys::socket::send_fd;
 
 /// Bind the pty slave onto /dev/console, as the runtime spec asks for a container with a
 /// terminal. The bind's source is the slave's descriptor and its target a descriptor opened
@@ -68,32 +68,11 @@ pub fn setup(console: &OwnedFd, size: Option<(u16, u16)>, owner_uid: u32) -> Res
         libc::O_RDWR | libc::O_NOCTTY,
     )
     .map_err(|e| format!("open /dev/ptmx in the container: {e}"))?;
-    let unlock: libc::c_int = 0;
-    // SAFETY: TIOCSPTLCK reads an int from the pointer, which is valid for the call.
-    cvt(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) }.into())
-        .map_err(|e| format!("unlock the pty: {e}"))?;
-    // SAFETY: TIOCGPTPEER takes open flags and returns a new descriptor for the slave, opened
-    // through the master itself (no path lookup in the container's /dev/pts).
-    let slave = cvt(unsafe {
-        libc::ioctl(
-            master.as_raw_fd(),
-            libc::TIOCGPTPEER,
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        )
-    }
-    .into())
-    .map_err(|e| format!("open the pty slave: {e}"))?;
-    // SAFETY: the kernel just returned this descriptor; nobody else owns it.
-    let slave = unsafe { OwnedFd::from_raw_fd(slave as i32) };
+    crate::sys::tty::unlock_pty(master.as_fd()).map_err(|e| format!("unlock the pty: {e}"))?;
+    let slave = crate::sys::tty::open_pty_peer(master.as_fd())
+        .map_err(|e| format!("open the pty slave: {e}"))?;
     if let Some((rows, cols)) = size {
-        let ws = libc::winsize {
-            ws_row: rows,
-            ws_col: cols,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: TIOCSWINSZ reads a winsize from the pointer, which is valid for the call.
-        cvt(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) }.into())
+        crate::sys::tty::set_window_size(master.as_fd(), rows, cols)
             .map_err(|e| format!("set the console size: {e}"))?;
     }
     nix::unistd::fchown(
@@ -107,8 +86,7 @@ pub fn setup(console: &OwnedFd, size: Option<(u16, u16)>, owner_uid: u32) -> Res
         .map_err(|e| format!("send the pty master to the console socket: {e}"))?;
     drop(master);
     nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
-    // SAFETY: TIOCSCTTY takes an integer argument; the slave is a live tty descriptor.
-    cvt(unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) }.into())
+    crate::sys::tty::set_controlling_terminal(slave.as_fd())
         .map_err(|e| format!("make the pty the controlling terminal: {e}"))?;
     for fd in 0..3 {
         nix::unistd::dup2(slave.as_raw_fd(), fd)

@@ -114,14 +114,16 @@ fn host_node(n: &Node) -> Option<std::path::PathBuf> {
 
 /// mknod the node `n` as `name` in `dir`.
 pub(crate) fn mknod_at(dir: BorrowedFd<'_>, name: &CStr, n: &Node) -> std::io::Result<()> {
-    let dev = libc::makedev(n.major as u32, n.minor as u32);
-    // SAFETY: `name` is NUL-terminated; `dir` is a live directory descriptor.
-    let ret = unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), n.kind | n.mode, dev) };
-    if ret == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    use nix::sys::stat::{Mode, SFlag};
+    let dev = nix::sys::stat::makedev(n.major, n.minor);
+    nix::sys::stat::mknodat(
+        Some(dir.as_raw_fd()),
+        name,
+        SFlag::from_bits_truncate(n.kind),
+        Mode::from_bits_truncate(n.mode),
+        dev,
+    )
+    .map_err(std::io::Error::from)
 }
 
 /// Give the node `name` in `dir`, just made by [`mknod_at`], the config's exact mode (mknod
@@ -132,11 +134,14 @@ pub(crate) fn set_mode_owner(
     n: &Node,
     owner: (u32, u32),
 ) -> std::io::Result<()> {
-    // SAFETY: `name` is NUL-terminated; `dir` is a live directory descriptor. fchmodat
-    // follows links, but the name was just made as a node by us.
-    if unsafe { libc::fchmodat(dir.as_raw_fd(), name.as_ptr(), n.mode, 0) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    // fchmodat follows links, but the name was just made as a node by us.
+    nix::sys::stat::fchmodat(
+        Some(dir.as_raw_fd()),
+        name,
+        nix::sys::stat::Mode::from_bits_truncate(n.mode),
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .map_err(std::io::Error::from)?;
     chown_at(dir, name, owner)
 }
 
@@ -196,17 +201,10 @@ fn make_node(root: BorrowedFd<'_>, n: &Node) -> Result<(), RootfsError> {
 }
 
 fn symlink(dir: BorrowedFd<'_>, target: &str, name: &str) -> Result<(), RootfsError> {
-    let t = CString::new(target).map_err(|_| RootfsError::Refused("NUL in link".into()))?;
-    let n = CString::new(name).map_err(|_| RootfsError::Refused("NUL in link".into()))?;
-    // SAFETY: both strings are valid and NUL-terminated; `dir` is a live directory fd.
-    let ret = unsafe { libc::symlinkat(t.as_ptr(), dir.as_raw_fd(), n.as_ptr()) };
-    if ret != 0 {
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EEXIST) {
-            return Err(step(format!("symlink /dev/{name}"))(err));
-        }
+    match nix::unistd::symlinkat(target, Some(dir.as_raw_fd()), name) {
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => Ok(()),
+        Err(e) => Err(step(format!("symlink /dev/{name}"))(e.into())),
     }
-    Ok(())
 }
 
 /// Create the nodes and the standard symlinks under /dev of `root`.

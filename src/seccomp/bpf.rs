@@ -5,15 +5,7 @@
 
 use std::fmt::Write;
 
-/// One instruction, laid out as the kernel's `struct sock_filter`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Insn {
-    pub code: u16,
-    pub jt: u8,
-    pub jf: u8,
-    pub k: u32,
-}
+pub use crate::sys::seccomp::Insn;
 
 /// `ld [k]`: load the 32-bit word at offset k of `struct seccomp_data`.
 pub const LD_ABS: u16 = 0x20;

@@ -18,7 +18,7 @@ pub mod reference;
 mod syscalls;
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 use thiserror::Error;
@@ -149,21 +149,9 @@ pub fn effective(
         .collect()
 }
 
-const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
-const SECCOMP_GET_ACTION_AVAIL: libc::c_ulong = 2;
-
 /// Whether this kernel can enforce the filter action `kind` (SECCOMP_GET_ACTION_AVAIL).
 pub fn action_available(kind: u32) -> bool {
-    // SAFETY: SECCOMP_GET_ACTION_AVAIL reads one u32 through the pointer, valid for the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            SECCOMP_GET_ACTION_AVAIL,
-            0,
-            &kind as *const u32,
-        )
-    };
-    r == 0
+    crate::sys::seccomp::action_available(kind).is_ok()
 }
 
 /// Check, before anything is created, that this kernel can enforce the program: seccomp
@@ -184,41 +172,13 @@ pub fn preflight(c: &Compiled) -> Result<(), SeccompError> {
 /// Install the filter on the calling thread; returns the listener when the profile notifies.
 /// Needs no_new_privs or CAP_SYS_ADMIN in the caller's user namespace.
 pub fn install(c: &Compiled) -> io::Result<Option<OwnedFd>> {
-    let prog = libc::sock_fprog {
-        len: c.program.len() as u16,
-        filter: c.program.as_ptr() as *mut libc::sock_filter,
-    };
-    // SAFETY: `prog` points at `c.program`, whose `Insn`s have sock_filter's layout and
-    // outlive the call; the kernel copies the program.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            SECCOMP_SET_MODE_FILTER,
-            c.flags as libc::c_ulong,
-            &prog as *const libc::sock_fprog,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if c.notify {
-        // SAFETY: with NEW_LISTENER the kernel returns a new descriptor that nobody else owns.
-        Ok(Some(unsafe { OwnedFd::from_raw_fd(r as i32) }))
-    } else {
-        Ok(None)
-    }
+    crate::sys::seccomp::install(&c.program, c.flags, c.notify)
 }
 
 /// Take descriptor `fd` of process `pid` (a child of ours, waiting) with pidfd_getfd(2).
 pub fn take_fd(pid: i32, fd: i32) -> io::Result<OwnedFd> {
     let pidfd = crate::sys::proc::pidfd_open(pid)?;
-    // SAFETY: pidfd_getfd takes a pidfd, a descriptor number and flags 0; no memory is passed.
-    let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: pidfd_getfd returned a new descriptor that nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
+    crate::sys::seccomp::pidfd_getfd(&pidfd, fd)
 }
 
 /// Hand the listener to the agent at `path`, as the runtime spec says: the container process

@@ -15,6 +15,9 @@ pub struct Insn {
     pub imm: i32,
 }
 
+// The kernel reads the program as an array of 8-byte struct bpf_insn.
+const _: () = assert!(std::mem::size_of::<Insn>() == 8);
+
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_PROG_ATTACH: libc::c_long = 8;
 const BPF_PROG_DETACH: libc::c_long = 9;

@@ -1,12 +1,17 @@
 //! The one place (besides `microvm/`) where raw syscalls live. Every function here turns the
 //! kernel's return value into a `Result` at once and hands out `OwnedFd`s with `O_CLOEXEC`.
 
+#![allow(unsafe_code)]
+
 pub mod bpf;
 pub mod fs;
 pub mod mount;
+pub mod net;
 pub mod nsfs;
 pub mod proc;
+pub mod seccomp;
 pub mod socket;
+pub mod tty;
 
 use std::io;
 
@@ -17,6 +22,76 @@ pub fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {
     } else {
         Ok(ret)
     }
+}
+
+/// The kernel's struct sigaction (x86_64 layout), for rt_sigaction(2) itself: libc's wrapper
+/// refuses the signals it reserves, which a caller may still have ignored.
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: u64,
+}
+
+// The layout rt_sigaction(2) reads on x86_64 (with an 8-byte sigset).
+const _: () = assert!(std::mem::size_of::<KernelSigaction>() == 32);
+
+/// Every signal's action back to SIG_DFL (but SIGKILL's and SIGSTOP's, which cannot change),
+/// including those libc reserves for itself.
+pub fn reset_signal_handlers() {
+    let dfl = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL runs no code of ours; the struct has the kernel's layout
+        // and outlives the call; the old action is not requested.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &dfl as *const KernelSigaction,
+                std::ptr::null::<KernelSigaction>(),
+                std::mem::size_of::<u64>(),
+            )
+        };
+    }
+}
+
+/// setdomainname(2) in the calling thread's UTS namespace.
+pub fn set_domainname(name: &str) -> io::Result<()> {
+    // SAFETY: the pointer and length describe `name`'s bytes, valid for the call.
+    cvt(unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) }.into()).map(drop)
+}
+
+/// keyctl(KEYCTL_JOIN_SESSION_KEYRING): a new session keyring named `name`.
+pub fn join_session_keyring(name: &std::ffi::CStr) -> io::Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: KEYCTL_JOIN_SESSION_KEYRING reads a NUL-terminated name, valid for the call.
+    cvt(unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) })
+        .map(drop)
+}
+
+/// The Landlock ABI version of the running kernel (0: no Landlock).
+pub fn landlock_abi() -> i32 {
+    const LANDLOCK_CREATE_RULESET_VERSION: u32 = 1;
+    // SAFETY: LANDLOCK_CREATE_RULESET_VERSION takes no attribute (NULL, size 0) and returns
+    // the ABI version; no memory is passed.
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    i32::try_from(v).unwrap_or(0).max(0)
 }
 
 /// Make this process non-dumpable (or dumpable again). A non-dumpable process cannot be
@@ -226,6 +301,9 @@ struct CloneArgs {
     set_tid_size: u64,
     cgroup: u64,
 }
+
+// CLONE_ARGS_SIZE_VER2: the size clone3(2) is told, and the layout it reads.
+const _: () = assert!(std::mem::size_of::<CloneArgs>() == 88);
 
 /// fork(2) through clone3(2) with CLONE_INTO_CGROUP: the child starts in the cgroup v2
 /// directory `cgroup_fd`, without the cost of a migration.

@@ -39,20 +39,25 @@ pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// Whether the process behind `pidfd` has not exited (pidfd_send_signal with signal 0).
-pub fn pidfd_alive(pidfd: &OwnedFd) -> bool {
+/// pidfd_send_signal(2): signal `sig` (0: only check) to the process behind `pidfd`.
+pub fn pidfd_send_signal(pidfd: &OwnedFd, sig: libc::c_int) -> io::Result<()> {
     use std::os::fd::AsRawFd;
-    // SAFETY: signal 0 only checks; a null siginfo and no flags are valid arguments.
-    let r = unsafe {
+    // SAFETY: a null siginfo and no flags are valid arguments; no memory of ours is passed.
+    cvt(unsafe {
         libc::syscall(
             libc::SYS_pidfd_send_signal,
             pidfd.as_raw_fd(),
-            0,
+            sig,
             std::ptr::null::<libc::siginfo_t>(),
             0,
         )
-    };
-    r == 0
+    })
+    .map(drop)
+}
+
+/// Whether the process behind `pidfd` has not exited (pidfd_send_signal with signal 0).
+pub fn pidfd_alive(pidfd: &OwnedFd) -> bool {
+    pidfd_send_signal(pidfd, 0).is_ok()
 }
 
 /// A pidfd of `pid` if it is still the process that started at `start_time`: with the

@@ -2,8 +2,9 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use crate::sys::cvt;
+use super::cvt;
 
+/// Set IFF_UP on `lo` of the calling thread's network namespace.
 pub fn loopback_up() -> std::io::Result<()> {
     // SAFETY: plain socket(2) call; the result is checked.
     let fd = cvt(
