@@ -12,11 +12,14 @@ pub fn features() -> Value {
         "ociVersionMax": super::SPEC_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": [
-            "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "loud",
-            "mand", "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime",
-            "nostrictatime", "nosuid", "nosymfollow", "private", "rbind", "relatime", "remount",
-            "ro", "rprivate", "rshared", "rslave", "runbindable", "rw", "shared", "silent",
-            "slave", "strictatime", "suid", "sync", "tmpcopyup", "unbindable"
+            "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "idmap",
+            "loud", "mand", "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime",
+            "nostrictatime", "nosuid", "nosymfollow", "private", "rbind", "rdev", "rdiratime",
+            "relatime", "remount", "rexec", "ridmap", "rnoatime", "rnodev", "rnodiratime",
+            "rnoexec", "rnorelatime", "rnostrictatime", "rnosuid", "rnosymfollow", "ro",
+            "rprivate", "rrelatime", "rro", "rrw", "rshared", "rslave", "rstrictatime", "rsuid",
+            "rsymfollow", "runbindable", "rw", "shared", "silent", "slave", "strictatime",
+            "suid", "sync", "tmpcopyup", "unbindable"
         ],
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
@@ -53,7 +56,7 @@ pub fn features() -> Value {
                 ],
                 "flags": ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]
             },
-            "mountExtensions": {"idmap": {"enabled": false}}
+            "mountExtensions": {"idmap": {"enabled": true}}
         },
         "annotations": {
             "io.contain.version": env!("CARGO_PKG_VERSION"),

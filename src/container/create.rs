@@ -134,6 +134,24 @@ fn preflight(
     }
     rlimits::preflight(process.rlimits().as_deref().unwrap_or_default())
         .map_err(ContainerError::Preflight)?;
+    for m in spec.mounts().iter().flatten() {
+        let opts = crate::rootfs::options::parse(m.options().as_deref().unwrap_or_default())
+            .map_err(ContainerError::Preflight)?;
+        if opts.idmap.is_none() {
+            continue;
+        }
+        let field = format!("mounts[{}]", m.destination().display());
+        if !ns_plan.new_user && ns_plan.join_user.is_none() {
+            return Err(ContainerError::Preflight(format!(
+                "{field}: an idmapped mount needs a user namespace, and the container has none (config.json gives none and the policy adds none)"
+            )));
+        }
+        if !nix::unistd::geteuid().is_root() {
+            return Err(ContainerError::Preflight(format!(
+                "{field}: idmapped mounts need the runtime to run as root"
+            )));
+        }
+    }
     // A namespaced sysctl is the host's when its namespace is joined from a path that is the
     // runtime's own namespace (/proc/1/ns/net, say): refused, as for a shared namespace.
     if let Some(linux) = spec.linux() {
@@ -320,6 +338,23 @@ fn user_namespace(
         "{how}: container ids 0..{} are host uids {}.. and gids {}.. (idmapped rootfs){note}",
         r.size, r.uid_base, r.gid_base
     ))
+}
+
+/// A user namespace for each idmapped mount with mappings of its own (index in config.json's
+/// mounts, namespace).
+fn mount_user_namespaces(
+    spec: &oci_spec::runtime::Spec,
+) -> Result<Vec<(usize, OwnedFd)>, ContainerError> {
+    let mut out = Vec::new();
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        if let (Some(uid), Some(gid)) = (m.uid_mappings(), m.gid_mappings()) {
+            let ns = ns::detached_userns(uid, gid).map_err(|e| {
+                ContainerError::Preflight(format!("mounts[{}]: {e}", m.destination().display()))
+            })?;
+            out.push((i, ns));
+        }
+    }
+    Ok(out)
 }
 
 /// A profile that notifies needs an agent listening at listenerPath.
@@ -518,6 +553,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
         landlock: Some(prepared.landlock.clone()),
         systemd_unit: unit.as_ref().map(|u| u.name.clone()),
     };
+    let mount_userns = mount_user_namespaces(spec)?;
     let args = InitArgs {
         id: &opts.id,
         bundle: &bundle,
@@ -536,6 +572,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
             policy::UserNs::Pod(p) => p.host_owned.clone(),
             _ => Vec::new(),
         },
+        mount_userns,
         idmap_binds: applied.idmap_binds,
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,

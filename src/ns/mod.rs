@@ -154,6 +154,48 @@ pub fn write_id_maps(
     Ok(())
 }
 
+/// A user namespace with exactly these mappings and no process left in it, held by its
+/// descriptor: what an idmapped mount with uidMappings/gidMappings of its own is idmapped
+/// through. A short-lived child makes it; the runtime (host root) writes its maps.
+pub fn detached_userns(
+    uid: &[LinuxIdMapping],
+    gid: &[LinuxIdMapping],
+) -> Result<std::os::fd::OwnedFd, String> {
+    use nix::sys::signal::{kill, Signal};
+    use std::os::fd::AsRawFd;
+    let one = crate::sys::SingleThreaded::check().map_err(|e| e.to_string())?;
+    let (rd, wr) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    let pid = match crate::sys::fork(&one).map_err(|e| format!("fork: {e}"))? {
+        crate::sys::Forked::Child(_) => {
+            let _ = crate::sys::set_parent_death_signal(libc::SIGKILL);
+            let made = nix::sched::unshare(CloneFlags::CLONE_NEWUSER).is_ok();
+            let _ = nix::unistd::write(&wr, &[u8::from(made)]);
+            // Killed by the runtime once it holds the namespace.
+            loop {
+                nix::unistd::pause();
+            }
+        }
+        crate::sys::Forked::Parent(pid) => nix::unistd::Pid::from_raw(pid),
+    };
+    drop(wr);
+    let result = (|| {
+        let mut made = [0u8; 1];
+        match nix::unistd::read(rd.as_raw_fd(), &mut made) {
+            Ok(1) if made[0] == 1 => {}
+            _ => return Err("make a user namespace for the mount's mappings".to_string()),
+        }
+        let procfs = ProcFs::open(Path::new("/proc")).map_err(|e| format!("open /proc: {e}"))?;
+        write_id_maps(&procfs, pid.as_raw(), uid, gid, false)
+            .map_err(|e| format!("write the mount's id maps: {e}"))?;
+        crate::sys::fs::open_host(Path::new(&format!("/proc/{pid}/ns/user")), libc::O_RDONLY)
+            .map_err(|e| format!("open the mount's user namespace: {e}"))
+    })();
+    let _ = kill(pid, Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(pid, None);
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -361,20 +361,14 @@ pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
     for m in spec.mounts().iter().flatten() {
         check_in_container_path("mounts.destination", m.destination())?;
         check_proc_mount(m)?;
-        crate::rootfs::options::parse(m.options().as_deref().unwrap_or_default()).map_err(
-            |reason| {
+        let opts = crate::rootfs::options::parse(m.options().as_deref().unwrap_or_default())
+            .map_err(|reason| {
                 invalid(
                     format!("mounts[{}].options", m.destination().display()),
                     reason,
                 )
-            },
-        )?;
-        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-            return Err(invalid(
-                format!("mounts[{}]", m.destination().display()),
-                "idmapped mounts (uidMappings/gidMappings) are not supported by this version of contain",
-            ));
-        }
+            })?;
+        check_mount_idmap(m, &opts)?;
     }
 
     if let Some(hooks) = spec.hooks() {
@@ -529,6 +523,41 @@ fn check_proc_mount(m: &oci_spec::runtime::Mount) -> Result<(), ConfigError> {
                 PROC_MOUNTS_ALLOWED.join(", ")
             ),
         ));
+    }
+    Ok(())
+}
+
+/// An idmapped mount (runtime spec 1.1): uidMappings and gidMappings come together, only with
+/// the `idmap` or `ridmap` option, and only on a bind mount.
+fn check_mount_idmap(
+    m: &oci_spec::runtime::Mount,
+    opts: &crate::rootfs::options::MountOptions,
+) -> Result<(), ConfigError> {
+    let field = || format!("mounts[{}]", m.destination().display());
+    let maps = (m.uid_mappings().is_some(), m.gid_mappings().is_some());
+    if maps.0 != maps.1 {
+        return Err(invalid(
+            field(),
+            "uidMappings and gidMappings must be given together",
+        ));
+    }
+    if maps.0 && opts.idmap.is_none() {
+        return Err(invalid(
+            field(),
+            "uidMappings/gidMappings need the idmap or ridmap option",
+        ));
+    }
+    let bind = opts.is_bind() || m.typ().as_deref() == Some("bind");
+    if opts.idmap.is_some() && !bind {
+        return Err(invalid(
+            field(),
+            "idmap/ridmap: only bind mounts can be idmapped",
+        ));
+    }
+    for map in m.uid_mappings().iter().chain(m.gid_mappings()).flatten() {
+        if map.size() == 0 {
+            return Err(invalid(field(), "an id mapping of size 0"));
+        }
     }
     Ok(())
 }

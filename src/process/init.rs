@@ -45,6 +45,9 @@ pub struct InitArgs<'a> {
     /// Namespaces joined by path that are the host's, joined before the pod's user namespace
     /// (the network one has its own step: see [`join_network_first`]).
     pub join_first: Vec<LinuxNamespaceType>,
+    /// User namespaces made for the idmapped mounts that have mappings of their own: (index
+    /// in config.json's mounts, the namespace).
+    pub mount_userns: Vec<(usize, OwnedFd)>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
@@ -209,7 +212,7 @@ fn stage1_inner(
     }
     if let Some(p) = &args.ns.join_user {
         ns::join(LinuxNamespaceType::User, p)?;
-        if args.pod_userns.is_some() {
+        if args.pod_userns.is_some() || rootfs::options::any_idmap(spec(args)) {
             ch.send(&Msg::PrepareMounts)
                 .map_err(|e| format!("sync: {e}"))?;
             receive_mounts(

@@ -109,7 +109,8 @@ fn drive(
                     .linux()
                     .as_ref()
                     .ok_or("no linux section")?;
-                if msg == Msg::WriteIdMaps {
+                let new_user = msg == Msg::WriteIdMaps;
+                if new_user {
                     ns::write_id_maps(
                         procfs,
                         stage1_pid,
@@ -118,7 +119,7 @@ fn drive(
                         !nix::unistd::geteuid().is_root(),
                     )
                     .map_err(|e| format!("write the user namespace's id maps: {e}"))?;
-                } else {
+                } else if args.pod_userns.is_some() {
                     check_pod_userns(args, stage1_pid)?;
                 }
                 let mut mounts = if args.idmap {
@@ -126,7 +127,10 @@ fn drive(
                 } else {
                     Vec::new()
                 };
-                mounts.extend(dev_tmpfs(args, linux)?);
+                asked_idmaps(args, stage1_pid, &mut mounts)?;
+                if new_user || args.pod_userns.is_some() {
+                    mounts.extend(dev_tmpfs(args, linux)?);
+                }
                 ch.send(&Msg::IdMapsWritten {
                     prepared: mounts.iter().map(|(i, _)| *i).collect(),
                 })
@@ -255,6 +259,67 @@ fn dev_tmpfs(args: &InitArgs<'_>, linux: &Linux) -> Result<Option<(i64, OwnedFd)
         set_mode_owner(dir.as_fd(), &c, &n, o).map_err(fail("set mode and owner"))?;
     }
     Ok(Some((index as i64, fs)))
+}
+
+/// The bind mounts config.json asks to idmap (`idmap`, `ridmap`): through their own
+/// mappings (a user namespace the runtime made for them) or the container's user namespace.
+/// Replaces what [`idmapped_mounts`] made for the same mount; a failure fails the create.
+fn asked_idmaps(
+    args: &InitArgs<'_>,
+    stage1_pid: i32,
+    out: &mut Vec<(i64, OwnedFd)>,
+) -> Result<(), String> {
+    use crate::sys::mount::{clone_tree, set_idmap};
+    let mut container_userns = None;
+    for (i, m) in args.bundle.spec.mounts().iter().flatten().enumerate() {
+        let opts = crate::rootfs::options::parse(m.options().as_deref().unwrap_or_default())
+            .map_err(|e| format!("mount {}: {e}", m.destination().display()))?;
+        let Some(recursive_idmap) = opts.idmap else {
+            continue;
+        };
+        let Some(src) = m.source() else { continue };
+        let src = if src.is_absolute() {
+            src.clone()
+        } else {
+            args.bundle.dir.join(src)
+        };
+        let own = args
+            .mount_userns
+            .iter()
+            .find(|(j, _)| *j == i)
+            .map(|(_, fd)| fd);
+        let userns = match own {
+            Some(fd) => fd.as_fd(),
+            None => {
+                if container_userns.is_none() {
+                    container_userns = Some(
+                        crate::sys::fs::open_host(
+                            Path::new(&format!("/proc/{stage1_pid}/ns/user")),
+                            libc::O_RDONLY,
+                        )
+                        .map_err(|e| format!("open the container's user namespace: {e}"))?,
+                    );
+                }
+                container_userns
+                    .as_ref()
+                    .ok_or("no user namespace")?
+                    .as_fd()
+            }
+        };
+        let recursive_bind = opts.flags.contains(nix::mount::MsFlags::MS_REC);
+        let tree = clone_tree(&src, recursive_bind)
+            .and_then(|t| set_idmap(t.as_fd(), userns, recursive_idmap).map(|()| t))
+            .map_err(|e| {
+                format!(
+                    "mounts[{}]: idmap {}: {e}",
+                    m.destination().display(),
+                    src.display()
+                )
+            })?;
+        out.retain(|(j, _)| *j != i as i64);
+        out.push((i as i64, tree));
+    }
+    Ok(())
 }
 
 /// Stage 1 says it joined the pod's user namespace: it must be the one the pod was found by

@@ -18,6 +18,9 @@ pub struct MountOptions {
     /// Recursive attributes (`rro`, `rnosuid`, ...): MOUNT_ATTR_* bits set and cleared on
     /// the mount and every mount below it with mount_setattr(AT_RECURSIVE).
     pub recursive: RecursiveAttrs,
+    /// `idmap` (Some(false)) or `ridmap` (Some(true), every mount below too): the bind mount
+    /// is idmapped, through its own uidMappings/gidMappings or the container's user namespace.
+    pub idmap: Option<bool>,
 }
 
 /// MOUNT_ATTR_* bits for mount_setattr(2), from the recursive options.
@@ -79,6 +82,14 @@ impl MountOptions {
     }
 }
 
+/// Whether any mount of `spec` asks to be idmapped (`idmap`, `ridmap`).
+pub fn any_idmap(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.mounts()
+        .iter()
+        .flatten()
+        .any(|m| parse(m.options().as_deref().unwrap_or_default()).is_ok_and(|o| o.idmap.is_some()))
+}
+
 /// Parse options; the error names the option.
 pub fn parse(options: &[String]) -> Result<MountOptions, String> {
     let mut o = MountOptions {
@@ -88,6 +99,7 @@ pub fn parse(options: &[String]) -> Result<MountOptions, String> {
         data: Vec::new(),
         tmpcopyup: false,
         recursive: RecursiveAttrs::default(),
+        idmap: None,
     };
     for opt in options {
         let (set, clear) = match opt.as_str() {
@@ -133,9 +145,8 @@ pub fn parse(options: &[String]) -> Result<MountOptions, String> {
                 continue;
             }
             "idmap" | "ridmap" => {
-                return Err(format!(
-                    "{opt:?}: idmapped mounts are not supported by this version"
-                ))
+                o.idmap = Some(opt == "ridmap");
+                continue;
             }
             s if recursive_attr(s).is_some() => {
                 let (set, clear) = recursive_attr(s).unwrap_or_default();
@@ -252,8 +263,12 @@ mod tests {
 
     #[test]
     fn refusals() {
-        for bad in ["idmap", "", "a,b"] {
+        for bad in ["", "a,b"] {
             assert!(parse(&[bad.to_string()]).is_err(), "{bad}");
         }
+        let o = |v: &[&str]| parse(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        assert_eq!(o(&["rbind", "idmap"]).idmap, Some(false));
+        assert_eq!(o(&["bind", "ridmap"]).idmap, Some(true));
+        assert_eq!(o(&["bind"]).idmap, None);
     }
 }

@@ -69,6 +69,10 @@ pub const TESTS: Tests = &[
         no_pivot_bare_proc,
     ),
     ("config::tmpcopyup_and_pidfd_socket", tmpcopyup_and_pidfd),
+    (
+        "config::idmapped_mounts_show_a_volumes_owners",
+        idmapped_mounts,
+    ),
 ];
 
 /// `run` with process.terminal and no console socket: contain relays the pty itself, and
@@ -1299,5 +1303,145 @@ fn personality_domain() -> R {
     let rt = Runtime::new();
     fails_with(&rt.run(&b, "pe"), "linux.personality.flags")?;
     rt.assert_clean(&b, "pe")?;
+    pass()
+}
+
+/// Idmapped bind mounts (runtime spec 1.1, runc 1.2; what containerd 2 sends for Kubernetes
+/// pods with `hostUsers: false`): a volume whose file belongs to host uid 1234 shows as nobody
+/// through a plain bind in a user namespace, as 1234 through `idmap` (the container's user
+/// namespace), and as whatever the mount's own uidMappings make of it.
+fn idmapped_mounts() -> R {
+    use std::os::unix::fs::chown;
+    let vol = tempfile::Builder::new().prefix("vol-").tempdir()?;
+    std::fs::set_permissions(
+        vol.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )?;
+    std::fs::write(vol.path().join("f"), "x")?;
+    chown(vol.path().join("f"), Some(1234), Some(1234))?;
+    let bind = |dest: &str, extra: &[&str]| {
+        let mut options = vec!["rbind"];
+        options.extend(extra);
+        json!({"destination": dest, "type": "bind", "source": vol.path(), "options": options})
+    };
+    let own_map = |host: u32| json!([{"containerID": 1234, "hostID": host, "size": 1}]);
+    let rt = Runtime::new();
+
+    // config.json's own user namespace (container 0 = host 100000), under the runc policy.
+    let bundle = || -> Result<Bundle, std::io::Error> {
+        let b = Bundle::new();
+        // Mount points the container's root (an unprivileged host uid) could not create.
+        for d in ["plain", "ctr", "own", "m"] {
+            std::fs::create_dir_all(b.rootfs().join(d))?;
+        }
+        Ok(b)
+    };
+    let mut b = bundle()?;
+    b.set(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["uidMappings"] = map.clone();
+        c["linux"]["gidMappings"] = map;
+        let mut own = bind("/own", &["idmap"]);
+        own["uidMappings"] = own_map(100007);
+        own["gidMappings"] = own_map(100007);
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.push(bind("/plain", &[]));
+        mounts.push(bind("/ctr", &["ridmap"]));
+        mounts.push(own);
+    });
+    b.sh("stat -c %u:%g /plain/f /ctr/f /own/f");
+    let o = rt.with_policy("runc", "run", &b, "im");
+    ensure!(
+        o.code == 0 && o.stdout == "65534:65534\n1234:1234\n7:7\n",
+        "runc policy, config's user namespace: {} {:?} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    rt.assert_clean(&b, "im")?;
+
+    // A container joining that user namespace by path (as containerd 2 makes a pod's
+    // containers join the sandbox's): its idmapped mount goes through the joined namespace.
+    b.sh("sleep 60");
+    let o = rt.run_detached("runc", &b, "sb");
+    ensure!(o.code == 0, "run -d the sandbox: {}", o.stderr);
+    let pid = rt.state("sb").ok_or("no state")?["pid"]
+        .as_i64()
+        .unwrap_or(0);
+    let mut j = bundle()?;
+    j.set(|c| {
+        let list = c["linux"]["namespaces"].as_array_mut().unwrap();
+        list.push(json!({"type": "user", "path": format!("/proc/{pid}/ns/user")}));
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(bind("/ctr", &["idmap"]));
+    });
+    j.sh("stat -c %u /ctr/f; tr -s ' ' < /proc/self/uid_map");
+    let o = rt.with_policy("runc", "run", &j, "joined");
+    ensure!(
+        o.code == 0 && o.stdout == "1234\n 0 100000 65536\n",
+        "joined user namespace: {} {:?} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    rt.assert_clean(&j, "joined")?;
+    let o = rt.exec(&["delete", "--force", "sb"]);
+    ensure!(o.code == 0, "delete: {}", o.stderr);
+    rt.assert_clean(&b, "sb")?;
+
+    // The user namespace the default policy adds: `idmap` is what the policy does to binds
+    // anyway; the mount's own mappings win over it (host 4242 is not the container's).
+    let mut d = bundle()?;
+    d.set(|c| {
+        let mut own = bind("/own", &["idmap"]);
+        own["uidMappings"] = own_map(4242);
+        own["gidMappings"] = own_map(4242);
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.push(bind("/ctr", &["idmap"]));
+        mounts.push(own);
+    });
+    d.sh("stat -c %u /ctr/f /own/f");
+    let o = rt.with_policy("default", "run", &d, "id");
+    ensure!(
+        o.code == 0 && o.stdout == "1234\n65534\n",
+        "default policy: {} {:?} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    rt.assert_clean(&d, "id")?;
+
+    // Bad input: mappings without the option, idmap without a user namespace, idmap on a
+    // mount that is not a bind.
+    let cases: [(&str, serde_json::Value, &str); 3] = [
+        (
+            "runc",
+            {
+                let mut m = bind("/m", &[]);
+                m["uidMappings"] = own_map(1);
+                m["gidMappings"] = own_map(1);
+                m
+            },
+            "need the idmap or ridmap option",
+        ),
+        ("runc", bind("/m", &["idmap"]), "needs a user namespace"),
+        (
+            "default",
+            json!({"destination": "/m", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]}),
+            "only bind mounts",
+        ),
+    ];
+    for (policy, mount, want) in cases {
+        let mut bad = bundle()?;
+        bad.set(|c| c["mounts"].as_array_mut().unwrap().push(mount));
+        fails_with(&rt.with_policy(policy, "run", &bad, "bad"), want)?;
+        rt.assert_clean(&bad, "bad")?;
+    }
     pass()
 }

@@ -390,8 +390,8 @@ fn version_and_features() -> R {
         f["linux"]["seccomp"]
     );
     ensure!(
-        f["linux"]["mountExtensions"]["idmap"]["enabled"] == false,
-        "features claims idmap"
+        f["linux"]["mountExtensions"]["idmap"]["enabled"] == true,
+        "features does not claim idmapped mounts"
     );
     ensure!(
         f["hooks"].as_array().map(Vec::len) == Some(6),
