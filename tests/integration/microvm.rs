@@ -42,6 +42,10 @@ pub const TESTS: Tests = &[
         "microvm::linux_guest_agent_runs_the_process_in_contain_vm",
         agent_in_vm,
     ),
+    (
+        "microvm::linux_guest_boots_through_contains_vmm_nested",
+        nested_vmm,
+    ),
 ];
 
 /// What the microVM stage gives a Linux guest whose initramfs is the agent's, as a kernel
@@ -992,4 +996,174 @@ fn thread_filters_trap() -> R {
         }
     }
     pass()
+}
+
+/// The outer VM's init for [`nested_vmm`]: move to a tmpfs (pivot_root cannot leave an
+/// initramfs), load KVM for the emulated AMD SVM, and run the bundle in the microVM stage.
+const NESTED_INIT: &str = r#"#!/bin/busybox sh
+export PATH=/bin
+/bin/busybox --install -s /bin
+if [ ! -e /stage2 ]; then
+  mount -t tmpfs -o size=1200m tmpfs /mnt
+  for d in bin contain modules guest bundle init; do cp -a /$d /mnt/; done
+  mkdir -p /mnt/proc /mnt/sys /mnt/dev /mnt/tmp /mnt/run /mnt/mnt
+  touch /mnt/stage2
+  exec switch_root /mnt /init
+fi
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+echo "+memory +pids" > /sys/fs/cgroup/cgroup.subtree_control
+for m in irqbypass ccp kvm kvm-amd; do insmod /modules/$m.ko || echo "NESTED: insmod $m failed"; done
+echo "NESTED: $(ls /dev/kvm 2>&1)"
+export CONTAIN_GUEST_DIR=/guest
+start=$(cut -d' ' -f1 /proc/uptime)
+/contain --root /run/contain --policy runc run --bundle /bundle nested
+code=$?
+echo "NESTED: contain exited $code after $(cut -d' ' -f1 /proc/uptime) s (started at $start s)"
+poweroff -f
+"#;
+
+/// The microVM stage end to end with a real Linux guest, one level down (this host's
+/// /dev/kvm, kvm_pvm, cannot boot Linux): QEMU emulates a machine with AMD SVM, whose Debian
+/// kernel loads kvm-amd; in it `contain run` boots the same kernel as the guest through
+/// contain's own VMM, and the guest agent runs the process, whose status is contain's.
+fn nested_vmm() -> R {
+    let Some(qemu) = which("qemu-system-x86_64") else {
+        return skip("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)");
+    };
+    let Some(busybox) = busybox() else {
+        return skip("busybox is not installed (apt-get install busybox-static)");
+    };
+    let kernel = match linux_kernel() {
+        Ok(k) => k,
+        Err(why) => return skip(why),
+    };
+    let modules = match kvm_modules() {
+        Ok(m) => m,
+        Err(why) => return skip(why),
+    };
+    let work = tempfile::Builder::new().prefix("nested-").tempdir()?;
+    let root = work.path().join("root");
+    for d in ["bin", "modules", "guest/kernels", "mnt"] {
+        std::fs::create_dir_all(root.join(d))?;
+    }
+    std::fs::copy(&busybox, root.join("bin/busybox"))?;
+    std::fs::copy(CONTAIN, root.join("contain"))?;
+    for m in &modules {
+        std::fs::copy(
+            m,
+            root.join("modules").join(m.file_name().unwrap_or_default()),
+        )?;
+    }
+    std::fs::copy(&kernel, root.join("guest/kernels/vmlinuz"))?;
+    std::fs::write(root.join("init"), NESTED_INIT)?;
+    std::fs::set_permissions(
+        root.join("init"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )?;
+    let secret = tempfile::NamedTempFile::new()?;
+    std::fs::write(secret.path(), "host secret\n")?;
+    let mut b = agent_bundle(secret.path())?;
+    b.set(|c| {
+        c["annotations"] = json!({
+            "io.contain.isolation": "microvm",
+            "io.contain.microvm.kernel": "/guest/kernels/vmlinuz",
+            "io.contain.microvm.timeout": "300",
+        });
+        c["linux"]["resources"] = json!({"memory": {"limit": 256 * MIB}});
+    });
+    let o = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(b.path())
+        .arg(root.join("bundle"))
+        .out();
+    ensure!(o.code == 0, "copy the bundle: {}", o.stderr);
+    let archive = work.path().join("outer.cpio");
+    let o = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cd {} && find . | cpio -o -H newc --quiet > {}",
+            root.display(),
+            archive.display()
+        ))
+        .out();
+    ensure!(o.code == 0, "cpio: {}", o.stderr);
+    let t = std::time::Instant::now();
+    let o = std::process::Command::new("timeout")
+        .arg("900")
+        .arg(&qemu)
+        .args(["-accel", "tcg", "-cpu", "max", "-m", "1536", "-smp", "1"])
+        .args([
+            "-nodefaults",
+            "-no-reboot",
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+        ])
+        .arg("-kernel")
+        .arg(&kernel)
+        .arg("-initrd")
+        .arg(&archive)
+        .args(["-append", "console=ttyS0 panic=-1 quiet rdinit=/init"])
+        .stdin(Stdio::null())
+        .out();
+    let out = (o.stdout + &o.stderr).replace('\r', "");
+    println!(
+        "nested: QEMU ran {:.0} s; {}",
+        t.elapsed().as_secs_f64(),
+        out.lines()
+            .filter(|l| l.starts_with("NESTED:"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    ensure!(
+        out.contains("NESTED: contain exited 7 "),
+        "contain did not exit with the guest's 7 (QEMU exit {}):\n{out}",
+        o.code
+    );
+    check_agent_output(&out)?;
+    pass()
+}
+
+/// The KVM modules of the test kernel (scripts/test-kernel.sh unpacks them beside it).
+fn kvm_modules() -> Result<Vec<std::path::PathBuf>, String> {
+    let k = std::env::var_os("CONTAIN_TEST_KERNEL")
+        .map(std::path::PathBuf::from)
+        .ok_or("CONTAIN_TEST_KERNEL is not set (scripts/test.sh sets it)")?;
+    let version = k
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("vmlinuz-"))
+        .ok_or("CONTAIN_TEST_KERNEL is not a vmlinuz-VERSION")?;
+    let base = k
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("CONTAIN_TEST_KERNEL has no parent directory")?
+        .join("lib/modules")
+        .join(version)
+        .join("kernel");
+    let want = [
+        "virt/lib/irqbypass.ko",
+        "drivers/crypto/ccp/ccp.ko",
+        "arch/x86/kvm/kvm.ko",
+        "arch/x86/kvm/kvm-amd.ko",
+    ];
+    want.iter()
+        .map(|m| {
+            let p = base.join(m);
+            if p.is_file() {
+                Ok(p)
+            } else {
+                Err(format!(
+                    "{}: missing (scripts/test-kernel.sh unpacks it)",
+                    p.display()
+                ))
+            }
+        })
+        .collect()
 }
