@@ -1,6 +1,7 @@
-//! The guest's devices: COM1 (an 8250-compatible UART from `vm-superio`) and the exit port.
-//! Every other port reads as all ones and ignores writes; so does MMIO (nothing is mapped
-//! there). Nothing here allocates per guest access, so a guest cannot grow the VMM's memory.
+//! The guest's devices: COM1 (an 8250-compatible UART from `vm-superio`), a read-only CMOS
+//! real-time clock and the exit port. Every other port reads as all ones and ignores writes;
+//! so does MMIO (nothing is mapped there). Nothing here allocates per guest access, so a guest
+//! cannot grow the VMM's memory.
 
 use std::io::Write;
 
@@ -11,6 +12,44 @@ use vm_superio::{Serial, Trigger};
 pub const COM1: u16 = 0x3f8;
 /// A write of byte N here ends the VM with exit status N.
 pub const EXIT_PORT: u16 = 0xf4;
+/// The CMOS RTC's index port (bit 7: NMI disable, ignored) and data port.
+pub const RTC_INDEX: u16 = 0x70;
+pub const RTC_DATA: u16 = 0x71;
+
+/// A minimal MC146818 CMOS clock: the host's UTC time in BCD, 24-hour mode, never mid-update,
+/// valid, no interrupts; writes are ignored (the guest cannot set the clock). Without it a
+/// Linux guest's clock probe reads all ones ("update in progress") and waits for seconds.
+#[derive(Default)]
+pub struct Rtc {
+    index: u8,
+}
+
+fn bcd(v: u32) -> u8 {
+    (((v / 10 % 10) << 4) | (v % 10)) as u8
+}
+
+impl Rtc {
+    fn read(&self, now: chrono::DateTime<chrono::Utc>) -> u8 {
+        use chrono::{Datelike, Timelike};
+        match self.index & 0x7f {
+            0x00 => bcd(now.second()),
+            0x02 => bcd(now.minute()),
+            0x04 => bcd(now.hour()),
+            0x06 => bcd(now.weekday().number_from_sunday()),
+            0x07 => bcd(now.day()),
+            0x08 => bcd(now.month()),
+            0x09 => bcd(now.year().rem_euclid(100) as u32),
+            0x32 => bcd((now.year() / 100) as u32),
+            // Register A: no update in progress, 32.768 kHz base, 1024 Hz rate.
+            0x0a => 0x26,
+            // Register B: 24-hour mode, BCD, no interrupts.
+            0x0b => 0x02,
+            // Register D: the battery is good and the time valid.
+            0x0d => 0x80,
+            _ => 0,
+        }
+    }
+}
 
 /// COM1's interrupt line: IRQ 4 of the in-kernel interrupt controller through an irqfd (a
 /// Linux guest), or not wired (a bare guest has no interrupt controller and polls the line
@@ -36,6 +75,7 @@ pub enum Effect {
 
 pub struct Devices<W: Write> {
     pub serial: Serial<Irq, NoEvents, W>,
+    pub rtc: Rtc,
     /// Accesses to ports and addresses nothing answers (counted, for the debug log).
     pub unknown: u64,
 }
@@ -49,6 +89,7 @@ impl<W: Write> Devices<W> {
     pub fn with_irq(out: W, irq: Irq) -> Self {
         Devices {
             serial: Serial::new(irq, out),
+            rtc: Rtc::default(),
             unknown: 0,
         }
     }
@@ -56,6 +97,8 @@ impl<W: Write> Devices<W> {
     pub fn port_in(&mut self, port: u16, data: &mut [u8]) {
         match port {
             COM1..=0x3ff if data.len() == 1 => data[0] = self.serial.read((port - COM1) as u8),
+            RTC_INDEX if data.len() == 1 => data[0] = self.rtc.index,
+            RTC_DATA if data.len() == 1 => data[0] = self.rtc.read(chrono::Utc::now()),
             _ => {
                 self.unknown += 1;
                 data.fill(0xff);
@@ -72,6 +115,11 @@ impl<W: Write> Devices<W> {
                 let _ = self.serial.write((port - COM1) as u8, *value);
                 Effect::None
             }
+            (RTC_INDEX, [index]) => {
+                self.rtc.index = *index;
+                Effect::None
+            }
+            (RTC_DATA, [_]) => Effect::None,
             _ => {
                 self.unknown += 1;
                 Effect::None
@@ -104,6 +152,43 @@ mod tests {
         assert_ne!(lsr[0] & 0x20, 0, "transmitter holding register empty");
         assert_eq!(d.port_out(EXIT_PORT, &[7]), Effect::Exit(7));
         assert_eq!(d.serial.writer(), b"hi\n");
+    }
+
+    #[test]
+    fn rtc_reads_the_time_in_bcd_and_is_never_updating() {
+        use chrono::TimeZone;
+        let mut rtc = Rtc::default();
+        let t = chrono::Utc
+            .with_ymd_and_hms(2026, 12, 5, 9, 47, 38)
+            .unwrap();
+        let mut reg = |i: u8| {
+            rtc.index = i | 0x80;
+            rtc.read(t)
+        };
+        assert_eq!(
+            [
+                reg(0),
+                reg(2),
+                reg(4),
+                reg(6),
+                reg(7),
+                reg(8),
+                reg(9),
+                reg(0x32)
+            ],
+            [0x38, 0x47, 0x09, 0x07, 0x05, 0x12, 0x26, 0x20]
+        );
+        assert_eq!(reg(0x0a) & 0x80, 0, "update in progress");
+        assert_eq!(reg(0x0b), 0x02, "24-hour BCD, no interrupts");
+        assert_eq!(reg(0x0d), 0x80, "time valid");
+        // Through the ports; writes are ignored.
+        let mut d = Devices::new(Vec::new());
+        assert_eq!(d.port_out(RTC_INDEX, &[0x0a]), Effect::None);
+        assert_eq!(d.port_out(RTC_DATA, &[0xff]), Effect::None);
+        let mut b = [0u8];
+        d.port_in(RTC_DATA, &mut b);
+        assert_eq!(b[0], 0x26);
+        assert_eq!(d.unknown, 0);
     }
 
     #[test]
