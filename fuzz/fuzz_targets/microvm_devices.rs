@@ -3,7 +3,7 @@
 //! to the exit port ends the VM; the console carries at most one byte per guest write.
 #![no_main]
 use arbitrary::Arbitrary;
-use contain::microvm::devices::{Devices, Effect, COM1, EXIT_PORT};
+use contain::microvm::devices::{Devices, Effect, COM1, EXIT_PORT, RTC_DATA, RTC_INDEX};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
@@ -15,6 +15,8 @@ enum Op {
     MmioRead { len: u8 },
     MmioWrite,
     Input(Vec<u8>),
+    /// Select a CMOS register and read it (or write it: ignored).
+    Rtc { index: u8, write: Option<u8> },
 }
 
 fuzz_target!(|ops: Vec<Op>| {
@@ -52,6 +54,18 @@ fuzz_target!(|ops: Vec<Op>| {
             Op::MmioWrite => d.mmio_write(),
             Op::Input(bytes) => {
                 let _ = d.serial.enqueue_raw_bytes(&bytes);
+            }
+            Op::Rtc { index, write } => {
+                assert_eq!(d.port_out(RTC_INDEX, &[index]), Effect::None);
+                let mut b = [0u8];
+                d.port_in(RTC_INDEX, &mut b);
+                assert_eq!(b[0], index);
+                if let Some(v) = write {
+                    assert_eq!(d.port_out(RTC_DATA, &[v]), Effect::None);
+                }
+                d.port_in(RTC_DATA, &mut b);
+                // Register A never says "update in progress".
+                assert!(index & 0x7f != 0x0a || b[0] & 0x80 == 0);
             }
         }
         assert!(d.serial.writer().len() <= writes);
