@@ -105,11 +105,17 @@ pub fn build(
         let vcpu = vm
             .create_vcpu(id.into())
             .map_err(|e| format!("KVM_CREATE_VCPU {id}: {e}"))?;
-        // Each processor reads its own APIC id from CPUID, as the MP table lists it.
+        // Each processor reads its own APIC id from CPUID, as the MP table lists it. The
+        // hypervisor bit (leaf 1, ECX bit 31), which KVM leaves to the VMM, makes a Linux guest
+        // look at KVM's leaves (0x40000000..) and use kvm-clock: without it the guest cannot
+        // calibrate its TSC and falls back to jiffies.
         let mut own = cpuid.clone();
         for e in own.as_mut_slice() {
             match e.function {
-                1 => e.ebx = (e.ebx & 0x00ff_ffff) | (u32::from(id) << 24),
+                1 => {
+                    e.ebx = (e.ebx & 0x00ff_ffff) | (u32::from(id) << 24);
+                    e.ecx |= 1 << 31;
+                }
                 0xb | 0x1f => e.edx = id.into(),
                 _ => {}
             }

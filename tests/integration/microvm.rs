@@ -68,14 +68,16 @@ fn agent_bundle(secret: &std::path::Path) -> Result<Bundle, String> {
         c["process"]["capabilities"] = json!({"bounding": kill, "permitted": kill});
         c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 64, "soft": 64}]);
     });
-    b.sh(
-        "echo host=$(hostname) ids=$(id -u):$(id -g):$(id -G | tr ' ' ,) cwd=$(pwd) env=$PROBE \
-         nofile=$(ulimit -n); grep CapBnd /proc/self/status; \
-         echo init=$(tr '\\0' ' ' < /proc/1/cmdline); ls /.contain 2>&1 | head -1; \
-         cat /host-secret 2>&1; echo devtmpfs=$(grep -c '^devtmpfs /dev ' /proc/mounts); exit 7",
-    );
+    b.sh(AGENT_SCRIPT);
     Ok(b)
 }
+
+/// What agent_bundle's process runs in the guest.
+const AGENT_SCRIPT: &str =
+    "echo host=$(hostname) ids=$(id -u):$(id -g):$(id -G | tr ' ' ,) cwd=$(pwd) env=$PROBE \
+     nofile=$(ulimit -n); grep CapBnd /proc/self/status; \
+     echo init=$(tr '\\0' ' ' < /proc/1/cmdline); ls /.contain 2>&1 | head -1; \
+     cat /host-secret 2>&1; echo devtmpfs=$(grep -c '^devtmpfs /dev ' /proc/mounts); exit 7";
 
 /// What agent_bundle's process must report (the console may add carriage returns).
 fn check_agent_output(out: &str) -> Result<(), libtest_mimic::Failed> {
@@ -1076,6 +1078,10 @@ fn nested_vmm() -> R {
         });
         c["linux"]["resources"] = json!({"memory": {"limit": 256 * MIB}});
     });
+    // The guest found KVM (the hypervisor bit) and keeps time with kvm-clock.
+    b.sh(&format!(
+        "echo clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource); {AGENT_SCRIPT}"
+    ));
     let o = std::process::Command::new("cp")
         .arg("-a")
         .arg(b.path())
@@ -1127,6 +1133,10 @@ fn nested_vmm() -> R {
         o.code
     );
     check_agent_output(&out)?;
+    ensure!(
+        out.contains("clocksource=kvm-clock"),
+        "the guest does not use kvm-clock:\n{out}"
+    );
     pass()
 }
 
