@@ -1,7 +1,13 @@
 //! contain: a security-hardened, runc-compatible OCI container runtime.
 //!
-//! Dependencies point downwards: cli -> container -> oci and process -> ns, rootfs, caps,
-//! cgroups -> sys. Parsing (oci) performs no syscalls.
+//! Layers, from the top: `cli` -> `container` (the verbs over the state store) -> `policy` and
+//! `audit` (pure planning over a config) and `process` (the forked stages) -> the mechanisms
+//! (`rootfs`, `ns`, `cgroups`, `seccomp`, `landlock`, `caps`, `hooks`, `microvm`) -> `sys` (the
+//! raw syscalls). `oci` parses and validates config.json with the mechanisms' own parsers
+//! (mount options, seccomp profiles, Landlock rules) and performs no syscalls. Two cycles are
+//! left, at module level only: `process` <-> `microvm` (the init becomes the VMM; the guest
+//! agent reuses `process::exec`, `credentials` and `rlimits`, never the init) and `oci` <->
+//! `rootfs`/`landlock` (validation uses their parsers; they take oci's types).
 //!
 //! Unsafe code lives only in `sys` (raw syscalls, each behind a safe function) and `microvm`
 //! (KVM and guest memory); everywhere else it does not compile.

@@ -137,7 +137,7 @@ fn start(config: &GuestConfig) -> (u8, String) {
     };
     match crate::process::exec::become_process(p, &caps) {
         Ok(program) => {
-            crate::process::init::reset_signals();
+            crate::process::exec::reset_signals();
             program.exec()
         }
         Err(crate::process::exec::NotReady::NotFound(e)) => (127, e),

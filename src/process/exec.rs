@@ -50,7 +50,7 @@ pub fn become_process(p: &Process, caps: &CapPlan) -> Result<Program, NotReady> 
         Err(e) => return Err(cwd_err(e)),
     };
     caps.drop_bounding().map_err(failed)?;
-    super::init::set_user(user).map_err(failed)?;
+    super::credentials::set_user(user).map_err(failed)?;
     caps.apply().map_err(failed)?;
     if !entered {
         nix::unistd::chdir(p.cwd()).map_err(cwd_err)?;
@@ -129,4 +129,11 @@ fn cstrings(items: &[String]) -> Result<Vec<CString>, String> {
         .iter()
         .map(|s| CString::new(s.as_bytes()).map_err(|_| format!("{s:?} contains a NUL byte")))
         .collect()
+}
+
+/// Every signal back to its default action and none blocked, as a new process expects.
+pub(crate) fn reset_signals() {
+    use nix::sys::signal::{SigSet, SigmaskHow};
+    sys::reset_signal_handlers();
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
 }

@@ -16,7 +16,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Process};
 use super::exec;
 use super::init::{
     apply_landlock, close_runtime_fds, expect, fail, filter_at, fork_and_report, install_seccomp,
-    reset_signals, FilterAt,
+    FilterAt,
 };
 use super::rlimits;
 use super::sync::{Channel, Msg};
@@ -137,7 +137,7 @@ fn process_inner(ch: &Channel, args: &ExecArgs<'_>) -> Result<Never, String> {
         install_seccomp(ch, &args.seccomp)?;
     }
     let program = exec::become_process(p, &args.caps)?;
-    reset_signals();
+    exec::reset_signals();
     sys::set_parent_death_signal(0).map_err(|e| format!("prctl: {e}"))?;
     // The runtime waits for Ready, so installing just before it still reports errors.
     if at != FilterAt::BeforeCredentials {

@@ -523,7 +523,7 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>, prepared: Prepared) -> Result<N
     wait_for_start(args, &state)?;
     // The runtime blocked signals (`run` relays them) and Rust ignores SIGPIPE: the workload
     // must start with the default mask and dispositions.
-    reset_signals();
+    exec::reset_signals();
     if at == FilterAt::LastStep {
         for c in &args.seccomp {
             if let Err(e) = crate::seccomp::install(c) {
@@ -588,12 +588,6 @@ fn run_vmm(
     vm.run(machine)
 }
 
-pub(crate) fn reset_signals() {
-    use nix::sys::signal::{SigSet, SigmaskHow};
-    sys::reset_signal_handlers();
-    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-}
-
 fn set_domainname(name: &str) -> Result<(), String> {
     sys::set_domainname(name).map_err(|e| format!("setdomainname {name:?}: {e}"))
 }
@@ -605,25 +599,4 @@ fn join_session_keyring(id: &str) -> Result<(), String> {
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EDQUOT)) => Ok(()),
         Err(e) => Err(format!("join a new session keyring: {e}")),
     }
-}
-
-pub(super) fn set_user(user: &oci_spec::runtime::User) -> Result<(), String> {
-    let groups: Vec<Gid> = user
-        .additional_gids()
-        .iter()
-        .flatten()
-        .map(|g| Gid::from_raw(*g))
-        .collect();
-    if let Err(e) = nix::unistd::setgroups(&groups) {
-        // With setgroups denied (an unprivileged user namespace) only an empty list is fine.
-        if !groups.is_empty() || e != nix::errno::Errno::EPERM {
-            return Err(format!("process.user.additionalGids: setgroups: {e}"));
-        }
-    }
-    sys::set_keep_caps(true).map_err(|e| format!("prctl keepcaps: {e}"))?;
-    let (uid, gid) = (Uid::from_raw(user.uid()), Gid::from_raw(user.gid()));
-    setresgid(gid, gid, gid).map_err(|e| format!("process.user.gid {gid}: {e}"))?;
-    setresuid(uid, uid, uid).map_err(|e| format!("process.user.uid {uid}: {e}"))?;
-    sys::set_keep_caps(false).map_err(|e| format!("prctl keepcaps: {e}"))?;
-    Ok(())
 }

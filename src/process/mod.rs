@@ -1,6 +1,7 @@
 //! Creating the container's processes: spawn (runtime side), sync (typed messages), init
 //! (everything between fork and exec).
 
+mod credentials;
 pub(crate) mod exec;
 pub mod exec_init;
 pub mod init;
