@@ -12,10 +12,13 @@ use serde_json::{json, Value};
 use crate::ensure;
 use crate::util::*;
 
-pub const TESTS: &[(&str, crate::TestFn)] = &[(
-    "pod::containers_of_a_pod_share_its_user_namespace",
-    one_userns_per_pod,
-)];
+pub const TESTS: &[(&str, crate::TestFn)] = &[
+    (
+        "pod::containers_of_a_pod_share_its_user_namespace",
+        one_userns_per_pod,
+    ),
+    ("pod::racing_pods_get_disjoint_ranges", racing_pods),
+];
 
 /// A network namespace pinned on a file, as CNI makes a pod's; unmounted when dropped.
 struct NetNs {
@@ -194,5 +197,63 @@ fn one_userns_per_pod() -> R {
         rt.assert_clean(b, id)?;
     }
     rt.assert_clean(&sb1, "sb1")?;
+    pass()
+}
+
+/// Pods started at once (a node starting its pods after a reboot): each sandbox gets a range
+/// of its own, each pod's containers their sandbox's.
+fn racing_pods() -> R {
+    const PODS: usize = 4;
+    let nets = (0..PODS)
+        .map(|_| NetNs::new())
+        .collect::<Result<Vec<_>, _>>();
+    let nets = match nets {
+        Ok(n) => n,
+        Err(e) => return skip(e),
+    };
+    let rt = Runtime::new();
+    let sandboxes: Vec<Bundle> = nets.iter().map(|n| sandbox(&n.file)).collect();
+    std::thread::scope(|s| {
+        for (i, b) in sandboxes.iter().enumerate() {
+            let rt = &rt;
+            s.spawn(move || rt.run_detached("default", b, &format!("sb{i}")));
+        }
+    });
+    let mut apps = Vec::new();
+    for (i, n) in nets.iter().enumerate() {
+        apps.push(member(&n.file, pid_of(&rt, &format!("sb{i}"))?, None));
+    }
+    std::thread::scope(|s| {
+        for (i, b) in apps.iter().enumerate() {
+            let rt = &rt;
+            s.spawn(move || rt.run_detached("default", b, &format!("app{i}")));
+        }
+    });
+    let mut ranges = Vec::new();
+    for i in 0..PODS {
+        let (sb, app) = (
+            look(&rt, &format!("sb{i}"))?,
+            look(&rt, &format!("app{i}"))?,
+        );
+        ensure!(sb[0] == app[0], "pod {i}: sandbox {sb:?}, app {app:?}");
+        let f: Vec<u64> = sb[0].split(' ').filter_map(|x| x.parse().ok()).collect();
+        ensure!(f.len() == 3 && f[1] != 0, "pod {i}: {sb:?}");
+        ranges.push((f[1], f[2]));
+    }
+    ranges.sort();
+    for w in ranges.windows(2) {
+        ensure!(
+            w[0].0 + w[0].1 <= w[1].0,
+            "two pods' ranges overlap: {ranges:?}"
+        );
+    }
+    for i in 0..PODS {
+        for id in [format!("app{i}"), format!("sb{i}")] {
+            let o = rt.exec(&["delete", "--force", &id]);
+            ensure!(o.code == 0, "delete {id}: {}", o.stderr);
+        }
+        rt.assert_clean(&apps[i], &format!("app{i}"))?;
+        rt.assert_clean(&sandboxes[i], &format!("sb{i}"))?;
+    }
     pass()
 }
