@@ -540,30 +540,32 @@ pub fn choose(
 }
 
 /// Apply `policy` to `spec` (pure).
-pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, PolicyError> {
-    let mut spec = spec.clone();
-    let mut warnings = Vec::new();
-    let mut violation = |field: &str, reason: String| -> Result<(), PolicyError> {
-        match policy.on_violation {
+/// What `apply` found: violations refuse (or warn, under `onViolation: warn`), notes warn.
+struct Verdicts<'a> {
+    policy: &'a Policy,
+    warnings: Vec<String>,
+}
+
+impl Verdicts<'_> {
+    fn violation(&mut self, field: &str, reason: String) -> Result<(), PolicyError> {
+        match self.policy.on_violation {
             OnViolation::Refuse => Err(PolicyError::Refused {
-                policy: policy.name.clone(),
+                policy: self.policy.name.clone(),
                 field: field.into(),
                 reason,
             }),
             OnViolation::Warn => {
-                warnings.push(format!("policy {}: {field}: {reason}", policy.name));
+                self.warnings
+                    .push(format!("policy {}: {field}: {reason}", self.policy.name));
                 Ok(())
             }
         }
-    };
-    let namespaces: Vec<LinuxNamespace> = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().clone())
-        .unwrap_or_default();
-    let find = |t| namespaces.iter().find(|n| n.typ() == t);
+    }
+}
 
-    // Capabilities a config may ask for.
+/// Capabilities a config may ask for.
+fn check_capabilities(v: &mut Verdicts<'_>, spec: &Spec) -> Result<(), PolicyError> {
+    let policy = v.policy;
     if let (Some(allowed), Some(caps)) = (
         &policy.capabilities,
         spec.process()
@@ -587,7 +589,7 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
             names.sort();
             names.dedup();
             if !names.is_empty() {
-                violation(
+                v.violation(
                     &format!("process.capabilities.{set}"),
                     format!(
                         "{} not allowed (allowed: {})",
@@ -599,7 +601,16 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
         }
     }
 
-    // Namespaces shared with the host or joined.
+    Ok(())
+}
+
+/// Namespaces shared with the host or joined.
+fn check_host_namespaces(
+    v: &mut Verdicts<'_>,
+    namespaces: &[LinuxNamespace],
+) -> Result<(), PolicyError> {
+    let policy = v.policy;
+    let find = |t| namespaces.iter().find(|n| n.typ() == t);
     if let Some(allowed) = &policy.host_namespaces {
         let mut check = |t: LinuxNamespaceType| -> Result<(), PolicyError> {
             let how = match find(t) {
@@ -610,7 +621,7 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
             if allowed.iter().any(|a| a == ns_name(t)) {
                 return Ok(());
             }
-            violation(
+            v.violation(
                 "linux.namespaces",
                 format!(
                     "the {} namespace is {how}; this policy requires a new one",
@@ -626,6 +637,15 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
         }
     }
 
+    Ok(())
+}
+
+/// The microVM stage, when the annotation or the policy asks for it (the spec gets the
+/// VMM's charge).
+fn isolation(
+    policy: &Policy,
+    spec: &mut Spec,
+) -> Result<Option<crate::microvm::Plan>, PolicyError> {
     let asked = spec
         .annotations()
         .as_ref()
@@ -650,7 +670,7 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
         }
     };
     let microvm = microvm
-        .then(|| crate::microvm::plan(&spec, &policy.microvm))
+        .then(|| crate::microvm::plan(&*spec, &policy.microvm))
         .transpose()
         .map_err(|reason| PolicyError::Refused {
             policy: policy.name.clone(),
@@ -658,24 +678,22 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
             reason,
         })?;
     if microvm.is_some() {
-        crate::microvm::charge_vmm(&mut spec);
+        crate::microvm::charge_vmm(spec);
     }
 
-    // What the policy forces.
-    if policy.readonly_rootfs {
-        if let Some(root) = spec.root().clone() {
-            let mut root = root;
-            root.set_readonly(Some(true));
-            spec.set_root(Some(root));
-        }
-    }
-    if policy.no_new_privileges {
-        if let Some(mut p) = spec.process().clone() {
-            p.set_no_new_privileges(Some(true));
-            spec.set_process(Some(p));
-        }
-    }
+    Ok(microvm)
+}
 
+/// How the container gets its user namespace: config.json's, added by the policy (a range of
+/// the pool, filled in at create), the pod's, or none (and why).
+fn user_namespace(
+    v: &mut Verdicts<'_>,
+    spec: &mut Spec,
+    namespaces: &[LinuxNamespace],
+    facts: &Facts,
+) -> Result<UserNs, PolicyError> {
+    let policy = v.policy;
+    let find = |t| namespaces.iter().find(|n| n.typ() == t);
     let opt_out = spec
         .annotations()
         .as_ref()
@@ -718,7 +736,7 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
             });
         }
         if policy.host_namespaces.is_some() {
-            violation(
+            v.violation(
                 &format!("annotation {USERNS_ANNOTATION}"),
                 "\"host\" opts out of the user namespace this policy adds".into(),
             )?;
@@ -732,7 +750,7 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
                 reason: format!("the policy requires a user namespace, but {why}"),
             });
         }
-        warnings.push(format!(
+        v.warnings.push(format!(
             "policy {}: no user namespace added (container root is host root): {why}",
             policy.name
         ));
@@ -747,7 +765,7 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
                 msg: "userNamespace.add needs a pool".into(),
             })?;
         let mut linux = spec.linux().clone().unwrap_or_default();
-        let mut list = namespaces.clone();
+        let mut list = namespaces.to_vec();
         let mut user = oci_spec::runtime::LinuxNamespaceBuilder::default()
             .typ(LinuxNamespaceType::User)
             .build()
@@ -765,7 +783,7 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
                 .iter()
                 .filter(|t| **t != LinuxNamespaceType::Network)
             {
-                warnings.push(format!(
+                v.warnings.push(format!(
                     "policy {}: the {} namespace joined by path is the host's: it is joined before the pod's user namespace, and container root holds no capability in it",
                     policy.name,
                     ns_name(*t)
@@ -774,7 +792,7 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
             UserNs::Pod(pod.clone())
         } else {
             if let Some(p) = &joined_net {
-                warnings.push(format!(
+                v.warnings.push(format!(
                 "policy {}: the network namespace {} is joined before the added user namespace is made, so it stays the host's: container root holds no capability in it (no raw sockets); ports below 1024 and ICMP echo sockets are opened to every user in it, as Docker does",
                 policy.name,
                 p.display()
@@ -783,14 +801,47 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
             UserNs::Added(pool)
         }
     };
-    if let Some(v) = opt_out.filter(|v| v != "host") {
+    if let Some(value) = opt_out.filter(|v| v != "host") {
         return Err(PolicyError::Refused {
             policy: policy.name.clone(),
             field: format!("annotation {USERNS_ANNOTATION}"),
-            reason: format!("{v:?}: the only value is \"host\""),
+            reason: format!("{value:?}: the only value is \"host\""),
         });
     }
+    Ok(userns)
+}
 
+pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, PolicyError> {
+    let mut spec = spec.clone();
+    let mut v = Verdicts {
+        policy,
+        warnings: Vec::new(),
+    };
+    let namespaces: Vec<LinuxNamespace> = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    let find = |t| namespaces.iter().find(|n| n.typ() == t);
+    check_capabilities(&mut v, &spec)?;
+    check_host_namespaces(&mut v, &namespaces)?;
+    let microvm = isolation(policy, &mut spec)?;
+    // What the policy forces.
+    if policy.readonly_rootfs {
+        if let Some(root) = spec.root().clone() {
+            let mut root = root;
+            root.set_readonly(Some(true));
+            spec.set_root(Some(root));
+        }
+    }
+    if policy.no_new_privileges {
+        if let Some(mut p) = spec.process().clone() {
+            p.set_no_new_privileges(Some(true));
+            spec.set_process(Some(p));
+        }
+    }
+
+    let userns = user_namespace(&mut v, &mut spec, &namespaces, facts)?;
     let shared = |t| find(t).is_none_or(|n| n.path().is_some());
     let ll = &policy.landlock;
     let scopes = ll
@@ -841,7 +892,7 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
         seccomp: policy.seccomp,
         landlock,
         microvm,
-        warnings,
+        warnings: v.warnings,
         added_limits,
         lock_mounts: policy.lock_mounts,
         idmap_binds,
