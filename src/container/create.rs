@@ -292,10 +292,19 @@ fn user_namespace(
         policy::UserNs::Pod(pod) => {
             ns::idmap::reserve_shared(store.root(), id, &pod.sandbox, pod.range)
                 .map_err(ContainerError::Preflight)?;
+            let host: Vec<&str> = pod.host_owned.iter().map(|t| policy::ns_name(*t)).collect();
+            let host = if host.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (the host's {} namespace(s) joined first: container root holds no capability there)",
+                    host.join(", ")
+                )
+            };
             (
                 pod.range,
                 format!(
-                    "the pod's, joined from its sandbox container {:?}",
+                    "the pod's, joined from its sandbox container {:?}{host}",
                     pod.sandbox
                 ),
             )

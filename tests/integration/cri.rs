@@ -412,7 +412,7 @@ fn pods() -> R {
         how.starts_with(&format!(
             "the pod's, joined from its sandbox container {:?}",
             pod1.0
-        )),
+        )) && how.contains("the host's network namespace(s) joined first"),
         "io.contain.userns of a pod's container: {how:?}"
     );
 
@@ -493,6 +493,14 @@ fn pods() -> R {
     let hn = cri.run_container(&pod3, "hn", &["sleep", "2147483647"])?;
     let h = cri.look(&hn)?;
     let host_net = std::fs::read_link("/proc/self/ns/net")?;
+    let how = state(&hn)?["annotations"]["io.contain.userns"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    ensure!(
+        how.contains("the host's uts, network namespace(s) joined first"),
+        "a hostNetwork pod's container does not say it shares the host's UTS namespace: {how:?}"
+    );
     ensure!(
         h[4] == host_net.to_string_lossy() && h[0].starts_with("0 ") && !h[0].starts_with("0 0 "),
         "a hostNetwork pod: {h:?} (host {host_net:?}); contain's state of its sandbox: {} and of the container: {}",
