@@ -155,6 +155,14 @@ fn one_userns_per_pod() -> R {
         "io.contain.userns: {how:?}"
     );
 
+    // strict refuses a pod's container (it joins namespaces by path), naming the field.
+    let strict = member(&net1.file, pid1, None);
+    fails_with(
+        &rt.run_detached("strict", &strict, "strict"),
+        "joined from a path",
+    )?;
+    rt.assert_clean(&strict, "strict")?;
+
     // A second pod: a disjoint range, even while the first pod's sandbox is gone and only its
     // application containers hold the range.
     ok(&rt.exec(&["delete", "--force", "sb1"]), "delete sb1")?;
