@@ -261,9 +261,19 @@ fn dev_tmpfs(args: &InitArgs<'_>, linux: &Linux) -> Result<Option<(i64, OwnedFd)
     Ok(Some((index as i64, fs)))
 }
 
+/// A mount's source on the host (relative to the bundle when not absolute).
+fn bind_source(args: &InitArgs<'_>, m: &oci_spec::runtime::Mount) -> Option<std::path::PathBuf> {
+    let src = m.source().as_ref()?;
+    Some(if src.is_absolute() {
+        src.clone()
+    } else {
+        args.bundle.dir.join(src)
+    })
+}
+
 /// The bind mounts config.json asks to idmap (`idmap`, `ridmap`): through their own
-/// mappings (a user namespace the runtime made for them) or the container's user namespace.
-/// Replaces what [`idmapped_mounts`] made for the same mount; a failure fails the create.
+/// mappings (a user namespace the runtime made for them) or the container's user namespace
+/// ([`idmapped_mounts`] leaves them out). A failure fails the create.
 fn asked_idmaps(
     args: &InitArgs<'_>,
     stage1_pid: i32,
@@ -277,11 +287,8 @@ fn asked_idmaps(
         let Some(recursive_idmap) = opts.idmap else {
             continue;
         };
-        let Some(src) = m.source() else { continue };
-        let src = if src.is_absolute() {
-            src.clone()
-        } else {
-            args.bundle.dir.join(src)
+        let Some(src) = bind_source(args, m) else {
+            continue;
         };
         let own = args
             .mount_userns
@@ -316,7 +323,6 @@ fn asked_idmaps(
                     src.display()
                 )
             })?;
-        out.retain(|(j, _)| *j != i as i64);
         out.push((i as i64, tree));
     }
     Ok(())
@@ -376,14 +382,12 @@ fn idmapped_mounts(
     for (i, m) in args.bundle.spec.mounts().iter().flatten().enumerate() {
         let opts = crate::rootfs::options::parse(m.options().as_deref().unwrap_or_default())
             .map_err(|e| format!("mount {}: {e}", m.destination().display()))?;
-        if !(opts.is_bind() || m.typ().as_deref() == Some("bind")) {
+        // A mount config.json asks to idmap itself is made by asked_idmaps.
+        if !(opts.is_bind() || m.typ().as_deref() == Some("bind")) || opts.idmap.is_some() {
             continue;
         }
-        let Some(src) = m.source() else { continue };
-        let src = if src.is_absolute() {
-            src.clone()
-        } else {
-            args.bundle.dir.join(src)
+        let Some(src) = bind_source(args, m) else {
+            continue;
         };
         // Device nodes are not idmapped: their access is by mode and the device cgroup.
         let is_dev = std::fs::metadata(&src).is_ok_and(|md| {
