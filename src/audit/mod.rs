@@ -266,12 +266,13 @@ pub fn audit(config: &Path, spec: &Spec, extra: &Extra, pol: &Policy, host: &Hos
     let linux = effective.linux().clone().unwrap_or_default();
 
     // User namespace.
+    const CLIENT_USERNS: &str = "the client's (config.json's, its mappings honoured as given)";
     let userns_text = match applied.as_ref().map(|a| &a.userns) {
         Some(policy::UserNs::Added(_)) => "added by the policy (a range of the pool)".to_string(),
         Some(policy::UserNs::Pod(p)) => format!("the pod's, joined from container {:?}", p.sandbox),
         Some(policy::UserNs::None(why)) => format!("none ({why})"),
-        Some(policy::UserNs::Config) => "config.json's".to_string(),
-        None if ns(LinuxNamespaceType::User).is_some() => "config.json's".to_string(),
+        Some(policy::UserNs::Config) => CLIENT_USERNS.to_string(),
+        None if ns(LinuxNamespaceType::User).is_some() => CLIENT_USERNS.to_string(),
         None => "none in config.json".to_string(),
     };
     hold("userns", userns_text.clone());

@@ -279,15 +279,17 @@ fn user_namespace(
         policy::UserNs::Config => {
             let linux = spec.linux().clone().unwrap_or_default();
             if nix::unistd::geteuid().is_root() {
+                let joins = super::pod::joined_userns_holder(store, spec);
                 ns::idmap::reserve_config(
                     store.root(),
                     id,
+                    joins.as_deref(),
                     &host_ranges(linux.uid_mappings().as_ref()),
                     &host_ranges(linux.gid_mappings().as_ref()),
                 )
                 .map_err(ContainerError::Preflight)?;
             }
-            return Ok("config.json's".into());
+            return Ok(client_userns(&linux));
         }
         policy::UserNs::Pod(pod) => {
             ns::idmap::reserve_shared(store.root(), id, &pod.sandbox, pod.range)
@@ -347,6 +349,34 @@ fn user_namespace(
         "{how}: container ids 0..{} are host uids {}.. and gids {}.. (idmapped rootfs){note}",
         r.size, r.uid_base, r.gid_base
     ))
+}
+
+/// `state`'s words for a user namespace the client gave (created or joined by path, as
+/// containerd 2 sends for a pod with `hostUsers: false`): its mappings, honoured as given.
+fn client_userns(linux: &oci_spec::runtime::Linux) -> String {
+    let maps = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        let m = m.as_deref().unwrap_or_default();
+        if m.is_empty() {
+            return "none".to_string();
+        }
+        m.iter()
+            .map(|m| format!("{} {} {}", m.container_id(), m.host_id(), m.size()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let joined = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .find(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
+        .and_then(|n| n.path().as_ref())
+        .map(|p| format!(", joined from {}", p.display()))
+        .unwrap_or_default();
+    format!(
+        "the client's (config.json's user namespace{joined}, its mappings honoured as given): uid map {}; gid map {}",
+        maps(linux.uid_mappings()),
+        maps(linux.gid_mappings())
+    )
 }
 
 /// A user namespace for each idmapped mount with mappings of its own (index in config.json's
@@ -579,6 +609,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
         },
         join_first: match &applied.userns {
             policy::UserNs::Pod(p) => p.host_owned.clone(),
+            policy::UserNs::Config => super::pod::joined_before_userns(spec)?,
             _ => Vec::new(),
         },
         mount_userns,

@@ -103,26 +103,92 @@ fn owner_of(t: LinuxNamespaceType, path: &Path) -> Result<Option<(u64, u64)>, Co
     }
 }
 
-/// The container of `store` whose init lives in the user namespace `userns`, which the
-/// policy added to it (it holds a range of the pool).
-fn sandbox_of(store: &Store, userns: (u64, u64)) -> Option<Pod> {
+/// The container of `store` whose init lives in the user namespace `userns` (its id and
+/// that init's namespace path), checked to be that init still after the namespace was read.
+fn container_in(store: &Store, userns: (u64, u64)) -> Option<(String, String)> {
     store.list().ok()?.into_iter().find_map(|id| {
         // Read without the lock: a sandbox's `run` holds it as long as the sandbox runs.
         let data = std::fs::read(store.root().join(&id).join("state.json")).ok()?;
         let state = parse_state(&id, &data).ok()?;
-        let range = crate::ns::idmap::reserved_range(store.root(), &id)?;
         let path = format!("/proc/{}/ns/user", state.pid);
         let found = std::fs::File::open(&path)
             .and_then(|f| nsfs::id(f.as_fd()))
             .ok()?;
-        // Still the sandbox's init (not a reused pid) after the namespace was read.
+        // Still the container's init (not a reused pid) after the namespace was read.
         let alive = proc::stat(state.pid).map(|s| s.start_time) == Some(state.start_time);
-        (state.pid > 0 && alive && found == userns).then(|| Pod {
-            sandbox: id,
-            userns: path.into(),
-            userns_id: userns,
-            range,
-            host_owned: Vec::new(),
-        })
+        (state.pid > 0 && alive && found == userns).then_some((id, path))
     })
+}
+
+/// The container of `store` whose init lives in the user namespace `userns`, which the
+/// policy added to it (it holds a range of the pool).
+fn sandbox_of(store: &Store, userns: (u64, u64)) -> Option<Pod> {
+    let (id, path) = container_in(store, userns)?;
+    let range = crate::ns::idmap::reserved_range(store.root(), &id)?;
+    Some(Pod {
+        sandbox: id,
+        userns: path.into(),
+        userns_id: userns,
+        range,
+        host_owned: Vec::new(),
+    })
+}
+
+/// The namespaces config.json joins by path that are not owned by the user namespace it also
+/// joins by path (a client-given pod user namespace, with CNI's network namespace made by the
+/// host): joined first, as host root, since from inside that user namespace they could not be.
+/// Empty when config.json joins no user namespace. Not a mount namespace: the rootfs is set up
+/// in it, from inside.
+pub fn joined_before_userns(spec: &Spec) -> Result<Vec<LinuxNamespaceType>, ContainerError> {
+    let namespaces = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    let Some(user) = namespaces
+        .iter()
+        .find(|n| n.typ() == LinuxNamespaceType::User)
+        .and_then(|n| n.path().clone())
+    else {
+        return Ok(Vec::new());
+    };
+    let userns = std::fs::File::open(&user)
+        .and_then(|f| nsfs::id(f.as_fd()))
+        .map_err(|e| {
+            ContainerError::Preflight(format!(
+                "linux.namespaces: the user namespace {}: {e}",
+                user.display()
+            ))
+        })?;
+    let mut first = Vec::new();
+    for n in &namespaces {
+        let (t, Some(path)) = (n.typ(), n.path()) else {
+            continue;
+        };
+        if matches!(t, LinuxNamespaceType::User | LinuxNamespaceType::Mount) {
+            continue;
+        }
+        if owner_of(t, path)? != Some(userns) {
+            first.push(t);
+        }
+    }
+    Ok(first)
+}
+
+/// The container of `store` whose user namespace config.json joins by path (a pod whose
+/// client gives the user namespace, as containerd 2 for `hostUsers: false`), if any.
+pub fn joined_userns_holder(store: &Store, spec: &Spec) -> Option<String> {
+    let path = spec
+        .linux()
+        .as_ref()?
+        .namespaces()
+        .as_ref()?
+        .iter()
+        .find(|n| n.typ() == LinuxNamespaceType::User)?
+        .path()
+        .clone()?;
+    let userns = std::fs::File::open(path)
+        .and_then(|f| nsfs::id(f.as_fd()))
+        .ok()?;
+    container_in(store, userns).map(|(id, _)| id)
 }

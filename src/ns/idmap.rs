@@ -332,6 +332,15 @@ fn reserve_shared_in(
     )
 }
 
+/// Ranges as "BASE..END, ...".
+fn show(ranges: &[(u32, u32)]) -> String {
+    ranges
+        .iter()
+        .map(|&(b, n)| format!("{b}..{}", u64::from(b) + u64::from(n)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn write_reservation(root: &Path, id: &str, text: &str) -> Result<(), String> {
     let path = root.join(id).join(RESERVATION);
     let mut f =
@@ -342,25 +351,46 @@ fn write_reservation(root: &Path, id: &str, text: &str) -> Result<(), String> {
 
 /// A config's own mappings (host uid and gid ranges): refused where they overlap ids held by
 /// another container anywhere on the host, else recorded for container `id`, so that a range
-/// given out later never overlaps them either.
+/// given out later never overlaps them either. `joins`: the container of `root` whose user
+/// namespace config.json joins by path (a pod whose client gives the user namespace); it may
+/// hold the same ids, which then stay taken while either lives.
 pub fn reserve_config(
     root: &Path,
     id: &str,
+    joins: Option<&str>,
     uids: &[(u32, u32)],
     gids: &[(u32, u32)],
 ) -> Result<(), String> {
-    reserve_config_in(&ledger_dir(), root, id, uids, gids)
+    reserve_config_in(&ledger_dir(), root, id, joins, uids, gids)
 }
 
 fn reserve_config_in(
     ledger: &Path,
     root: &Path,
     id: &str,
+    joins: Option<&str>,
     uids: &[(u32, u32)],
     gids: &[(u32, u32)],
 ) -> Result<(), String> {
     let l = Ledger::open(ledger, root)?;
+    let root_c = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let mine = Held {
+        uids: uids.to_vec(),
+        gids: gids.to_vec(),
+    };
     for (other_root, other, h) in l.held(root, id) {
+        if other_root == root_c && Some(other.as_str()) == joins {
+            if h != mine {
+                return Err(format!(
+                    "linux.uidMappings/gidMappings: config.json joins the user namespace of container {other:?}, whose mappings are {} and {}, but gives {} and {}",
+                    show(&h.uids),
+                    show(&h.gids),
+                    show(uids),
+                    show(gids)
+                ));
+            }
+            continue;
+        }
         for (field, mine, theirs) in [
             ("linux.uidMappings", uids, &h.uids),
             ("linux.gidMappings", gids, &h.gids),
@@ -464,6 +494,7 @@ mod tests {
             ledger.path(),
             root.path(),
             "x",
+            None,
             &[(1250, 10)],
             &[(5250, 10)],
         )
@@ -473,11 +504,15 @@ mod tests {
         // Freed when the container's directory goes.
         std::fs::remove_dir_all(root.path().join("a")).unwrap();
         assert_eq!(reserve(root.path(), "c").unwrap(), a);
-        let e = reserve_config_in(ledger.path(), root.path(), "b", &[(1150, 10)], &[]).unwrap_err();
+        let e = reserve_config_in(ledger.path(), root.path(), "b", None, &[(1150, 10)], &[])
+            .unwrap_err();
         assert!(e.contains("container \"o\""), "{e}");
-        let e = reserve_config_in(ledger.path(), root.path(), "b", &[], &[(5005, 1)]).unwrap_err();
+        let e = reserve_config_in(ledger.path(), root.path(), "b", None, &[], &[(5005, 1)])
+            .unwrap_err();
         assert!(e.contains("linux.gidMappings"), "{e}");
-        assert!(reserve_config_in(ledger.path(), root.path(), "b", &[(2000, 10)], &[]).is_ok());
+        assert!(
+            reserve_config_in(ledger.path(), root.path(), "b", None, &[(2000, 10)], &[]).is_ok()
+        );
         // The old one-line format still reads.
         assert_eq!(
             parse_reservation("7 8 9\n"),
@@ -519,10 +554,36 @@ mod tests {
             ledger.path(),
             root.path(),
             "app2",
+            None,
             &[(9000, 1)],
             &[(9000, 1)],
         )
         .unwrap();
         assert_eq!(reserved_range(root.path(), "app2"), None);
+    }
+
+    #[test]
+    fn a_client_given_user_namespace_is_shared_by_who_joins_it() {
+        let ledger = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        for id in ["sandbox", "app", "stranger"] {
+            std::fs::create_dir(root.path().join(id)).unwrap();
+        }
+        let config = |id, joins, ids: &[(u32, u32)]| {
+            reserve_config_in(ledger.path(), root.path(), id, joins, ids, ids)
+        };
+        config("sandbox", None, &[(9000, 100)]).unwrap();
+        // Joining the sandbox's namespace with its mappings: both hold them.
+        config("app", Some("sandbox"), &[(9000, 100)]).unwrap();
+        // Not joining it: the ids are taken.
+        let e = config("stranger", None, &[(9000, 100)]).unwrap_err();
+        assert!(e.contains("overlap"), "{e}");
+        // Joining it but naming other mappings: refused, saying both.
+        let e = config("stranger", Some("sandbox"), &[(9000, 50)]).unwrap_err();
+        assert!(e.contains("9000..9100") && e.contains("9000..9050"), "{e}");
+        // The ids stay taken while the app lives, with the sandbox gone.
+        std::fs::remove_dir_all(root.path().join("sandbox")).unwrap();
+        let e = config("stranger", None, &[(9050, 1)]).unwrap_err();
+        assert!(e.contains("container \"app\""), "{e}");
     }
 }

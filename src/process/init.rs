@@ -43,7 +43,8 @@ pub struct InitArgs<'a> {
     /// runtime checks before it idmaps the mounts through it.
     pub pod_userns: Option<(u64, u64)>,
     /// Namespaces joined by path that are the host's, joined before the pod's user namespace
-    /// (the network one has its own step: see [`join_network_first`]).
+    /// (the one the policy added, or the client's joined by path; the network one has its own
+    /// step: see [`join_network_first`]).
     pub join_first: Vec<LinuxNamespaceType>,
     /// User namespaces made for the idmapped mounts that have mappings of their own: (index
     /// in config.json's mounts, the namespace).
@@ -377,8 +378,10 @@ fn network_joined_first<'a>(args: &'a InitArgs<'_>) -> Option<&'a Path> {
         .join
         .iter()
         .find(|(t, _)| *t == LinuxNamespaceType::Network)?;
-    ((args.ns.new_user || args.pod_userns.is_some()) && nix::unistd::geteuid().is_root())
-        .then_some(path.as_path())
+    let before_userns = args.ns.new_user
+        || args.pod_userns.is_some()
+        || args.join_first.contains(&LinuxNamespaceType::Network);
+    (before_userns && nix::unistd::geteuid().is_root()).then_some(path.as_path())
 }
 
 enum Never {}

@@ -21,6 +21,10 @@ pub const TESTS: Tests = &[
     ),
     ("cri::pods_on_a_shared_root", || on_shared_root(pods)),
     ("cri::pod_start_latency_vs_runc", pod_start_latency),
+    (
+        "cri::handler_option_the_host_cannot_honour_fails_clearly",
+        unhonoured_handler_option,
+    ),
 ];
 
 /// The image of every container here (the sandbox's command is its own: a pause).
@@ -75,14 +79,14 @@ impl Cri {
             });
             std::fs::write(conf.join("10-test.conflist"), conflist.to_string()).ok()?;
             let d = d.display();
-            let runtime = |name: &str, bin: &str| {
+            let runtime = |name: &str, bin: &str, systemd: bool| {
                 format!(
                     r#"    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{name}]
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{name}.options]
         BinaryName = "{bin}"
         Root = "{d}/{name}-root"
-        SystemdCgroup = false
+        SystemdCgroup = {systemd}
 "#
                 )
             };
@@ -94,12 +98,14 @@ impl Cri {
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
-{}{}  [plugins."io.containerd.grpc.v1.cri".cni]
+{}{}{}  [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "{d}/cni"
 "#,
-                runtime("runc", &runc.to_string_lossy()),
-                runtime("contain", CONTAIN)
+                runtime("runc", &runc.to_string_lossy(), false),
+                runtime("contain", CONTAIN, false),
+                // An option the host cannot honour: systemd's cgroup driver without systemd.
+                runtime("contain-systemd", CONTAIN, true)
             ))
         })?;
         let rootfs = Bundle::new();
@@ -189,7 +195,13 @@ impl Cri {
             },
             log_directory: logs.to_string_lossy().into(),
             linux: Some(LinuxPodSandboxConfig {
-                cgroup_parent: format!("/{CGROUP_PARENT}"),
+                // The systemd driver's parent is a slice (containerd then sends
+                // slice:cri-containerd:id as cgroupsPath).
+                cgroup_parent: if handler.ends_with("-systemd") {
+                    format!("{}.slice", CGROUP_PARENT.replace('-', "_"))
+                } else {
+                    format!("/{CGROUP_PARENT}")
+                },
                 security_context: Some(LinuxSandboxSecurityContext {
                     namespace_options: Some(NamespaceOption {
                         network: network as i32,
@@ -609,5 +621,89 @@ fn pod_start_latency() -> R {
         "cgroups left: {:?}",
         cgroups_left()
     );
+    pass()
+}
+
+/// A runtime handler whose options the host cannot honour (containerd's `SystemdCgroup =
+/// true` on a host without systemd): RunPodSandbox fails with contain's reason in the CRI
+/// error, and nothing of the pod is left (state, cgroups, mounts, network namespace,
+/// processes); a pod of the plain handler still runs in the same daemon afterwards.
+fn unhonoured_handler_option() -> R {
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    if Path::new("/run/systemd/system").exists() {
+        return skip("systemd runs this host: the systemd handler would work here");
+    }
+    let cri = match Cri::start() {
+        Ok(c) => c,
+        Err(e) => return skip(e),
+    };
+    let netns_before = netns_pins();
+    let err = match cri.run_pod("sysd", "contain-systemd", NamespaceMode::Pod) {
+        Ok((id, _)) => {
+            return Err(format!(
+                "RunPodSandbox with SystemdCgroup on a host without systemd succeeded: {id}"
+            )
+            .into())
+        }
+        Err(e) => e,
+    };
+    let first = err.lines().next().unwrap_or_default();
+    ensure!(
+        first.contains("--systemd-cgroup: cannot reach systemd"),
+        "the CRI error does not carry contain's reason: {first}"
+    );
+    let root = cri.root("contain-systemd");
+    let left: Vec<_> = std::fs::read_dir(&root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    ensure!(
+        left.is_empty(),
+        "state directories left in {}: {left:?}",
+        root.display()
+    );
+    let slice = format!("{}.slice", CGROUP_PARENT.replace('-', "_"));
+    let cgroups: Vec<_> = std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|h| h.path().join(&slice))
+        .filter(|p| p.exists())
+        .chain(cgroups_left())
+        .collect();
+    ensure!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
+    let mounts: Vec<_> = host_mounts_under(cri.ctd.dir.path())
+        .into_iter()
+        .filter(|m| !m.contains("/root/io.containerd.snapshotter"))
+        .collect();
+    ensure!(mounts.is_empty(), "mounts left: {mounts:?}");
+    ensure!(
+        netns_pins() == netns_before,
+        "network namespaces left: {:?}",
+        netns_pins()
+    );
+    let inside: Vec<_> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|p| {
+            std::fs::read_link(p.path().join("root"))
+                .is_ok_and(|r| r.starts_with(cri.ctd.dir.path()))
+        })
+        .map(|p| p.file_name())
+        .collect();
+    ensure!(inside.is_empty(), "processes left in the pod: {inside:?}");
+
+    // The daemon and the plain handler are unharmed.
+    let pod = cri.run_pod("after", "contain", NamespaceMode::Pod)?;
+    let c = cri.run_container(&pod, "c", &["sleep", "60"])?;
+    let (code, out, _) = cri.exec(&c, &["id", "-u"])?;
+    ensure!(
+        code == 0 && out.trim() == "0",
+        "a pod of the plain handler after the refusal: exit {code}, {out:?}"
+    );
+    cri.remove_pod(&pod.0)?;
     pass()
 }

@@ -18,6 +18,10 @@ pub const TESTS: &[(&str, crate::TestFn)] = &[
         one_userns_per_pod,
     ),
     ("pod::racing_pods_get_disjoint_ranges", racing_pods),
+    (
+        "pod::client_mappings_are_honoured_as_given",
+        client_mappings,
+    ),
 ];
 
 /// A network namespace pinned on a file, as CNI makes a pod's; unmounted when dropped.
@@ -262,6 +266,74 @@ fn racing_pods() -> R {
         }
         rt.assert_clean(&apps[i], &format!("app{i}"))?;
         rt.assert_clean(&sandboxes[i], &format!("sb{i}"))?;
+    }
+    pass()
+}
+
+/// Kubernetes' own user namespaces (`hostUsers: false`) as containerd 2 sends them: the sandbox
+/// asks for a new user namespace with the pod's mappings, its containers join it by path with
+/// the same mappings. Under `default` both are honoured as given (no range of contain's pool),
+/// the pod's containers share that one namespace, and `state` says the mappings are the
+/// client's.
+fn client_mappings() -> R {
+    let net = match NetNs::new() {
+        Ok(n) => n,
+        Err(e) => return skip(e),
+    };
+    // Far above contain's pool, as the kubelet's own range would be.
+    const HOST: u32 = 3_000_000_000;
+    let maps = json!([{"containerID": 0, "hostID": HOST, "size": 65536}]);
+    let rt = Runtime::new();
+    let mut sb = sandbox(&net.file);
+    sb.set(|c| {
+        let list = c["linux"]["namespaces"].as_array_mut().unwrap();
+        list.retain(|n| n["type"] != "user");
+        list.push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = maps.clone();
+        c["linux"]["gidMappings"] = maps.clone();
+    });
+    ok(&rt.run_detached("default", &sb, "csb"), "run the sandbox")?;
+    let pid = pid_of(&rt, "csb")?;
+    let mut app = member(&net.file, pid, None);
+    app.set(|c| {
+        let list = c["linux"]["namespaces"].as_array_mut().unwrap();
+        list.retain(|n| n["type"] != "user");
+        list.push(json!({"type": "user", "path": format!("/proc/{pid}/ns/user")}));
+        c["linux"]["uidMappings"] = maps.clone();
+        c["linux"]["gidMappings"] = maps.clone();
+    });
+    ok(&rt.run_detached("default", &app, "capp"), "run the app")?;
+    let (s, a) = (look(&rt, "csb")?, look(&rt, "capp")?);
+    ensure!(
+        s[0] == format!("0 {HOST} 65536"),
+        "the sandbox's mappings are not the client's: {s:?}"
+    );
+    ensure!(
+        a == s,
+        "the app differs from its sandbox:\nsandbox {s:?}\napp {a:?}"
+    );
+    // The client prepares the rootfs for its mappings (containerd 2 idmaps the snapshot);
+    // contain adds no idmapped rootfs of its own here: host root's files are nobody's.
+    ensure!(s[5] == "65534:65534", "image files: {s:?}");
+    for id in ["csb", "capp"] {
+        let st = rt.state(id).ok_or("no state")?;
+        let how = st["annotations"]["io.contain.userns"]
+            .as_str()
+            .unwrap_or("");
+        ensure!(
+            how.starts_with("the client's") && how.contains(&format!("uid map 0 {HOST} 65536")),
+            "{id}: io.contain.userns: {how:?}"
+        );
+    }
+    let how = rt.state("capp").ok_or("no state")?["annotations"]["io.contain.userns"].clone();
+    ensure!(
+        how.as_str()
+            .is_some_and(|h| h.contains(&format!("joined from /proc/{pid}/ns/user"))),
+        "the app's state does not say it joined: {how}"
+    );
+    for (id, b) in [("capp", &app), ("csb", &sb)] {
+        ok(&rt.exec(&["delete", "--force", id]), "delete")?;
+        rt.assert_clean(b, id)?;
     }
     pass()
 }
