@@ -1,9 +1,9 @@
 //! cgroups on v1, v2 and hybrid hosts: find the hierarchies, create the container's cgroup in
 //! each, move the init into it, apply `linux.resources`, signal and remove it.
 
+mod controllers;
 pub mod devices;
 mod mountinfo;
-mod resources;
 pub mod stats;
 pub mod systemd;
 
@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+pub use controllers::{check_supported, limits_named};
 pub use mountinfo::{parse_mountinfo, unescape as unescape_mountinfo, Hierarchy, Version};
-pub use resources::{check_supported, limits_named};
 
 #[derive(Debug, Error)]
 pub enum CgroupError {
@@ -129,7 +129,7 @@ impl Cgroup {
                 source,
             })?;
             if h.version == Version::V1 && h.controllers.iter().any(|c| c == "cpuset") {
-                resources::cpuset_inherit(&h.mount, dir)?;
+                controllers::cpuset_inherit(&h.mount, dir)?;
             }
             if h.version == Version::V2 {
                 enable_controllers(&h.mount, dir, &h.controllers);
@@ -178,7 +178,7 @@ impl Cgroup {
 
     /// Apply `linux.resources`.
     pub fn apply(&self, res: &oci_spec::runtime::LinuxResources) -> Result<(), CgroupError> {
-        resources::apply(self, res)
+        controllers::apply(self, res)
     }
 
     /// The directory of the hierarchy that holds `controller` (v1 first, then v2).

@@ -201,7 +201,7 @@ pub fn resource_properties(res: &LinuxResources, unified: bool) -> Vec<Property>
 /// The device rules as DevicePolicy/DeviceAllow, when they reduce to "deny all but these"
 /// (systemd has no deny list: an allow-by-default set stays with the cgroup files alone).
 fn device_properties(res: &LinuxResources) -> Vec<Property> {
-    let Some(rules) = super::resources::device_rules(res) else {
+    let Some(rules) = super::controllers::device_rules(res) else {
         return Vec::new();
     };
     let parsed: Result<Vec<_>, _> = rules
