@@ -114,7 +114,21 @@ pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
         .as_ref()
         .ok_or_else(|| invalid("linux", "missing: contain runs Linux containers only"))?;
 
-    // Namespaces: known, unique, joined by absolute path.
+    let (new_ns, all_ns) = namespaces(linux)?;
+    id_mappings(linux, &new_ns, &all_ns)?;
+    needs_new_namespaces(spec, linux, &new_ns)?;
+    sysctls(linux, &all_ns)?;
+    linux_fields(spec, linux)?;
+    process(spec)?;
+    mounts(spec)?;
+    hooks(spec)
+}
+
+/// Namespaces: known, unique, joined by absolute path. Returns the types made new and all
+/// types listed.
+fn namespaces(
+    linux: &oci_spec::runtime::Linux,
+) -> Result<(HashSet<LinuxNamespaceType>, HashSet<LinuxNamespaceType>), ConfigError> {
     let mut new_ns = HashSet::new();
     let mut all_ns = HashSet::new();
     for ns in linux.namespaces().as_deref().unwrap_or_default() {
@@ -141,6 +155,15 @@ pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
             }
         }
     }
+    Ok((new_ns, all_ns))
+}
+
+/// A new user namespace's mappings: both given, bounded, within 32 bits; none without one.
+fn id_mappings(
+    linux: &oci_spec::runtime::Linux,
+    new_ns: &HashSet<LinuxNamespaceType>,
+    all_ns: &HashSet<LinuxNamespaceType>,
+) -> Result<(), ConfigError> {
     let has_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
         || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
     if new_ns.contains(&LinuxNamespaceType::User) {
@@ -173,6 +196,15 @@ pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
             "id mappings are given but there is no user namespace",
         ));
     }
+    Ok(())
+}
+
+/// Time offsets, hostname and domain name need new time and uts namespaces.
+fn needs_new_namespaces(
+    spec: &Spec,
+    linux: &oci_spec::runtime::Linux,
+    new_ns: &HashSet<LinuxNamespaceType>,
+) -> Result<(), ConfigError> {
     if linux.time_offsets().is_some() && !new_ns.contains(&LinuxNamespaceType::Time) {
         return Err(invalid("linux.timeOffsets", "needs a new time namespace"));
     }
@@ -199,6 +231,14 @@ pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
         ));
     }
 
+    Ok(())
+}
+
+/// Only namespaced sysctls, of namespaces the container has, with well-formed keys.
+fn sysctls(
+    linux: &oci_spec::runtime::Linux,
+    all_ns: &HashSet<LinuxNamespaceType>,
+) -> Result<(), ConfigError> {
     for (key, _) in linux.sysctl().iter().flatten() {
         let field = format!("linux.sysctl.{key}");
         match sysctl_namespace(key) {
@@ -221,6 +261,12 @@ pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
         }
     }
 
+    Ok(())
+}
+
+/// The rest of `linux`: propagation, cgroupsPath, paths inside the container, personality,
+/// memory policy, and what contain refuses rather than ignores.
+fn linux_fields(spec: &Spec, linux: &oci_spec::runtime::Linux) -> Result<(), ConfigError> {
     if let Some(p) = linux.rootfs_propagation() {
         if ![
             "",
@@ -294,6 +340,12 @@ pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
         }
     }
 
+    Ok(())
+}
+
+/// The process: something to run, a cwd inside, rlimits once each and soft <= hard, env as
+/// NAME=value, and nothing contain cannot enforce.
+fn process(spec: &Spec) -> Result<(), ConfigError> {
     if let Some(process) = spec.process() {
         if process.args().as_ref().is_none_or(|a| a.is_empty()) {
             return Err(invalid("process.args", "empty: nothing to run"));
@@ -358,6 +410,11 @@ pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
         return Err(invalid("process", "missing"));
     }
 
+    Ok(())
+}
+
+/// Mounts: destinations inside the container, proc mounts, options, idmaps.
+fn mounts(spec: &Spec) -> Result<(), ConfigError> {
     for m in spec.mounts().iter().flatten() {
         check_in_container_path("mounts.destination", m.destination())?;
         check_proc_mount(m)?;
@@ -371,6 +428,11 @@ pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
         check_mount_idmap(m, &opts)?;
     }
 
+    Ok(())
+}
+
+/// Hooks: absolute paths, positive timeouts.
+fn hooks(spec: &Spec) -> Result<(), ConfigError> {
     if let Some(hooks) = spec.hooks() {
         let kinds = [
             ("hooks.prestart", hooks.prestart()),
