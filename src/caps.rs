@@ -44,6 +44,7 @@ fn last_cap() -> u8 {
 }
 
 /// The sets, resolved against this kernel.
+#[derive(Clone)]
 pub struct CapPlan {
     /// The highest capability this kernel knows (read once).
     last: u8,

@@ -443,27 +443,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
         .linux()
         .as_ref()
         .and_then(|l| l.cgroups_path().clone());
-    let (rel, unit) = if opts.systemd_cgroup {
-        let text = cgroups_path
-            .as_deref()
-            .map(|p| {
-                p.to_str().ok_or_else(|| {
-                    cgroups::CgroupError::Systemd(format!("cgroupsPath {p:?} is not UTF-8"))
-                })
-            })
-            .transpose()?;
-        let unit = systemd::Unit::parse(text, &opts.id)?;
-        (unit.cgroup_path(), Some(unit))
-    } else {
-        (
-            cgroups::relative_path(cgroups_path.as_deref(), &opts.id),
-            None,
-        )
-    };
-    if unit.is_some() {
-        // Fail here, before anything is made, when systemd cannot be reached.
-        drop(Systemd::connect()?);
-    }
+    let (rel, unit) = cgroup_placement(opts, cgroups_path.as_deref())?;
     let mut cgroup = Cgroup::at(&hierarchies, &rel);
 
     // Side effects start here; `undo` reverts them unless the create completes.
@@ -500,13 +480,83 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
         placeholder = Some(holder);
         undo.scope = Some(&unit.name);
     }
+    make_cgroup(&mut cgroup, resources)?;
+    undo.cgroup = Some(&cgroup);
+    if let Some(res) = resources {
+        cgroup.apply(res)?;
+    }
+
+    let annotations = annotations(spec, &applied, chosen_by, &prepared, userns_text);
+    let mut state = initial_state(
+        opts,
+        &bundle,
+        &cgroup,
+        &prepared,
+        unit.as_ref(),
+        annotations,
+    );
+    let args = init_args(opts, &bundle, &cgroup, &applied, &prepared, console, fifo)?;
+    let pid = spawn_init(&args, &state, &prepared)?;
+    undo.init = Some(pid);
+    // The init holds the scope now.
+    drop(placeholder);
+    drop(args);
+    state.pid = pid;
+    state.start_time = proc::stat(pid)
+        .ok_or_else(|| ContainerError::Spawn("the container's init exited during create".into()))?
+        .start_time;
+    let dir = undo
+        .dir
+        .as_ref()
+        .ok_or_else(|| ContainerError::Spawn("state directory lost".into()))?;
+    dir.save(&state)?;
+    publish_pid(opts, pid)?;
+    crate::log::debug(&format!(
+        "container {:?} created: init pid {pid}, cgroup {}",
+        opts.id,
+        rel.display()
+    ));
+    undo.init = None;
+    undo.cgroup = None;
+    undo.scope = None;
+    drop(undo.dir.take());
+    Ok(state)
+}
+
+/// Where the container's cgroup goes: under systemd's scope (`--systemd-cgroup`, checked to
+/// be reachable before anything is made) or cgroupsPath in every hierarchy.
+fn cgroup_placement(
+    opts: &CreateOpts,
+    cgroups_path: Option<&Path>,
+) -> Result<(PathBuf, Option<systemd::Unit>), ContainerError> {
+    if !opts.systemd_cgroup {
+        return Ok((cgroups::relative_path(cgroups_path, &opts.id), None));
+    }
+    let text = cgroups_path
+        .map(|p| {
+            p.to_str().ok_or_else(|| {
+                cgroups::CgroupError::Systemd(format!("cgroupsPath {p:?} is not UTF-8"))
+            })
+        })
+        .transpose()?;
+    let unit = systemd::Unit::parse(text, &opts.id)?;
+    // Fail here, before anything is made, when systemd cannot be reached.
+    drop(Systemd::connect()?);
+    Ok((unit.cgroup_path(), Some(unit)))
+}
+
+/// Create the container's cgroup. Rootless, as runc: without a delegated cgroup the container
+/// runs in the caller's (`cgroup` becomes empty), unless config.json asks for limits only a
+/// cgroup can enforce.
+fn make_cgroup(
+    cgroup: &mut Cgroup,
+    resources: Option<&oci_spec::runtime::LinuxResources>,
+) -> Result<(), ContainerError> {
     match cgroup.create() {
         Err(cgroups::CgroupError::Create { path, source })
             if !nix::unistd::geteuid().is_root()
                 && source.kind() == std::io::ErrorKind::PermissionDenied =>
         {
-            // Rootless, as runc: without a delegated cgroup the container runs in the
-            // caller's, unless config.json asks for limits only a cgroup can enforce.
             let _ = cgroup.remove();
             if let Some(what) = resources.and_then(cgroups::limits_named) {
                 return Err(ContainerError::Preflight(format!(
@@ -518,15 +568,21 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
                 "rootless: cannot create the cgroup {} ({source}); the container stays in the caller's cgroup and has no resource limits",
                 path.display()
             ));
-            cgroup = Cgroup { dirs: Vec::new() };
+            *cgroup = Cgroup { dirs: Vec::new() };
+            Ok(())
         }
-        other => other?,
+        other => Ok(other?),
     }
-    undo.cgroup = Some(&cgroup);
-    if let Some(res) = resources {
-        cgroup.apply(res)?;
-    }
+}
 
+/// config.json's annotations with contain's: what each layer enforces, as `state` shows it.
+fn annotations(
+    spec: &oci_spec::runtime::Spec,
+    applied: &policy::Applied,
+    chosen_by: policy::ChosenBy,
+    prepared: &Prepared,
+    userns_text: String,
+) -> HashMap<String, String> {
     let mut annotations: HashMap<String, String> = spec.annotations().clone().unwrap_or_default();
     let seccomp_text = if let Some(vm) = &prepared.microvm {
         vm.seccomp_text()
@@ -571,34 +627,41 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
     ] {
         annotations.insert(k.to_string(), v);
     }
-    let mut state = State {
-        id: opts.id.clone(),
-        oci_version: spec.version().clone(),
-        pid: 0,
-        start_time: 0,
-        bundle: bundle.dir.clone(),
-        rootfs: bundle.rootfs.clone(),
-        created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-        owner: owner(),
-        annotations,
-        cgroup: cgroup.dirs.clone(),
-        hooks: spec.hooks().clone(),
-        process: spec.process().clone(),
-        namespaces: linux
-            .and_then(|l| l.namespaces().as_ref())
-            .map(|n| n.iter().map(|n| n.typ()).collect())
-            .unwrap_or_default(),
-        seccomp: prepared.filters.iter().map(|f| f.profile.clone()).collect(),
-        landlock: Some(prepared.landlock.clone()),
-        systemd_unit: unit.as_ref().map(|u| u.name.clone()),
-    };
+    annotations
+}
+
+/// `--pid-file` and `--pidfd-socket`: the init's pid, and a pidfd of it.
+fn publish_pid(opts: &CreateOpts, pid: i32) -> Result<(), ContainerError> {
+    if let Some(p) = &opts.pid_file {
+        write_atomic(p, format!("{pid}").as_bytes())?;
+    }
+    if let Some(p) = &opts.pidfd_socket {
+        let sock = connect(p, "connect to pidfd socket")?;
+        let pidfd = proc::pidfd_open(pid).map_err(io_err("pidfd_open", format!("/proc/{pid}")))?;
+        send_fd(sock.as_fd(), pidfd.as_raw_fd(), b"pidfd").map_err(io_err("send pidfd to", p))?;
+    }
+    Ok(())
+}
+
+/// What the container's init is given: the namespaces to make and join, the cgroup, the
+/// layers prepared, the user namespace's origin.
+fn init_args<'a>(
+    opts: &'a CreateOpts,
+    bundle: &'a Bundle,
+    cgroup: &'a Cgroup,
+    applied: &policy::Applied,
+    prepared: &'a Prepared,
+    console: Option<OwnedFd>,
+    fifo: OwnedFd,
+) -> Result<InitArgs<'a>, ContainerError> {
+    let spec = &bundle.spec;
     let mount_userns = mount_user_namespaces(spec)?;
-    let args = InitArgs {
+    Ok(InitArgs {
         id: &opts.id,
-        bundle: &bundle,
+        bundle,
         ns: NsPlan::from_spec(spec),
-        cgroup: (!cgroup.dirs.is_empty()).then_some(&cgroup),
-        caps: prepared.caps,
+        cgroup: (!cgroup.dirs.is_empty()).then_some(cgroup),
+        caps: prepared.caps.clone(),
         idmap: matches!(
             applied.userns,
             policy::UserNs::Added(_) | policy::UserNs::Pod(_)
@@ -622,7 +685,51 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
         seccomp: prepared.filters.iter().map(|f| &f.compiled).collect(),
         landlock: Some(&prepared.landlock),
         microvm: prepared.microvm.as_ref(),
-    };
+    })
+}
+
+/// The state of the container being created (its init's pid comes later).
+fn initial_state(
+    opts: &CreateOpts,
+    bundle: &Bundle,
+    cgroup: &Cgroup,
+    prepared: &Prepared,
+    unit: Option<&systemd::Unit>,
+    annotations: HashMap<String, String>,
+) -> State {
+    let spec = &bundle.spec;
+    let linux = spec.linux().as_ref();
+    State {
+        id: opts.id.clone(),
+        oci_version: spec.version().clone(),
+        pid: 0,
+        start_time: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        owner: owner(),
+        annotations,
+        cgroup: cgroup.dirs.clone(),
+        hooks: spec.hooks().clone(),
+        process: spec.process().clone(),
+        namespaces: linux
+            .and_then(|l| l.namespaces().as_ref())
+            .map(|n| n.iter().map(|n| n.typ()).collect())
+            .unwrap_or_default(),
+        seccomp: prepared.filters.iter().map(|f| f.profile.clone()).collect(),
+        landlock: Some(prepared.landlock.clone()),
+        systemd_unit: unit.map(|u| u.name.clone()),
+    }
+}
+
+/// Fork the container's init, running the prestart and createRuntime hooks when its
+/// namespaces exist and handing a seccomp listener to its agent.
+fn spawn_init(
+    args: &InitArgs<'_>,
+    state: &State,
+    prepared: &Prepared,
+) -> Result<i32, ContainerError> {
+    let spec = &args.bundle.spec;
     let mut run_hooks = |pid: i32| -> Result<String, String> {
         let mut s = state.clone();
         s.pid = pid;
@@ -641,9 +748,8 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
         }
         Ok(json)
     };
-    let listener_state = state.clone();
     let mut on_listener = |pid: i32, fd: OwnedFd| -> Result<(), String> {
-        let mut s = listener_state.clone();
+        let mut s = state.clone();
         s.pid = pid;
         let profile = prepared
             .filters
@@ -653,39 +759,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
             .ok_or("a listener from a filter that does not notify")?;
         send_listener(profile, &fd, pid, &hook_state(&s, "creating"))
     };
-    let pid =
-        process::spawn(&args, &mut run_hooks, &mut on_listener).map_err(ContainerError::Spawn)?;
-    undo.init = Some(pid);
-    // The init holds the scope now.
-    drop(placeholder);
-    drop(args);
-    state.pid = pid;
-    state.start_time = proc::stat(pid)
-        .ok_or_else(|| ContainerError::Spawn("the container's init exited during create".into()))?
-        .start_time;
-    let dir = undo
-        .dir
-        .as_ref()
-        .ok_or_else(|| ContainerError::Spawn("state directory lost".into()))?;
-    dir.save(&state)?;
-    if let Some(p) = &opts.pid_file {
-        write_atomic(p, format!("{pid}").as_bytes())?;
-    }
-    if let Some(p) = &opts.pidfd_socket {
-        let sock = connect(p, "connect to pidfd socket")?;
-        let pidfd = proc::pidfd_open(pid).map_err(io_err("pidfd_open", format!("/proc/{pid}")))?;
-        send_fd(sock.as_fd(), pidfd.as_raw_fd(), b"pidfd").map_err(io_err("send pidfd to", p))?;
-    }
-    crate::log::debug(&format!(
-        "container {:?} created: init pid {pid}, cgroup {}",
-        opts.id,
-        rel.display()
-    ));
-    undo.init = None;
-    undo.cgroup = None;
-    undo.scope = None;
-    drop(undo.dir.take());
-    Ok(state)
+    process::spawn(args, &mut run_hooks, &mut on_listener).map_err(ContainerError::Spawn)
 }
 
 /// Hand a seccomp listener to the agent at the profile's listenerPath.
