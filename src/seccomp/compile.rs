@@ -286,6 +286,55 @@ pub fn compile_with(p: &Profile, options: Options) -> Result<Compiled, SeccompEr
         ));
     }
     let mut warnings = Vec::new();
+    let abis = abis(p, &mut warnings)?;
+    let rules = rules(p)?;
+    let notify = rules.iter().any(|r| r.action == Action::Notify);
+    let flags = filter_flags(p, notify)?;
+    let stub = options.enosys_stub
+        && !default.permissive()
+        && p.default_errno_ret != Some(libc::ENOSYS as u32);
+    let sections = sections(&abis, &rules, default, stub);
+    let unknown = unknown_names(&abis, &rules);
+    if !unknown.is_empty() {
+        let arches: Vec<&str> = abis.iter().map(|a| a.token()).collect();
+        warnings.push(format!(
+            "syscall names unknown on {} skipped: {}",
+            arches.join(", "),
+            unknown.join(", ")
+        ));
+    }
+
+    let unlisted = if default.denies() {
+        default
+    } else {
+        Action::KillProcess
+    };
+    let mut actions = vec![default, unlisted];
+    for r in &rules {
+        if !actions.contains(&r.action) {
+            actions.push(r.action);
+        }
+    }
+    if sections.iter().any(|s| s.2.is_some()) {
+        actions.push(Action::Errno(libc::ENOSYS as u16));
+    }
+    let program = assemble(&sections, default, unlisted)?;
+    bpf::check(&program).map_err(|e| SeccompError::Invalid(format!("internal: {e}")))?;
+    Ok(Compiled {
+        program,
+        flags,
+        notify,
+        actions,
+        abis,
+        warnings,
+        unknown: unknown.iter().map(|s| s.to_string()).collect(),
+    })
+}
+
+/// The profile's architectures as ABIs of this host, sorted (x86_64 when none is named);
+/// foreign ones are ignored with a warning.
+fn abis(p: &Profile, warnings: &mut Vec<String>) -> Result<Vec<Abi>, SeccompError> {
+    let bad = |s: String| SeccompError::Invalid(s);
     let mut abis = Vec::new();
     for a in p.architectures.iter().flatten() {
         let abi = match a.as_str() {
@@ -309,6 +358,13 @@ pub fn compile_with(p: &Profile, options: Options) -> Result<Compiled, SeccompEr
     }
     abis.sort();
 
+    Ok(abis)
+}
+
+/// The profile's syscall rules, checked: names, action, at most MAX_CONDITIONS argument
+/// conditions on arguments 0..5, no notification where it would deadlock the init.
+fn rules(p: &Profile) -> Result<Vec<Rule>, SeccompError> {
+    let bad = |s: String| SeccompError::Invalid(s);
     let mut rules = Vec::new();
     for (i, r) in p.syscalls.iter().flatten().enumerate() {
         let what = format!("syscalls[{i}]");
@@ -353,8 +409,13 @@ pub fn compile_with(p: &Profile, options: Options) -> Result<Compiled, SeccompEr
             checks,
         });
     }
-    let notify = rules.iter().any(|r| r.action == Action::Notify);
+    Ok(rules)
+}
 
+/// The seccomp(2) flags: the profile's, and NEW_LISTENER for a notifying filter (which then
+/// needs a listenerPath).
+fn filter_flags(p: &Profile, notify: bool) -> Result<u32, SeccompError> {
+    let bad = |s: String| SeccompError::Invalid(s);
     let mut flags = 0;
     let mut tsync = false;
     for f in p.flags.iter().flatten() {
@@ -385,12 +446,17 @@ pub fn compile_with(p: &Profile, options: Options) -> Result<Compiled, SeccompEr
         flags |= FLAG_TSYNC;
     }
 
-    // Per ABI: what each named syscall number does, and the highest number named.
+    Ok(flags)
+}
+
+/// Per ABI: what each named syscall number does, and (with `stub`) the highest number named,
+/// above which the filter answers ENOSYS.
+fn sections(abis: &[Abi], rules: &[Rule], default: Action, stub: bool) -> Vec<Section> {
     let mut sections = Vec::new();
-    for &abi in &abis {
+    for &abi in abis {
         let mut decisions: BTreeMap<u32, Decision> = BTreeMap::new();
         let mut highest: Option<u32> = None;
-        for r in &rules {
+        for r in rules {
             for name in &r.names {
                 let Some(nr) = abi.number(name) else { continue };
                 highest = highest.max(Some(nr));
@@ -412,54 +478,21 @@ pub fn compile_with(p: &Profile, options: Options) -> Result<Compiled, SeccompEr
                 }
             }
         }
-        let stub = (options.enosys_stub
-            && !default.permissive()
-            && p.default_errno_ret != Some(libc::ENOSYS as u32))
-        .then_some(highest)
-        .flatten();
-        sections.push((abi, decisions, stub));
+        sections.push((abi, decisions, highest.filter(|_| stub)));
     }
+    sections
+}
+
+/// Syscall names no ABI of the filter knows, sorted.
+fn unknown_names<'a>(abis: &[Abi], rules: &'a [Rule]) -> Vec<&'a str> {
     let mut unknown: Vec<&str> = Vec::new();
     for name in rules.iter().flat_map(|r| &r.names) {
         if !abis.iter().any(|a| a.number(name).is_some()) && !unknown.contains(&name.as_str()) {
             unknown.push(name);
         }
     }
-    if !unknown.is_empty() {
-        unknown.sort();
-        let arches: Vec<&str> = abis.iter().map(|a| a.token()).collect();
-        warnings.push(format!(
-            "syscall names unknown on {} skipped: {}",
-            arches.join(", "),
-            unknown.join(", ")
-        ));
-    }
-
-    let unlisted = if default.denies() {
-        default
-    } else {
-        Action::KillProcess
-    };
-    let mut actions = vec![default, unlisted];
-    for r in &rules {
-        if !actions.contains(&r.action) {
-            actions.push(r.action);
-        }
-    }
-    if sections.iter().any(|s| s.2.is_some()) {
-        actions.push(Action::Errno(libc::ENOSYS as u16));
-    }
-    let program = assemble(&sections, default, unlisted)?;
-    bpf::check(&program).map_err(|e| SeccompError::Invalid(format!("internal: {e}")))?;
-    Ok(Compiled {
-        program,
-        flags,
-        notify,
-        actions,
-        abis,
-        warnings,
-        unknown: unknown.iter().map(|s| s.to_string()).collect(),
-    })
+    unknown.sort();
+    unknown
 }
 
 type Section = (Abi, BTreeMap<u32, Decision>, Option<u32>);
