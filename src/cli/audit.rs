@@ -58,13 +58,13 @@ pub fn audit(args: &AuditArgs, policy_flag: Option<&str>, store: &Store) -> i32 
     }
 }
 
-fn finish(args: &AuditArgs, report: &audit::Report) -> i32 {
+fn finish(args: &AuditArgs, report: &audit::Report) -> anyhow::Result<i32> {
     let color = args.format == Format::Text && std::io::stdout().is_terminal();
-    print!("{}", audit::render(report, args.format, color));
+    super::out(&audit::render(report, args.format, color))?;
     let fail = args
         .fail_on
         .is_some_and(|t| report.findings.iter().any(|f| f.severity >= t));
-    i32::from(fail)
+    Ok(i32::from(fail))
 }
 
 fn run(args: &AuditArgs, policy_flag: Option<&str>, store: &Store) -> anyhow::Result<i32> {
@@ -79,11 +79,11 @@ fn run(args: &AuditArgs, policy_flag: Option<&str>, store: &Store) -> anyhow::Re
         };
         let observed = audit::live::observe(id, pid, status, &st["annotations"])
             .map_err(anyhow::Error::msg)?;
-        return Ok(finish(args, &audit::live::report(&observed)));
+        return finish(args, &audit::live::report(&observed));
     }
     if args.host {
         let report = audit::host::probe();
-        print!("{}", audit::host::render(&report, args.format));
+        super::out(&audit::host::render(&report, args.format))?;
         return Ok(0);
     }
     let (path, rootfs) = match (&args.bundle, &args.config) {
@@ -101,7 +101,7 @@ fn run(args: &AuditArgs, policy_flag: Option<&str>, store: &Store) -> anyhow::Re
         (None, None) => None,
     };
     let Some((after, label)) = other else {
-        return Ok(finish(args, &report));
+        return finish(args, &report);
     };
     if args.format == Format::Sarif {
         anyhow::bail!("--format sarif: a comparison is printed as text or json");
@@ -113,7 +113,7 @@ fn run(args: &AuditArgs, policy_flag: Option<&str>, store: &Store) -> anyhow::Re
     };
     let d = audit::diff(&report, &after, before, label);
     let color = args.format == Format::Text && std::io::stdout().is_terminal();
-    print!("{}", audit::render_diff(&d, args.format, color));
+    super::out(&audit::render_diff(&d, args.format, color))?;
     let fail = args
         .fail_on
         .is_some_and(|t| d.weakened.iter().any(|f| f.severity >= t));

@@ -6,12 +6,12 @@ pub fn print(store: &Store, format: &str, quiet: bool) -> anyhow::Result<()> {
     let states = container::list(store)?;
     if quiet {
         for s in &states {
-            println!("{}", s["id"].as_str().unwrap_or_default());
+            outln!("{}", s["id"].as_str().unwrap_or_default())?;
         }
         return Ok(());
     }
     if format == "json" {
-        println!("{}", serde_json::to_string(&states)?);
+        outln!("{}", serde_json::to_string(&states)?)?;
         return Ok(());
     }
     let rows: Vec<[String; 6]> = states
@@ -44,7 +44,7 @@ pub fn print(store: &Store, format: &str, quiet: bool) -> anyhow::Result<()> {
             .zip(widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", line.join("   ").trim_end());
+        outln!("{}", line.join("   ").trim_end())?;
     }
     Ok(())
 }

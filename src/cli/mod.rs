@@ -1,5 +1,13 @@
 //! The command line: runc's global flags and commands, each command a thin file.
 
+/// `println!` to stdout through [`out`]: an error instead of a panic, and SIGPIPE's death when
+/// the reader is gone.
+macro_rules! outln {
+    ($($t:tt)*) => {
+        $crate::cli::out(&format!("{}\n", format_args!($($t)*)))
+    };
+}
+
 mod argv;
 mod audit;
 mod console;
@@ -14,6 +22,7 @@ mod update;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use std::io::Write;
 
 use crate::container::{self, CreateOpts, Store};
 use crate::log;
@@ -312,8 +321,13 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
         return 1;
     }
     if cli.version {
-        print!("{}", version_text());
-        return 0;
+        return match out(&version_text()) {
+            Ok(()) => 0,
+            Err(e) => {
+                log::error(&format!("write the version: {e}"));
+                1
+            }
+        };
     }
     let Some(command) = cli.command else {
         log::error("no command given; see `contain --help`");
@@ -402,16 +416,18 @@ fn dispatch(
             id,
             stats,
             interval,
-        } => container::events(&store, &id, stats, interval, &mut |e| println!("{e}"))?,
-        Command::State { id } => println!(
+        } => container::events(&store, &id, stats, interval, &mut |e| {
+            let _ = outln!("{e}");
+        })?,
+        Command::State { id } => outln!(
             "{}",
             serde_json::to_string_pretty(&container::state(&store, &id)?)?
-        ),
+        )?,
         Command::Kill { id, signal, all } => container::kill(&store, &id, &signal, all)?,
         Command::Delete { id, force } => container::delete(&store, &id, force)?,
         Command::List { format, quiet } => list::print(&store, &format, quiet)?,
         Command::Spec { bundle, rootless } => spec::write(&bundle, rootless)?,
-        Command::Features => println!("{}", serde_json::to_string_pretty(&features::features())?),
+        Command::Features => outln!("{}", serde_json::to_string_pretty(&features::features())?)?,
         Command::Audit(a) => return Ok(audit::audit(&a, policy, &store)),
         Command::GuestInitramfs { bundle, output } => {
             guest_initramfs(&bundle, &output, policy)?;
@@ -419,4 +435,14 @@ fn dispatch(
         Command::GuestAgent => crate::microvm::agent::main(),
     }
     Ok(0)
+}
+
+/// Write `text` to stdout and flush it. A reader that went away (`contain list | head -1`)
+/// ends the process by SIGPIPE, as it ends runc; any other error is returned.
+pub(crate) fn out(text: &str) -> std::io::Result<()> {
+    let mut o = std::io::stdout().lock();
+    match o.write_all(text.as_bytes()).and_then(|()| o.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => crate::sys::die_of_sigpipe(),
+        other => other,
+    }
 }

@@ -7,7 +7,7 @@ use crate::container::{self, Store};
 pub fn print(store: &Store, id: &str, format: &str, ps_args: &[String]) -> anyhow::Result<()> {
     let pids = container::pids(store, id)?;
     if format == "json" {
-        println!("{}", serde_json::to_string(&pids)?);
+        outln!("{}", serde_json::to_string(&pids)?)?;
         return Ok(());
     }
     let args: Vec<String> = if ps_args.is_empty() {
@@ -33,14 +33,14 @@ pub fn print(store: &Store, id: &str, format: &str, ps_args: &[String]) -> anyho
         .split_whitespace()
         .position(|h| h == "PID")
         .ok_or_else(|| anyhow::anyhow!("ps {}: no PID column in its output", args.join(" ")))?;
-    println!("{header}");
+    outln!("{header}")?;
     for line in lines {
         let pid = line
             .split_whitespace()
             .nth(col)
             .and_then(|p| p.parse::<i32>().ok());
         if pid.is_some_and(|p| pids.contains(&p)) {
-            println!("{line}");
+            outln!("{line}")?;
         }
     }
     Ok(())

@@ -214,6 +214,30 @@ pub fn close_fds_except(first: i32, keep: &[i32]) -> io::Result<()> {
     Ok(())
 }
 
+/// The reader of stdout is gone: end as runc and coreutils do, killed by SIGPIPE (Rust
+/// ignores the signal, which would make the write fail instead).
+pub fn die_of_sigpipe() -> ! {
+    let dfl = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: installing SIG_DFL runs no code of ours; the struct has the kernel's layout and
+    // outlives the call; the old action is not requested.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            libc::SIGPIPE,
+            &dfl as *const KernelSigaction,
+            std::ptr::null::<KernelSigaction>(),
+            std::mem::size_of::<u64>(),
+        )
+    };
+    let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGPIPE);
+    exit_now(128 + libc::SIGPIPE)
+}
+
 /// Leave the process at once, without running destructors or atexit handlers: the only
 /// correct way out of a forked child of the runtime.
 pub fn exit_now(code: i32) -> ! {

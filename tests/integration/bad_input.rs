@@ -8,6 +8,10 @@ use crate::util::*;
 pub const TESTS: Tests = &[
     ("bad_input::malformed_config", malformed_config),
     (
+        "bad_input::output_to_a_closed_pipe_ends_by_sigpipe",
+        closed_stdout,
+    ),
+    (
         "bad_input::missing_config_and_rootfs",
         missing_config_and_rootfs,
     ),
@@ -405,5 +409,33 @@ fn terminal_without_socket() -> R {
     let mut b = Bundle::new();
     b.set(|c| c["process"]["terminal"] = json!(true));
     refused(&rt, &b, &rt.create(&b, "c"), "c", "--console-socket")?;
+    pass()
+}
+
+/// `contain features | head -1`, `contain list | grep -q`: the reader is gone before contain
+/// writes. contain ends as runc does, killed by SIGPIPE, without a panic on stderr.
+fn closed_stdout() -> R {
+    use std::os::unix::process::ExitStatusExt;
+    let rt = Runtime::new();
+    let root = rt.root.path().to_string_lossy().into_owned();
+    for args in [
+        vec!["features"],
+        vec!["--root", &root, "list"],
+        vec!["--version"],
+    ] {
+        let (read, write) = nix::unistd::pipe()?;
+        drop(read);
+        let o = std::process::Command::new(CONTAIN)
+            .args(&args)
+            .stdout(std::process::Stdio::from(write))
+            .stderr(std::process::Stdio::piped())
+            .output()?;
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        ensure!(
+            o.status.signal() == Some(libc::SIGPIPE) && stderr.is_empty(),
+            "contain {args:?} into a closed pipe: {:?}, stderr {stderr:?}",
+            o.status
+        );
+    }
     pass()
 }
