@@ -24,7 +24,7 @@ pub fn features() -> Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
-            "cgroup": {"v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": true},
+            "cgroup": {"v1": true, "v2": true, "systemd": cfg!(feature = "systemd"), "systemdUser": false, "rdma": true},
             "seccomp": {
                 "enabled": true,
                 "actions": [
@@ -60,9 +60,26 @@ pub fn features() -> Value {
         },
         "annotations": {
             "io.contain.version": env!("CARGO_PKG_VERSION"),
+            "io.contain.built-in": built_in(),
             "io.contain.microvm": microvm()
         }
     })
+}
+
+/// The optional parts this binary was built with (cargo features), as "systemd, microvm".
+fn built_in() -> String {
+    let parts: Vec<&str> = [
+        ("systemd", cfg!(feature = "systemd")),
+        ("microvm", cfg!(feature = "microvm")),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect();
+    if parts.is_empty() {
+        "none (no systemd cgroup driver, no microVM stage)".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 /// Whether this host can run the microVM stage, and which guests boot.

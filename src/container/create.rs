@@ -541,7 +541,7 @@ fn cgroup_placement(
         .transpose()?;
     let unit = systemd::Unit::parse(text, &opts.id)?;
     // Fail here, before anything is made, when systemd cannot be reached.
-    drop(Systemd::connect()?);
+    Systemd::connect().map(drop)?;
     Ok((unit.cgroup_path(), Some(unit)))
 }
 

@@ -149,10 +149,10 @@ fn start(config: &GuestConfig) -> (u8, String) {
 fn report(status: u8) -> ! {
     nix::unistd::sync();
     // SAFETY: ioperm only changes this process's I/O permission bitmap.
-    if unsafe { libc::ioperm(super::devices::EXIT_PORT.into(), 1, 1) } == 0 {
+    if unsafe { libc::ioperm(super::EXIT_PORT.into(), 1, 1) } == 0 {
         // SAFETY: the port is ours to write after ioperm; `out` touches no memory.
         unsafe {
-            std::arch::asm!("out dx, al", in("dx") super::devices::EXIT_PORT, in("al") status, options(nomem, nostack));
+            std::arch::asm!("out dx, al", in("dx") super::EXIT_PORT, in("al") status, options(nomem, nostack));
         }
     }
     let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);

@@ -41,7 +41,7 @@ const ZERO_PAGE_ADDR: u64 = 0x7000;
 pub const PML4_ADDR: u64 = 0x9000;
 const CMDLINE_ADDR: u64 = 0x20000;
 /// The largest command line accepted (Linux's COMMAND_LINE_SIZE on x86).
-pub const CMDLINE_MAX: usize = 2048;
+pub use super::CMDLINE_MAX;
 /// Start of high memory: kernels load here or above.
 pub const HIGHMEM: u64 = 0x10_0000;
 /// End of conventional memory below 1 MiB (the EBDA starts here).

@@ -11,7 +11,7 @@ use vm_superio::{Serial, Trigger};
 /// COM1's eight registers.
 pub const COM1: u16 = 0x3f8;
 /// A write of byte N here ends the VM with exit status N.
-pub const EXIT_PORT: u16 = 0xf4;
+pub use super::EXIT_PORT;
 /// The CMOS RTC's index port (bit 7: NMI disable, ignored) and data port.
 pub const RTC_INDEX: u16 = 0x70;
 pub const RTC_DATA: u16 = 0x71;

@@ -12,20 +12,39 @@
 #![allow(unsafe_code)]
 
 pub mod agent;
+#[cfg(feature = "microvm")]
 pub mod boot;
+#[cfg(feature = "microvm")]
 mod cpu;
+#[cfg(feature = "microvm")]
 pub mod devices;
+#[cfg(not(feature = "microvm"))]
+mod disabled;
 pub mod initramfs;
+#[cfg(feature = "microvm")]
+mod machine;
+#[cfg(feature = "microvm")]
 pub mod mptable;
+#[cfg(feature = "microvm")]
 mod vmm;
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use kvm_ioctls::Kvm;
 use oci_spec::runtime::Spec;
 
-pub use vmm::Machine;
+#[cfg(not(feature = "microvm"))]
+pub use disabled::{prepare, Machine, Prepared};
+#[cfg(feature = "microvm")]
+pub use machine::{prepare, Prepared};
+#[cfg(feature = "microvm")]
+pub use vmm::{enter_filter, install_sigsys_handler, Machine};
+
+/// The longest kernel command line (the boot protocol's COMMAND_LINE_SIZE).
+pub const CMDLINE_MAX: usize = 2048;
+/// The most vCPUs a microVM has (the MP table's bound).
+pub const MAX_CPUS: u8 = 32;
+/// The port the guest agent writes its exit status to.
+pub const EXIT_PORT: u16 = 0xf4;
 
 /// The guest kernel (a host path).
 pub const KERNEL_ANNOTATION: &str = "io.contain.microvm.kernel";
@@ -97,7 +116,7 @@ pub struct Plan {
     pub cmdline: String,
     /// Guest RAM in bytes.
     pub memory: u64,
-    /// vCPUs (from the CPU quota, 1 to mptable::MAX_CPUS; a bare guest runs one).
+    /// vCPUs (from the CPU quota, 1 to MAX_CPUS; a bare guest runs one).
     pub vcpus: u8,
     /// How long the VM may run after `start`.
     pub timeout: Option<std::time::Duration>,
@@ -204,11 +223,11 @@ pub fn plan(spec: &Spec, defaults: &Defaults) -> Result<Plan, String> {
     if guest == Guest::Linux && initramfs.is_none() && !cmdline.contains(initramfs::AGENT_CMDLINE) {
         cmdline = format!("{cmdline} {}", initramfs::AGENT_CMDLINE);
     }
-    if cmdline.len() >= boot::CMDLINE_MAX {
+    if cmdline.len() >= CMDLINE_MAX {
         return Err(format!(
             "annotation {CMDLINE_ANNOTATION}: {} bytes, at most {}",
             cmdline.len(),
-            boot::CMDLINE_MAX - 1
+            CMDLINE_MAX - 1
         ));
     }
     let timeout = match ann(TIMEOUT_ANNOTATION) {
@@ -246,10 +265,10 @@ pub fn plan(spec: &Spec, defaults: &Defaults) -> Result<Plan, String> {
         .filter(|(q, p)| *q > 0 && *p > 0)
         .map(|(q, p)| (q as u64).div_ceil(p))
         .unwrap_or(1);
-    if vcpus > mptable::MAX_CPUS.into() {
+    if vcpus > MAX_CPUS.into() {
         return Err(format!(
             "linux.resources.cpu: the quota asks for {vcpus} vCPUs; a microVM runs at most {}",
-            mptable::MAX_CPUS
+            MAX_CPUS
         ));
     }
     Ok(Plan {
@@ -323,7 +342,10 @@ impl Support {
 
 /// Probe the host.
 pub fn support() -> Support {
-    let kvm = Kvm::new()
+    #[cfg(not(feature = "microvm"))]
+    let kvm = Err(disabled::WHY.to_string());
+    #[cfg(feature = "microvm")]
+    let kvm = kvm_ioctls::Kvm::new()
         .map_err(|e| format!("/dev/kvm: {e}"))
         .and_then(|k| match k.get_api_version() {
             12 => Ok(()),
@@ -333,81 +355,12 @@ pub fn support() -> Support {
 }
 
 /// Whether the host's KVM is kvm_pvm (nested, paravirtual).
-fn on_pvm() -> bool {
+pub(crate) fn on_pvm() -> bool {
     Path::new("/sys/module/kvm_pvm").exists()
-}
-
-/// Everything the init needs, gathered by the runtime before it forks.
-pub struct Prepared {
-    kvm: Kvm,
-    kernel: Vec<u8>,
-    initramfs: Option<Vec<u8>>,
-    plan: Plan,
-    format: boot::Format,
-    vmm_filter: crate::seccomp::Compiled,
-    vcpu_filter: crate::seccomp::Compiled,
 }
 
 /// The largest kernel or initramfs read (a bound on what a config makes the runtime read).
 const MAX_IMAGE: u64 = 512 << 20;
-
-/// Read a guest image. One named by the bundle is opened beneath the operator's guest
-/// directory (an absolute name must lie in it): `..`, symlinks out of it and magic links are
-/// refused by openat2(RESOLVE_BENEATH), so a bundle cannot make the runtime read a host file
-/// (/etc/shadow, /proc/self/...) into guest memory. Every image is opened non-blocking (a
-/// FIFO cannot stall create) and must be a regular file of at most MAX_IMAGE bytes.
-fn read_image(what: &str, image: &Image) -> Result<Vec<u8>, String> {
-    let err = |e: &dyn std::fmt::Display| format!("microvm {what} {image}: {e}");
-    let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
-    let fd = match image {
-        Image::Operator(p) => crate::sys::fs::open_host(p, flags).map_err(|e| err(&e))?,
-        Image::Bundle(p) => {
-            let dir = guest_dir();
-            let rel = if p.is_absolute() {
-                p.strip_prefix(&dir).map_err(|_| {
-                    err(&format!(
-                        "outside the operator's guest directory {} (CONTAIN_GUEST_DIR): a bundle may name only guest images there",
-                        dir.display()
-                    ))
-                })?
-            } else {
-                p.as_path()
-            };
-            let d =
-                crate::sys::fs::open_host(&dir, libc::O_PATH | libc::O_DIRECTORY).map_err(|e| {
-                    err(&format!(
-                        "the operator's guest directory {}: {e}",
-                        dir.display()
-                    ))
-                })?;
-            crate::sys::fs::openat2(
-                std::os::fd::AsFd::as_fd(&d),
-                rel,
-                flags,
-                0,
-                libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
-            )
-            .map_err(|e| {
-                err(&format!(
-                    "{e} (looked up beneath the operator's guest directory {}, without leaving it)",
-                    dir.display()
-                ))
-            })?
-        }
-    };
-    let f = std::fs::File::from(fd);
-    let meta = f.metadata().map_err(|e| err(&e))?;
-    if !meta.is_file() || meta.len() > MAX_IMAGE {
-        return Err(err(&format!(
-            "not a regular file of at most {} MiB",
-            MAX_IMAGE >> 20
-        )));
-    }
-    let mut data = Vec::with_capacity(meta.len() as usize);
-    std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_IMAGE), &mut data)
-        .map_err(|e| err(&e))?;
-    Ok(data)
-}
 
 /// The initramfs of a Linux guest without one of its own: `rootfs`, `config`'s process and
 /// this binary (which must be statically linked) as the guest agent; at most half of
@@ -427,48 +380,6 @@ pub fn agent_initramfs(
         );
     }
     initramfs::build(rootfs, config, &agent, (memory / 2).min(MAX_IMAGE))
-}
-
-/// Open /dev/kvm, read the images (or build a Linux guest's initramfs from `rootfs` and
-/// `config`), check the kernel's format and compile the filters.
-pub fn prepare(
-    plan: &Plan,
-    rootfs: &Path,
-    config: &initramfs::GuestConfig,
-) -> Result<Prepared, String> {
-    let kvm = Kvm::new().map_err(|e| {
-        format!("the microVM stage needs /dev/kvm: {e} (is KVM available and is contain root?)")
-    })?;
-    let kernel = read_image("kernel", &plan.kernel)?;
-    let format =
-        boot::detect(&kernel).map_err(|e| format!("microvm kernel {}: {e}", plan.kernel))?;
-    if plan.guest == Guest::Linux {
-        // /dev/kvm is open already: only the kind of KVM is left to know.
-        let here = Support {
-            kvm: Ok(()),
-            pvm: on_pvm(),
-        };
-        if let Err(why) = here.linux_boots() {
-            crate::log::warn(&format!(
-                "microvm: a Linux guest may not boot here: {why} (a kernel built as a PVM guest \
-                 does)"
-            ));
-        }
-    }
-    let initramfs = match (&plan.initramfs, plan.guest) {
-        (Some(p), _) => Some(read_image("initramfs", p)?),
-        (None, Guest::Linux) => Some(agent_initramfs(rootfs, config, plan.memory)?),
-        (None, Guest::Bare) => None,
-    };
-    Ok(Prepared {
-        kvm,
-        kernel,
-        initramfs,
-        plan: plan.clone(),
-        format,
-        vmm_filter: thread_filter(ThreadKind::Vmm)?,
-        vcpu_filter: thread_filter(ThreadKind::Vcpu)?,
-    })
 }
 
 /// The two kinds of thread of the VMM, each with a seccomp filter of its own.
@@ -492,107 +403,7 @@ pub fn thread_filter(kind: ThreadKind) -> Result<crate::seccomp::Compiled, Strin
         .map_err(|e| format!("the {name} thread's seccomp filter: {e}"))
 }
 
-pub use vmm::{enter_filter, install_sigsys_handler};
-
 /// The VMM thread's syscalls (OCI seccomp JSON, compiled by contain's own compiler).
 const VMM_FILTER: &[u8] = include_bytes!("../../policies/microvm/vmm.json");
 /// The vCPU thread's syscalls.
 const VCPU_FILTER: &[u8] = include_bytes!("../../policies/microvm/vcpu.json");
-
-impl Prepared {
-    /// The descriptor the init must keep open across the runtime's descriptor cleanup.
-    pub fn kvm_fd(&self) -> i32 {
-        self.kvm.as_raw_fd()
-    }
-
-    /// The descriptors the VMM runs on (/dev/kvm, the VM, the vCPU).
-    pub fn machine_fds(&self, m: &Machine) -> Vec<i32> {
-        let mut v = m.fds();
-        v.push(self.kvm.as_raw_fd());
-        v
-    }
-
-    /// What `state` shows in the annotation io.contain.isolation.
-    pub fn describe(&self) -> String {
-        let run = match self.plan.guest {
-            Guest::Linux => self.plan.vcpus,
-            Guest::Bare => 1,
-        };
-        let mut s = format!(
-            "microvm: {} guest, {} kernel {}, {} MiB, {run} vCPU{}",
-            self.plan.guest,
-            self.format,
-            self.plan.kernel,
-            self.plan.memory >> 20,
-            if run == 1 { "" } else { "s" }
-        );
-        if run < self.plan.vcpus {
-            s.push_str(&format!(
-                " ({} asked; a bare guest runs one)",
-                self.plan.vcpus
-            ));
-        }
-        match (&self.plan.initramfs, &self.initramfs) {
-            (Some(i), _) => s.push_str(&format!(", initramfs {}", i)),
-            (None, Some(built)) => s.push_str(&format!(
-                ", initramfs of the rootfs with the guest agent ({} KiB)",
-                built.len() >> 10
-            )),
-            (None, None) => {}
-        }
-        if let Some(t) = self.plan.timeout {
-            s.push_str(&format!(", ended after {} s", t.as_secs()));
-        }
-        s
-    }
-
-    /// What `state` shows in the annotation io.contain.seccomp.
-    pub fn seccomp_text(&self) -> String {
-        format!(
-            "microvm VMM: vmm thread ({} instructions), vcpu thread ({} instructions); the workload's own profile belongs to the guest",
-            self.vmm_filter.program.len(),
-            self.vcpu_filter.program.len()
-        )
-    }
-
-    /// Create the VM and load the guest (in the init, before it reports ready).
-    pub fn build(&self) -> Result<Machine, String> {
-        vmm::build(
-            &self.kvm,
-            self.plan.guest,
-            self.plan.vcpus,
-            self.plan.memory,
-            &boot::Payload {
-                kernel: &self.kernel,
-                initramfs: self.initramfs.as_deref(),
-                cmdline: &self.plan.cmdline,
-            },
-        )
-    }
-
-    /// Run `machine` with the container's stdio as the serial console; never returns.
-    pub fn run(&self, machine: Machine) -> ! {
-        let dup = |fd: i32| {
-            nix::unistd::dup(fd)
-                // SAFETY: dup returned a new descriptor that nobody else owns.
-                .map(|d| std::fs::File::from(unsafe { OwnedFd::from_raw_fd(d) }))
-        };
-        let out = match dup(1) {
-            Ok(f) => f,
-            Err(e) => {
-                eprintln!("contain: microvm: stdout: {e}");
-                crate::sys::exit_now(status::VMM_FAILED)
-            }
-        };
-        vmm::run(
-            machine,
-            out,
-            dup(0).ok(),
-            &vmm::Filters {
-                vmm: &self.vmm_filter,
-                vcpu: &self.vcpu_filter,
-            },
-            self.plan.timeout,
-        )
-    }
-}

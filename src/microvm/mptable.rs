@@ -10,7 +10,7 @@ pub const MPTABLE_ADDR: u64 = 0x9_fc00;
 pub const LAPIC_ADDR: u32 = 0xfee0_0000;
 pub const IOAPIC_ADDR: u32 = 0xfec0_0000;
 /// The most processors the table (and the VMM) describe: the table must fit in its KiB.
-pub const MAX_CPUS: u8 = 32;
+pub use super::MAX_CPUS;
 /// The legacy ISA interrupts routed to the IOAPIC's pins of the same number.
 const ISA_IRQS: u8 = 16;
 

@@ -14,22 +14,16 @@
 //! zbus cannot parse.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use futures_util::StreamExt;
 use oci_spec::runtime::LinuxResources;
-use zbus::zvariant::{OwnedObjectPath, Value};
 
 use super::devices::{self, BLOCK, CHAR};
 use super::CgroupError;
 
-/// The system bus, unless DBUS_SYSTEM_BUS_ADDRESS names another.
-const SYSTEM_BUS: &str = "/run/dbus/system_bus_socket";
-const DEST: &str = "org.freedesktop.systemd1";
-const PATH: &str = "/org/freedesktop/systemd1";
-const MANAGER: &str = "org.freedesktop.systemd1.Manager";
-/// How long a start or stop job may take.
-const JOB_TIMEOUT: Duration = Duration::from_secs(30);
+#[cfg(feature = "systemd")]
+mod dbus;
+#[cfg(feature = "systemd")]
+pub use dbus::Systemd;
 
 fn bad_path(path: &str, why: &str) -> CgroupError {
     CgroupError::Systemd(format!(
@@ -137,7 +131,19 @@ pub fn unified(hierarchies: &[super::Hierarchy]) -> bool {
 }
 
 /// One unit property.
-pub type Property = (&'static str, Value<'static>);
+pub type Property = (&'static str, Value);
+
+/// A unit property's value, as the D-Bus client sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    U64(u64),
+    Bool(bool),
+    Str(String),
+    /// PIDs: au.
+    Pids(Vec<u32>),
+    /// DeviceAllow: a(ss).
+    DeviceAllow(Vec<(String, String)>),
+}
 
 /// The unit properties that carry `res` (as runc translates them; `unified`: a pure cgroup2
 /// host, whose systemd uses the v2 names). Limits systemd cannot express are only written
@@ -244,8 +250,8 @@ fn device_properties(res: &LinuxResources) -> Vec<Property> {
         allow.push((node, access));
     }
     vec![
-        ("DevicePolicy", Value::from("strict")),
-        ("DeviceAllow", Value::from(allow)),
+        ("DevicePolicy", Value::Str("strict".into())),
+        ("DeviceAllow", Value::DeviceAllow(allow)),
     ]
 }
 
@@ -301,223 +307,35 @@ impl Drop for Placeholder {
     }
 }
 
-/// A connection to systemd.
-pub struct Systemd {
-    conn: Option<zbus::Connection>,
-    rt: tokio::runtime::Runtime,
-}
+/// Built without the `systemd` feature: `--systemd-cgroup` is refused, saying so.
+#[cfg(not(feature = "systemd"))]
+pub struct Systemd;
 
-impl Drop for Systemd {
-    fn drop(&mut self) {
-        // The connection's tasks live on the runtime: drop it there. The runtime goes next,
-        // joining the blocking-pool thread zbus started.
-        let _in = self.rt.enter();
-        self.conn.take();
-    }
-}
-
-fn dbus_err(what: &str) -> impl FnOnce(zbus::Error) -> CgroupError + '_ {
-    move |e| {
-        let detail = match &e {
-            zbus::Error::MethodError(name, Some(desc), _) => format!("{desc} ({name})"),
-            _ => e.to_string(),
-        };
-        CgroupError::Systemd(format!("{what}: {detail}"))
-    }
-}
-
-fn is_error(e: &zbus::Error, name: &str) -> bool {
-    matches!(e, zbus::Error::MethodError(n, _, _) if n.as_str() == name)
-}
-
+#[cfg(not(feature = "systemd"))]
 impl Systemd {
-    /// Connect to systemd through the system bus (root only).
     pub fn connect() -> Result<Systemd, CgroupError> {
-        if !nix::unistd::geteuid().is_root() {
-            return Err(CgroupError::Systemd(
-                "--systemd-cgroup: contain's systemd driver needs root (a rootless container uses cgroupfs: omit the flag)".into(),
-            ));
-        }
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| CgroupError::Systemd(format!("start the D-Bus client: {e}")))?;
-        let address = std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
-            .unwrap_or_else(|_| format!("unix:path={SYSTEM_BUS}"));
-        let unreachable = |e: zbus::Error| {
-            CgroupError::Systemd(format!(
-                "--systemd-cgroup: cannot reach systemd on the system bus {address} ({e}); is systemd this host's init, with D-Bus running? Without it, omit the flag (cgroupfs)"
-            ))
-        };
-        let conn = rt.block_on(async {
-            let conn = zbus::connection::Builder::address(address.as_str())
-                .map_err(unreachable)?
-                .internal_executor(false)
-                .method_timeout(JOB_TIMEOUT)
-                .build()
-                .await
-                .map_err(unreachable)?;
-            // Is systemd there at all (a bus without it answers ServiceUnknown)?
-            conn.call_method(Some(DEST), PATH, Some(MANAGER), "GetUnit", &("-.slice",))
-                .await
-                .map_err(unreachable)?;
-            Ok::<_, CgroupError>(conn)
-        })?;
-        Ok(Systemd {
-            conn: Some(conn),
-            rt,
-        })
+        Err(CgroupError::Systemd(
+            "--systemd-cgroup: this contain was built without its systemd driver (cargo feature `systemd`); omit the flag (cgroupfs) or use a build with it".into(),
+        ))
     }
 
-    async fn call<B>(&self, method: &str, body: &B) -> zbus::Result<zbus::Message>
-    where
-        B: serde::Serialize + zbus::zvariant::DynamicType,
-    {
-        let conn = self.conn.as_ref().ok_or(zbus::Error::InvalidReply)?;
-        conn.call_method(Some(DEST), PATH, Some(MANAGER), method, body)
-            .await
-    }
-
-    /// Run a job-returning method and wait for the job to finish; Ok(None) when systemd
-    /// answered with the error `tolerated`.
-    fn job<B>(
-        &self,
-        what: &str,
-        method: &str,
-        body: &B,
-        tolerated: Option<&str>,
-    ) -> Result<Option<()>, CgroupError>
-    where
-        B: serde::Serialize + zbus::zvariant::DynamicType,
-    {
-        self.rt.block_on(async {
-            self.call("Subscribe", &())
-                .await
-                .map_err(dbus_err("subscribe to systemd's signals"))?;
-            let rule = zbus::MatchRule::builder()
-                .msg_type(zbus::message::Type::Signal)
-                .interface(MANAGER)
-                .and_then(|b| b.member("JobRemoved"))
-                .map_err(dbus_err(what))?
-                .build();
-            let conn = self.conn.as_ref().ok_or_else(|| {
-                CgroupError::Systemd(format!("{what}: the connection is closed"))
-            })?;
-            let mut stream = zbus::MessageStream::for_match_rule(rule, conn, None)
-                .await
-                .map_err(dbus_err(what))?;
-            let job: OwnedObjectPath = match self.call(method, body).await {
-                Ok(reply) => reply.body().deserialize().map_err(dbus_err(what))?,
-                Err(e) if tolerated.is_some_and(|t| is_error(&e, t)) => return Ok(None),
-                Err(e) => return Err(dbus_err(what)(e)),
-            };
-            let wait = async {
-                while let Some(msg) = stream.next().await {
-                    let Ok(msg) = msg else { continue };
-                    let h = msg.header();
-                    if h.member().map(|m| m.as_str()) != Some("JobRemoved") {
-                        continue;
-                    }
-                    let Ok((_, path, unit, result)) = msg.body().deserialize::<(
-                        u32,
-                        OwnedObjectPath,
-                        String,
-                        String,
-                    )>() else {
-                        continue;
-                    };
-                    if path == job {
-                        return Ok((unit, result));
-                    }
-                }
-                Err(CgroupError::Systemd(format!(
-                    "{what}: systemd closed the connection"
-                )))
-            };
-            let (unit, result) = tokio::time::timeout(JOB_TIMEOUT, wait)
-                .await
-                .map_err(|_| {
-                    CgroupError::Systemd(format!(
-                        "{what}: systemd's job did not finish in {} s",
-                        JOB_TIMEOUT.as_secs()
-                    ))
-                })??;
-            if result != "done" {
-                return Err(CgroupError::Systemd(format!(
-                    "{what}: systemd's job for {unit} ended with \"{result}\" (see `journalctl -u {unit}`)"
-                )));
-            }
-            let _ = self.call("Unsubscribe", &()).await;
-            Ok(Some(()))
-        })
-    }
-
-    /// Start the container's scope holding `pid`, with `extra` properties (the limits).
     pub fn start_scope(
         &self,
-        unit: &Unit,
-        id: &str,
-        pid: i32,
-        unified: bool,
-        extra: Vec<Property>,
+        _: &Unit,
+        _: &str,
+        _: i32,
+        _: bool,
+        _: Vec<Property>,
     ) -> Result<(), CgroupError> {
-        let mut props: Vec<Property> = vec![
-            (
-                "Description",
-                Value::from(format!("contain container {id}")),
-            ),
-            ("PIDs", Value::from(vec![pid as u32])),
-            ("Delegate", Value::Bool(true)),
-            ("DefaultDependencies", Value::Bool(false)),
-            ("MemoryAccounting", Value::Bool(true)),
-            ("CPUAccounting", Value::Bool(true)),
-            ("TasksAccounting", Value::Bool(true)),
-            (
-                if unified {
-                    "IOAccounting"
-                } else {
-                    "BlockIOAccounting"
-                },
-                Value::Bool(true),
-            ),
-        ];
-        if unit.slice != "-.slice" {
-            props.push(("Slice", Value::from(unit.slice.clone())));
-        }
-        props.extend(extra);
-        let aux: Vec<(&str, Vec<Property>)> = Vec::new();
-        let what = format!("start the systemd scope {}", unit.name);
-        match self.job(
-            &what,
-            "StartTransientUnit",
-            &(unit.name.as_str(), "replace", props, aux),
-            Some("org.freedesktop.systemd1.UnitExists"),
-        )? {
-            Some(()) => Ok(()),
-            None => Err(CgroupError::Systemd(format!(
-                "{what}: systemd already has a unit of that name (another container's cgroupsPath?)"
-            ))),
-        }
+        Self::connect().map(drop)
     }
 
-    /// Change a running unit's properties (`update`).
-    pub fn set_properties(&self, name: &str, props: Vec<Property>) -> Result<(), CgroupError> {
-        self.rt
-            .block_on(self.call("SetUnitProperties", &(name, true, props)))
-            .map(drop)
-            .map_err(dbus_err(&format!("set the properties of {name}")))
+    pub fn set_properties(&self, _: &str, _: Vec<Property>) -> Result<(), CgroupError> {
+        Self::connect().map(drop)
     }
 
-    /// Stop the unit (gone already is fine: systemd stops an empty scope by itself).
-    pub fn stop(&self, name: &str) -> Result<(), CgroupError> {
-        self.job(
-            &format!("stop the systemd scope {name}"),
-            "StopUnit",
-            &(name, "replace"),
-            Some("org.freedesktop.systemd1.NoSuchUnit"),
-        )?;
-        let _ = self.rt.block_on(self.call("ResetFailedUnit", &(name,)));
-        Ok(())
+    pub fn stop(&self, _: &str) -> Result<(), CgroupError> {
+        Self::connect().map(drop)
     }
 }
 
@@ -577,7 +395,7 @@ mod tests {
         serde_json::from_value(v).unwrap()
     }
 
-    fn find<'a>(p: &'a [Property], name: &str) -> Option<&'a Value<'static>> {
+    fn find<'a>(p: &'a [Property], name: &str) -> Option<&'a Value> {
         p.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
 
@@ -612,14 +430,10 @@ mod tests {
             {"allow": true, "type": "b", "major": 7, "minor": 0, "access": "r"},
         ]}));
         let p = resource_properties(&r, false);
-        assert_eq!(find(&p, "DevicePolicy"), Some(&Value::from("strict")));
-        let Some(Value::Array(list)) = find(&p, "DeviceAllow") else {
+        assert_eq!(find(&p, "DevicePolicy"), Some(&Value::Str("strict".into())));
+        let Some(Value::DeviceAllow(entries)) = find(&p, "DeviceAllow") else {
             panic!("no DeviceAllow in {p:?}");
         };
-        let entries: Vec<(String, String)> = list
-            .iter()
-            .map(|v| v.try_clone().unwrap().try_into().unwrap())
-            .collect();
         assert!(entries.contains(&("/dev/char/1:3".into(), "rwm".into())));
         assert!(entries.contains(&("/dev/block/7:0".into(), "r".into())));
         assert!(entries.contains(&("char-*".into(), "m".into())));

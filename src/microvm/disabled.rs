@@ -1,0 +1,46 @@
+//! A build without the microVM stage (cargo feature `microvm` off): asking for it is refused
+//! at create, saying so; nothing of the VMM is compiled in.
+
+use std::path::Path;
+
+use super::{initramfs, Plan};
+
+/// Why the stage is not available.
+pub const WHY: &str = "this contain was built without the microVM stage (cargo feature `microvm`)";
+
+/// No VM can be prepared in this build: there is no value of this type.
+pub enum Prepared {}
+
+/// No VM can be built in this build.
+pub enum Machine {}
+
+/// Refused: the stage is not built in.
+pub fn prepare(_: &Plan, _: &Path, _: &initramfs::GuestConfig) -> Result<Prepared, String> {
+    Err(format!("io.contain.isolation microvm: {WHY}"))
+}
+
+impl Prepared {
+    pub fn kvm_fd(&self) -> i32 {
+        match *self {}
+    }
+
+    pub fn machine_fds(&self, m: &Machine) -> Vec<i32> {
+        match *m {}
+    }
+
+    pub fn describe(&self) -> String {
+        match *self {}
+    }
+
+    pub fn seccomp_text(&self) -> String {
+        match *self {}
+    }
+
+    pub fn build(&self) -> Result<Machine, String> {
+        match *self {}
+    }
+
+    pub fn run(&self, machine: Machine) -> ! {
+        match machine {}
+    }
+}
