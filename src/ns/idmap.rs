@@ -378,8 +378,14 @@ fn reserve_config_in(
         uids: uids.to_vec(),
         gids: gids.to_vec(),
     };
+    let mut adopted = None;
     for (other_root, other, h) in l.held(root, id) {
         if other_root == root_c && Some(other.as_str()) == joins {
+            // Mappings are optional when a namespace is joined: it has its own.
+            if mine.uids.is_empty() && mine.gids.is_empty() {
+                adopted = Some(h);
+                continue;
+            }
             if h != mine {
                 return Err(format!(
                     "linux.uidMappings/gidMappings: config.json joins the user namespace of container {other:?}, whose mappings are {} and {}, but gives {} and {}",
@@ -407,10 +413,12 @@ fn reserve_config_in(
             }
         }
     }
-    let text: String = uids
+    let held = adopted.unwrap_or(mine);
+    let text: String = held
+        .uids
         .iter()
         .map(|(b, n)| format!("uid {b} {n}\n"))
-        .chain(gids.iter().map(|(b, n)| format!("gid {b} {n}\n")))
+        .chain(held.gids.iter().map(|(b, n)| format!("gid {b} {n}\n")))
         .collect();
     write_reservation(root, id, &text)
 }
@@ -566,7 +574,7 @@ mod tests {
     fn a_client_given_user_namespace_is_shared_by_who_joins_it() {
         let ledger = tempfile::tempdir().unwrap();
         let root = tempfile::tempdir().unwrap();
-        for id in ["sandbox", "app", "stranger"] {
+        for id in ["sandbox", "app", "quiet", "stranger"] {
             std::fs::create_dir(root.path().join(id)).unwrap();
         }
         let config = |id, joins, ids: &[(u32, u32)]| {
@@ -575,6 +583,12 @@ mod tests {
         config("sandbox", None, &[(9000, 100)]).unwrap();
         // Joining the sandbox's namespace with its mappings: both hold them.
         config("app", Some("sandbox"), &[(9000, 100)]).unwrap();
+        // Joining it without mappings (they are optional then): the same.
+        config("quiet", Some("sandbox"), &[]).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(root.path().join("quiet").join(RESERVATION)).unwrap(),
+            "uid 9000 100\ngid 9000 100\n"
+        );
         // Not joining it: the ids are taken.
         let e = config("stranger", None, &[(9000, 100)]).unwrap_err();
         assert!(e.contains("overlap"), "{e}");
