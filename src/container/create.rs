@@ -109,6 +109,56 @@ fn preflight(
             reason: "missing".into(),
         })?;
     let ns_plan = NsPlan::from_spec(spec);
+    check_mount_namespace(&ns_plan)?;
+    rlimits::preflight(process.rlimits().as_deref().unwrap_or_default())
+        .map_err(ContainerError::Preflight)?;
+    check_idmapped_mounts(spec, &ns_plan)?;
+    check_host_sysctls(spec)?;
+    let caps = CapPlan::new(process.capabilities().as_ref()).map_err(ContainerError::Preflight)?;
+    check_sockets(opts, process.terminal().unwrap_or(false))?;
+    if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+        cgroups::check_supported(res, hierarchies)?;
+    }
+    // In the microVM stage the workload's syscalls reach the guest kernel; the VMM, which
+    // is what runs on the host, gets its own per-thread filters instead.
+    let microvm = applied
+        .microvm
+        .as_ref()
+        .map(|plan| {
+            let guest = crate::microvm::initramfs::GuestConfig {
+                process: process.clone(),
+                hostname: spec.hostname().clone(),
+            };
+            crate::microvm::prepare(plan, &bundle.rootfs, &guest)
+        })
+        .transpose()
+        .map_err(ContainerError::Preflight)?;
+    let filters = if microvm.is_some() {
+        Vec::new()
+    } else {
+        seccomp_filters(bundle, applied, &caps)?
+    };
+    let landlock = landlock::plan(
+        &bundle.spec,
+        bundle.landlock.as_ref(),
+        &applied.landlock,
+        landlock::kernel_abi(),
+    )
+    .map_err(ContainerError::Preflight)?;
+    for n in &landlock.notes {
+        crate::log::debug(&format!("landlock: {n}"));
+    }
+    Ok(Prepared {
+        caps,
+        filters,
+        landlock,
+        microvm,
+    })
+}
+
+/// The container's mount namespace: a new one or one joined by path, never the runtime's own
+/// (that would switch the host's root).
+fn check_mount_namespace(ns_plan: &NsPlan) -> Result<(), ContainerError> {
     let joined_mnt = ns_plan
         .join
         .iter()
@@ -132,8 +182,14 @@ fn preflight(
         }
         None => {}
     }
-    rlimits::preflight(process.rlimits().as_deref().unwrap_or_default())
-        .map_err(ContainerError::Preflight)?;
+    Ok(())
+}
+
+/// Idmapped mounts need a user namespace and a root runtime.
+fn check_idmapped_mounts(
+    spec: &oci_spec::runtime::Spec,
+    ns_plan: &NsPlan,
+) -> Result<(), ContainerError> {
     for m in spec.mounts().iter().flatten() {
         let opts = crate::rootfs::options::parse(m.options().as_deref().unwrap_or_default())
             .map_err(ContainerError::Preflight)?;
@@ -152,8 +208,12 @@ fn preflight(
             )));
         }
     }
-    // A namespaced sysctl is the host's when its namespace is joined from a path that is the
-    // runtime's own namespace (/proc/1/ns/net, say): refused, as for a shared namespace.
+    Ok(())
+}
+
+/// A namespaced sysctl is the host's when its namespace is joined from a path that is the
+/// runtime's own namespace (/proc/1/ns/net, say): refused, as for a shared namespace.
+fn check_host_sysctls(spec: &oci_spec::runtime::Spec) -> Result<(), ContainerError> {
     if let Some(linux) = spec.linux() {
         let joined = linux.namespaces().iter().flatten().filter_map(|n| {
             n.path()
@@ -176,8 +236,11 @@ fn preflight(
             }
         }
     }
-    let caps = CapPlan::new(process.capabilities().as_ref()).map_err(ContainerError::Preflight)?;
-    let terminal = process.terminal().unwrap_or(false);
+    Ok(())
+}
+
+/// --console-socket exactly when process.terminal; --pidfd-socket must exist.
+fn check_sockets(opts: &CreateOpts, terminal: bool) -> Result<(), ContainerError> {
     if terminal && opts.console_socket.is_none() {
         return Err(ContainerError::Preflight(
             "process.terminal is true: --console-socket is required to receive the pty master"
@@ -189,9 +252,6 @@ fn preflight(
             "--console-socket given but process.terminal is false: no pty is allocated".into(),
         ));
     }
-    if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-        cgroups::check_supported(res, hierarchies)?;
-    }
     if let Some(p) = &opts.pidfd_socket {
         if !p.exists() {
             return Err(ContainerError::Preflight(format!(
@@ -200,30 +260,22 @@ fn preflight(
             )));
         }
     }
-    let microvm = applied
-        .microvm
-        .as_ref()
-        .map(|plan| {
-            let guest = crate::microvm::initramfs::GuestConfig {
-                process: process.clone(),
-                hostname: spec.hostname().clone(),
-            };
-            crate::microvm::prepare(plan, &bundle.rootfs, &guest)
-        })
-        .transpose()
-        .map_err(ContainerError::Preflight)?;
-    // In the microVM stage the workload's syscalls reach the guest kernel; the VMM, which
-    // is what runs on the host, gets its own per-thread filters instead.
-    let filters = if microvm.is_some() {
-        Vec::new()
-    } else {
-        seccomp::effective(
-            bundle.seccomp.as_ref(),
-            caps.bounding_names(),
-            applied.seccomp.choice(),
-            applied.lock_mounts,
-        )?
-    };
+    Ok(())
+}
+
+/// The seccomp filters of the container (the policy's and config.json's), each checked for its
+/// listener, its warnings logged.
+fn seccomp_filters(
+    bundle: &Bundle,
+    applied: &policy::Applied,
+    caps: &CapPlan,
+) -> Result<Vec<seccomp::Effective>, ContainerError> {
+    let filters = seccomp::effective(
+        bundle.seccomp.as_ref(),
+        caps.bounding_names(),
+        applied.seccomp.choice(),
+        applied.lock_mounts,
+    )?;
     for f in &filters {
         check_listener(f)?;
         for w in &f.compiled.warnings {
@@ -235,22 +287,7 @@ fn preflight(
             );
         }
     }
-    let landlock = landlock::plan(
-        &bundle.spec,
-        bundle.landlock.as_ref(),
-        &applied.landlock,
-        landlock::kernel_abi(),
-    )
-    .map_err(ContainerError::Preflight)?;
-    for n in &landlock.notes {
-        crate::log::debug(&format!("landlock: {n}"));
-    }
-    Ok(Prepared {
-        caps,
-        filters,
-        landlock,
-        microvm,
-    })
+    Ok(filters)
 }
 
 const PING_GROUP_RANGE: &str = "net.ipv4.ping_group_range";
