@@ -388,17 +388,7 @@ enum Never {}
 
 fn init_inner(ch: &Channel, args: &InitArgs<'_>, prepared: Prepared) -> Result<Never, String> {
     sys::set_parent_death_signal(libc::SIGKILL).map_err(|e| format!("prctl: {e}"))?;
-    // The runtime opens the rootfs directory for us in our mount namespace: as the user
-    // namespace's root we may not be able to search the directories above it.
-    let rootfs_dir = if prepared.iter().any(|(i, _)| *i == -1) {
-        expect(ch, Msg::RootfsDir)?;
-        Some(
-            crate::sys::socket::recv_fd(ch.as_fd())
-                .map_err(|e| format!("receive the rootfs directory: {e}"))?,
-        )
-    } else {
-        None
-    };
+    let rootfs_dir = receive_rootfs_dir(ch, &prepared)?;
     expect(ch, Msg::Go)?;
     let spec = spec(args);
     let process = spec.process().as_ref().ok_or("no process")?;
@@ -420,26 +410,7 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>, prepared: Prepared) -> Result<N
     if !rootfs::dev_is_bind(spec) {
         rootfs::create_devices(root.as_fd(), spec).map_err(|e| e.to_string())?;
     }
-    if let Some(h) = spec.hostname().as_ref().filter(|h| !h.is_empty()) {
-        nix::unistd::sethostname(h).map_err(|e| format!("sethostname {h:?}: {e}"))?;
-    }
-    if let Some(d) = spec.domainname().as_ref().filter(|d| !d.is_empty()) {
-        set_domainname(d)?;
-    }
-    let early_net = network_joined_first(args).is_some();
-    for (key, value) in linux.sysctl().iter().flatten() {
-        if early_net && key.starts_with("net.") {
-            continue; // written by stage 1 (join_network_first)
-        }
-        let rel = format!("sys/{}", key.replace('.', "/"));
-        procfs
-            .write(Path::new(&rel), value.as_bytes())
-            .map_err(|e| format!("linux.sysctl {key}={value}: {e}"))?;
-    }
-    if args.ns.has_new(LinuxNamespaceType::Network) {
-        sys::net::loopback_up().map_err(|e| format!("bring up lo: {e}"))?;
-    }
-
+    set_names_and_sysctls(args, &procfs)?;
     ch.send(&Msg::RunCreateRuntimeHooks)
         .map_err(|e| format!("sync: {e}"))?;
     let state = match ch.recv().map_err(|e| format!("sync: {e}"))? {
@@ -454,26 +425,7 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>, prepared: Prepared) -> Result<N
         crate::hooks::run_all("createContainer", &h, &state)?;
     }
 
-    rootfs::mask_paths(
-        root.as_fd(),
-        linux.masked_paths().as_deref().unwrap_or_default(),
-    )
-    .map_err(|e| e.to_string())?;
-    rootfs::readonly_paths(
-        root.as_fd(),
-        linux.readonly_paths().as_deref().unwrap_or_default(),
-    )
-    .map_err(|e| e.to_string())?;
-    if spec
-        .root()
-        .as_ref()
-        .and_then(|r| r.readonly())
-        .unwrap_or(false)
-    {
-        let top = crate::sys::fs::open_in_root(root.as_fd(), Path::new("/"), libc::O_PATH)
-            .map_err(|e| format!("reopen the rootfs: {e}"))?;
-        rootfs::remount_readonly(top.as_fd(), Path::new("/")).map_err(|e| e.to_string())?;
-    }
+    protect_paths(root.as_fd(), spec)?;
     rootfs::switch_root(&root, args.no_pivot).map_err(|e| e.to_string())?;
     drop(root);
     drop(procfs);
@@ -494,19 +446,7 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>, prepared: Prepared) -> Result<N
     if let Some(vm) = args.microvm {
         return run_vmm(ch, args, vm, &state);
     }
-    if let Some(p) = linux.personality() {
-        let persona = match p.domain() {
-            oci_spec::runtime::LinuxPersonalityDomain::PerLinux => 0,
-            oci_spec::runtime::LinuxPersonalityDomain::PerLinux32 => 8,
-        };
-        sys::set_personality(persona)
-            .map_err(|e| format!("linux.personality {}: {e}", p.domain()))?;
-    }
-    if let Some(mp) = linux.memory_policy() {
-        let (mode, nodes) = crate::oci::memory_policy(mp)?;
-        sys::set_mempolicy(mode, &nodes)
-            .map_err(|e| format!("linux.memoryPolicy (set_mempolicy): {e}"))?;
-    }
+    set_execution_domain(linux)?;
     // Before any filter: config.json's profile need not allow close_range (runc's last
     // steps under the filter are only execve's).
     sys::cloexec_from(3 + args.preserve_fds).map_err(|e| format!("close descriptors: {e}"))?;
@@ -536,6 +476,87 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>, prepared: Prepared) -> Result<N
         }
     }
     program.exec()
+}
+
+/// The rootfs directory the runtime opened for us in our mount namespace, when it did: as the
+/// user namespace's root we may not be able to search the directories above it.
+fn receive_rootfs_dir(ch: &Channel, prepared: &Prepared) -> Result<Option<OwnedFd>, String> {
+    if !prepared.iter().any(|(i, _)| *i == -1) {
+        return Ok(None);
+    }
+    expect(ch, Msg::RootfsDir)?;
+    crate::sys::socket::recv_fd(ch.as_fd())
+        .map(Some)
+        .map_err(|e| format!("receive the rootfs directory: {e}"))
+}
+
+/// Hostname, domain name, the sysctls stage 1 did not write, and the new network
+/// namespace's loopback.
+fn set_names_and_sysctls(args: &InitArgs<'_>, procfs: &ProcFs) -> Result<(), String> {
+    let spec = spec(args);
+    let linux = spec.linux().as_ref().ok_or("no linux section")?;
+    if let Some(h) = spec.hostname().as_ref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).map_err(|e| format!("sethostname {h:?}: {e}"))?;
+    }
+    if let Some(d) = spec.domainname().as_ref().filter(|d| !d.is_empty()) {
+        set_domainname(d)?;
+    }
+    let early_net = network_joined_first(args).is_some();
+    for (key, value) in linux.sysctl().iter().flatten() {
+        if early_net && key.starts_with("net.") {
+            continue; // written by stage 1 (join_network_first)
+        }
+        let rel = format!("sys/{}", key.replace('.', "/"));
+        procfs
+            .write(Path::new(&rel), value.as_bytes())
+            .map_err(|e| format!("linux.sysctl {key}={value}: {e}"))?;
+    }
+    if args.ns.has_new(LinuxNamespaceType::Network) {
+        sys::net::loopback_up().map_err(|e| format!("bring up lo: {e}"))?;
+    }
+
+    Ok(())
+}
+
+/// Masked and read-only paths, then the read-only rootfs (under the root, before the switch).
+fn protect_paths(
+    root: std::os::fd::BorrowedFd<'_>,
+    spec: &oci_spec::runtime::Spec,
+) -> Result<(), String> {
+    let linux = spec.linux().as_ref().ok_or("no linux section")?;
+    rootfs::mask_paths(root, linux.masked_paths().as_deref().unwrap_or_default())
+        .map_err(|e| e.to_string())?;
+    rootfs::readonly_paths(root, linux.readonly_paths().as_deref().unwrap_or_default())
+        .map_err(|e| e.to_string())?;
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        let top = crate::sys::fs::open_in_root(root, Path::new("/"), libc::O_PATH)
+            .map_err(|e| format!("reopen the rootfs: {e}"))?;
+        rootfs::remount_readonly(top.as_fd(), Path::new("/")).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// linux.personality and linux.memoryPolicy, inherited by the workload.
+fn set_execution_domain(linux: &oci_spec::runtime::Linux) -> Result<(), String> {
+    if let Some(p) = linux.personality() {
+        let persona = match p.domain() {
+            oci_spec::runtime::LinuxPersonalityDomain::PerLinux => 0,
+            oci_spec::runtime::LinuxPersonalityDomain::PerLinux32 => 8,
+        };
+        sys::set_personality(persona)
+            .map_err(|e| format!("linux.personality {}: {e}", p.domain()))?;
+    }
+    if let Some(mp) = linux.memory_policy() {
+        let (mode, nodes) = crate::oci::memory_policy(mp)?;
+        sys::set_mempolicy(mode, &nodes)
+            .map_err(|e| format!("linux.memoryPolicy (set_mempolicy): {e}"))?;
+    }
+    Ok(())
 }
 
 /// Block on the exec fifo until `start` writes it (a `delete` that removes it ends the init),
