@@ -1022,10 +1022,19 @@ echo "+memory +pids" > /sys/fs/cgroup/cgroup.subtree_control
 for m in irqbypass ccp kvm kvm-amd; do insmod /modules/$m.ko || echo "NESTED: insmod $m failed"; done
 echo "NESTED: $(ls /dev/kvm 2>&1)"
 export CONTAIN_GUEST_DIR=/guest
-start=$(cut -d' ' -f1 /proc/uptime)
-/contain --root /run/contain --policy runc run --bundle /bundle nested
+up() { cut -d' ' -f1 /proc/uptime; }
+ms() { echo "$1 $2" | awk '{printf "%d", ($2 - $1) * 1000}'; }
+start=$(up)
+/contain --root /run/contain --policy runc run --bundle /bundle nested > /tmp/out 2>&1 &
+pid=$!
+while [ ! -s /tmp/out ] && kill -0 $pid 2>/dev/null; do usleep 5000; done
+first=$(up)
+wait $pid
 code=$?
-echo "NESTED: contain exited $code after $(cut -d' ' -f1 /proc/uptime) s (started at $start s)"
+end=$(up)
+cat /tmp/out
+echo "NESTED: contain exited $code after $end s (started at $start s)"
+echo "NESTED: boot: run to the guest's first console line $(ms $start $first) ms, run to exit $(ms $start $end) ms"
 poweroff -f
 "#;
 
