@@ -562,6 +562,8 @@ fn set_execution_domain(linux: &oci_spec::runtime::Linux) -> Result<(), String> 
 /// Block on the exec fifo until `start` writes it (a `delete` that removes it ends the init),
 /// then run the startContainer hooks; a failing hook ends the init.
 fn wait_for_start(args: &InitArgs<'_>, state: &str) -> Result<(), String> {
+    // `kill ID TERM` ends a container that is not started yet, as it ends runc's.
+    sys::exit_on_signals(&sys::ENDS_A_WAITING_INIT).map_err(|e| format!("signal handlers: {e}"))?;
     let mut fifo = std::fs::File::from(
         args.fifo
             .try_clone()

@@ -238,6 +238,42 @@ pub fn die_of_sigpipe() -> ! {
     exit_now(128 + libc::SIGPIPE)
 }
 
+/// The signals that end runc's init while it waits for `start` (Go's default: exit on
+/// SIGHUP, SIGINT, SIGTERM; exit with a dump on SIGQUIT and SIGABRT).
+pub const ENDS_A_WAITING_INIT: [nix::sys::signal::Signal; 5] = [
+    nix::sys::signal::Signal::SIGHUP,
+    nix::sys::signal::Signal::SIGINT,
+    nix::sys::signal::Signal::SIGTERM,
+    nix::sys::signal::Signal::SIGQUIT,
+    nix::sys::signal::Signal::SIGABRT,
+];
+
+extern "C" fn exit_on_signal(sig: libc::c_int) {
+    // SAFETY: _exit is async-signal-safe and never returns.
+    unsafe { libc::_exit(128 + sig) }
+}
+
+/// Make `signals` end the process with status 128+N, and unblock them. A pid namespace's init
+/// ignores every signal it has no handler for (SIGKILL and SIGSTOP from outside excepted), so
+/// without this `kill ID TERM` could not end a container that was created and not started,
+/// as it ends runc's. execve resets the handlers to the default.
+pub fn exit_on_signals(signals: &[nix::sys::signal::Signal]) -> io::Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow};
+    let action = SigAction::new(
+        SigHandler::Handler(exit_on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    let mut set = SigSet::empty();
+    for &sig in signals {
+        // SAFETY: the handler only calls _exit, which is async-signal-safe.
+        unsafe { sigaction(sig, &action) }.map_err(io::Error::from)?;
+        set.add(sig);
+    }
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None)
+        .map_err(io::Error::from)
+}
+
 /// Leave the process at once, without running destructors or atexit handlers: the only
 /// correct way out of a forked child of the runtime.
 pub fn exit_now(code: i32) -> ! {

@@ -30,6 +30,10 @@ pub const TESTS: Tests = &[
     ("lifecycle::runc_spec_bundle_runs", runc_spec_bundle_runs),
     ("lifecycle::same_results_as_runc", same_results_as_runc),
     (
+        "lifecycle::kill_ends_a_created_container_as_runc",
+        kill_created,
+    ),
+    (
         "lifecycle::two_hundred_cycles_leak_nothing",
         two_hundred_cycles,
     ),
@@ -608,6 +612,76 @@ fn the_init_logs_to_the_log_file() -> R {
         !o.stderr.contains("landlock"),
         "log lines reached the container's stderr: {}",
         o.stderr
+    );
+    pass()
+}
+
+/// `kill ID TERM` (HUP, INT) on a container that is created and not started ends it, as it
+/// ends runc's (its Go init exits on them), although a pid namespace's init ignores signals it
+/// has no handler for; once started, the workload's own dispositions rule (a `sleep` as pid 1
+/// ignores TERM under both runtimes). Under both policies.
+fn kill_created() -> R {
+    let Some(runc) = which("runc") else {
+        return skip("runc is not installed (apt-get install runc)");
+    };
+    let mut b = Bundle::new();
+    b.sh("sleep 1000");
+    let rt = Runtime::new();
+    let runc_root = tempfile::tempdir()?;
+    let runc_cmd = |args: &[&str]| {
+        Command::new(&runc)
+            .arg("--root")
+            .arg(runc_root.path())
+            .args(args)
+            .current_dir(b.path())
+            .out()
+    };
+    for (i, sig) in ["TERM", "HUP", "2"].into_iter().enumerate() {
+        for policy in ["default", "runc"] {
+            let id = format!("k{i}{policy}");
+            let o = rt
+                .cmd()
+                .args(["--policy", policy, "create", "--bundle"])
+                .arg(b.path())
+                .arg(&id)
+                .out();
+            ensure!(o.code == 0, "create: {}", o.stderr);
+            let o = rt.exec(&["kill", &id, sig]);
+            ensure!(o.code == 0, "kill {sig}: {}", o.stderr);
+            ensure!(
+                rt.wait_status(&id, "stopped"),
+                "{policy}: a created container is {} after kill {sig}",
+                rt.status(&id)
+            );
+            ensure!(rt.exec(&["delete", &id]).code == 0, "delete {id}");
+            rt.assert_clean(&b, &id)?;
+        }
+        let rid = format!("r{i}");
+        let o = runc_cmd(&["create", &rid]);
+        ensure!(o.code == 0, "runc create: {}", o.stderr);
+        ensure!(runc_cmd(&["kill", &rid, sig]).code == 0, "runc kill");
+        std::thread::sleep(Duration::from_millis(300));
+        let st = runc_cmd(&["state", &rid]).stdout;
+        ensure!(
+            st.contains("\"stopped\""),
+            "runc's created container after kill {sig}: {st}"
+        );
+        runc_cmd(&["delete", "--force", &rid]);
+    }
+    // Started: sleep as pid 1 ignores TERM, as under runc.
+    let o = rt.create(&b, "started");
+    ensure!(o.code == 0, "create: {}", o.stderr);
+    ensure!(rt.exec(&["start", "started"]).code == 0, "start");
+    ensure!(rt.exec(&["kill", "started", "TERM"]).code == 0, "kill");
+    std::thread::sleep(Duration::from_millis(300));
+    ensure!(
+        rt.status("started") == "running",
+        "a started sleep ended on TERM: {}",
+        rt.status("started")
+    );
+    ensure!(
+        rt.exec(&["delete", "--force", "started"]).code == 0,
+        "delete"
     );
     pass()
 }
