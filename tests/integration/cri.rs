@@ -13,6 +13,7 @@ use tonic::transport::{Channel, Endpoint, Uri};
 use crate::clients::{oci_archive, Containerd};
 use crate::ensure;
 use crate::util::*;
+use libtest_mimic::Failed;
 
 pub const TESTS: Tests = &[
     (
@@ -320,6 +321,39 @@ impl Cri {
         Ok(())
     }
 
+    /// Nothing of a removed pod is left: no state directory in `root`, cgroup under the
+    /// pods' parent, mount under the daemon's directory (but its snapshots), or network
+    /// namespace pin beyond `netns_before`.
+    fn nothing_left(&self, root: &Path, netns_before: &[String]) -> Result<(), Failed> {
+        let left: Vec<_> = std::fs::read_dir(root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        ensure!(
+            left.is_empty(),
+            "state directories left in {}: {left:?}",
+            root.display()
+        );
+        ensure!(
+            cgroups_left().is_empty(),
+            "cgroups left: {:?}",
+            cgroups_left()
+        );
+        let mounts: Vec<_> = host_mounts_under(self.ctd.dir.path())
+            .into_iter()
+            .filter(|m| !m.contains("/root/io.containerd.snapshotter"))
+            .collect();
+        ensure!(mounts.is_empty(), "mounts left: {mounts:?}");
+        ensure!(
+            netns_pins() == netns_before,
+            "network namespaces left: {:?}",
+            netns_pins()
+        );
+        Ok(())
+    }
+
     /// The state root the shim gives `handler`'s runtime binary (its Root, then the
     /// containerd namespace).
     fn root(&self, handler: &str) -> PathBuf {
@@ -530,32 +564,7 @@ fn pods() -> R {
     for p in [&pod1.0, &pod2.0, &pod3.0] {
         cri.remove_pod(p)?;
     }
-    let left: Vec<_> = std::fs::read_dir(&root)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
-    ensure!(
-        left.is_empty(),
-        "state directories left in {}: {left:?}",
-        root.display()
-    );
-    ensure!(
-        cgroups_left().is_empty(),
-        "cgroups left: {:?}",
-        cgroups_left()
-    );
-    let mounts: Vec<_> = host_mounts_under(cri.ctd.dir.path())
-        .into_iter()
-        .filter(|m| !m.contains("/root/io.containerd.snapshotter"))
-        .collect();
-    ensure!(mounts.is_empty(), "mounts left: {mounts:?}");
-    ensure!(
-        netns_pins() == netns_before,
-        "network namespaces left: {:?}",
-        netns_pins()
-    );
+    cri.nothing_left(&root, &netns_before)?;
     let procs = std::process::Command::new("pgrep")
         .args(["-f", "nc -ll -p 7000"])
         .out();
@@ -652,18 +661,7 @@ fn unhonoured_handler_option() -> R {
         first.contains("--systemd-cgroup: cannot reach systemd"),
         "the CRI error does not carry contain's reason: {first}"
     );
-    let root = cri.root("contain-systemd");
-    let left: Vec<_> = std::fs::read_dir(&root)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
-    ensure!(
-        left.is_empty(),
-        "state directories left in {}: {left:?}",
-        root.display()
-    );
+    cri.nothing_left(&cri.root("contain-systemd"), &netns_before)?;
     let slice = format!("{}.slice", CGROUP_PARENT.replace('-', "_"));
     let cgroups: Vec<_> = std::fs::read_dir("/sys/fs/cgroup")
         .into_iter()
@@ -671,19 +669,8 @@ fn unhonoured_handler_option() -> R {
         .flatten()
         .map(|h| h.path().join(&slice))
         .filter(|p| p.exists())
-        .chain(cgroups_left())
         .collect();
     ensure!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
-    let mounts: Vec<_> = host_mounts_under(cri.ctd.dir.path())
-        .into_iter()
-        .filter(|m| !m.contains("/root/io.containerd.snapshotter"))
-        .collect();
-    ensure!(mounts.is_empty(), "mounts left: {mounts:?}");
-    ensure!(
-        netns_pins() == netns_before,
-        "network namespaces left: {:?}",
-        netns_pins()
-    );
     let inside: Vec<_> = std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
