@@ -447,6 +447,7 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>, prepared: Prepared) -> Result<N
         return run_vmm(ch, args, vm, &state);
     }
     set_execution_domain(linux)?;
+    ends_on_kill()?;
     // Before any filter: config.json's profile need not allow close_range (runc's last
     // steps under the filter are only execve's).
     sys::cloexec_from(3 + args.preserve_fds).map_err(|e| format!("close descriptors: {e}"))?;
@@ -559,11 +560,16 @@ fn set_execution_domain(linux: &oci_spec::runtime::Linux) -> Result<(), String> 
     Ok(())
 }
 
+/// `kill ID TERM` ends a container that is created and not started, as it ends runc's. Set
+/// before `Ready` (a kill may come as soon as `create` returns) and before any seccomp filter
+/// (the config's profile need not allow rt_sigaction).
+fn ends_on_kill() -> Result<(), String> {
+    sys::exit_on_signals(&sys::ENDS_A_WAITING_INIT).map_err(|e| format!("signal handlers: {e}"))
+}
+
 /// Block on the exec fifo until `start` writes it (a `delete` that removes it ends the init),
 /// then run the startContainer hooks; a failing hook ends the init.
 fn wait_for_start(args: &InitArgs<'_>, state: &str) -> Result<(), String> {
-    // `kill ID TERM` ends a container that is not started yet, as it ends runc's.
-    sys::exit_on_signals(&sys::ENDS_A_WAITING_INIT).map_err(|e| format!("signal handlers: {e}"))?;
     let mut fifo = std::fs::File::from(
         args.fifo
             .try_clone()
@@ -602,6 +608,7 @@ fn run_vmm(
     none.apply()?;
     sys::set_no_new_privs().map_err(|e| format!("prctl no_new_privs: {e}"))?;
     sys::set_parent_death_signal(0).map_err(|e| format!("prctl: {e}"))?;
+    ends_on_kill()?;
     ch.send(&Msg::Ready).map_err(|e| format!("sync: {e}"))?;
     wait_for_start(args, state)?;
     // Nothing of the runtime's may reach the VMM's loop: the sync socket, the fifo and any
