@@ -88,20 +88,34 @@ pub(super) fn filter_at(
     }
 }
 
-/// Install the filters; with a listener, report it to the runtime (which takes it with
-/// pidfd_getfd and hands it to the agent) and wait until that is done.
+/// Install the filters; with a listener, let the runtime take it (pidfd_getfd) and hand it to
+/// the agent, and wait until that is done. The listener's number is told *before* the filter
+/// is installed: once it is, every syscall it notifies (a profile may notify all of them, as
+/// `contain learn`'s does) waits for an agent that has the listener, so none of ours may come
+/// between the install and the hand-over. The kernel gives the listener the lowest free
+/// descriptor, which this single-threaded process knows in advance.
 pub(super) fn install_seccomp(
     ch: &Channel,
     filters: &[&crate::seccomp::Compiled],
 ) -> Result<(), String> {
     for c in filters {
-        let listener =
+        if !c.notify {
             crate::seccomp::install(c).map_err(|e| format!("install the seccomp filter: {e}"))?;
-        if let Some(fd) = listener {
-            ch.send(&Msg::SeccompListener(fd.as_raw_fd()))
-                .map_err(|e| format!("sync: {e}"))?;
-            expect(ch, Msg::Go)?;
+            continue;
         }
+        let next = sys::lowest_free_fd(ch.as_fd()).map_err(|e| format!("descriptor table: {e}"))?;
+        ch.send(&Msg::SeccompListener(next))
+            .map_err(|e| format!("sync: {e}"))?;
+        let listener = crate::seccomp::install(c)
+            .map_err(|e| format!("install the seccomp filter: {e}"))?
+            .ok_or("a notifying filter gave no listener")?;
+        if listener.as_raw_fd() != next {
+            return Err(format!(
+                "the seccomp listener is descriptor {}, not {next} as announced",
+                listener.as_raw_fd()
+            ));
+        }
+        expect(ch, Msg::Go)?;
     }
     Ok(())
 }

@@ -418,7 +418,7 @@ fn take_listener(
     fd: i32,
     on_listener: &mut OnListener<'_>,
 ) -> Result<(), String> {
-    let listener = crate::seccomp::take_fd(pid, fd)
+    let listener = crate::seccomp::take_listener(pid, fd)
         .map_err(|e| format!("take the seccomp listener from pid {pid}: {e}"))?;
     on_listener(pid, listener)?;
     ch.send(&Msg::Go).map_err(|e| e.to_string())

@@ -32,8 +32,9 @@ pub enum Msg {
     RunCreateRuntimeHooks,
     /// Runtime -> init: the hooks ran; here is the container state for the init's own hooks.
     HooksDone { state: String },
-    /// Init (or exec'd process) -> runtime: the seccomp filter is installed and its listener
-    /// is this descriptor of mine; take it (pidfd_getfd), hand it to the agent, then say Go.
+    /// Init (or exec'd process) -> runtime: the notifying filter I am about to install will
+    /// give its listener this descriptor number; take it once it is there (pidfd_getfd), hand
+    /// it to the agent, then say Go.
     SeccompListener(i32),
     /// Init -> runtime: everything is set up; the init now waits for `start`.
     Ready,

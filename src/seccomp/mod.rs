@@ -175,10 +175,40 @@ pub fn install(c: &Compiled) -> io::Result<Option<OwnedFd>> {
     crate::sys::seccomp::install(&c.program, c.flags, c.notify)
 }
 
-/// Take descriptor `fd` of process `pid` (a child of ours, waiting) with pidfd_getfd(2).
-pub fn take_fd(pid: i32, fd: i32) -> io::Result<OwnedFd> {
+/// Take the listener that process `pid` (a child of ours) announced as descriptor `fd`, with
+/// pidfd_getfd(2), as soon as its filter is installed (the child tells the number first, see
+/// `install_seccomp`): until then the descriptor is absent, and anything but a seccomp
+/// listener there is refused. Gives up after 10 s or when the process is gone.
+pub fn take_listener(pid: i32, fd: i32) -> io::Result<OwnedFd> {
     let pidfd = crate::sys::proc::pidfd_open(pid)?;
-    crate::sys::seccomp::pidfd_getfd(&pidfd, fd)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match crate::sys::seccomp::pidfd_getfd(&pidfd, fd) {
+            Ok(got) => {
+                let link = std::fs::read_link(format!("/proc/self/fd/{}", got.as_raw_fd()))?;
+                if link.as_os_str() == "anon_inode:seccomp notify" {
+                    return Ok(got);
+                }
+                return Err(io::Error::other(format!(
+                    "descriptor {fd} is {}, not a seccomp listener",
+                    link.display()
+                )));
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EBADF) => {}
+            Err(e) => return Err(e),
+        }
+        if !crate::sys::proc::pidfd_alive(&pidfd) {
+            return Err(io::Error::other(
+                "the process ended before its filter was installed",
+            ));
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(io::Error::other(format!(
+                "descriptor {fd} never became a seccomp listener"
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
 }
 
 /// Hand the listener to the agent at `path`, as the runtime spec says: the container process

@@ -14,6 +14,7 @@ pub mod socket;
 pub mod tty;
 
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// Turn a raw syscall return value into an `io::Result`.
 pub fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {
@@ -145,6 +146,18 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
         )
     };
     cvt(ret).map(drop)
+}
+
+/// The descriptor number the next open, dup or socket of this process would get (the lowest
+/// free one), found by duplicating `open` (any descriptor of ours) and closing the copy.
+pub fn lowest_free_fd(open: std::os::fd::BorrowedFd<'_>) -> io::Result<i32> {
+    let probe = nix::fcntl::fcntl(open.as_raw_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(0))
+        .map_err(io::Error::from)?;
+    // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nobody else owns.
+    let probe = unsafe { OwnedFd::from_raw_fd(probe) };
+    let n = probe.as_raw_fd();
+    drop(probe);
+    Ok(n)
 }
 
 /// personality(2): the execution domain (PER_LINUX 0, PER_LINUX32 8).
