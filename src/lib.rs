@@ -21,6 +21,7 @@ pub mod cli;
 pub mod container;
 pub mod hooks;
 pub mod landlock;
+pub mod learn;
 pub mod log;
 pub mod microvm;
 pub mod ns;

@@ -112,7 +112,17 @@ pub(super) fn seccomp(f: &mut Findings, a: &Audited) -> String {
         .map(crate::caps::cap_name)
         .collect();
     let lock_mounts = applied.is_some_and(|a| a.lock_mounts);
-    match seccomp::effective(extra.seccomp.as_ref(), bounding, choice, lock_mounts) {
+    let stacked = applied.map_or(&[][..], |a| &a.seccomp_profiles[..]);
+    let filters = seccomp::policy_profiles(stacked).and_then(|stacked| {
+        seccomp::effective(
+            extra.seccomp.as_ref(),
+            bounding,
+            choice,
+            lock_mounts,
+            stacked,
+        )
+    });
+    match filters {
         Ok(filters) if filters.is_empty() => {
             f.add(
                 "CA-SECCOMP-001",

@@ -13,6 +13,7 @@ mod audit;
 mod console;
 mod exec;
 mod features;
+mod learn;
 mod list;
 mod ps;
 mod run;
@@ -128,6 +129,7 @@ impl CreateArgs {
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,
             systemd_cgroup,
+            learn: None,
         }
     }
 }
@@ -217,6 +219,22 @@ enum Command {
     Features,
     /// Report what a bundle and its policy leave open, before anything runs
     Audit(audit::AuditArgs),
+    /// Run a bundle in the foreground and learn the tightest seccomp profile that still runs it
+    ///
+    /// The container is created and run as `run` would under the policy (--policy, the
+    /// annotation or the operator's), with one more seccomp filter: every syscall is reported
+    /// to contain's learning supervisor, which records it (with clone's flags, socket's family
+    /// and type, ioctl's request, prctl's option, personality's persona) and lets it continue.
+    /// The policy's own filters still decide, so nothing is learnt that the policy refused.
+    /// Processes started with `contain exec` while it runs are learnt too. When the workload
+    /// ends, the output directory gets observations.json (merged with the runs already there),
+    /// seccomp.json (only what was seen is allowed, every other syscall fails with EPERM; each
+    /// rule says which observation led to it) and policy.json (the policy learnt under, with
+    /// the profile stacked). Run the workload under it with `--policy DIR/policy.json`. A code
+    /// path the runs did not take is not learnt: see SECURITY.md before trusting a profile.
+    ///
+    /// Exit status: the workload's, as `run`'s.
+    Learn(learn::LearnArgs),
     /// Write the initramfs a Linux microVM guest of a bundle boots
     ///
     /// The archive (newc cpio) holds the bundle's rootfs, its process (after the policy) and
@@ -308,6 +326,7 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
     crate::sys::record_inherited(match &cli.command {
         Some(Command::Create(a)) | Some(Command::Run { create: a, .. }) => a.preserve_fds,
         Some(Command::Exec(a)) => a.preserve_fds(),
+        Some(Command::Learn(a)) => a.preserve_fds(),
         _ => 0,
     });
     if let Err(e) = log::init(cli.log.as_deref(), cli.log_format, cli.debug) {
@@ -429,6 +448,7 @@ fn dispatch(
         Command::Spec { bundle, rootless } => spec::write(&bundle, rootless)?,
         Command::Features => outln!("{}", serde_json::to_string_pretty(&features::features())?)?,
         Command::Audit(a) => return Ok(audit::audit(&a, policy, &store)),
+        Command::Learn(a) => return learn::learn(&store, &a, policy, systemd),
         Command::GuestInitramfs { bundle, output } => {
             guest_initramfs(&bundle, &output, policy)?;
         }

@@ -41,6 +41,17 @@ pub fn run(store: &Store, opts: &CreateOpts, detach: bool, keep: bool) -> anyhow
         }
         return Ok(0);
     }
+    foreground(store, opts, keep, None)
+}
+
+/// `run` in the foreground; with `guard`, a child of ours whose end kills the container
+/// (`contain learn`'s supervisor, without which the workload's syscalls would fail).
+pub fn foreground(
+    store: &Store,
+    opts: &CreateOpts,
+    keep: bool,
+    guard: Option<Pid>,
+) -> anyhow::Result<i32> {
     let mut opts = opts.clone();
     let console = if opts.console_socket.is_none() && wants_terminal(&opts) {
         let c = ConsoleSocket::new()?;
@@ -49,7 +60,8 @@ pub fn run(store: &Store, opts: &CreateOpts, detach: bool, keep: bool) -> anyhow
     } else {
         None
     };
-    let supervisor = Supervisor::new()?;
+    let mut supervisor = Supervisor::new()?;
+    supervisor.guard = guard;
     let state = container::create(store, &opts)?;
     let pid = Pid::from_raw(state.pid);
     let master = match console.as_ref().map(ConsoleSocket::master).transpose() {
@@ -75,6 +87,8 @@ pub fn run(store: &Store, opts: &CreateOpts, detach: bool, keep: bool) -> anyhow
 /// and read through a signalfd, to wait for the child and forward the rest to it.
 pub struct Supervisor {
     sfd: SignalFd,
+    /// A child whose end kills the waited-for process.
+    guard: Option<Pid>,
 }
 
 impl Supervisor {
@@ -86,15 +100,28 @@ impl Supervisor {
         }
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
         let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
-        Ok(Supervisor { sfd })
+        Ok(Supervisor { sfd, guard: None })
     }
 
     /// Wait for `pid` (relaying `master` when given); its exit status.
     pub fn wait(&self, pid: Pid, master: Option<&OwnedFd>) -> anyhow::Result<i32> {
         match master {
-            Some(m) => relay(m, &self.sfd, pid),
-            None => wait_forwarding(&self.sfd, pid),
+            Some(m) => relay(m, self, pid),
+            None => wait_forwarding(self, pid),
         }
+    }
+
+    /// `pid`'s exit status if it ended; kills it first if the guard ended.
+    fn reap(&self, pid: Pid) -> anyhow::Result<Option<i32>> {
+        if let Some(g) = self.guard {
+            if !matches!(
+                waitpid(g, Some(WaitPidFlag::WNOHANG)),
+                Ok(WaitStatus::StillAlive)
+            ) {
+                let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            }
+        }
+        reap(pid)
     }
 }
 
@@ -111,9 +138,10 @@ fn forward(info: &libc::signalfd_siginfo, pid: Pid, master: Option<&OwnedFd>) {
     }
 }
 
-fn wait_forwarding(sfd: &SignalFd, pid: Pid) -> anyhow::Result<i32> {
+fn wait_forwarding(sup: &Supervisor, pid: Pid) -> anyhow::Result<i32> {
+    let sfd = &sup.sfd;
     loop {
-        if let Some(code) = reap(pid)? {
+        if let Some(code) = sup.reap(pid)? {
             return Ok(code);
         }
         let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
@@ -125,7 +153,8 @@ fn wait_forwarding(sfd: &SignalFd, pid: Pid) -> anyhow::Result<i32> {
 }
 
 /// Relay stdin -> pty and pty -> stdout until the init exits.
-fn relay(master: &OwnedFd, sfd: &SignalFd, pid: Pid) -> anyhow::Result<i32> {
+fn relay(master: &OwnedFd, sup: &Supervisor, pid: Pid) -> anyhow::Result<i32> {
+    let sfd = &sup.sfd;
     let _raw = RawMode::enter();
     copy_window_size(master);
     let m = master.as_raw_fd();
@@ -133,7 +162,7 @@ fn relay(master: &OwnedFd, sfd: &SignalFd, pid: Pid) -> anyhow::Result<i32> {
     let mut stdin_open = true;
     let mut master_open = true;
     loop {
-        if let Some(code) = reap(pid)? {
+        if let Some(code) = sup.reap(pid)? {
             // Drain what the container wrote before it exited.
             let _ = nix::fcntl::fcntl(
                 m,

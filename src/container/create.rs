@@ -42,6 +42,8 @@ pub struct CreateOpts {
     pub preserve_fds: u32,
     /// --systemd-cgroup: cgroupsPath is `slice:prefix:name` and systemd makes the scope.
     pub systemd_cgroup: bool,
+    /// `contain learn`: the supervisor's socket, which gets the observer filter's listener.
+    pub learn: Option<PathBuf>,
 }
 
 /// What a failed create must undo.
@@ -134,9 +136,14 @@ fn preflight(
         .transpose()
         .map_err(ContainerError::Preflight)?;
     let filters = if microvm.is_some() {
+        if opts.learn.is_some() {
+            return Err(ContainerError::Preflight(
+                "contain learn watches the syscalls the host kernel serves; in the microVM stage the guest's kernel serves them: learn under isolation `container`".into(),
+            ));
+        }
         Vec::new()
     } else {
-        seccomp_filters(bundle, applied, &caps)?
+        seccomp_filters(bundle, applied, &caps, opts.learn.as_deref())?
     };
     let landlock = landlock::plan(
         &bundle.spec,
@@ -269,12 +276,18 @@ fn seccomp_filters(
     bundle: &Bundle,
     applied: &policy::Applied,
     caps: &CapPlan,
+    learn: Option<&Path>,
 ) -> Result<Vec<seccomp::Effective>, ContainerError> {
+    let mut stacked = seccomp::policy_profiles(&applied.seccomp_profiles)?;
+    if let Some(sock) = learn {
+        stacked.push((crate::learn::observer(sock), seccomp::Source::Learn));
+    }
     let filters = seccomp::effective(
         bundle.seccomp.as_ref(),
         caps.bounding_names(),
         applied.seccomp.choice(),
         applied.lock_mounts,
+        stacked,
     )?;
     for f in &filters {
         check_listener(f)?;

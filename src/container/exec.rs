@@ -102,11 +102,18 @@ pub fn exec(store: &Store, opts: &ExecOpts) -> Result<i32, ContainerError> {
     // The container's own (already resolved) profiles: the same filters as its init.
     let mut filters = Vec::new();
     for p in &st.seccomp {
+        // contain learn's observer (only create can have put it in the state) stays one.
+        let (config, extra) = if crate::learn::is_observer(p) {
+            (None, vec![(p.clone(), crate::seccomp::Source::Learn)])
+        } else {
+            (Some(p), Vec::new())
+        };
         filters.extend(crate::seccomp::effective(
-            Some(p),
+            config,
             caps.bounding_names(),
             crate::seccomp::Choice::ConfigOnly,
             false,
+            extra,
         )?);
     }
     for f in &filters {

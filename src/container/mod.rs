@@ -14,7 +14,9 @@ use thiserror::Error;
 
 pub use create::{create, CreateOpts};
 pub use exec::{base_process, exec, ExecOpts};
-pub use lifecycle::{delete, events, kill, list, pids, set_frozen, start, state, update};
+pub use lifecycle::{
+    delete, events, kill, list, pids, set_frozen, start, state, update, write_atomic,
+};
 pub use status::Status;
 pub use store::{State, Store};
 

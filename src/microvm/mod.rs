@@ -398,7 +398,13 @@ pub fn thread_filter(kind: ThreadKind) -> Result<crate::seccomp::Compiled, Strin
     };
     crate::seccomp::Profile::from_slice(json)
         .and_then(|p| {
-            crate::seccomp::compile_with(&p, crate::seccomp::Options { enosys_stub: false })
+            crate::seccomp::compile_with(
+                &p,
+                crate::seccomp::Options {
+                    enosys_stub: false,
+                    ..Default::default()
+                },
+            )
         })
         .map_err(|e| format!("the {name} thread's seccomp filter: {e}"))
 }

@@ -167,6 +167,11 @@ pub struct Policy {
     pub on_violation: OnViolation,
     pub user_namespace: UserNamespace,
     pub seccomp: SeccompMode,
+    /// Seccomp profiles stacked on what `seccomp` installs (each must allow a call), by path;
+    /// a relative path is resolved against the policy file's directory. `contain learn`
+    /// writes a policy naming the profile it learnt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seccomp_profiles: Vec<PathBuf>,
     pub landlock: Landlock,
     /// Capabilities a config may ask for; null: any.
     #[serde(default)]
@@ -354,7 +359,14 @@ impl Policy {
             path: path.to_path_buf(),
             source,
         })?;
-        Policy::parse(name_or_path, &data)
+        let mut policy = Policy::parse(name_or_path, &data)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        for p in &mut policy.seccomp_profiles {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        }
+        Ok(policy)
     }
 
     /// The policy for a container, and who chose it: the flag (`--policy`, `CONTAIN_POLICY`),
@@ -449,6 +461,8 @@ pub struct Applied {
     pub spec: Spec,
     pub userns: UserNs,
     pub seccomp: SeccompMode,
+    /// The policy's own profiles, stacked ([`Policy::seccomp_profiles`]).
+    pub seccomp_profiles: Vec<PathBuf>,
     pub landlock: PlanInput,
     /// The microVM stage, when the annotation or the policy asks for it.
     pub microvm: Option<crate::microvm::Plan>,
@@ -890,6 +904,7 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
         spec,
         userns,
         seccomp: policy.seccomp,
+        seccomp_profiles: policy.seccomp_profiles.clone(),
         landlock,
         microvm,
         warnings: v.warnings,

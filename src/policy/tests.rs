@@ -492,3 +492,25 @@ fn binds_get_nosuid_nodev_unless_asked_or_devices() {
         s.binds
     );
 }
+
+#[test]
+fn stacked_profiles_resolve_against_the_policy_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut v: serde_json::Value =
+        serde_json::from_str(include_str!("../../policies/default.json")).unwrap();
+    v["seccompProfiles"] = serde_json::json!(["seccomp.json", "/abs/other.json"]);
+    let path = dir.path().join("policy.json");
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    let p = Policy::load(path.to_str().unwrap()).unwrap();
+    assert_eq!(
+        p.seccomp_profiles,
+        [
+            dir.path().join("seccomp.json"),
+            PathBuf::from("/abs/other.json")
+        ]
+    );
+    assert!(Policy::builtin("default")
+        .unwrap()
+        .seccomp_profiles
+        .is_empty());
+}

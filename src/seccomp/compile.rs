@@ -42,7 +42,7 @@ pub const FLAG_WAIT_KILLABLE_RECV: u32 = 32;
 const MAX_CONDITIONS: usize = 16;
 
 /// The x86 ABIs a filter can name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Abi {
     X86_64,
     I386,
@@ -255,11 +255,17 @@ pub struct Options {
     /// than the profile. Off for contain's own filters (the VMM's), where every syscall not
     /// listed takes the default action.
     pub enosys_stub: bool,
+    /// Accept defaultAction SCMP_ACT_NOTIFY, which sends the runtime's own last syscalls to
+    /// the agent: only for contain learn's observer, whose agent is contain.
+    pub notify_by_default: bool,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { enosys_stub: true }
+        Options {
+            enosys_stub: true,
+            notify_by_default: false,
+        }
     }
 }
 
@@ -279,7 +285,7 @@ pub fn compile_with(p: &Profile, options: Options) -> Result<Compiled, SeccompEr
     let bad = |s: String| SeccompError::Invalid(s);
     let default =
         Action::new(p.default_action, p.default_errno_ret, "defaultAction").map_err(bad)?;
-    if default == Action::Notify {
+    if default == Action::Notify && !options.notify_by_default {
         return Err(bad(
             "defaultAction SCMP_ACT_NOTIFY would send the runtime's own syscalls to the agent"
                 .into(),
@@ -288,7 +294,7 @@ pub fn compile_with(p: &Profile, options: Options) -> Result<Compiled, SeccompEr
     let mut warnings = Vec::new();
     let abis = abis(p, &mut warnings)?;
     let rules = rules(p)?;
-    let notify = rules.iter().any(|r| r.action == Action::Notify);
+    let notify = default == Action::Notify || rules.iter().any(|r| r.action == Action::Notify);
     let flags = filter_flags(p, notify)?;
     let stub = options.enosys_stub
         && !default.permissive()

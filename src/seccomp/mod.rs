@@ -19,7 +19,7 @@ mod syscalls;
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
@@ -55,6 +55,11 @@ pub enum Source {
     Default,
     /// contain's mount lock, stacked when the policy locks mounts and CAP_SYS_ADMIN is granted.
     MountLock,
+    /// A profile the policy file names (`seccompProfiles`), stacked: a learnt one, say.
+    Policy,
+    /// `contain learn`'s observer: every syscall goes to contain's supervisor, which records
+    /// it and lets it continue; the other filters still decide.
+    Learn,
 }
 
 impl Source {
@@ -64,6 +69,8 @@ impl Source {
             Source::ConfigTemplate => "config.json (template resolved by contain)",
             Source::Default => "contain default profile",
             Source::MountLock => "contain mount lock",
+            Source::Policy => "the policy's profile",
+            Source::Learn => "contain learn (records, then lets the other filters decide)",
         }
     }
 }
@@ -107,14 +114,17 @@ pub const MOUNT_LOCK_PROFILE: &str = r#"{
 
 /// The filters for a process whose bounding set is `bounding`, in the order they are
 /// installed: config.json's profile (resolved if it is a template) and/or the default
-/// profile, as `choice` says, then the mount lock if `lock_mounts` and the bounding set
-/// holds CAP_SYS_ADMIN (without it none of those calls can change a mount). Compiled and
-/// checked against the kernel here, in the runtime, before anything is created.
+/// profile, as `choice` says, then `extra` (the policy's own profiles, learning's observer),
+/// then the mount lock if `lock_mounts` and the bounding set holds CAP_SYS_ADMIN (without it
+/// none of those calls can change a mount). Compiled and checked against the kernel here, in
+/// the runtime, before anything is created. At most one of them may notify (the kernel gives
+/// a process one listener).
 pub fn effective(
     config: Option<&Profile>,
     bounding: Vec<String>,
     choice: Choice,
     lock_mounts: bool,
+    extra: Vec<(Profile, Source)>,
 ) -> Result<Vec<Effective>, SeccompError> {
     let config = config.map(|p| {
         if p.is_template() {
@@ -129,16 +139,28 @@ pub fn effective(
         Choice::ConfigOnly => config.into_iter().collect(),
         Choice::DefaultAndConfig => std::iter::once(default()).chain(config).collect(),
     };
+    list.extend(extra);
     if lock_mounts && bounding.iter().any(|c| c == "CAP_SYS_ADMIN") {
         let lock = Profile::from_slice(MOUNT_LOCK_PROFILE.as_bytes())
             .unwrap_or_else(|e| unreachable!("the mount lock is tested to parse: {e}"));
         list.push((lock, Source::MountLock));
     }
     let target = Target::host(bounding);
-    list.into_iter()
+    let filters = list
+        .into_iter()
         .map(|(template, source)| {
             let profile = template.resolve(&target)?;
-            let compiled = compile(&profile)?;
+            let compiled = if source == Source::Learn {
+                compile_with(
+                    &profile,
+                    Options {
+                        enosys_stub: false,
+                        notify_by_default: true,
+                    },
+                )?
+            } else {
+                compile(&profile)?
+            };
             preflight(&compiled)?;
             Ok(Effective {
                 profile,
@@ -146,7 +168,35 @@ pub fn effective(
                 compiled,
             })
         })
+        .collect::<Result<Vec<_>, SeccompError>>()?;
+    let notifying: Vec<&str> = filters
+        .iter()
+        .filter(|f| f.compiled.notify)
+        .map(|f| f.source.describe())
+        .collect();
+    if notifying.len() > 1 {
+        return Err(SeccompError::Invalid(format!(
+            "more than one filter notifies an agent ({}); a process can have one listener",
+            notifying.join(", ")
+        )));
+    }
+    Ok(filters)
+}
+
+/// The profiles a policy names, to stack ([`crate::policy::Policy::seccomp_profiles`]).
+pub fn policy_profiles(paths: &[PathBuf]) -> Result<Vec<(Profile, Source)>, SeccompError> {
+    paths
+        .iter()
+        .map(|p| Ok((load_profile(p)?, Source::Policy)))
         .collect()
+}
+
+/// A profile file (the OCI `linux.seccomp` form, or a Docker/podman template).
+pub fn load_profile(path: &Path) -> Result<Profile, SeccompError> {
+    let data = std::fs::read(path)
+        .map_err(|e| SeccompError::Invalid(format!("{}: {e}", path.display())))?;
+    Profile::from_slice(&data)
+        .map_err(|e| SeccompError::Invalid(format!("{}: {e}", path.display())))
 }
 
 /// Whether this kernel can enforce the filter action `kind` (SECCOMP_GET_ACTION_AVAIL).

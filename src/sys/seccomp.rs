@@ -2,7 +2,7 @@
 //! runtime takes a filter's listener from the process that installed it.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use super::cvt;
 
@@ -70,4 +70,52 @@ pub fn pidfd_getfd(pidfd: &OwnedFd, fd: i32) -> io::Result<OwnedFd> {
     let r = cvt(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) })?;
     // SAFETY: pidfd_getfd returned a new descriptor that nobody else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
+}
+
+/// One seccomp user notification: which process made which syscall, with what arguments.
+#[derive(Clone, Copy, Debug)]
+pub struct Notification {
+    pub id: u64,
+    /// In the pid namespace of the listener's reader.
+    pub pid: u32,
+    pub nr: i32,
+    pub arch: u32,
+    pub args: [u64; 6],
+}
+
+/// Receive the next notification from `listener` (blocks unless one is pending).
+pub fn notif_recv(listener: BorrowedFd<'_>) -> io::Result<Notification> {
+    // SAFETY: seccomp_notif is plain integers; the kernel wants it zeroed.
+    let mut n: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    // SAFETY: NOTIF_RECV writes one struct seccomp_notif, which `n` is.
+    let r = unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_RECV, &mut n) };
+    cvt(r.into())?;
+    Ok(Notification {
+        id: n.id,
+        pid: n.pid,
+        nr: n.data.nr,
+        arch: n.data.arch,
+        args: n.data.args,
+    })
+}
+
+/// Let the notified syscall `id` run as if no filter had notified it
+/// (SECCOMP_USER_NOTIF_FLAG_CONTINUE): the process's other filters have already decided.
+pub fn notif_continue(listener: BorrowedFd<'_>, id: u64) -> io::Result<()> {
+    let mut resp = libc::seccomp_notif_resp {
+        id,
+        val: 0,
+        error: 0,
+        flags: libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+    };
+    // SAFETY: NOTIF_SEND reads one struct seccomp_notif_resp, which `resp` is.
+    cvt(unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SEND,
+            &mut resp,
+        )
+    }
+    .into())
+    .map(drop)
 }

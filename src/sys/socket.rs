@@ -31,7 +31,13 @@ pub fn send_fd(sock: BorrowedFd<'_>, fd: RawFd, payload: &[u8]) -> io::Result<()
 
 /// Receive one descriptor sent with `send_fd`.
 pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
-    let mut buf = [0u8; 4096];
+    recv_fd_and_data(sock).map(|(fd, _)| fd)
+}
+
+/// Receive one descriptor sent with `send_fd`, and the bytes that came with it (up to 64 KiB;
+/// on a stream socket the rest of a longer payload follows as plain data).
+pub fn recv_fd_and_data(sock: BorrowedFd<'_>) -> io::Result<(OwnedFd, Vec<u8>)> {
+    let mut buf = vec![0u8; 65536];
     let mut iov = [IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!([RawFd; 1]);
     let msg = recvmsg::<()>(
@@ -40,13 +46,19 @@ pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
         Some(&mut space),
         MsgFlags::MSG_CMSG_CLOEXEC,
     )?;
+    let len = msg.bytes;
+    let mut got = None;
     for c in msg.cmsgs()? {
         if let ControlMessageOwned::ScmRights(fds) = c {
-            if let Some(&fd) = fds.first() {
-                // SAFETY: the kernel installed this descriptor in our table for us.
-                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+            for &fd in &fds {
+                // SAFETY: the kernel installed these descriptors in our table for us; each is
+                // owned once (the first is kept, any other closed on drop).
+                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+                got.get_or_insert(owned);
             }
         }
     }
-    Err(io::Error::other("no descriptor received"))
+    let fd = got.ok_or_else(|| io::Error::other("no descriptor received"))?;
+    buf.truncate(len);
+    Ok((fd, buf))
 }

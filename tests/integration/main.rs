@@ -10,6 +10,7 @@ mod config;
 mod conformance;
 mod cri;
 mod exec;
+mod learn;
 mod lifecycle;
 mod microvm;
 mod pod;
@@ -42,6 +43,7 @@ fn main() {
     tests.extend(bad_input::TESTS);
     tests.extend(clients::TESTS);
     tests.extend(audit::TESTS);
+    tests.extend(learn::TESTS);
     tests.extend(microvm::TESTS);
     tests.extend(cgroup2::TESTS);
     tests.extend(systemd::TESTS);

@@ -1,0 +1,186 @@
+//! `contain learn`: run a bundle in the foreground under its policy plus the observer filter,
+//! then write (or, with --replay, compare against) the learnt policy in the output directory.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use nix::unistd::Pid;
+
+use crate::container::Store;
+use crate::learn::{supervisor::Learner, Observations};
+
+/// The files `learn` writes in its output directory.
+pub const OBSERVATIONS: &str = "observations.json";
+pub const SECCOMP: &str = "seccomp.json";
+pub const POLICY: &str = "policy.json";
+
+#[derive(Debug, clap::Args)]
+pub struct LearnArgs {
+    #[command(flatten)]
+    create: super::CreateArgs,
+    /// Directory of the learnt policy: observations.json (what every run saw, merged),
+    /// seccomp.json (the learnt profile) and policy.json (the policy learnt under, with the
+    /// profile stacked: use it with --policy). A directory that already holds a learnt
+    /// policy gets this run merged in
+    #[arg(short = 'o', long, value_name = "DIR")]
+    output: PathBuf,
+    /// Compare this run with the learnt policy in --output and print only what is new; write
+    /// nothing
+    #[arg(long)]
+    replay: bool,
+}
+
+impl LearnArgs {
+    pub fn preserve_fds(&self) -> u32 {
+        self.create.preserve_fds
+    }
+}
+
+pub fn learn(
+    store: &Store,
+    a: &LearnArgs,
+    policy: Option<&str>,
+    systemd: bool,
+) -> anyhow::Result<i32> {
+    let mut opts = a.create.opts(policy, systemd);
+    let bundle = crate::oci::load_bundle(&opts.bundle)?;
+    let (base, _, _) = crate::policy::choose(policy, &bundle.spec, Ok(()))?;
+    let no_new_privs = base.no_new_privileges
+        || bundle
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.no_new_privileges())
+            .unwrap_or(false);
+    let previous = Observations::load(&a.output.join(OBSERVATIONS)).map_err(anyhow::Error::msg)?;
+    if a.replay && previous.is_none() {
+        anyhow::bail!(
+            "--replay: {} holds no learnt policy ({OBSERVATIONS}); learn without --replay first",
+            a.output.display()
+        );
+    }
+    let socket_dir = SocketDir::new()?;
+    let sock = socket_dir.0.join("observer.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock)
+        .with_context(|| format!("bind {}", sock.display()))?;
+    let one = crate::sys::SingleThreaded::check()?;
+    let learner = Learner::start(&one, listener).context("start the learning supervisor")?;
+    opts.learn = Some(sock);
+    let ran = super::run::foreground(store, &opts, false, Some(Pid::from_raw(learner.pid())));
+    let supervisor_died = learner.ended();
+    let code = match ran {
+        Ok(code) => code,
+        Err(e) => {
+            drop(learner.finish());
+            return Err(e);
+        }
+    };
+    if supervisor_died {
+        drop(learner.finish());
+        anyhow::bail!(
+            "the learning supervisor ended while the workload ran; the workload was killed and nothing was written"
+        );
+    }
+    let mut run = learner.finish().map_err(anyhow::Error::msg)?;
+    if code != 0 {
+        run.notes.push(exit_note(code));
+    }
+    if a.replay {
+        let known = previous.unwrap_or_default();
+        let new = known.new_in(&run);
+        if new.is_empty() {
+            eprintln!(
+                "contain learn: nothing new since the policy learnt in {}",
+                a.output.display()
+            );
+        }
+        for n in new {
+            eprintln!("contain learn: new since the learnt policy: {n}");
+        }
+        return Ok(code);
+    }
+    write_result(&a.output, previous, &run, &base, no_new_privs)?;
+    Ok(code)
+}
+
+fn exit_note(code: i32) -> String {
+    if code > 128 {
+        format!(
+            "a run ended by signal {}: what it would have done after is not seen",
+            code - 128
+        )
+    } else {
+        format!("a run exited with status {code}: a path it did not take is not seen")
+    }
+}
+
+/// Merge `run` into the directory's observations and write the profile and the policy.
+fn write_result(
+    dir: &Path,
+    previous: Option<Observations>,
+    run: &Observations,
+    base: &crate::policy::Policy,
+    no_new_privs: bool,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    let had = previous.is_some();
+    let mut all = previous.unwrap_or_default();
+    let new = all.new_in(run);
+    all.merge(run);
+    let profile = all.profile(!no_new_privs);
+    let mut policy = base.clone();
+    if policy.name != "learnt" {
+        policy.description = format!(
+            "Learnt by contain learn under the policy {:?}, whose layers it keeps, with the learnt seccomp profile ({SECCOMP}) stacked on its filters: a syscall must pass both.",
+            base.name
+        );
+        policy.name = "learnt".into();
+    }
+    let ours = PathBuf::from(SECCOMP);
+    if !policy.seccomp_profiles.contains(&ours) {
+        policy.seccomp_profiles.push(ours);
+    }
+    let write = |name: &str, data: Vec<u8>| -> anyhow::Result<()> {
+        let path = dir.join(name);
+        crate::container::write_atomic(&path, &data)
+            .with_context(|| format!("write {}", path.display()))
+    };
+    write(OBSERVATIONS, serde_json::to_vec_pretty(&all)?)?;
+    write(SECCOMP, serde_json::to_vec_pretty(&profile)?)?;
+    write(POLICY, serde_json::to_vec_pretty(&policy)?)?;
+    let allowed = profile.syscalls.as_ref().map_or(0, Vec::len);
+    eprintln!(
+        "contain learn: {} run(s), {} rules in {}; {}",
+        all.runs,
+        allowed,
+        dir.join(SECCOMP).display(),
+        if had {
+            format!("{} new in this run", new.len())
+        } else {
+            format!("run with --policy {}", dir.join(POLICY).display())
+        }
+    );
+    Ok(())
+}
+
+/// A private directory (0700) for the observer's socket, removed on drop.
+struct SocketDir(PathBuf);
+
+impl SocketDir {
+    fn new() -> anyhow::Result<SocketDir> {
+        use std::os::unix::fs::DirBuilderExt;
+        // Not named after the id: a socket path must fit in 108 bytes.
+        let path = std::env::temp_dir().join(format!("contain-learn-{}", std::process::id()));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .with_context(|| format!("create {}", path.display()))?;
+        Ok(SocketDir(path))
+    }
+}
+
+impl Drop for SocketDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

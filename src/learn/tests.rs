@@ -1,0 +1,165 @@
+use super::*;
+
+fn seen(count: u64, args: &[&[u64]]) -> Seen {
+    let mut s = Seen {
+        count,
+        first_by: "sh".into(),
+        ..Seen::default()
+    };
+    for a in args {
+        s.add_args(a.to_vec());
+    }
+    s
+}
+
+fn obs(calls: &[(&str, Seen)]) -> Observations {
+    let mut o = Observations {
+        runs: 1,
+        ..Observations::default()
+    };
+    let m = o.syscalls.entry("SCMP_ARCH_X86_64".into()).or_default();
+    for (n, s) in calls {
+        m.insert((*n).into(), s.clone());
+    }
+    o
+}
+
+#[test]
+fn abis_are_told_apart() {
+    assert_eq!(abi_of(AUDIT_ARCH_X86_64, 0), Some((Abi::X86_64, 0)));
+    assert_eq!(
+        abi_of(AUDIT_ARCH_X86_64, (X32_BIT | 1) as i32),
+        Some((Abi::X32, X32_BIT | 1))
+    );
+    assert_eq!(abi_of(AUDIT_ARCH_I386, 3), Some((Abi::I386, 3)));
+    assert_eq!(abi_of(0xdead, 3), None);
+    assert_eq!(abi_of(AUDIT_ARCH_X86_64, -1), None);
+    assert_eq!(name_of(Abi::X86_64, 0), Some("read"));
+    assert_eq!(name_of(Abi::I386, 3), Some("read"));
+}
+
+#[test]
+fn profile_allows_only_what_was_seen_with_its_arguments() {
+    let o = obs(&[
+        ("read", seen(3, &[])),
+        ("clone", seen(2, &[&[0x1200011]])),
+        ("socket", seen(1, &[&[2, 1], &[1, 0x80001]])),
+    ]);
+    let p = o.profile(false);
+    assert_eq!(p.default_action, ActionName::Errno);
+    assert_eq!(p.default_errno_ret, Some(libc::EPERM as u32));
+    let rules = p.syscalls.unwrap();
+    assert_eq!(rules.len(), 4, "{rules:?}");
+    let clone = rules.iter().find(|r| r.names == ["clone"]).unwrap();
+    let a = &clone.args.as_ref().unwrap()[0];
+    assert_eq!((a.index, a.value, a.op), (0, 0x1200011, Op::Eq));
+    assert!(
+        clone.comment.as_ref().unwrap().contains("CLONE_CHILD")
+            || clone.comment.as_ref().unwrap().contains("0x1200011")
+    );
+    let sockets: Vec<_> = rules.iter().filter(|r| r.names == ["socket"]).collect();
+    assert_eq!(sockets.len(), 2);
+    assert!(sockets.iter().all(|r| r.args.as_ref().unwrap().len() == 2));
+    // The learnt profile compiles, and refuses what was not seen.
+    let compiled = crate::seccomp::compile(&Profile {
+        syscalls: Some(rules),
+        ..o.profile(false)
+    })
+    .unwrap();
+    assert!(!compiled.program.is_empty());
+}
+
+#[test]
+fn runtime_syscalls_only_when_needed() {
+    let mut o = obs(&[("read", seen(1, &[]))]);
+    o.runtime
+        .entry("SCMP_ARCH_X86_64".into())
+        .or_default()
+        .insert("capset".into(), seen(1, &[]));
+    let names = |p: Profile| -> Vec<String> {
+        p.syscalls
+            .unwrap()
+            .into_iter()
+            .flat_map(|r| r.names)
+            .collect()
+    };
+    assert_eq!(names(o.profile(false)), ["read"]);
+    assert_eq!(names(o.profile(true)), ["read", "capset"]);
+}
+
+#[test]
+fn too_many_argument_values_allow_any_and_say_so() {
+    let mut s = seen(0, &[]);
+    for i in 0..(MAX_ARG_TUPLES as u64 + 5) {
+        s.add_args(vec![i]);
+    }
+    assert!(s.args_overflow && s.args.is_empty());
+    let p = obs(&[("ioctl", s)]).profile(false);
+    let r = &p.syscalls.unwrap()[0];
+    assert!(r.args.is_none());
+    assert!(r.comment.as_ref().unwrap().contains("so any"));
+}
+
+#[test]
+fn merge_adds_counts_and_tuples_and_new_in_lists_the_difference() {
+    let mut a = obs(&[("read", seen(2, &[])), ("clone", seen(1, &[&[1]]))]);
+    let b = obs(&[
+        ("read", seen(3, &[])),
+        ("clone", seen(1, &[&[2]])),
+        ("mkdir", seen(1, &[])),
+    ]);
+    let new = a.new_in(&b);
+    let text: Vec<String> = new.iter().map(ToString::to_string).collect();
+    assert_eq!(text.len(), 2, "{text:?}");
+    assert!(text.iter().any(|t| t == "syscall mkdir (X86_64)"));
+    assert!(text
+        .iter()
+        .any(|t| t.starts_with("clone (X86_64) with flags")));
+    a.merge(&b);
+    assert_eq!(a.runs, 2);
+    let m = &a.syscalls["SCMP_ARCH_X86_64"];
+    assert_eq!(m["read"].count, 5);
+    assert_eq!(m["clone"].args.len(), 2);
+    assert!(a.new_in(&b).is_empty());
+}
+
+#[test]
+fn namespaces_entered_are_noted() {
+    let mut o = obs(&[
+        (
+            "clone",
+            seen(1, &[&[(libc::CLONE_NEWUSER | libc::SIGCHLD) as u64]]),
+        ),
+        ("unshare", seen(1, &[])),
+    ]);
+    o.note_namespaces();
+    assert!(
+        o.notes.iter().any(|n| n.contains("CLONE_NEWUSER")),
+        "{:?}",
+        o.notes
+    );
+    assert!(
+        o.notes.iter().any(|n| n.contains("unshare")),
+        "{:?}",
+        o.notes
+    );
+    let before = o.notes.len();
+    o.note_namespaces();
+    assert_eq!(o.notes.len(), before);
+}
+
+#[test]
+fn observer_is_recognised_and_compiles_only_as_observer() {
+    let p = observer(std::path::Path::new("/run/x.sock"));
+    assert!(is_observer(&p));
+    assert!(crate::seccomp::compile(&p).is_err());
+    let filters = crate::seccomp::effective(
+        None,
+        Vec::new(),
+        crate::seccomp::Choice::ConfigOnly,
+        false,
+        vec![(p, crate::seccomp::Source::Learn)],
+    )
+    .unwrap();
+    assert!(filters[0].compiled.notify);
+}

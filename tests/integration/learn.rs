@@ -1,0 +1,406 @@
+//! `contain learn`: learn a workload's syscalls through the real binary, then enforce the
+//! learnt policy and observe from inside that the workload still runs identically and that
+//! what it never did is refused.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use libtest_mimic::Failed;
+
+use crate::ensure;
+use crate::util::*;
+
+pub const TESTS: Tests = &[
+    ("learn::shell_script_learnt_then_enforced", shell_script),
+    ("learn::static_program_learnt_without_clone", static_program),
+    ("learn::exec_during_learning_is_learnt", exec_is_learnt),
+    (
+        "learn::supervisor_death_kills_the_workload",
+        supervisor_death,
+    ),
+    ("learn::bad_input_refused_cleanly", bad_input),
+];
+
+fn learn(rt: &Runtime, b: &Bundle, out: &Path, id: &str, extra: &[&str]) -> Out {
+    rt.cmd()
+        .args(["learn", "--bundle"])
+        .arg(b.path())
+        .arg("--output")
+        .arg(out)
+        .args(extra)
+        .arg(id)
+        .out()
+}
+
+fn policy_of(out: &Path) -> String {
+    out.join("policy.json").to_string_lossy().into_owned()
+}
+
+fn read_json(p: &Path) -> Result<Value, Failed> {
+    Ok(serde_json::from_slice(&std::fs::read(p)?)?)
+}
+
+/// The syscall names a profile's ALLOW rules name.
+fn allowed(profile: &Value) -> Vec<String> {
+    let mut names: Vec<String> = profile["syscalls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["action"] == "SCMP_ACT_ALLOW")
+        .flat_map(|r| r["names"].as_array().cloned().unwrap_or_default())
+        .filter_map(|n| n.as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// A script doing file work: learnt, then run under the learnt policy with the same output;
+/// a symlink it never made is refused from inside, and `--replay` names it.
+fn shell_script() -> R {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.set(|c| c["root"]["readonly"] = json!(false));
+    let script = "mkdir /tmp/w && echo data > /tmp/w/f && cat /tmp/w/f && ls /tmp/w && rm -r /tmp/w && echo done";
+    b.sh(script);
+    let out = tempfile::tempdir()?;
+    let learnt = out.path().join("learnt");
+    let o = learn(&rt, &b, &learnt, "l1", &[]);
+    ensure!(o.code == 0, "learn: exit {}: {}", o.code, o.stderr);
+    let first = o.stdout.clone();
+    ensure!(
+        first == "data\nf\ndone\n",
+        "learning run's output {first:?}"
+    );
+    rt.assert_clean(&b, "l1")?;
+    // A second run merges.
+    let o = learn(&rt, &b, &learnt, "l2", &[]);
+    ensure!(o.code == 0, "second learn: {}", o.stderr);
+    let obs = read_json(&learnt.join("observations.json"))?;
+    ensure!(obs["runs"] == 2, "runs after two learns: {}", obs["runs"]);
+    let profile = read_json(&learnt.join("seccomp.json"))?;
+    ensure!(
+        profile["defaultAction"] == "SCMP_ACT_ERRNO",
+        "default {}",
+        profile["defaultAction"]
+    );
+    let names = allowed(&profile);
+    for want in ["mkdir", "unlink", "rmdir", "execve", "openat"] {
+        ensure!(
+            names.iter().any(|n| n == want),
+            "{want} not learnt: {names:?}"
+        );
+    }
+    ensure!(
+        !names.iter().any(|n| n == "symlink" || n == "symlinkat"),
+        "symlink learnt though never made: {names:?}"
+    );
+    ensure!(
+        profile["syscalls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["comment"].as_str().is_some_and(|c| c.contains("seen"))),
+        "a rule without the observation behind it"
+    );
+    // Enforced: the same output.
+    let o = rt.with_policy(&policy_of(&learnt), "run", &b, "e1");
+    ensure!(
+        o.code == 0 && o.stdout == first,
+        "under the learnt policy: exit {} stdout {:?} stderr {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    // Something it never did is refused, observed from inside.
+    b.sh("ln -s /etc/passwd /tmp/link; echo ln=$?");
+    let o = rt.with_policy(&policy_of(&learnt), "run", &b, "e2");
+    ensure!(
+        o.stdout.contains("ln=1") && o.stderr.contains("Operation not permitted"),
+        "a symlink under the learnt policy: {:?} {:?}",
+        o.stdout,
+        o.stderr
+    );
+    let o = rt.with_policy("default", "run", &b, "e3");
+    ensure!(
+        o.stdout.contains("ln=0"),
+        "the symlink under default: {:?}",
+        o.stdout
+    );
+    // Replayed: only what is new is listed, nothing is written.
+    let before = std::fs::read(learnt.join("seccomp.json"))?;
+    let o = learn(&rt, &b, &learnt, "r1", &["--replay"]);
+    ensure!(o.code == 0, "replay: {}", o.stderr);
+    ensure!(
+        o.stderr
+            .contains("new since the learnt policy: syscall symlink"),
+        "replay output: {}",
+        o.stderr
+    );
+    ensure!(
+        std::fs::read(learnt.join("seccomp.json"))? == before,
+        "--replay changed the profile"
+    );
+    measure(&rt, &b, &learnt, &names)?;
+    for id in ["e1", "e2", "e3", "r1"] {
+        rt.assert_clean(&b, id)?;
+    }
+    pass()
+}
+
+/// Profile sizes against Docker's and contain's default, and the filters' lengths as create
+/// reports them (io.contain.seccomp).
+fn measure(rt: &Runtime, b: &Bundle, learnt: &Path, names: &[String]) -> R {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seccomp");
+    let docker = read_json(&fixtures.join("moby-default.resolved.json"))
+        .map(|p| allowed(&p).len().to_string())
+        .unwrap_or_else(|_| "absent".into());
+    let default =
+        read_json(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/seccomp/default.json"))
+            .map(|p| allowed(&p).len())?;
+    let mut b2 = Bundle::new();
+    b2.set(|c| c["root"]["readonly"] = json!(false));
+    b2.config["process"]["args"] = b.config["process"]["args"].clone();
+    b2.sh("sleep 100");
+    let o = rt.run_detached(&policy_of(learnt), &b2, "m1");
+    ensure!(
+        o.code == 0,
+        "detached under the learnt policy: {}",
+        o.stderr
+    );
+    let st = rt.state("m1").ok_or("no state")?;
+    let filters = st["annotations"]["io.contain.seccomp"].clone();
+    rt.exec(&["delete", "--force", "m1"]);
+    rt.assert_clean(&b2, "m1")?;
+    eprintln!(
+        "learnt profile: {} syscalls allowed (Docker's resolved default: {docker}, contain's default: {default}); filters: {filters}",
+        names.len()
+    );
+    ensure!(
+        names.len() < default,
+        "the learnt profile allows {} syscalls, contain's default {default}",
+        names.len()
+    );
+    pass()
+}
+
+/// A static C program that never clones: the learnt profile refuses clone, fork and vfork,
+/// and the same program asked to fork gets EPERM from inside.
+fn static_program() -> R {
+    let probe = match build_probe("learnt") {
+        Ok(p) => p,
+        Err(e) => return skip(e),
+    };
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.set(|c| c["root"]["readonly"] = json!(false));
+    std::fs::copy(&probe, b.rootfs().join("bin/learnt"))?;
+    b.set(|c| c["process"]["args"] = json!(["/bin/learnt"]));
+    let out = tempfile::tempdir()?;
+    let learnt = out.path().join("learnt");
+    let o = learn(&rt, &b, &learnt, "l1", &[]);
+    ensure!(o.code == 0, "learn: {} {}", o.code, o.stderr);
+    let first = o.stdout.clone();
+    ensure!(first == "read back learnt\n", "learning output {first:?}");
+    let names = allowed(&read_json(&learnt.join("seccomp.json"))?);
+    for no in ["clone", "clone3", "fork", "vfork"] {
+        ensure!(!names.iter().any(|n| n == no), "{no} allowed: {names:?}");
+    }
+    let o = rt.with_policy(&policy_of(&learnt), "run", &b, "e1");
+    ensure!(
+        o.code == 0 && o.stdout == first,
+        "enforced: exit {} {:?} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    b.set(|c| c["process"]["args"] = json!(["/bin/learnt", "fork"]));
+    let o = rt.with_policy(&policy_of(&learnt), "run", &b, "e2");
+    ensure!(
+        o.stdout == "read back learnt\nfork: Operation not permitted\n",
+        "fork under the learnt profile: {:?} {}",
+        o.stdout,
+        o.stderr
+    );
+    let o = rt.with_policy("default", "run", &b, "e3");
+    ensure!(
+        o.stdout.ends_with("fork: ok\n"),
+        "fork under default: {:?}",
+        o.stdout
+    );
+    eprintln!(
+        "learnt from a static program: {} syscalls: {}",
+        names.len(),
+        names.join(" ")
+    );
+    for id in ["l1", "e1", "e2", "e3"] {
+        rt.assert_clean(&b, id)?;
+    }
+    pass()
+}
+
+/// What `contain exec` runs in a container being learnt is learnt too.
+fn exec_is_learnt() -> R {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.set(|c| c["root"]["readonly"] = json!(false));
+    b.sh("while [ ! -e /tmp/stop ]; do sleep 0.05; done; echo stopped");
+    let out = tempfile::tempdir()?;
+    let learnt = out.path().join("learnt");
+    let child = rt
+        .cmd()
+        .args(["learn", "--bundle"])
+        .arg(b.path())
+        .arg("--output")
+        .arg(&learnt)
+        .arg("x1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    ensure!(rt.wait_status("x1", "running"), "x1 never ran");
+    let o = rt.exec(&[
+        "exec",
+        "x1",
+        "sh",
+        "-c",
+        "ln -s a /tmp/l && touch /tmp/stop",
+    ]);
+    ensure!(o.code == 0, "exec while learning: {} {}", o.code, o.stderr);
+    let o: Out = child.wait_with_output()?.into();
+    ensure!(
+        o.code == 0 && o.stdout == "stopped\n",
+        "learn: {} {:?} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    let names = allowed(&read_json(&learnt.join("seccomp.json"))?);
+    ensure!(
+        names.iter().any(|n| n == "symlink" || n == "symlinkat"),
+        "the exec'd process's symlink was not learnt: {names:?}"
+    );
+    let obs = read_json(&learnt.join("observations.json"))?;
+    ensure!(obs["runs"] == 2, "runs (init + exec): {}", obs["runs"]);
+    rt.assert_clean(&b, "x1")?;
+    pass()
+}
+
+/// The learner's children: the container's init and the supervisor.
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// Killing the supervisor kills the workload, not the runtime's caller: learn ends with an
+/// error, writes nothing and leaves nothing behind.
+fn supervisor_death() -> R {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.sh("sleep 100");
+    let out = tempfile::tempdir()?;
+    let learnt = out.path().join("learnt");
+    let child = rt
+        .cmd()
+        .args(["learn", "--bundle"])
+        .arg(b.path())
+        .arg("--output")
+        .arg(&learnt)
+        .arg("d1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    ensure!(rt.wait_status("d1", "running"), "d1 never ran");
+    let init = rt.state("d1").ok_or("no state")?["pid"]
+        .as_u64()
+        .unwrap_or(0) as u32;
+    let supervisor = children(child.id())
+        .into_iter()
+        .find(|p| *p != init)
+        .ok_or("no supervisor process")?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )?;
+    let start = std::time::Instant::now();
+    let o: Out = child.wait_with_output()?.into();
+    ensure!(
+        start.elapsed() < Duration::from_secs(20),
+        "learn took {:?} to notice",
+        start.elapsed()
+    );
+    ensure!(
+        o.code == 1 && o.stderr.contains("supervisor"),
+        "learn after its supervisor died: {} {}",
+        o.code,
+        o.stderr
+    );
+    ensure!(
+        !learnt.exists(),
+        "something was written: {}",
+        learnt.display()
+    );
+    ensure!(
+        !PathBuf::from(format!("/proc/{init}")).exists()
+            || std::fs::read_to_string(format!("/proc/{init}/stat"))
+                .is_ok_and(|s| s.contains(") Z")),
+        "the workload outlived the supervisor"
+    );
+    rt.assert_clean(&b, "d1")?;
+    pass()
+}
+
+fn bad_input() -> R {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.sh("true");
+    let out = tempfile::tempdir()?;
+    // Replay with nothing learnt.
+    let o = learn(&rt, &b, out.path(), "b1", &["--replay"]);
+    ensure!(
+        o.code == 1 && o.stderr.contains("holds no learnt policy"),
+        "replay without a policy: {} {}",
+        o.code,
+        o.stderr
+    );
+    // A config whose profile notifies an agent already: one listener per process.
+    let sock_dir = tempfile::tempdir()?;
+    let sock = sock_dir.path().join("agent.sock");
+    let _agent = std::os::unix::net::UnixListener::bind(&sock)?;
+    b.set(|c| {
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": sock,
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
+        })
+    });
+    let o = learn(&rt, &b, &out.path().join("x"), "b2", &[]);
+    ensure!(
+        o.code == 1 && o.stderr.contains("more than one filter notifies"),
+        "learn with an agent's profile: {} {}",
+        o.code,
+        o.stderr
+    );
+    ensure!(!out.path().join("x").exists(), "output written on failure");
+    // A corrupt observations file is an error, not a fresh start.
+    let bad = out.path().join("corrupt");
+    std::fs::create_dir_all(&bad)?;
+    std::fs::write(bad.join("observations.json"), "{not json")?;
+    b.set(|c| c["linux"]["seccomp"] = Value::Null);
+    let o = learn(&rt, &b, &bad, "b3", &[]);
+    ensure!(
+        o.code == 1 && o.stderr.contains("observations.json"),
+        "corrupt observations: {} {}",
+        o.code,
+        o.stderr
+    );
+    for id in ["b1", "b2", "b3"] {
+        rt.assert_clean(&b, id)?;
+    }
+    pass()
+}
