@@ -185,6 +185,8 @@ fn accept_listener(conn: UnixStream) -> io::Result<Watch> {
         .as_u64()
         .and_then(|p| u32::try_from(p).ok())
         .ok_or_else(|| io::Error::other("the message names no pid"))?;
+    // Best effort: without it (before Linux 6.6) learning is only slower.
+    let _ = sys::seccomp::notif_sync_wake_up(listener.as_fd());
     Ok(Watch {
         listener,
         pid,

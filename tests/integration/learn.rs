@@ -22,6 +22,7 @@ pub const TESTS: Tests = &[
         supervisor_death,
     ),
     ("learn::bad_input_refused_cleanly", bad_input),
+    ("learn::overhead_measured_against_default", overhead),
 ];
 
 fn learn(rt: &Runtime, b: &Bundle, out: &Path, id: &str, extra: &[&str]) -> Out {
@@ -400,6 +401,60 @@ fn bad_input() -> R {
         o.stderr
     );
     for id in ["b1", "b2", "b3"] {
+        rt.assert_clean(&b, id)?;
+    }
+    pass()
+}
+
+/// A syscall-bound workload (dd with 1-byte blocks: two syscalls a block) learnt, then run
+/// under the learnt policy and under `default` in the same test: the output is the same, and
+/// the cost of learning and of enforcing is reported as a ratio to `default`.
+fn overhead() -> R {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    let blocks = 100_000;
+    b.set(|c| {
+        c["process"]["args"] = json!([
+            "dd",
+            "if=/dev/zero",
+            "of=/dev/null",
+            "bs=1",
+            format!("count={blocks}")
+        ])
+    });
+    let out = tempfile::tempdir()?;
+    let learnt = out.path().join("learnt");
+    let timed = |f: &dyn Fn() -> Out| {
+        let t = std::time::Instant::now();
+        let o = f();
+        (o, t.elapsed())
+    };
+    let (l, learning) = timed(&|| learn(&rt, &b, &learnt, "o1", &[]));
+    ensure!(l.code == 0, "learn: {}", l.stderr);
+    let mut enforced = Duration::MAX;
+    let mut default = Duration::MAX;
+    for i in 0..3 {
+        let (e, t) = timed(&|| rt.with_policy(&policy_of(&learnt), "run", &b, &format!("e{i}")));
+        ensure!(e.code == 0, "enforced: {}", e.stderr);
+        ensure!(
+            e.stderr.lines().next() == l.stderr.lines().next(),
+            "dd under the learnt policy said {:?}, learning {:?}",
+            e.stderr,
+            l.stderr
+        );
+        enforced = enforced.min(t);
+        let (d, t) = timed(&|| rt.with_policy("default", "run", &b, &format!("d{i}")));
+        ensure!(d.code == 0, "default: {}", d.stderr);
+        default = default.min(t);
+    }
+    let per_call = learning.saturating_sub(default).as_nanos() / (2 * blocks as u128);
+    eprintln!(
+        "dd, {} syscalls: default {default:?}, learning {learning:?} ({:.1}x, about {per_call} ns more a syscall), learnt policy enforced {enforced:?} ({:.2}x)",
+        2 * blocks,
+        learning.as_secs_f64() / default.as_secs_f64(),
+        enforced.as_secs_f64() / default.as_secs_f64()
+    );
+    for id in ["o1", "e0", "d0"] {
         rt.assert_clean(&b, id)?;
     }
     pass()
