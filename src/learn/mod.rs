@@ -249,6 +249,28 @@ impl Observations {
         for (name, e) in &rules {
             syscalls.extend(e.rules(name));
         }
+        // libc tries these first and falls back on ENOSYS only (clone3 to clone, io_uring
+        // to epoll): a newer libc or a policy that allows them must not turn the fallback
+        // into a failure.
+        let fallback: Vec<String> = FALLS_BACK_ON_ENOSYS
+            .iter()
+            .filter(|n| !rules.contains_key(**n))
+            .map(|n| n.to_string())
+            .collect();
+        if !fallback.is_empty() {
+            syscalls.push(Rule {
+                names: fallback,
+                action: ActionName::Errno,
+                errno_ret: Some(libc::ENOSYS as u32),
+                errno: None,
+                args: None,
+                includes: None,
+                excludes: None,
+                comment: Some(
+                    "not seen; ENOSYS rather than EPERM, so that libc falls back to the older syscall (clone3 to clone, io_uring to epoll) as the runs did".into(),
+                ),
+            });
+        }
         if runtime_needed {
             let extra: Vec<String> = self
                 .runtime
@@ -275,7 +297,7 @@ impl Observations {
             }
         }
         let mut comment = format!(
-            "learnt by contain learn from {} run(s): {} syscalls allowed, every other refused with EPERM",
+            "learnt by contain learn from {} run(s): {} syscalls allowed, every other refused with EPERM (ENOSYS for those libc falls back from)",
             self.runs,
             rules.len()
         );
@@ -328,6 +350,9 @@ impl Observations {
         }
     }
 }
+
+/// Syscalls whose absence libc answers by falling back, on ENOSYS only.
+const FALLS_BACK_ON_ENOSYS: [&str; 3] = ["clone3", "io_uring_setup", "io_uring_enter"];
 
 const NEW_NAMESPACES: u64 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWUTS

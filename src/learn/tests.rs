@@ -49,7 +49,15 @@ fn profile_allows_only_what_was_seen_with_its_arguments() {
     assert_eq!(p.default_action, ActionName::Errno);
     assert_eq!(p.default_errno_ret, Some(libc::EPERM as u32));
     let rules = p.syscalls.unwrap();
-    assert_eq!(rules.len(), 4, "{rules:?}");
+    assert_eq!(rules.len(), 5, "{rules:?}");
+    let enosys = rules
+        .iter()
+        .find(|r| r.names.contains(&"clone3".to_string()))
+        .unwrap();
+    assert_eq!(
+        (enosys.action, enosys.errno_ret),
+        (ActionName::Errno, Some(libc::ENOSYS as u32))
+    );
     let clone = rules.iter().find(|r| r.names == ["clone"]).unwrap();
     let a = &clone.args.as_ref().unwrap()[0];
     assert_eq!((a.index, a.value, a.op), (0, 0x1200011, Op::Eq));
@@ -83,8 +91,12 @@ fn runtime_syscalls_only_when_needed() {
             .flat_map(|r| r.names)
             .collect()
     };
-    assert_eq!(names(o.profile(false)), ["read"]);
-    assert_eq!(names(o.profile(true)), ["read", "capset"]);
+    let fallback = ["clone3", "io_uring_setup", "io_uring_enter"];
+    assert_eq!(names(o.profile(false)), [&["read"][..], &fallback].concat());
+    assert_eq!(
+        names(o.profile(true)),
+        [&["read"][..], &fallback, &["capset"]].concat()
+    );
 }
 
 #[test]
@@ -96,6 +108,7 @@ fn too_many_argument_values_allow_any_and_say_so() {
     assert!(s.args_overflow && s.args.is_empty());
     let p = obs(&[("ioctl", s)]).profile(false);
     let r = &p.syscalls.unwrap()[0];
+    assert_eq!(r.names, ["ioctl"]);
     assert!(r.args.is_none());
     assert!(r.comment.as_ref().unwrap().contains("so any"));
 }

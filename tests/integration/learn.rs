@@ -237,7 +237,25 @@ fn static_program() -> R {
         names.len(),
         names.join(" ")
     );
-    for id in ["l1", "e1", "e2", "e3"] {
+    // A thread: glibc tries clone3, which default answers ENOSYS (never seen, so learnt as
+    // ENOSYS too), and falls back to clone, which is learnt with its flags.
+    b.set(|c| c["process"]["args"] = json!(["/bin/learnt", "thread"]));
+    let threads = out.path().join("threads");
+    let o = learn(&rt, &b, &threads, "l2", &[]);
+    ensure!(
+        o.stdout.ends_with("thread: ok\n"),
+        "learning a thread: {:?} {}",
+        o.stdout,
+        o.stderr
+    );
+    let o = rt.with_policy(&policy_of(&threads), "run", &b, "e4");
+    ensure!(
+        o.stdout.ends_with("thread: ok\n"),
+        "a thread under its learnt policy: {:?} {}",
+        o.stdout,
+        o.stderr
+    );
+    for id in ["l1", "e1", "e2", "e3", "l2", "e4"] {
         rt.assert_clean(&b, id)?;
     }
     pass()

@@ -1,11 +1,17 @@
 /* A workload for `contain learn`: file work with plain syscalls and no clone. With the
- * argument "fork" it also forks, which a profile learnt from a run without it must refuse. */
+ * argument "fork" it also forks, which a profile learnt from a run without it must refuse;
+ * with "thread" it starts a thread (glibc tries clone3, then clone on ENOSYS). */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+static void *thread_main(void *arg) {
+    return arg;
+}
 
 int main(int argc, char **argv) {
     const char *text = "learnt\n";
@@ -33,6 +39,16 @@ int main(int argc, char **argv) {
             waitpid(p, NULL, 0);
             printf("fork: ok\n");
         }
+    }
+    if (argc > 1 && strcmp(argv[1], "thread") == 0) {
+        /* faccessat2 (439): a syscall numbered above clone3 (435), so that the profile's
+         * ENOSYS stub for newer syscalls does not cover clone3. */
+        faccessat(AT_FDCWD, "/tmp", R_OK, AT_EACCESS);
+        pthread_t t;
+        int e = pthread_create(&t, NULL, thread_main, NULL);
+        if (e == 0)
+            pthread_join(t, NULL);
+        printf("thread: %s\n", e == 0 ? "ok" : strerror(e));
     }
     fflush(stdout);
     return 0;
