@@ -6,6 +6,7 @@
 //! ([`rules::RULES`]). What it reports is what `create` would enforce on this host.
 
 mod checks;
+pub mod compare;
 pub mod host;
 pub mod live;
 mod output;

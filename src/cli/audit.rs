@@ -39,6 +39,15 @@ pub struct AuditArgs {
     /// Compare with this policy: what it weakens or tightens for the same config
     #[arg(long, value_name = "NAME|PATH", conflicts_with = "host")]
     diff_policy: Option<String>,
+    /// Compare the seccomp profile `contain learn` wrote in DIR with contain's default profile
+    /// (and with each --against): the x86_64 syscalls one allows and the other does not.
+    /// Templates are resolved for Docker's default capabilities
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["id", "bundle", "config", "host", "diff_config", "diff_policy"])]
+    learnt: Option<PathBuf>,
+    /// With --learnt: another profile to compare with (Docker's or podman's default profile
+    /// file, say); may be repeated
+    #[arg(long, value_name = "PROFILE", requires = "learnt")]
+    against: Vec<PathBuf>,
     /// Output format (a comparison is text or JSON)
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
@@ -80,6 +89,18 @@ fn run(args: &AuditArgs, policy_flag: Option<&str>, store: &Store) -> anyhow::Re
         let observed = audit::live::observe(id, pid, status, &st["annotations"])
             .map_err(anyhow::Error::msg)?;
         return finish(args, &audit::live::report(&observed));
+    }
+    if let Some(dir) = &args.learnt {
+        let others: Vec<&std::path::Path> = args.against.iter().map(PathBuf::as_path).collect();
+        let c = audit::compare::compare(dir, &others).map_err(anyhow::Error::msg)?;
+        match args.format {
+            Format::Json => super::out(&format!("{}\n", serde_json::to_string_pretty(&c)?))?,
+            Format::Text => super::out(&audit::compare::render(&c))?,
+            Format::Sarif => {
+                anyhow::bail!("--format sarif: a comparison is printed as text or json")
+            }
+        }
+        return Ok(0);
     }
     if args.host {
         let report = audit::host::probe();

@@ -1,0 +1,153 @@
+//! `contain audit --learnt DIR`: a learnt seccomp profile compared with contain's default
+//! profile and with any other (Docker's): which syscalls one allows and the other does not.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::seccomp::bpf::SeccompData;
+use crate::seccomp::compile::{Abi, AUDIT_ARCH_X86_64};
+use crate::seccomp::{self, Profile, Target};
+
+/// Docker's default capability set: templates are resolved for it, so that Docker's profile
+/// is compared as Docker would install it.
+const DOCKER_CAPS: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// The x86_64 syscalls a resolved profile allows: for every argument (`always`), or only
+/// for some (a rule with argument conditions allows it).
+#[derive(Debug, Default, Serialize)]
+pub struct Allowed {
+    pub always: BTreeSet<&'static str>,
+    pub sometimes: BTreeSet<&'static str>,
+}
+
+impl Allowed {
+    pub fn of(p: &Profile) -> Result<Allowed, String> {
+        let mut out = Allowed::default();
+        let conditional: BTreeSet<&str> = p
+            .syscalls
+            .iter()
+            .flatten()
+            .filter(|r| r.action == seccomp::profile::ActionName::Allow && r.args.is_some())
+            .flat_map(|r| r.names.iter().map(String::as_str))
+            .collect();
+        for &(name, nr) in Abi::X86_64.table() {
+            let d = SeccompData {
+                nr,
+                arch: AUDIT_ARCH_X86_64,
+                ip: 0,
+                args: [0; 6],
+            };
+            let ret = seccomp::reference::evaluate(p, &d)?;
+            if conditional.contains(name) {
+                out.sometimes.insert(name);
+            } else if ret == libc::SECCOMP_RET_ALLOW {
+                out.always.insert(name);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn all(&self) -> BTreeSet<&'static str> {
+        self.always.union(&self.sometimes).copied().collect()
+    }
+}
+
+/// One comparison of the learnt profile with another.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Against {
+    pub profile: String,
+    pub allowed: usize,
+    /// Allowed by the learnt profile and not by this one.
+    pub only_learnt: Vec<&'static str>,
+    /// Allowed by this one and not by the learnt profile.
+    pub only_other: Vec<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Comparison {
+    pub learnt: String,
+    pub allowed: Vec<&'static str>,
+    pub against: Vec<Against>,
+}
+
+fn resolved(p: Profile) -> Result<Profile, String> {
+    let caps = DOCKER_CAPS.iter().map(|c| c.to_string()).collect();
+    p.resolve(&Target::host(caps)).map_err(|e| e.to_string())
+}
+
+/// Compare the learnt profile in `dir` with contain's default and with `others`.
+pub fn compare(dir: &Path, others: &[&Path]) -> Result<Comparison, String> {
+    let path = dir.join("seccomp.json");
+    let learnt = seccomp::load_profile(&path).map_err(|e| e.to_string())?;
+    let learnt = Allowed::of(&resolved(learnt)?)?.all();
+    let mut against = Vec::new();
+    let mut add = |label: String, p: Profile| -> Result<(), String> {
+        let other = Allowed::of(&resolved(p)?)?.all();
+        against.push(Against {
+            profile: label,
+            allowed: other.len(),
+            only_learnt: learnt.difference(&other).copied().collect(),
+            only_other: other.difference(&learnt).copied().collect(),
+        });
+        Ok(())
+    };
+    add("contain default".into(), seccomp::default_profile())?;
+    for o in others {
+        let p = seccomp::load_profile(o).map_err(|e| e.to_string())?;
+        add(o.display().to_string(), p)?;
+    }
+    Ok(Comparison {
+        learnt: path.display().to_string(),
+        allowed: learnt.into_iter().collect(),
+        against,
+    })
+}
+
+/// The comparison as text.
+pub fn render(c: &Comparison) -> String {
+    let mut s = format!(
+        "learnt profile {}: {} syscalls allowed (x86_64)\n",
+        c.learnt,
+        c.allowed.len()
+    );
+    for a in &c.against {
+        s.push_str(&format!(
+            "\nagainst {} ({} allowed):\n  allowed only by the learnt profile ({}): {}\n  allowed only by {} ({}): {}\n",
+            a.profile,
+            a.allowed,
+            a.only_learnt.len(),
+            list(&a.only_learnt),
+            a.profile,
+            a.only_other.len(),
+            list(&a.only_other)
+        ));
+    }
+    s
+}
+
+fn list(v: &[&str]) -> String {
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(" ")
+    }
+}
