@@ -10,25 +10,6 @@ use crate::seccomp::bpf::SeccompData;
 use crate::seccomp::compile::{Abi, AUDIT_ARCH_X86_64};
 use crate::seccomp::{self, Profile, Target};
 
-/// Docker's default capability set: templates are resolved for it, so that Docker's profile
-/// is compared as Docker would install it.
-const DOCKER_CAPS: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
 /// The x86_64 syscalls a resolved profile allows: for every argument (`always`), or only
 /// for some (a rule with argument conditions allows it).
 #[derive(Debug, Default, Serialize)]
@@ -90,7 +71,12 @@ pub struct Comparison {
 }
 
 fn resolved(p: Profile) -> Result<Profile, String> {
-    let caps = DOCKER_CAPS.iter().map(|c| c.to_string()).collect();
+    // Templates are resolved for Docker's default capabilities, so that Docker's profile is
+    // compared as Docker would install it.
+    let caps = super::DOCKER_DEFAULT
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
     p.resolve(&Target::host(caps)).map_err(|e| e.to_string())
 }
 

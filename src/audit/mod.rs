@@ -104,7 +104,8 @@ const ROOTLIKE: [&str; 11] = [
     "CAP_SYS_TIME",
 ];
 
-const DOCKER_DEFAULT: [&str; 14] = [
+/// Docker's default capability set.
+pub(crate) const DOCKER_DEFAULT: [&str; 14] = [
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
     "CAP_FSETID",

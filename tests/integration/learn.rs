@@ -36,6 +36,24 @@ fn learn(rt: &Runtime, b: &Bundle, out: &Path, id: &str, extra: &[&str]) -> Out 
         .out()
 }
 
+/// `contain learn` started in the background, its output piped.
+fn learn_in_background(
+    rt: &Runtime,
+    b: &Bundle,
+    out: &Path,
+    id: &str,
+) -> std::io::Result<std::process::Child> {
+    rt.cmd()
+        .args(["learn", "--bundle"])
+        .arg(b.path())
+        .arg("--output")
+        .arg(out)
+        .arg(id)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+}
+
 fn policy_of(out: &Path) -> String {
     out.join("policy.json").to_string_lossy().into_owned()
 }
@@ -258,16 +276,7 @@ fn exec_is_learnt() -> R {
     b.sh("while [ ! -e /tmp/stop ]; do sleep 0.05; done; echo stopped");
     let out = tempfile::tempdir()?;
     let learnt = out.path().join("learnt");
-    let child = rt
-        .cmd()
-        .args(["learn", "--bundle"])
-        .arg(b.path())
-        .arg("--output")
-        .arg(&learnt)
-        .arg("x1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
+    let child = learn_in_background(&rt, &b, &learnt, "x1")?;
     ensure!(rt.wait_status("x1", "running"), "x1 never ran");
     let o = rt.exec(&[
         "exec",
@@ -313,16 +322,7 @@ fn supervisor_death() -> R {
     b.sh("sleep 100");
     let out = tempfile::tempdir()?;
     let learnt = out.path().join("learnt");
-    let child = rt
-        .cmd()
-        .args(["learn", "--bundle"])
-        .arg(b.path())
-        .arg("--output")
-        .arg(&learnt)
-        .arg("d1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
+    let child = learn_in_background(&rt, &b, &learnt, "d1")?;
     ensure!(rt.wait_status("d1", "running"), "d1 never ran");
     let init = rt.state("d1").ok_or("no state")?["pid"]
         .as_u64()
