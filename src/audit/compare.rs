@@ -10,44 +10,31 @@ use crate::seccomp::bpf::SeccompData;
 use crate::seccomp::compile::{Abi, AUDIT_ARCH_X86_64};
 use crate::seccomp::{self, Profile, Target};
 
-/// The x86_64 syscalls a resolved profile allows: for every argument (`always`), or only
-/// for some (a rule with argument conditions allows it).
-#[derive(Debug, Default, Serialize)]
-pub struct Allowed {
-    pub always: BTreeSet<&'static str>,
-    pub sometimes: BTreeSet<&'static str>,
-}
-
-impl Allowed {
-    pub fn of(p: &Profile) -> Result<Allowed, String> {
-        let mut out = Allowed::default();
-        let conditional: BTreeSet<&str> = p
-            .syscalls
-            .iter()
-            .flatten()
-            .filter(|r| r.action == seccomp::profile::ActionName::Allow && r.args.is_some())
-            .flat_map(|r| r.names.iter().map(String::as_str))
-            .collect();
-        for &(name, nr) in Abi::X86_64.table() {
-            let d = SeccompData {
-                nr,
-                arch: AUDIT_ARCH_X86_64,
-                ip: 0,
-                args: [0; 6],
-            };
-            let ret = seccomp::reference::evaluate(p, &d)?;
-            if conditional.contains(name) {
-                out.sometimes.insert(name);
-            } else if ret == libc::SECCOMP_RET_ALLOW {
-                out.always.insert(name);
-            }
+/// The x86_64 syscalls a resolved profile allows, for every argument or (a rule with
+/// argument conditions allows it) for some.
+fn allowed(p: &Profile) -> Result<BTreeSet<&'static str>, String> {
+    let conditional: BTreeSet<&str> = p
+        .syscalls
+        .iter()
+        .flatten()
+        .filter(|r| r.action == seccomp::profile::ActionName::Allow && r.args.is_some())
+        .flat_map(|r| r.names.iter().map(String::as_str))
+        .collect();
+    let mut out = BTreeSet::new();
+    for &(name, nr) in Abi::X86_64.table() {
+        let d = SeccompData {
+            nr,
+            arch: AUDIT_ARCH_X86_64,
+            ip: 0,
+            args: [0; 6],
+        };
+        if conditional.contains(name)
+            || seccomp::reference::evaluate(p, &d)? == libc::SECCOMP_RET_ALLOW
+        {
+            out.insert(name);
         }
-        Ok(out)
     }
-
-    pub fn all(&self) -> BTreeSet<&'static str> {
-        self.always.union(&self.sometimes).copied().collect()
-    }
+    Ok(out)
 }
 
 /// One comparison of the learnt profile with another.
@@ -84,10 +71,10 @@ fn resolved(p: Profile) -> Result<Profile, String> {
 pub fn compare(dir: &Path, others: &[&Path]) -> Result<Comparison, String> {
     let path = dir.join("seccomp.json");
     let learnt = seccomp::load_profile(&path).map_err(|e| e.to_string())?;
-    let learnt = Allowed::of(&resolved(learnt)?)?.all();
+    let learnt = allowed(&resolved(learnt)?)?;
     let mut against = Vec::new();
     let mut add = |label: String, p: Profile| -> Result<(), String> {
-        let other = Allowed::of(&resolved(p)?)?.all();
+        let other = allowed(&resolved(p)?)?;
         against.push(Against {
             profile: label,
             allowed: other.len(),

@@ -10,35 +10,54 @@ use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
 
 use crate::sys::socket::recv_fd;
 
-/// A private listening socket for the pty master; removed when dropped.
-pub struct ConsoleSocket {
+/// A listening unix socket in a directory of its own (0700, named after `what` and our pid),
+/// removed when dropped: where the runtime's children or the runtime itself connect back to
+/// this process (the pty master of `run`, `contain learn`'s observer listener).
+pub struct PrivateSocket {
     dir: PathBuf,
-    listener: UnixListener,
+    pub listener: UnixListener,
 }
 
-impl ConsoleSocket {
-    pub fn new() -> std::io::Result<ConsoleSocket> {
-        let dir = std::env::temp_dir().join(format!("contain-console-{}", std::process::id()));
-        std::fs::create_dir(&dir)?;
-        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
-        let listener = UnixListener::bind(dir.join("sock"))?;
-        Ok(ConsoleSocket { dir, listener })
+impl PrivateSocket {
+    pub fn bind(what: &str) -> std::io::Result<PrivateSocket> {
+        use std::os::unix::fs::DirBuilderExt;
+        // Named after the pid, not the container: a socket path must fit in 108 bytes.
+        let dir = std::env::temp_dir().join(format!("contain-{what}-{}", std::process::id()));
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        let sock = PrivateSocket {
+            listener: UnixListener::bind(dir.join("sock"))?,
+            dir,
+        };
+        Ok(sock)
     }
 
     pub fn path(&self) -> PathBuf {
         self.dir.join("sock")
     }
+}
 
-    /// The pty master the init sent (it connected during create).
-    pub fn master(&self) -> std::io::Result<OwnedFd> {
-        let (conn, _) = self.listener.accept()?;
-        recv_fd(conn.as_fd())
+impl Drop for PrivateSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-impl Drop for ConsoleSocket {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+/// The private socket `run` receives the pty master on.
+pub struct ConsoleSocket(PrivateSocket);
+
+impl ConsoleSocket {
+    pub fn new() -> std::io::Result<ConsoleSocket> {
+        PrivateSocket::bind("console").map(ConsoleSocket)
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.0.path()
+    }
+
+    /// The pty master the init sent (it connected during create).
+    pub fn master(&self) -> std::io::Result<OwnedFd> {
+        let (conn, _) = self.0.listener.accept()?;
+        recv_fd(conn.as_fd())
     }
 }
 

@@ -59,13 +59,11 @@ pub fn learn(
             a.output.display()
         );
     }
-    let socket_dir = SocketDir::new()?;
-    let sock = socket_dir.0.join("observer.sock");
-    let listener = std::os::unix::net::UnixListener::bind(&sock)
-        .with_context(|| format!("bind {}", sock.display()))?;
+    let sock = super::console::PrivateSocket::bind("learn")
+        .context("bind the learning supervisor's socket")?;
     let one = crate::sys::SingleThreaded::check()?;
-    let learner = Learner::start(&one, listener).context("start the learning supervisor")?;
-    opts.learn = Some(sock);
+    let learner = Learner::start(&one, &sock.listener).context("start the learning supervisor")?;
+    opts.learn = Some(sock.path());
     let ran = super::run::foreground(store, &opts, false, Some(Pid::from_raw(learner.pid())));
     let supervisor_died = learner.ended();
     let code = match ran {
@@ -161,26 +159,4 @@ fn write_result(
         }
     );
     Ok(())
-}
-
-/// A private directory (0700) for the observer's socket, removed on drop.
-struct SocketDir(PathBuf);
-
-impl SocketDir {
-    fn new() -> anyhow::Result<SocketDir> {
-        use std::os::unix::fs::DirBuilderExt;
-        // Not named after the id: a socket path must fit in 108 bytes.
-        let path = std::env::temp_dir().join(format!("contain-learn-{}", std::process::id()));
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&path)
-            .with_context(|| format!("create {}", path.display()))?;
-        Ok(SocketDir(path))
-    }
-}
-
-impl Drop for SocketDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

@@ -184,6 +184,13 @@ impl Observations {
         }
     }
 
+    /// Add a note, once.
+    pub fn note(&mut self, n: String) {
+        if !self.notes.contains(&n) {
+            self.notes.push(n);
+        }
+    }
+
     /// Add another run's observations.
     pub fn merge(&mut self, other: &Observations) {
         self.runs += other.runs;
@@ -199,9 +206,7 @@ impl Observations {
             }
         }
         for n in &other.notes {
-            if !self.notes.contains(n) {
-                self.notes.push(n.clone());
-            }
+            self.note(n.clone());
         }
     }
 
@@ -238,7 +243,7 @@ impl Observations {
     pub fn profile(&self, runtime_needed: bool) -> Profile {
         let mut arches: BTreeSet<String> = self.syscalls.keys().cloned().collect();
         arches.insert(Abi::X86_64.token().to_string());
-        // name -> (per-ABI counts, argument tuples or None for any, first seen by)
+        // name -> what every ABI saw of it
         let mut rules: BTreeMap<String, Entry> = BTreeMap::new();
         for (abi, calls) in &self.syscalls {
             for (name, seen) in calls {
@@ -258,18 +263,13 @@ impl Observations {
             .map(|n| n.to_string())
             .collect();
         if !fallback.is_empty() {
-            syscalls.push(Rule {
-                names: fallback,
-                action: ActionName::Errno,
-                errno_ret: Some(libc::ENOSYS as u32),
-                errno: None,
-                args: None,
-                includes: None,
-                excludes: None,
-                comment: Some(
-                    "not seen; ENOSYS rather than EPERM, so that libc falls back to the older syscall (clone3 to clone, io_uring to epoll) as the runs did".into(),
-                ),
-            });
+            syscalls.push(rule(
+                fallback,
+                ActionName::Errno,
+                Some(libc::ENOSYS as u32),
+                None,
+                "not seen; ENOSYS rather than EPERM, so that libc falls back to the older syscall (clone3 to clone, io_uring to epoll) as the runs did".into(),
+            ));
         }
         if runtime_needed {
             let extra: Vec<String> = self
@@ -282,18 +282,13 @@ impl Observations {
                 .into_iter()
                 .collect();
             if !extra.is_empty() {
-                syscalls.push(Rule {
-                    names: extra,
-                    action: ActionName::Allow,
-                    errno_ret: None,
-                    errno: None,
-                    args: None,
-                    includes: None,
-                    excludes: None,
-                    comment: Some(
-                        "not the workload's: contain's init makes these between installing the filters and execve, which comes first when process.noNewPrivileges is false".into(),
-                    ),
-                });
+                syscalls.push(rule(
+                    extra,
+                    ActionName::Allow,
+                    None,
+                    None,
+                    "not the workload's: contain's init makes these between installing the filters and execve, which comes first when process.noNewPrivileges is false".into(),
+                ));
             }
         }
         let mut comment = format!(
@@ -322,6 +317,7 @@ impl Observations {
     /// Notes on what a run did that a profile cannot express or that limits what was seen.
     pub fn note_namespaces(&mut self) {
         let mut flags = BTreeSet::new();
+        let mut called = BTreeSet::new();
         for calls in self.syscalls.values() {
             if let Some(seen) = calls.get("clone") {
                 for t in &seen.args {
@@ -330,23 +326,20 @@ impl Observations {
                     }
                 }
             }
-            for n in ["unshare", "setns"] {
-                if calls.contains_key(n) {
-                    let note = format!("the workload called {n}: it entered or made namespaces, and what it did in them was learnt as if in the container's own");
-                    if !self.notes.contains(&note) {
-                        self.notes.push(note);
-                    }
-                }
-            }
+            called.extend(
+                ["unshare", "setns"]
+                    .into_iter()
+                    .filter(|n| calls.contains_key(*n)),
+            );
+        }
+        for n in called {
+            self.note(format!("the workload called {n}: it entered or made namespaces, and what it did in them was learnt as if in the container's own"));
         }
         for f in flags {
-            let note = format!(
+            self.note(format!(
                 "the workload cloned into new namespaces ({})",
                 clone_flags(f)
-            );
-            if !self.notes.contains(&note) {
-                self.notes.push(note);
-            }
+            ));
         }
     }
 }
@@ -361,6 +354,26 @@ const NEW_NAMESPACES: u64 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWPID
     | libc::CLONE_NEWNET
     | libc::CLONE_NEWCGROUP) as u64;
+
+/// A rule of a learnt profile: `names` get `action` (with `errno_ret`), under `args`.
+fn rule(
+    names: Vec<String>,
+    action: ActionName,
+    errno_ret: Option<u32>,
+    args: Option<Vec<Arg>>,
+    comment: String,
+) -> Rule {
+    Rule {
+        names,
+        action,
+        errno_ret,
+        errno: None,
+        args,
+        includes: None,
+        excludes: None,
+        comment: Some(comment),
+    }
+}
 
 /// One syscall's rules, built from all ABIs.
 #[derive(Default)]
@@ -392,15 +405,14 @@ impl Entry {
             self.counts.join(", "),
             self.first_by
         );
-        let rule = |args: Option<Vec<Arg>>, comment: String| Rule {
-            names: vec![name.to_string()],
-            action: ActionName::Allow,
-            errno_ret: None,
-            errno: None,
-            args,
-            includes: None,
-            excludes: None,
-            comment: Some(comment),
+        let rule = |args, comment| {
+            rule(
+                vec![name.to_string()],
+                ActionName::Allow,
+                None,
+                args,
+                comment,
+            )
         };
         if indices.is_empty() || self.any_args || self.tuples.is_empty() {
             let why = if self.any_args && !indices.is_empty() {

@@ -33,14 +33,14 @@ pub struct Learner {
 impl Learner {
     /// Fork the supervisor, which serves `listener` (bound at the observer filter's
     /// listenerPath) until [`Learner::finish`].
-    pub fn start(one: &SingleThreaded, listener: UnixListener) -> io::Result<Learner> {
+    pub fn start(one: &SingleThreaded, listener: &UnixListener) -> io::Result<Learner> {
         let (done_r, done_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let (res_r, res_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         match sys::fork(one)? {
             sys::Forked::Child(_) => {
                 drop(done_w);
                 drop(res_r);
-                let code = match serve(&listener, &done_r, res_w) {
+                let code = match serve(listener, &done_r, res_w) {
                     Ok(()) => 0,
                     Err(e) => {
                         eprintln!("contain learn: supervisor: {e}");
@@ -160,7 +160,9 @@ fn serve(listener: &UnixListener, done: &OwnedFd, out: OwnedFd) -> io::Result<()
                         rec.obs.runs += 1;
                         watches.push(w);
                     }
-                    Err(e) => rec.note(format!("a listener could not be received: {e}")),
+                    Err(e) => rec
+                        .obs
+                        .note(format!("a listener could not be received: {e}")),
                 }
             }
         }
@@ -201,12 +203,6 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn note(&mut self, n: String) {
-        if !self.obs.notes.contains(&n) {
-            self.obs.notes.push(n);
-        }
-    }
-
     /// Take one notification from `w`, record it, let the syscall continue.
     fn answer(&mut self, w: &mut Watch) {
         let n = match sys::seccomp::notif_recv(w.listener.as_fd()) {
@@ -221,7 +217,7 @@ impl Recorder {
 
     fn record(&mut self, w: &mut Watch, n: &Notification) {
         let Some((abi, nr)) = abi_of(n.arch, n.nr) else {
-            self.note(format!(
+            self.obs.note(format!(
                 "a syscall of unknown architecture {:#x} was seen",
                 n.arch
             ));
@@ -232,7 +228,7 @@ impl Recorder {
             .entry((abi, nr))
             .or_insert_with(|| name_of(abi, nr));
         let Some(name) = name else {
-            self.note(format!(
+            self.obs.note(format!(
                 "syscall number {nr} ({}) has no name in contain's table and is not in the profile",
                 abi.token()
             ));
