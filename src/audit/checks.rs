@@ -16,7 +16,21 @@ pub(super) fn user_namespace(f: &mut Findings, a: &Audited) -> String {
     let ns = |t| a.ns(t);
     const CLIENT_USERNS: &str = "the client's (config.json's, its mappings honoured as given)";
     let userns_text = match applied.map(|a| &a.userns) {
-        Some(policy::UserNs::Added(_)) => "added by the policy (a range of the pool)".to_string(),
+        Some(policy::UserNs::Added(_)) => {
+            let first: Vec<&str> = applied
+                .iter()
+                .flat_map(|a| &a.joined_first)
+                .map(|t| policy::ns_name(*t))
+                .collect();
+            if first.is_empty() {
+                "added by the policy (a range of the pool)".to_string()
+            } else {
+                format!(
+                    "added by the policy (a range of the pool; the host's {} namespace(s) joined first: container root holds no capability there)",
+                    first.join(", ")
+                )
+            }
+        }
         Some(policy::UserNs::Pod(p)) => format!("the pod's, joined from container {:?}", p.sandbox),
         Some(policy::UserNs::None(why)) => format!("none ({why})"),
         Some(policy::UserNs::Config) => CLIENT_USERNS.to_string(),

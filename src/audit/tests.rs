@@ -19,6 +19,7 @@ fn host() -> Host {
             controllers: vec!["pids".into(), "memory".into()],
             allowed_annotations: Vec::new(),
             pod: None,
+            host_joins: Vec::new(),
         },
         landlock_abi: 7,
         microvm: Err("no /dev/kvm (the audit tests' host)".into()),

@@ -151,7 +151,7 @@ fn audit_config(
         std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     let (spec, extra) = crate::oci::parse_and_validate(path, &data)?;
     let rootfs = dir.and_then(|b| Some(crate::oci::rootfs_path(b, spec.root().as_ref()?)));
-    let (pol, chosen, facts) = policy::choose(
+    let (pol, chosen, mut facts) = policy::choose(
         policy_flag,
         &spec,
         match &rootfs {
@@ -160,6 +160,9 @@ fn audit_config(
             None => Ok(()),
         },
     )?;
+    // The host's namespaces the config joins, as create finds them (where the paths exist
+    // here: a config audited on another host joins nothing of this one).
+    facts.host_joins = crate::container::host_joins(&spec).unwrap_or_default();
     let host = audit::Host {
         facts,
         landlock_abi: crate::landlock::kernel_abi(),

@@ -321,7 +321,17 @@ fn user_namespace(
     id: &str,
     spec: &mut oci_spec::runtime::Spec,
     userns: &policy::UserNs,
+    joined_first: &[LinuxNamespaceType],
 ) -> Result<String, ContainerError> {
+    let host: Vec<&str> = joined_first.iter().map(|t| policy::ns_name(*t)).collect();
+    let host = if host.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (the host's {} namespace(s) joined first: container root holds no capability there)",
+            host.join(", ")
+        )
+    };
     let (r, how) = match userns {
         policy::UserNs::None(why) => {
             return Ok(format!("none: container root is host root ({why})"))
@@ -344,15 +354,6 @@ fn user_namespace(
         policy::UserNs::Pod(pod) => {
             ns::idmap::reserve_shared(store.root(), id, &pod.sandbox, pod.range)
                 .map_err(ContainerError::Preflight)?;
-            let host: Vec<&str> = pod.host_owned.iter().map(|t| policy::ns_name(*t)).collect();
-            let host = if host.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " (the host's {} namespace(s) joined first: container root holds no capability there)",
-                    host.join(", ")
-                )
-            };
             (
                 pod.range,
                 format!(
@@ -365,7 +366,7 @@ fn user_namespace(
             let pool = ns::idmap::pool(p.subid_user.as_deref(), p.start, p.size, p.range_size);
             let r =
                 ns::idmap::reserve(store.root(), id, &pool).map_err(ContainerError::Preflight)?;
-            (r, "added by the policy".to_string())
+            (r, format!("added by the policy{host}"))
         }
     };
     let map = |host: u32| -> Result<Vec<oci_spec::runtime::LinuxIdMapping>, ContainerError> {
@@ -476,6 +477,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
         ns::idmap::idmappable(&bundle.rootfs),
     )?;
     facts.pod = super::pod::find(store, &bundle.spec)?;
+    facts.host_joins = super::pod::host_joins(&bundle.spec)?;
     let applied = policy::apply(&policy, &bundle.spec, &facts)?;
     for w in &applied.warnings {
         crate::log::warn(w);
@@ -511,7 +513,13 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
     });
     undo.dir = Some(dir);
     recorded?;
-    let userns_text = user_namespace(store, &opts.id, &mut bundle.spec, &applied.userns)?;
+    let userns_text = user_namespace(
+        store,
+        &opts.id,
+        &mut bundle.spec,
+        &applied.userns,
+        &applied.joined_first,
+    )?;
     let spec = &bundle.spec;
     let linux = spec.linux().as_ref();
     nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o600))
@@ -721,9 +729,8 @@ fn init_args<'a>(
             _ => None,
         },
         join_first: match &applied.userns {
-            policy::UserNs::Pod(p) => p.host_owned.clone(),
             policy::UserNs::Config => super::pod::joined_before_userns(spec)?,
-            _ => Vec::new(),
+            _ => applied.joined_first.clone(),
         },
         mount_userns,
         idmap_binds: applied.idmap_binds,

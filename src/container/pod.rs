@@ -61,6 +61,46 @@ pub fn find(store: &Store, spec: &Spec) -> Result<Option<Pod>, ContainerError> {
     Ok(sandbox_of(store, userns).map(|p| Pod { host_owned, ..p }))
 }
 
+/// The namespaces config.json joins by path that are the host's and that a container in a
+/// user namespace the policy adds can still join, first, as host root (container root then
+/// holds no capability in them): hostNetwork, hostIPC, hostPID and UTS of a pod with no
+/// namespace of its own to find it by, `--ipc container:` of a container without one. Not a
+/// mount namespace (the rootfs is set up in it, from inside), and a pid namespace only when it
+/// is the runtime's own (the container's /proc is the runtime's instance). Empty when
+/// config.json has a user namespace of its own.
+pub fn host_joins(spec: &Spec) -> Result<Vec<LinuxNamespaceType>, ContainerError> {
+    let namespaces = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    if namespaces
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::User)
+    {
+        return Ok(Vec::new());
+    }
+    let own = std::fs::File::open("/proc/self/ns/user")
+        .and_then(|f| nsfs::id(f.as_fd()))
+        .map_err(|e| ContainerError::Preflight(format!("/proc/self/ns/user: {e}")))?;
+    let mut host = Vec::new();
+    for n in &namespaces {
+        let (t, Some(path)) = (n.typ(), n.path()) else {
+            continue;
+        };
+        let host_owned = owner_of(t, path)?.is_none_or(|o| o == own);
+        let joinable = match t {
+            LinuxNamespaceType::Mount => false,
+            LinuxNamespaceType::Pid => crate::ns::is_own(t, path),
+            _ => true,
+        };
+        if host_owned && joinable {
+            host.push(t);
+        }
+    }
+    Ok(host)
+}
+
 /// The identity of the user namespace owning the namespace at `path` (None: outside ours,
 /// the host's), after checking that `path` is a namespace of type `t`.
 fn owner_of(t: LinuxNamespaceType, path: &Path) -> Result<Option<(u64, u64)>, ContainerError> {

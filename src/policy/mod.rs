@@ -476,6 +476,9 @@ pub struct Applied {
     pub idmap_binds: bool,
     /// What the policy did to the binds, for `state`.
     pub binds: String,
+    /// The host's namespaces config.json joins by path that are joined before the user
+    /// namespace the policy adds or the pod's (as host root, from outside it).
+    pub joined_first: Vec<LinuxNamespaceType>,
 }
 
 const SHAREABLE: [LinuxNamespaceType; 6] = [
@@ -521,6 +524,9 @@ pub struct Facts {
     /// The pod whose user namespace owns the namespaces config.json joins, if any (found by
     /// `create`; the audit does not look).
     pub pod: Option<Pod>,
+    /// The namespaces config.json joins by path that are the host's and can be joined before
+    /// an added user namespace (found by `create`; the audit does not look).
+    pub host_joins: Vec<LinuxNamespaceType>,
 }
 
 impl Facts {
@@ -531,6 +537,7 @@ impl Facts {
             rootfs_idmap,
             allowed_annotations: operator.allow_annotations.clone(),
             pod: None,
+            host_joins: Vec::new(),
             controllers: crate::cgroups::hierarchies()
                 .unwrap_or_default()
                 .into_iter()
@@ -712,11 +719,16 @@ fn user_namespace(
         .annotations()
         .as_ref()
         .and_then(|a| a.get(USERNS_ANNOTATION).cloned());
-    // A network namespace joined by path is joined before the user namespace is made (as
-    // root, the init can); any other joined namespace could not be entered from it.
+    // A network namespace joined by path, and another of the host's that can be (see
+    // `Facts::host_joins`), is joined before the user namespace is made (as root, the init
+    // can); any other joined namespace could not be entered from it.
     let joins = namespaces
         .iter()
-        .filter(|n| n.path().is_some() && n.typ() != LinuxNamespaceType::Network)
+        .filter(|n| {
+            n.path().is_some()
+                && n.typ() != LinuxNamespaceType::Network
+                && !facts.host_joins.contains(&n.typ())
+        })
         .map(|n| ns_name(n.typ()))
         .collect::<Vec<_>>();
     let joined_net = namespaces
@@ -805,6 +817,19 @@ fn user_namespace(
             }
             UserNs::Pod(pod.clone())
         } else {
+            let host: Vec<&str> = facts
+                .host_joins
+                .iter()
+                .filter(|t| **t != LinuxNamespaceType::Network)
+                .map(|t| ns_name(*t))
+                .collect();
+            if !host.is_empty() {
+                v.warnings.push(format!(
+                    "policy {}: the host's {} namespace(s) joined by path are joined before the added user namespace is made: container root holds no capability in them",
+                    policy.name,
+                    host.join(", ")
+                ));
+            }
             if let Some(p) = &joined_net {
                 v.warnings.push(format!(
                 "policy {}: the network namespace {} is joined before the added user namespace is made, so it stays the host's: container root holds no capability in it (no raw sockets); ports below 1024 and ICMP echo sockets are opened to every user in it, as Docker does",
@@ -899,6 +924,11 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
             _ => "not idmapped",
         }
     );
+    let joined_first = match &userns {
+        UserNs::Added(_) => facts.host_joins.clone(),
+        UserNs::Pod(p) => p.host_owned.clone(),
+        UserNs::Config | UserNs::None(_) => Vec::new(),
+    };
     Ok(Applied {
         policy: policy.name.clone(),
         spec,
@@ -912,6 +942,7 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
         lock_mounts: policy.lock_mounts,
         idmap_binds,
         binds,
+        joined_first,
     })
 }
 

@@ -22,6 +22,7 @@ fn root() -> Facts {
         controllers: vec!["pids".into(), "memory".into()],
         allowed_annotations: Vec::new(),
         pod: None,
+        host_joins: Vec::new(),
     }
 }
 
@@ -33,6 +34,7 @@ fn no_userns_where_it_cannot_be_added() {
         controllers: Vec::new(),
         allowed_annotations: Vec::new(),
         pod: None,
+        host_joins: Vec::new(),
     };
     let a = apply(
         &Policy::builtin("default").unwrap(),
@@ -74,7 +76,24 @@ fn no_userns_where_it_cannot_be_added() {
     )
     .unwrap();
     assert!(matches!(a.userns, UserNs::None(ref r) if r.contains("ipc")));
-    // ... unless it belongs to a pod (the user namespace contain added to its sandbox): then
+    // ... unless it is the host's and can be joined first (create finds which: hostIPC)...
+    let host_ipc = Facts {
+        host_joins: vec![LinuxNamespaceType::Ipc],
+        ..root()
+    };
+    let a = apply(
+        &Policy::builtin("default").unwrap(),
+        &spec(v.clone()),
+        &host_ipc,
+    )
+    .unwrap();
+    assert!(matches!(a.userns, UserNs::Added(_)), "{:?}", a.userns);
+    assert_eq!(a.joined_first, vec![LinuxNamespaceType::Ipc]);
+    assert!(a
+        .warnings
+        .iter()
+        .any(|w| w.contains("host's ipc namespace")));
+    // ... or unless it belongs to a pod (the user namespace contain added to its sandbox): then
     // that user namespace is joined, by path.
     let pod = Pod {
         sandbox: "sb".into(),
@@ -260,6 +279,7 @@ fn default_adds_a_user_namespace_and_refuses_nothing() {
             controllers: vec!["pids".into()],
             allowed_annotations: Vec::new(),
             pod: None,
+            host_joins: Vec::new(),
         },
     )
     .unwrap();

@@ -225,6 +225,7 @@ fn stage1_inner(
     for (t, p) in joined_first(args) {
         ns::join(t, p)?;
     }
+    host_ipc_mqueue(args, &mut prepared)?;
     if let Some(p) = &args.ns.join_user {
         ns::join(LinuxNamespaceType::User, p)?;
         if args.pod_userns.is_some() || rootfs::options::any_idmap(spec(args)) {
@@ -370,6 +371,41 @@ fn join_network_first(
         prepared.push((i as i64, fs));
     }
     Ok(true)
+}
+
+/// A container in a user namespace whose IPC namespace is the host's (joined first, or no
+/// `ipc` entry: hostIPC pods, `--ipc=host`) cannot mount mqueue itself, and the host need not
+/// have an instance at /dev/mqueue to bind (only systemd mounts one). As host root, in that
+/// IPC namespace, make config.json's mqueue mount here, detached, for the init to attach: the
+/// instance the container would have mounted without a user namespace.
+fn host_ipc_mqueue(args: &InitArgs<'_>, prepared: &mut Prepared) -> Result<(), String> {
+    let ipc = LinuxNamespaceType::Ipc;
+    let in_userns = args.ns.new_user || args.ns.join_user.is_some();
+    let host_ipc = args.join_first.contains(&ipc)
+        || (!args.ns.unshare.contains(CloneFlags::CLONE_NEWIPC)
+            && !args.ns.join.iter().any(|(t, _)| *t == ipc));
+    if !in_userns || !host_ipc || !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    let Some((i, m)) = spec(args)
+        .mounts()
+        .iter()
+        .flatten()
+        .enumerate()
+        .find(|(_, m)| m.typ().as_deref() == Some("mqueue"))
+    else {
+        return Ok(());
+    };
+    let opts = rootfs::options::parse(m.options().as_deref().unwrap_or_default())
+        .map_err(|e| format!("mount {}: {e}", m.destination().display()))?;
+    let fs = crate::sys::mount::new_fs(
+        "mqueue",
+        &opts.data,
+        crate::sys::mount::attrs_from_flags(opts.flags),
+    )
+    .map_err(|e| format!("make the host IPC namespace's mqueue: {e}"))?;
+    prepared.push((i as i64, fs));
+    Ok(())
 }
 
 /// The host's namespaces (but the network one) a pod's container joins before the pod's user

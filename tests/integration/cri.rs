@@ -177,8 +177,16 @@ impl Cri {
         &self,
         name: &str,
         handler: &str,
-        network: NamespaceMode,
+        // hostNetwork, hostPID and hostIPC.
+        host: bool,
     ) -> Result<(String, PodSandboxConfig), String> {
+        let node = |otherwise: NamespaceMode| {
+            if host {
+                NamespaceMode::Node as i32
+            } else {
+                otherwise as i32
+            }
+        };
         let logs = self.ctd.dir.path().join("logs").join(name);
         std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
         let config = PodSandboxConfig {
@@ -189,11 +197,7 @@ impl Cri {
                 attempt: 0,
             }),
             // The kubelet names no hostname for a hostNetwork pod (it keeps the host's).
-            hostname: if network == NamespaceMode::Node {
-                String::new()
-            } else {
-                name.into()
-            },
+            hostname: if host { String::new() } else { name.into() },
             log_directory: logs.to_string_lossy().into(),
             linux: Some(LinuxPodSandboxConfig {
                 // The systemd driver's parent is a slice (containerd then sends
@@ -205,9 +209,9 @@ impl Cri {
                 },
                 security_context: Some(LinuxSandboxSecurityContext {
                     namespace_options: Some(NamespaceOption {
-                        network: network as i32,
-                        pid: NamespaceMode::Container as i32,
-                        ipc: NamespaceMode::Pod as i32,
+                        network: node(NamespaceMode::Pod),
+                        pid: node(NamespaceMode::Container),
+                        ipc: node(NamespaceMode::Pod),
                         ..Default::default()
                     }),
                     ..Default::default()
@@ -413,7 +417,7 @@ fn pods() -> R {
     let netns_before = netns_pins();
 
     // One pod, two containers: a server and a client.
-    let pod1 = cri.run_pod("pod1", "contain", NamespaceMode::Pod)?;
+    let pod1 = cri.run_pod("pod1", "contain", false)?;
     let server = cri.run_container(
         &pod1,
         "server",
@@ -525,7 +529,7 @@ fn pods() -> R {
         .map_err(status)?;
 
     // A second pod: a range of its own.
-    let pod2 = cri.run_pod("pod2", "contain", NamespaceMode::Pod)?;
+    let pod2 = cri.run_pod("pod2", "contain", false)?;
     let other = cri.run_container(&pod2, "other", &["sleep", "2147483647"])?;
     let o = cri.look(&other)?;
     let host2 = o[0].split(' ').nth(1).unwrap_or("0").to_string();
@@ -534,8 +538,10 @@ fn pods() -> R {
         "the second pod shares the first's range or namespaces: {s:?} {o:?}"
     );
 
-    // hostNetwork: the host's network namespace, still a user namespace of the pod's own.
-    let pod3 = cri.run_pod("pod3", "contain", NamespaceMode::Node)?;
+    // hostNetwork, hostPID, hostIPC: the host's namespaces, still a user namespace. The pod
+    // has no namespace of its own to be found by, so each container gets one (and a range)
+    // of its own, the host's namespaces joined first.
+    let pod3 = cri.run_pod("pod3", "contain", true)?;
     let hn = cri.run_container(&pod3, "hn", &["sleep", "2147483647"])?;
     let h = cri.look(&hn)?;
     let host_net = std::fs::read_link("/proc/self/ns/net")?;
@@ -544,14 +550,44 @@ fn pods() -> R {
         .unwrap_or("")
         .to_string();
     ensure!(
-        how.contains("the host's uts, network namespace(s) joined first"),
-        "a hostNetwork pod's container does not say it shares the host's UTS namespace: {how:?}"
+        how.starts_with(
+            "added by the policy (the host's pid, ipc, uts, network namespace(s) joined first"
+        ),
+        "a host-namespaces pod's container does not say it shares the host's namespaces: {how:?}"
     );
     ensure!(
         h[4] == host_net.to_string_lossy() && h[0].starts_with("0 ") && !h[0].starts_with("0 0 "),
         "a hostNetwork pod: {h:?} (host {host_net:?}); contain's state of its sandbox: {} and of the container: {}",
         state(&pod3.0)?["annotations"],
         state(&hn)?["annotations"]
+    );
+    let sb = state(&pod3.0)?["annotations"]["io.contain.userns"].clone();
+    ensure!(
+        sb.as_str()
+            .is_some_and(|s| s.starts_with("added by the policy")),
+        "a host-namespaces pod's sandbox has no user namespace: {sb}"
+    );
+    let host_pid = std::fs::read_link("/proc/self/ns/pid")?;
+    let host_ipc = std::fs::read_link("/proc/self/ns/ipc")?;
+    let (code, out, err) = cri.exec(
+        &hn,
+        &[
+            "sh",
+            "-c",
+            "readlink /proc/self/ns/pid; grep -c ' /dev/mqueue .* - mqueue ' /proc/self/mountinfo; \
+             ps | grep -c [c]ontainerd-shim",
+        ],
+    )?;
+    let seen: Vec<&str> = out.lines().collect();
+    ensure!(
+        code == 0
+            && h[2] == host_ipc.to_string_lossy()
+            && seen.first() == Some(&&*host_pid.to_string_lossy())
+            && seen.get(1) == Some(&"1")
+            && seen.get(2).is_some_and(|n| *n != "0"),
+        "a hostPID/hostIPC pod does not share the host's pid and IPC namespaces with an mqueue of \
+         its own (ipc {}, host {host_ipc:?}; host pid {host_pid:?}): {code} {out:?} {err}",
+        h[2]
     );
 
     // Stop and remove: nothing of any pod is left.
@@ -608,7 +644,7 @@ fn pod_start_latency() -> R {
     for i in 0..n {
         for (k, handler) in ["contain", "runc"].into_iter().enumerate() {
             let t = Instant::now();
-            let pod = cri.run_pod(&format!("{handler}{i}"), handler, NamespaceMode::Pod)?;
+            let pod = cri.run_pod(&format!("{handler}{i}"), handler, false)?;
             cri.run_container(&pod, "c", &["sleep", "2147483647"])?;
             times[k].push(t.elapsed());
             cri.remove_pod(&pod.0)?;
@@ -647,7 +683,7 @@ fn unhonoured_handler_option() -> R {
         Err(e) => return skip(e),
     };
     let netns_before = netns_pins();
-    let err = match cri.run_pod("sysd", "contain-systemd", NamespaceMode::Pod) {
+    let err = match cri.run_pod("sysd", "contain-systemd", false) {
         Ok((id, _)) => {
             return Err(format!(
                 "RunPodSandbox with SystemdCgroup on a host without systemd succeeded: {id}"
@@ -684,7 +720,7 @@ fn unhonoured_handler_option() -> R {
     ensure!(inside.is_empty(), "processes left in the pod: {inside:?}");
 
     // The daemon and the plain handler are unharmed.
-    let pod = cri.run_pod("after", "contain", NamespaceMode::Pod)?;
+    let pod = cri.run_pod("after", "contain", false)?;
     let c = cri.run_container(&pod, "c", &["sleep", "60"])?;
     let (code, out, _) = cri.exec(&c, &["id", "-u"])?;
     ensure!(

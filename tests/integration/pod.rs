@@ -22,6 +22,10 @@ pub const TESTS: &[(&str, crate::TestFn)] = &[
         "pod::client_mappings_are_honoured_as_given",
         client_mappings,
     ),
+    (
+        "pod::host_namespaces_joined_keep_the_user_namespace",
+        host_namespaces,
+    ),
 ];
 
 /// A network namespace pinned on a file, as CNI makes a pod's; unmounted when dropped.
@@ -332,6 +336,103 @@ fn client_mappings() -> R {
         "the app's state does not say it joined: {how}"
     );
     for (id, b) in [("capp", &app), ("csb", &sb)] {
+        ok(&rt.exec(&["delete", "--force", id]), "delete")?;
+        rt.assert_clean(b, id)?;
+    }
+    pass()
+}
+
+/// What a hostPID + hostIPC pod's containers send (containerd 1.6 makes them join the
+/// sandbox's pid, IPC and UTS namespaces by path, which are the host's), and a container with
+/// no `ipc` entry (`--ipc=host`): under `default` they still get a user namespace of their
+/// own, the host's namespaces joined first. From inside: the namespaces are the host's, host
+/// processes are seen but cannot be signalled, the hostname cannot be set, and /dev/mqueue is
+/// the host IPC namespace's mqueue (this host has none mounted to bind).
+fn host_namespaces() -> R {
+    let rt = Runtime::new();
+    let me = std::process::id();
+    let host =
+        |n: &str| std::fs::read_link(format!("/proc/self/ns/{n}")).map(|p| p.display().to_string());
+    let (pid, ipc, uts) = (host("pid")?, host("ipc")?, host("uts")?);
+    let mut joins = Bundle::new();
+    joins.set(|c| {
+        let list = c["linux"]["namespaces"].as_array_mut().unwrap();
+        list.retain(|n| !["pid", "ipc", "uts"].contains(&n["type"].as_str().unwrap()));
+        for n in ["pid", "ipc", "uts"] {
+            list.push(json!({"type": n, "path": format!("/proc/{me}/ns/{n}")}));
+        }
+        c.as_object_mut().unwrap().remove("hostname");
+        c["process"]["args"] = json!(["sleep", "60"]);
+    });
+    let mut no_ipc = Bundle::new();
+    no_ipc.set(|c| {
+        let list = c["linux"]["namespaces"].as_array_mut().unwrap();
+        list.retain(|n| n["type"] != "ipc");
+        c["process"]["args"] = json!(["sleep", "60"]);
+    });
+    // Setting the hostname to its own value changes nothing, should the attack succeed.
+    let probe = format!(
+        "head -1 /proc/self/uid_map | tr -s ' ' | sed 's/^ //'; \
+         for n in pid ipc uts; do readlink /proc/self/ns/$n; done; \
+         grep -c ' /dev/mqueue mqueue ' /proc/self/mounts; \
+         test -d /proc/{me} && echo sees-host; \
+         kill -0 {me} 2>/dev/null && echo signalled-host; \
+         hostname \"$(hostname)\" 2>/dev/null && echo set-hostname; true"
+    );
+    // The audit says what create will do.
+    let o = std::process::Command::new(CONTAIN)
+        .args(["audit", "--bundle"])
+        .arg(joins.path())
+        .out();
+    ensure!(
+        o.stdout
+            .contains("the host's pid, ipc, uts namespace(s) joined first"),
+        "the audit does not say the host's namespaces are joined first: {} {}",
+        o.stdout,
+        o.stderr
+    );
+    for (id, b) in [("hostns", &joins), ("noipc", &no_ipc)] {
+        ok(&rt.run_detached("default", b, id), &format!("run {id}"))?;
+        let o = rt.exec(&["exec", id, "sh", "-c", &probe]);
+        ok(&o, &format!("exec in {id}"))?;
+        let l: Vec<&str> = o.stdout.lines().collect();
+        ensure!(
+            l.first()
+                .is_some_and(|m| m.starts_with("0 ") && !m.starts_with("0 0 ")),
+            "{id}: container root is not mapped: {l:?}"
+        );
+        ensure!(
+            l.get(2) == Some(&ipc.as_str()),
+            "{id}: not the host's IPC namespace: {l:?}"
+        );
+        ensure!(
+            l.get(4) == Some(&"1"),
+            "{id}: /dev/mqueue is not one mqueue: {l:?}"
+        );
+        ensure!(
+            !l.contains(&"signalled-host") && !l.contains(&"set-hostname"),
+            "{id}: container root holds a capability over the host: {l:?}"
+        );
+        if id == "hostns" {
+            ensure!(
+                l.get(1) == Some(&pid.as_str()) && l.get(3) == Some(&uts.as_str()),
+                "{id}: not the host's pid and UTS namespaces: {l:?}"
+            );
+            ensure!(
+                l.contains(&"sees-host"),
+                "{id}: host processes not seen: {l:?}"
+            );
+            let st = rt.state(id).ok_or("no state")?;
+            let how = st["annotations"]["io.contain.userns"]
+                .as_str()
+                .unwrap_or("");
+            ensure!(
+                how.starts_with(
+                    "added by the policy (the host's pid, ipc, uts namespace(s) joined first"
+                ),
+                "{id}: io.contain.userns: {how:?}"
+            );
+        }
         ok(&rt.exec(&["delete", "--force", id]), "delete")?;
         rt.assert_clean(b, id)?;
     }
