@@ -55,6 +55,9 @@ pub struct Comparison {
     pub learnt: String,
     pub allowed: Vec<&'static str>,
     pub against: Vec<Against>,
+    /// The TCP ports the learnt policy's Landlock rules allow (None: any; neither contain's
+    /// default nor a seccomp profile restricts ports).
+    pub tcp: Option<crate::policy::Network>,
 }
 
 fn resolved(p: Profile) -> Result<Profile, String> {
@@ -69,7 +72,7 @@ fn resolved(p: Profile) -> Result<Profile, String> {
 
 /// Compare the learnt profile in `dir` with contain's default and with `others`.
 pub fn compare(dir: &Path, others: &[&Path]) -> Result<Comparison, String> {
-    let path = dir.join("seccomp.json");
+    let path = dir.join(crate::learn::SECCOMP);
     let learnt = seccomp::load_profile(&path).map_err(|e| e.to_string())?;
     let learnt = allowed(&resolved(learnt)?)?;
     let mut against = Vec::new();
@@ -88,10 +91,16 @@ pub fn compare(dir: &Path, others: &[&Path]) -> Result<Comparison, String> {
         let p = seccomp::load_profile(o).map_err(|e| e.to_string())?;
         add(o.display().to_string(), p)?;
     }
+    let policy = dir.join(crate::learn::POLICY);
+    let tcp = crate::policy::Policy::load(&policy.to_string_lossy())
+        .map_err(|e| e.to_string())?
+        .landlock
+        .network;
     Ok(Comparison {
         learnt: path.display().to_string(),
         allowed: learnt.into_iter().collect(),
         against,
+        tcp,
     })
 }
 
@@ -114,6 +123,21 @@ pub fn render(c: &Comparison) -> String {
             list(&a.only_other)
         ));
     }
+    let ports = |v: &[u16]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.iter().map(u16::to_string).collect::<Vec<_>>().join(" ")
+        }
+    };
+    s.push_str(&match &c.tcp {
+        Some(n) => format!(
+            "\nTCP (Landlock): the learnt policy allows bind to {}, connect to {}; contain's default and a seccomp profile allow any port\n",
+            ports(&n.bind_tcp),
+            ports(&n.connect_tcp)
+        ),
+        None => "\nTCP (Landlock): any port, as under contain's default\n".to_string(),
+    });
     s
 }
 

@@ -9,10 +9,7 @@ use nix::unistd::Pid;
 use crate::container::Store;
 use crate::learn::{supervisor::Learner, Observations};
 
-/// The files `learn` writes in its output directory.
-pub const OBSERVATIONS: &str = "observations.json";
-pub const SECCOMP: &str = "seccomp.json";
-pub const POLICY: &str = "policy.json";
+use crate::learn::{OBSERVATIONS, POLICY, SECCOMP};
 
 #[derive(Debug, clap::Args)]
 pub struct LearnArgs {
@@ -134,6 +131,46 @@ fn write_result(
         );
         policy.name = "learnt".into();
     }
+    // TCP: only the ports the runs used, within what the base policy allowed.
+    let network = all.network(base.landlock.network.as_ref());
+    let mut tcp = Vec::new();
+    for (what, ports, seen) in [
+        ("bind", &network.bind_tcp, &all.tcp.bind),
+        ("connect", &network.connect_tcp, &all.tcp.connect),
+    ] {
+        let list: Vec<String> = ports
+            .iter()
+            .map(|p| {
+                format!(
+                    "{p} (first by {:?})",
+                    seen.get(p).map_or("", |s| s.as_str())
+                )
+            })
+            .collect();
+        tcp.push(format!(
+            "{what} {}",
+            if list.is_empty() {
+                "none".to_string()
+            } else {
+                list.join(", ")
+            }
+        ));
+    }
+    policy.landlock.network = Some(network);
+    policy.description = format!(
+        "{} Landlock TCP rules learnt: {}.{}",
+        policy
+            .description
+            .split(" Landlock TCP rules learnt:")
+            .next()
+            .unwrap_or_default(),
+        tcp.join("; "),
+        if policy.landlock.enabled {
+            ""
+        } else {
+            " The base policy derives no Landlock ruleset, so they are not enforced: learn under a policy with landlock.enabled."
+        }
+    );
     let ours = PathBuf::from(SECCOMP);
     if !policy.seccomp_profiles.contains(&ours) {
         policy.seccomp_profiles.push(ours);

@@ -19,6 +19,11 @@ use serde::{Deserialize, Serialize};
 use crate::seccomp::compile::{Abi, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, X32_BIT};
 use crate::seccomp::profile::{ActionName, Arg, Op, Profile, Rule};
 
+/// The files `learn` writes in its output directory.
+pub const OBSERVATIONS: &str = "observations.json";
+pub const SECCOMP: &str = "seccomp.json";
+pub const POLICY: &str = "policy.json";
+
 /// Distinct argument tuples kept per syscall; past it the syscall is allowed without
 /// argument rules, and the result says so.
 pub const MAX_ARG_TUPLES: usize = 32;
@@ -144,31 +149,76 @@ pub struct Observations {
     /// when process.noNewPrivileges is false (the filters then come before the credentials
     /// are set, as under runc).
     pub runtime: ByAbi,
+    /// TCP ports bound and connected to (IPv4 and IPv6).
+    #[serde(default, skip_serializing_if = "Tcp::is_empty")]
+    pub tcp: Tcp,
     /// What the learnt result cannot vouch for (exits, kills, namespaces entered).
     #[serde(default)]
     pub notes: Vec<String>,
 }
 
+/// The TCP ports the workload bound and connected to, each with the command that first did:
+/// the learnt policy's Landlock network rules.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tcp {
+    #[serde(default)]
+    pub bind: BTreeMap<u16, String>,
+    #[serde(default)]
+    pub connect: BTreeMap<u16, String>,
+}
+
+impl Tcp {
+    pub fn is_empty(&self) -> bool {
+        self.bind.is_empty() && self.connect.is_empty()
+    }
+
+    /// Record a use of `port` by `syscall` ("bind" or "connect"), first by `comm`.
+    pub fn add(&mut self, syscall: &str, port: u16, comm: impl FnOnce() -> String) {
+        let map = if syscall == "bind" {
+            &mut self.bind
+        } else {
+            &mut self.connect
+        };
+        map.entry(port).or_insert_with(comm);
+    }
+
+    fn merge(&mut self, other: &Tcp) {
+        for (mine, theirs) in [
+            (&mut self.bind, &other.bind),
+            (&mut self.connect, &other.connect),
+        ] {
+            for (port, by) in theirs {
+                mine.entry(*port).or_insert_with(|| by.clone());
+            }
+        }
+    }
+}
+
 /// A difference between a run and what was learnt before.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct New {
-    pub abi: String,
-    pub name: String,
-    /// None: the syscall itself is new; Some: a new argument tuple of a known syscall.
-    pub args: Option<Vec<u64>>,
+pub enum New {
+    Syscall {
+        abi: String,
+        name: String,
+        /// None: the syscall itself is new; Some: a new argument tuple of a known syscall.
+        args: Option<Vec<u64>>,
+    },
+    /// A TCP port `bind` or `connect` used.
+    Tcp { syscall: &'static str, port: u16 },
 }
 
 impl std::fmt::Display for New {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let abi = self.abi.trim_start_matches("SCMP_ARCH_");
-        match &self.args {
-            None => write!(f, "syscall {} ({abi})", self.name),
-            Some(a) => write!(
-                f,
-                "{} ({abi}) with {}",
-                self.name,
-                describe_args(&self.name, a)
-            ),
+        match self {
+            New::Syscall { abi, name, args } => {
+                let abi = abi.trim_start_matches("SCMP_ARCH_");
+                match args {
+                    None => write!(f, "syscall {name} ({abi})"),
+                    Some(a) => write!(f, "{name} ({abi}) with {}", describe_args(name, a)),
+                }
+            }
+            New::Tcp { syscall, port } => write!(f, "TCP {syscall} on port {port}"),
         }
     }
 }
@@ -205,6 +255,7 @@ impl Observations {
                 }
             }
         }
+        self.tcp.merge(&other.tcp);
         for n in &other.notes {
             self.note(n.clone());
         }
@@ -217,14 +268,14 @@ impl Observations {
             for (name, seen) in calls {
                 let known = self.syscalls.get(abi).and_then(|c| c.get(name));
                 match known {
-                    None => out.push(New {
+                    None => out.push(New::Syscall {
                         abi: abi.clone(),
                         name: name.clone(),
                         args: None,
                     }),
                     Some(k) if !k.args_overflow => {
                         for t in seen.args.iter().filter(|t| !k.args.contains(*t)) {
-                            out.push(New {
+                            out.push(New::Syscall {
                                 abi: abi.clone(),
                                 name: name.clone(),
                                 args: Some(t.clone()),
@@ -235,7 +286,33 @@ impl Observations {
                 }
             }
         }
+        for (syscall, mine, theirs) in [
+            ("bind", &self.tcp.bind, &run.tcp.bind),
+            ("connect", &self.tcp.connect, &run.tcp.connect),
+        ] {
+            out.extend(
+                theirs
+                    .keys()
+                    .filter(|p| !mine.contains_key(p))
+                    .map(|&port| New::Tcp { syscall, port }),
+            );
+        }
         out
+    }
+
+    /// The learnt TCP ports as a policy's Landlock network rules, never more than `base`
+    /// allowed (None: the base policy did not restrict TCP).
+    pub fn network(&self, base: Option<&crate::policy::Network>) -> crate::policy::Network {
+        let keep = |seen: &BTreeMap<u16, String>, allowed: Option<&Vec<u16>>| {
+            seen.keys()
+                .filter(|p| allowed.is_none_or(|a| a.contains(p)))
+                .copied()
+                .collect()
+        };
+        crate::policy::Network {
+            bind_tcp: keep(&self.tcp.bind, base.map(|n| &n.bind_tcp)),
+            connect_tcp: keep(&self.tcp.connect, base.map(|n| &n.connect_tcp)),
+        }
     }
 
     /// The learnt profile: the workload's syscalls allowed (with their argument tuples where

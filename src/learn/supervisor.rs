@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::{Duration, Instant};
 
@@ -248,19 +248,53 @@ impl Recorder {
             .entry(name.to_string())
             .or_default();
         if seen.count == 0 {
-            seen.first_by = std::fs::read_to_string(format!("/proc/{}/comm", n.pid))
-                .map(|c| c.trim_end().to_string())
-                .unwrap_or_default();
+            seen.first_by = comm(n.pid);
         }
         seen.count += 1;
+        let mask = if abi.wide() {
+            u64::MAX
+        } else {
+            u64::from(u32::MAX)
+        };
         let indices = sensitive_args(name);
         if !indices.is_empty() {
-            let mask = if abi.wide() {
-                u64::MAX
-            } else {
-                u64::from(u32::MAX)
-            };
             seen.add_args(indices.iter().map(|&i| n.args[i] & mask).collect());
         }
+        if w.armed && (name == "bind" || name == "connect") {
+            if let Some(port) = tcp_port(w.listener.as_fd(), n, mask) {
+                self.obs.tcp.add(name, port, || comm(n.pid));
+            }
+        }
     }
+}
+
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|c| c.trim_end().to_string())
+        .unwrap_or_default()
+}
+
+/// The port of a bind or connect on a TCP socket (IPv4 or IPv6), read from the process: the
+/// address's family and port from its memory, the socket's type from the
+/// descriptor (taken with pidfd_getfd); then checked to be still the notifying process's.
+/// None for any other socket or address, or what could not be read.
+fn tcp_port(listener: BorrowedFd<'_>, n: &Notification, mask: u64) -> Option<u16> {
+    use nix::sys::socket::{getsockopt, sockopt, SockType};
+    use std::os::unix::fs::FileExt;
+    if n.args[2] & mask < 4 {
+        return None;
+    }
+    let mem = std::fs::File::open(format!("/proc/{}/mem", n.pid)).ok()?;
+    let mut head = [0u8; 4];
+    mem.read_exact_at(&mut head, n.args[1] & mask).ok()?;
+    let family = i32::from(u16::from_ne_bytes([head[0], head[1]]));
+    if family != libc::AF_INET && family != libc::AF_INET6 {
+        return None;
+    }
+    let pidfd = sys::proc::pidfd_open(i32::try_from(n.pid).ok()?).ok()?;
+    let sock = sys::seccomp::pidfd_getfd(&pidfd, i32::try_from(n.args[0] & mask).ok()?).ok()?;
+    // An IPv4 or IPv6 stream socket is TCP (or MPTCP, which Landlock treats alike).
+    let tcp = getsockopt(&sock, sockopt::SockType).ok()? == SockType::Stream;
+    sys::seccomp::notif_id_valid(listener, n.id).ok()?;
+    tcp.then(|| u16::from_be_bytes([head[2], head[3]]))
 }

@@ -176,3 +176,30 @@ fn observer_is_recognised_and_compiles_only_as_observer() {
     .unwrap();
     assert!(filters[0].compiled.notify);
 }
+
+#[test]
+fn tcp_ports_merge_diff_and_stay_within_the_base_policy() {
+    let mut a = Observations::default();
+    a.tcp.add("bind", 8080, || "httpd".into());
+    let mut b = Observations::default();
+    b.tcp.add("bind", 8080, || "other".into());
+    b.tcp.add("connect", 5432, || "app".into());
+    let new: Vec<String> = a.new_in(&b).iter().map(ToString::to_string).collect();
+    assert_eq!(new, ["TCP connect on port 5432"]);
+    a.merge(&b);
+    assert_eq!(a.tcp.bind[&8080], "httpd", "the first command is kept");
+    assert!(a.new_in(&b).is_empty());
+    let open = a.network(None);
+    assert_eq!((open.bind_tcp, open.connect_tcp), (vec![8080], vec![5432]));
+    // A port the base policy's Landlock refused was seen (seccomp notifies before Landlock
+    // decides) but is not learnt.
+    let base = crate::policy::Network {
+        bind_tcp: vec![8080],
+        connect_tcp: vec![],
+    };
+    let within = a.network(Some(&base));
+    assert_eq!(
+        (within.bind_tcp, within.connect_tcp),
+        (vec![8080], Vec::<u16>::new())
+    );
+}

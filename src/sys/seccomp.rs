@@ -120,6 +120,23 @@ pub fn notif_continue(listener: BorrowedFd<'_>, id: u64) -> io::Result<()> {
     .map(drop)
 }
 
+/// Whether notification `id` is still pending (SECCOMP_IOCTL_NOTIF_ID_VALID): the process
+/// is still in that syscall, so what was read of it since the receive is its own (and not of
+/// another process that took its pid).
+pub fn notif_id_valid(listener: BorrowedFd<'_>, id: u64) -> io::Result<()> {
+    let mut id = id;
+    // SAFETY: NOTIF_ID_VALID reads one u64, which `id` is.
+    cvt(unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_ID_VALID,
+            &mut id,
+        )
+    }
+    .into())
+    .map(drop)
+}
+
 /// SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux 6.6): the notifying process and the reader hand
 /// the CPU to each other directly, which makes a supervisor that answers every syscall
 /// several times cheaper. An older kernel refuses it (EINVAL); the caller may go on without.

@@ -17,6 +17,7 @@ pub const TESTS: Tests = &[
     ("learn::shell_script_learnt_then_enforced", shell_script),
     ("learn::static_program_learnt_without_clone", static_program),
     ("learn::exec_during_learning_is_learnt", exec_is_learnt),
+    ("learn::httpd_learnt_then_enforced_tcp_ports", httpd),
     (
         "learn::supervisor_death_kills_the_workload",
         supervisor_death,
@@ -511,5 +512,130 @@ fn audit_compares(rt: &Runtime, learnt: &Path) -> R {
             .all(|a| a["allowed"].as_u64().is_some_and(|n| n as usize > learnt_n)),
         "the learnt profile is not smaller than the defaults: {c}"
     );
+    pass()
+}
+
+/// A busybox httpd serving a page and a CGI script, learnt while `exec`ed wgets fetch both;
+/// then run under the learnt policy: the same responses, the learnt ports (bind 8080,
+/// connect 8080) in the policy's Landlock rules, and a CGI script the runs never called that
+/// spawns `nc` to another port is refused by Landlock (EACCES), where under `default` it
+/// reaches the port (nobody listening: refused by the peer).
+fn httpd() -> R {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    let www = b.rootfs().join("www");
+    std::fs::create_dir_all(www.join("cgi-bin"))?;
+    std::fs::write(www.join("index.html"), "hello from httpd\n")?;
+    let cgi = |name: &str, body: &str| -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = www.join("cgi-bin").join(name);
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\necho 'Content-Type: text/plain'\necho\n{body}\n"),
+        )?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+    };
+    cgi("page", "echo dynamic; date -d @0 -u +%Y")?;
+    cgi("attack", "nc 127.0.0.1 9090 </dev/null 2>&1; echo done")?;
+    b.set(|c| c["root"]["readonly"] = json!(false));
+    b.sh("httpd -p 8080 -h /www && while [ ! -e /tmp/stop ]; do sleep 0.05; done; echo stopped");
+    let fetch = |id: &str, path: &str| -> Out {
+        rt.exec(&[
+            "exec",
+            id,
+            "sh",
+            "-c",
+            &format!(
+                "for i in $(seq 50); do wget -q -O- http://127.0.0.1:8080{path} && exit; sleep 0.1; done; exit 1"
+            ),
+        ])
+    };
+    let out = tempfile::tempdir()?;
+    let learnt = out.path().join("learnt");
+    let child = learn_in_background(&rt, &b, &learnt, "web")?;
+    ensure!(rt.wait_status("web", "running"), "web never ran");
+    let (page, cgi_out) = (fetch("web", "/"), fetch("web", "/cgi-bin/page"));
+    let stop = rt.exec(&["exec", "web", "touch", "/tmp/stop"]);
+    let o: Out = child.wait_with_output()?.into();
+    ensure!(
+        o.code == 0 && o.stdout == "stopped\n",
+        "learn: {} {:?} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    ensure!(
+        page.code == 0 && page.stdout == "hello from httpd\n",
+        "the page while learning: {} {:?} {}",
+        page.code,
+        page.stdout,
+        page.stderr
+    );
+    ensure!(
+        cgi_out.code == 0 && cgi_out.stdout == "dynamic\n1970\n" && stop.code == 0,
+        "the CGI while learning: {} {:?} {}",
+        cgi_out.code,
+        cgi_out.stdout,
+        cgi_out.stderr
+    );
+    let policy = read_json(&learnt.join("policy.json"))?;
+    let net = &policy["landlock"]["network"];
+    ensure!(
+        net["bindTcp"] == json!([8080]) && net["connectTcp"] == json!([8080]),
+        "learnt TCP ports: {net}"
+    );
+    let o = rt.cmd().args(["audit", "--learnt"]).arg(&learnt).out();
+    ensure!(
+        o.code == 0
+            && o.stdout
+                .contains("the learnt policy allows bind to 8080, connect to 8080"),
+        "audit --learnt does not report the ports: {} {} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+
+    // Enforced: the same responses; the attack's connect to 9090 refused by Landlock.
+    std::fs::remove_file(b.rootfs().join("tmp/stop"))?;
+    let run = rt.run_detached(&policy_of(&learnt), &b, "web2");
+    ensure!(run.code == 0, "run under the learnt policy: {}", run.stderr);
+    let (page2, cgi2) = (fetch("web2", "/"), fetch("web2", "/cgi-bin/page"));
+    ensure!(
+        page2.stdout == page.stdout && cgi2.stdout == cgi_out.stdout,
+        "under the learnt policy the responses differ: {:?} {:?} ({} {})",
+        page2.stdout,
+        cgi2.stdout,
+        page2.stderr,
+        cgi2.stderr
+    );
+    let attack = fetch("web2", "/cgi-bin/attack");
+    ensure!(
+        attack.stdout.contains("Permission denied") && attack.stdout.contains("done"),
+        "the CGI's nc to port 9090 under the learnt policy: {} {:?} {}",
+        attack.code,
+        attack.stdout,
+        attack.stderr
+    );
+    ok_delete(&rt, "web2")?;
+    let run = rt.run_detached("default", &b, "web3");
+    ensure!(run.code == 0, "run under default: {}", run.stderr);
+    let attack = fetch("web3", "/cgi-bin/attack");
+    ensure!(
+        attack.stdout.contains("Connection refused"),
+        "under default the CGI's nc should reach port 9090 (nobody listens): {} {:?} {}",
+        attack.code,
+        attack.stdout,
+        attack.stderr
+    );
+    ok_delete(&rt, "web3")?;
+    for id in ["web", "web2", "web3"] {
+        rt.assert_clean(&b, id)?;
+    }
+    pass()
+}
+
+fn ok_delete(rt: &Runtime, id: &str) -> R {
+    let o = rt.exec(&["delete", "--force", id]);
+    ensure!(o.code == 0, "delete {id}: {}", o.stderr);
     pass()
 }
