@@ -20,6 +20,7 @@ fuzz_target!(|data: &[u8]| {
             controllers: vec!["pids".into(), "memory".into()],
             allowed_annotations: Vec::new(),
             pod: None,
+            host_joins: Vec::new(),
         },
         landlock_abi: 7,
         microvm: Err("no /dev/kvm".into()),

@@ -2,7 +2,8 @@
 //! every run): any input that parses merges, diffs and becomes a profile without a panic; the
 //! profile written re-reads as the same profile, compiles when every name is a known syscall
 //! and architecture,
-//! and nothing the observations hold is reported as new against themselves or their merge.
+//! and nothing the observations hold is reported as new against themselves or their merge;
+//! the learnt Landlock layer is valid and names every directory.
 #![no_main]
 use contain::learn::Observations;
 use libfuzzer_sys::fuzz_target;
@@ -15,6 +16,22 @@ fuzz_target!(|data: &[u8]| {
     let mut merged = obs.clone();
     merged.merge(&obs);
     assert!(merged.new_in(&obs).is_empty());
+    // The learnt Landlock layer: every directory (folded) in a rule, and a valid section.
+    if !obs.fs.is_empty() {
+        let layer = contain::learn::fs::ruleset(&obs.fs);
+        layer
+            .validate("learnt")
+            .expect("a learnt Landlock layer is valid");
+        let granted: Vec<_> = layer
+            .rules
+            .iter()
+            .flat_map(|r| &r.path_beneath)
+            .flat_map(|r| &r.paths)
+            .collect();
+        assert!(contain::learn::fs::folded(&obs.fs)
+            .keys()
+            .all(|d| granted.contains(&d)));
+    }
     for runtime in [false, true] {
         let profile = obs.profile(runtime);
         let text = serde_json::to_vec(&profile).expect("a profile serializes");

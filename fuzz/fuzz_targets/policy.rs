@@ -19,6 +19,7 @@ fuzz_target!(|data: &[u8]| {
             controllers: vec!["pids".into(), "memory".into()],
             allowed_annotations: vec!["io.contain.userns=host".into()],
             pod: None,
+            host_joins: Vec::new(),
         };
         let Ok(applied) = contain::policy::apply(&policy, &spec, &facts) else {
             continue;

@@ -58,6 +58,8 @@ pub struct Comparison {
     /// The TCP ports the learnt policy's Landlock rules allow (None: any; neither contain's
     /// default nor a seccomp profile restricts ports).
     pub tcp: Option<crate::policy::Network>,
+    /// The learnt policy's Landlock filesystem rules (None: it has none of its own).
+    pub fs: Option<Vec<crate::landlock::PathRule>>,
 }
 
 fn resolved(p: Profile) -> Result<Profile, String> {
@@ -92,15 +94,20 @@ pub fn compare(dir: &Path, others: &[&Path]) -> Result<Comparison, String> {
         add(o.display().to_string(), p)?;
     }
     let policy = dir.join(crate::learn::POLICY);
-    let tcp = crate::policy::Policy::load(&policy.to_string_lossy())
+    let landlock = crate::policy::Policy::load(&policy.to_string_lossy())
         .map_err(|e| e.to_string())?
-        .landlock
-        .network;
+        .landlock;
+    let tcp = landlock.network;
+    let fs = landlock
+        .ruleset
+        .and_then(|r| r.rules)
+        .map(|r| r.path_beneath);
     Ok(Comparison {
         learnt: path.display().to_string(),
         allowed: learnt.into_iter().collect(),
         against,
         tcp,
+        fs,
     })
 }
 
@@ -137,6 +144,25 @@ pub fn render(c: &Comparison) -> String {
             ports(&n.connect_tcp)
         ),
         None => "\nTCP (Landlock): any port, as under contain's default\n".to_string(),
+    });
+    s.push_str(&match &c.fs {
+        Some(rules) => format!(
+            "filesystem (Landlock): the learnt policy allows {}; every other write, creation, removal and execution is refused, where contain's default allows them wherever a mount is writable (execution anywhere)\n",
+            rules
+                .iter()
+                .map(|r| format!(
+                    "{} beneath {}",
+                    r.allowed_access.join(" "),
+                    r.paths
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        None => "filesystem (Landlock): as the base policy allows\n".to_string(),
     });
     s
 }

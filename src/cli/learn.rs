@@ -157,8 +157,32 @@ fn write_result(
         ));
     }
     policy.landlock.network = Some(network);
+    // Filesystem: writes, creations, removals and executions only beneath the directories
+    // the runs needed them in, as one more Landlock layer.
+    let fs_rules = if base.landlock.ruleset.is_some() {
+        format!(
+            "none (the policy {:?} has a Landlock ruleset of its own, kept as it is)",
+            base.name
+        )
+    } else if all.fs.is_empty() {
+        "none (no execution or write was seen)".to_string()
+    } else {
+        let folded = crate::learn::fs::folded(&all.fs);
+        policy.landlock.ruleset = Some(crate::learn::fs::ruleset(&all.fs));
+        folded
+            .iter()
+            .map(|(dir, rights)| {
+                let why: Vec<String> = rights
+                    .iter()
+                    .map(|(r, first)| format!("{r} (first: {first})"))
+                    .collect();
+                format!("{}: {}", dir.display(), why.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
     policy.description = format!(
-        "{} Landlock TCP rules learnt: {}.{}",
+        "{} Landlock TCP rules learnt: {}. Landlock filesystem rules learnt (writes, creations, removals, executions; reads as the base policy allows): {fs_rules}.{}",
         policy
             .description
             .split(" Landlock TCP rules learnt:")

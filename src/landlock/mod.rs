@@ -16,7 +16,7 @@
 mod model;
 mod plan;
 
-pub use model::{access_names, ConfigLandlock, Kind};
+pub use model::{access_names, ConfigLandlock, Kind, PathRule, RulesSpec, RulesetSpec};
 pub use plan::{plan, Layer, MountView, PathGrant, Plan, PlanInput, PortGrant};
 
 use std::os::fd::{AsFd, OwnedFd};

@@ -9,6 +9,7 @@
 //! * [`Observations`] are what one or several runs saw, merged; [`Observations::profile`] turns
 //!   them into an OCI seccomp profile whose every rule says which observation led to it.
 
+pub mod fs;
 pub mod supervisor;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -149,6 +150,10 @@ pub struct Observations {
     /// when process.noNewPrivileges is false (the filters then come before the credentials
     /// are set, as under runc).
     pub runtime: ByAbi,
+    /// Directories written, created in, removed from and executed from, with the Landlock
+    /// rights each needed ([`fs`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fs: fs::Dirs,
     /// TCP ports bound and connected to (IPv4 and IPv6).
     #[serde(default, skip_serializing_if = "Tcp::is_empty")]
     pub tcp: Tcp,
@@ -206,6 +211,11 @@ pub enum New {
     },
     /// A TCP port `bind` or `connect` used.
     Tcp { syscall: &'static str, port: u16 },
+    /// A Landlock right needed beneath a directory.
+    Fs {
+        dir: std::path::PathBuf,
+        right: String,
+    },
 }
 
 impl std::fmt::Display for New {
@@ -219,6 +229,7 @@ impl std::fmt::Display for New {
                 }
             }
             New::Tcp { syscall, port } => write!(f, "TCP {syscall} on port {port}"),
+            New::Fs { dir, right } => write!(f, "{right} beneath {}", dir.display()),
         }
     }
 }
@@ -256,6 +267,7 @@ impl Observations {
             }
         }
         self.tcp.merge(&other.tcp);
+        fs::merge(&mut self.fs, &other.fs);
         for n in &other.notes {
             self.note(n.clone());
         }
@@ -296,6 +308,19 @@ impl Observations {
                     .filter(|p| !mine.contains_key(p))
                     .map(|&port| New::Tcp { syscall, port }),
             );
+        }
+        let known = fs::folded(&self.fs);
+        for (dir, rights) in &run.fs {
+            // Covered when the directory or one above it already has the right.
+            let has = |r: &String| {
+                known
+                    .iter()
+                    .any(|(k, rs)| dir.starts_with(k) && rs.contains_key(r))
+            };
+            out.extend(rights.keys().filter(|r| !has(r)).map(|r| New::Fs {
+                dir: dir.clone(),
+                right: r.clone(),
+            }));
         }
         out
     }

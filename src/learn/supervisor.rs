@@ -11,14 +11,16 @@
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileExt;
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
 
-use super::{abi_of, name_of, sensitive_args, Observations, Seen};
+use super::{abi_of, fs, name_of, sensitive_args, Observations, Seen};
 use crate::seccomp::compile::Abi;
 use crate::sys::{self, seccomp::Notification, SingleThreaded};
 
@@ -265,7 +267,247 @@ impl Recorder {
                 self.obs.tcp.add(name, port, || comm(n.pid));
             }
         }
+        if w.armed {
+            self.record_paths(w, n, name, mask);
+        }
     }
+
+    /// The directories a path syscall needs Landlock rights beneath (see [`path_rights`]).
+    fn record_paths(&mut self, w: &Watch, n: &Notification, name: &str, mask: u64) {
+        let ops = path_rights(name, n, mask);
+        if ops.is_empty() {
+            return;
+        }
+        let Ok(mem) = std::fs::File::open(format!("/proc/{}/mem", n.pid)) else {
+            return;
+        };
+        let mut found = Vec::new();
+        for op in ops {
+            let rights = match op.rights {
+                Rights::Fixed(r) => r,
+                Rights::OpenHow(addr) => {
+                    let mut flags = [0u8; 8];
+                    if mem.read_exact_at(&mut flags, addr).is_err() {
+                        continue;
+                    }
+                    fs::open_rights(u64::from_ne_bytes(flags))
+                }
+            };
+            let Some(path) = read_path(&mem, op.path) else {
+                continue;
+            };
+            let base = match op.dirfd {
+                Some(fd) if fd != libc::AT_FDCWD => format!("/proc/{}/fd/{fd}", n.pid),
+                _ => format!("/proc/{}/cwd", n.pid),
+            };
+            let Ok(base) = std::fs::read_link(&base) else {
+                continue;
+            };
+            let abs = fs::absolute(&base, &path);
+            if rights.contains(&"execute") {
+                found.extend(
+                    interpreters(n.pid, &abs)
+                        .into_iter()
+                        .map(|p| (p, vec!["execute"])),
+                );
+            }
+            found.push((abs, rights));
+        }
+        // All of it read from the process that is still in the syscall notified.
+        if sys::seccomp::notif_id_valid(w.listener.as_fd(), n.id).is_err() {
+            return;
+        }
+        for (path, rights) in found {
+            for r in rights {
+                let kept = fs::add(&mut self.obs.fs, &path, r, || {
+                    format!("{name} {} by {:?}", path.display(), comm(n.pid))
+                });
+                if !kept {
+                    self.obs.note(format!(
+                        "more than {} directories were written or executed from: the later ones were granted at their top-level directory",
+                        fs::MAX_DIRS
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Where a path syscall's Landlock rights come from.
+enum Rights {
+    Fixed(Vec<&'static str>),
+    /// openat2: the flags are the first field of the `struct open_how` at this address.
+    OpenHow(u64),
+}
+
+/// One path argument of a syscall: its address, the directory descriptor it is relative to
+/// (None: the cwd), and the rights it needs beneath its directory.
+struct PathOp {
+    path: u64,
+    dirfd: Option<i32>,
+    rights: Rights,
+}
+
+const RENAME_FROM: &[&str] = &["remove_file", "remove_dir", "refer"];
+const RENAME_TO: &[&str] = &[
+    "make_reg",
+    "make_dir",
+    "make_sym",
+    "remove_file",
+    "remove_dir",
+    "refer",
+];
+
+/// The path arguments of syscall `name` and the Landlock rights each needs (none for the
+/// syscalls that do not change the filesystem or execute).
+fn path_rights(name: &str, n: &Notification, mask: u64) -> Vec<PathOp> {
+    let a = |i: usize| n.args[i] & mask;
+    let fd = |i: usize| Some(a(i) as u32 as i32);
+    let op = |path: usize, dirfd: Option<i32>, rights: &[&'static str]| PathOp {
+        path: a(path),
+        dirfd,
+        rights: Rights::Fixed(rights.to_vec()),
+    };
+    let open = |path: usize, dirfd: Option<i32>, flags: u64| PathOp {
+        path: a(path),
+        dirfd,
+        rights: Rights::Fixed(fs::open_rights(flags)),
+    };
+    let node = |mode: u64| -> &'static [&'static str] {
+        match mode as u32 & libc::S_IFMT {
+            libc::S_IFIFO => &["make_fifo"],
+            libc::S_IFSOCK => &["make_sock"],
+            libc::S_IFCHR => &["make_char"],
+            libc::S_IFBLK => &["make_block"],
+            _ => &["make_reg"],
+        }
+    };
+    let ops = match name {
+        "open" => vec![open(0, None, a(1))],
+        "openat" => vec![open(1, fd(0), a(2))],
+        "openat2" => vec![PathOp {
+            path: a(1),
+            dirfd: fd(0),
+            rights: Rights::OpenHow(a(2)),
+        }],
+        "creat" => vec![op(0, None, &["write_file", "truncate", "make_reg"])],
+        "mkdir" => vec![op(0, None, &["make_dir"])],
+        "mkdirat" => vec![op(1, fd(0), &["make_dir"])],
+        "mknod" => vec![op(0, None, node(a(1)))],
+        "mknodat" => vec![op(1, fd(0), node(a(2)))],
+        "unlink" => vec![op(0, None, &["remove_file"])],
+        "rmdir" => vec![op(0, None, &["remove_dir"])],
+        "unlinkat" if a(2) as i32 & libc::AT_REMOVEDIR != 0 => {
+            vec![op(1, fd(0), &["remove_dir"])]
+        }
+        "unlinkat" => vec![op(1, fd(0), &["remove_file"])],
+        "rename" => vec![op(0, None, RENAME_FROM), op(1, None, RENAME_TO)],
+        "renameat" | "renameat2" => vec![op(1, fd(0), RENAME_FROM), op(3, fd(2), RENAME_TO)],
+        "link" => vec![op(0, None, &["refer"]), op(1, None, &["make_reg", "refer"])],
+        "linkat" => vec![
+            op(1, fd(0), &["refer"]),
+            op(3, fd(2), &["make_reg", "refer"]),
+        ],
+        "symlink" => vec![op(1, None, &["make_sym"])],
+        "symlinkat" => vec![op(2, fd(1), &["make_sym"])],
+        "truncate" => vec![op(0, None, &["truncate"])],
+        "execve" => vec![op(0, None, &["execute"])],
+        "execveat" => vec![op(1, fd(0), &["execute"])],
+        _ => Vec::new(),
+    };
+    ops.into_iter()
+        .filter(|o| !matches!(&o.rights, Rights::Fixed(r) if r.is_empty()))
+        .collect()
+}
+
+/// A NUL-terminated path at `addr` in the process (at most PATH_MAX bytes).
+fn read_path(mem: &std::fs::File, addr: u64) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 256];
+    while out.len() < libc::PATH_MAX as usize {
+        let got = mem.read_at(&mut chunk, addr + out.len() as u64).ok()?;
+        if got == 0 {
+            return None;
+        }
+        if let Some(end) = chunk[..got].iter().position(|b| *b == 0) {
+            out.extend_from_slice(&chunk[..end]);
+            return (!out.is_empty()).then(|| std::ffi::OsString::from_vec(out).into());
+        }
+        out.extend_from_slice(&chunk[..got]);
+    }
+    None
+}
+
+/// The files the kernel also executes when `path` is: a script's interpreter (`#!`), an ELF
+/// program's (PT_INTERP), one level each, plus where a symlink led. Read in the process's
+/// root (openat2 RESOLVE_IN_ROOT), not following magic links, never blocking.
+fn interpreters(pid: u32, path: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(root) = std::fs::File::open(format!("/proc/{pid}/root")) else {
+        return out;
+    };
+    let mut next = Some(path.to_path_buf());
+    for _ in 0..2 {
+        let Some(p) = next.take() else { break };
+        let Ok(fd) = sys::fs::open_in_root(
+            root.as_fd(),
+            &p,
+            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY,
+        ) else {
+            break;
+        };
+        let file = std::fs::File::from(fd);
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            break;
+        }
+        // Where a symlink led (the path of the file opened, in the process's tree).
+        if let Ok(real) = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) {
+            if real.is_absolute() && real != p {
+                out.push(real);
+            }
+        }
+        let mut head = [0u8; 4096];
+        let Ok(len) = file.read_at(&mut head, 0) else {
+            break;
+        };
+        next = interpreter_of(&file, &head[..len]);
+        out.extend(next.clone());
+    }
+    out
+}
+
+/// The interpreter a file's first bytes name: `#!PATH` or an ELF64 PT_INTERP.
+fn interpreter_of(file: &std::fs::File, head: &[u8]) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    if let Some(rest) = head.strip_prefix(b"#!") {
+        let line = rest.split(|b| *b == b'\n').next()?;
+        let path = line
+            .split(|b| *b == b' ' || *b == b'\t')
+            .find(|w| !w.is_empty())?;
+        return Some(Path::new(std::ffi::OsStr::from_bytes(path)).to_path_buf());
+    }
+    if head.len() < 64 || &head[..4] != b"\x7fELF" || head[4] != 2 {
+        return None;
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([head[o], head[o + 1]]);
+    let u64_at = |b: &[u8], o: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?))
+    };
+    let phoff = u64_at(head, 32)?;
+    let (size, count) = (usize::from(u16_at(54)), u16_at(56).min(64));
+    for i in 0..u64::from(count) {
+        let mut ph = vec![0u8; size.max(56)];
+        file.read_exact_at(&mut ph, phoff + i * size as u64).ok()?;
+        if u32::from_le_bytes([ph[0], ph[1], ph[2], ph[3]]) == 3 {
+            let (off, len) = (u64_at(&ph, 8)?, u64_at(&ph, 32)?);
+            let mut name = vec![0u8; usize::try_from(len.min(4096)).ok()?];
+            file.read_exact_at(&mut name, off).ok()?;
+            let end = name.iter().position(|b| *b == 0).unwrap_or(name.len());
+            return Some(Path::new(std::ffi::OsStr::from_bytes(&name[..end])).to_path_buf());
+        }
+    }
+    None
 }
 
 fn comm(pid: u32) -> String {
@@ -280,7 +522,6 @@ fn comm(pid: u32) -> String {
 /// None for any other socket or address, or what could not be read.
 fn tcp_port(listener: BorrowedFd<'_>, n: &Notification, mask: u64) -> Option<u16> {
     use nix::sys::socket::{getsockopt, sockopt, SockType};
-    use std::os::unix::fs::FileExt;
     if n.args[2] & mask < 4 {
         return None;
     }
@@ -297,4 +538,26 @@ fn tcp_port(listener: BorrowedFd<'_>, n: &Notification, mask: u64) -> Option<u16
     let tcp = getsockopt(&sock, sockopt::SockType).ok()? == SockType::Stream;
     sys::seccomp::notif_id_valid(listener, n.id).ok()?;
     tcp.then(|| u16::from_be_bytes([head[2], head[3]]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interpreters_of_scripts_and_elf_programs() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("s");
+        std::fs::write(&script, "#!/bin/sh -e\necho hi\n").unwrap();
+        let f = std::fs::File::open(&script).unwrap();
+        let head = std::fs::read(&script).unwrap();
+        assert_eq!(interpreter_of(&f, &head), Some(PathBuf::from("/bin/sh")));
+        // A dynamically linked program of the host names its loader; garbage names none.
+        let ls = std::fs::File::open("/bin/ls").unwrap();
+        let mut head = [0u8; 4096];
+        let n = ls.read_at(&mut head, 0).unwrap();
+        let interp = interpreter_of(&ls, &head[..n]).expect("/bin/ls is dynamically linked");
+        assert!(interp.to_string_lossy().contains("ld-linux"), "{interp:?}");
+        assert_eq!(interpreter_of(&f, b"\x7fELF\x02garbage"), None);
+    }
 }

@@ -203,3 +203,92 @@ fn tcp_ports_merge_diff_and_stay_within_the_base_policy() {
         (vec![8080], Vec::<u16>::new())
     );
 }
+
+#[test]
+fn paths_are_granted_on_their_directory_folded_and_bounded() {
+    use super::fs;
+    use std::path::{Path, PathBuf};
+    assert_eq!(
+        fs::absolute(Path::new("/srv/app"), Path::new("../data/./x//y")),
+        Path::new("/srv/data/x/y")
+    );
+    assert_eq!(
+        fs::absolute(Path::new("/"), Path::new("../../etc")),
+        Path::new("/etc")
+    );
+    assert_eq!(
+        fs::grant_dir(Path::new("/www/index.html")),
+        Path::new("/www")
+    );
+    assert_eq!(fs::grant_dir(Path::new("/proc/7/fd/1")), Path::new("/proc"));
+    assert_eq!(fs::grant_dir(Path::new("/")), Path::new("/"));
+    assert_eq!(
+        fs::open_rights(libc::O_WRONLY as u64 | libc::O_CREAT as u64 | libc::O_TRUNC as u64),
+        ["write_file", "truncate", "make_reg"]
+    );
+    assert!(fs::open_rights(libc::O_RDONLY as u64).is_empty());
+
+    let mut dirs = fs::Dirs::new();
+    assert!(fs::add(&mut dirs, Path::new("/tmp/a"), "make_dir", || {
+        "mkdir".into()
+    }));
+    assert!(fs::add(
+        &mut dirs,
+        Path::new("/tmp/a/f"),
+        "write_file",
+        || "open".into()
+    ));
+    assert!(fs::add(&mut dirs, Path::new("/bin/sh"), "execute", || {
+        "execve".into()
+    }));
+    // /tmp/a (made by the run) folds into /tmp with both rights.
+    let folded = fs::folded(&dirs);
+    assert_eq!(folded.len(), 2);
+    let tmp: Vec<&String> = folded[Path::new("/tmp")].keys().collect();
+    assert_eq!(tmp, ["make_dir", "write_file"]);
+    let rs = fs::ruleset(&dirs);
+    let rules = rs.rules.unwrap().path_beneath;
+    assert!(rules
+        .iter()
+        .any(|r| r.allowed_access == ["execute"] && r.paths == [PathBuf::from("/bin")]));
+
+    // Bounded: past MAX_DIRS a new directory is kept as its top-level ancestor.
+    let mut many = fs::Dirs::new();
+    for i in 0..fs::MAX_DIRS {
+        fs::add(
+            &mut many,
+            &Path::new("/data").join(i.to_string()).join("f"),
+            "write_file",
+            String::new,
+        );
+    }
+    assert!(!fs::add(
+        &mut many,
+        Path::new("/var/x/y/f"),
+        "write_file",
+        String::new
+    ));
+    assert!(many.contains_key(Path::new("/var")));
+    assert_eq!(many.len(), fs::MAX_DIRS + 1);
+
+    // new_in: a right already held above the directory is not new.
+    let known = Observations {
+        fs: dirs,
+        ..Default::default()
+    };
+    let mut run = Observations::default();
+    fs::add(
+        &mut run.fs,
+        Path::new("/tmp/a/b/g"),
+        "write_file",
+        String::new,
+    );
+    fs::add(
+        &mut run.fs,
+        Path::new("/etc/passwd"),
+        "write_file",
+        String::new,
+    );
+    let new: Vec<String> = known.new_in(&run).iter().map(ToString::to_string).collect();
+    assert_eq!(new, ["write_file beneath /etc"]);
+}

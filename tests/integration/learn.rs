@@ -17,7 +17,7 @@ pub const TESTS: Tests = &[
     ("learn::shell_script_learnt_then_enforced", shell_script),
     ("learn::static_program_learnt_without_clone", static_program),
     ("learn::exec_during_learning_is_learnt", exec_is_learnt),
-    ("learn::httpd_learnt_then_enforced_tcp_ports", httpd),
+    ("learn::httpd_learnt_then_enforced", httpd),
     (
         "learn::supervisor_death_kills_the_workload",
         supervisor_death,
@@ -518,8 +518,9 @@ fn audit_compares(rt: &Runtime, learnt: &Path) -> R {
 /// A busybox httpd serving a page and a CGI script, learnt while `exec`ed wgets fetch both;
 /// then run under the learnt policy: the same responses, the learnt ports (bind 8080,
 /// connect 8080) in the policy's Landlock rules, and a CGI script the runs never called that
-/// spawns `nc` to another port is refused by Landlock (EACCES), where under `default` it
-/// reaches the port (nobody listening: refused by the peer).
+/// spawns `nc` to another port and writes into the document root is refused by Landlock
+/// (EACCES) both times, where under `default` it reaches the port (nobody listening: refused
+/// by the peer) and writes the file.
 fn httpd() -> R {
     let rt = Runtime::new();
     let mut b = Bundle::new();
@@ -536,7 +537,10 @@ fn httpd() -> R {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
     };
     cgi("page", "echo dynamic; date -d @0 -u +%Y")?;
-    cgi("attack", "nc 127.0.0.1 9090 </dev/null 2>&1; echo done")?;
+    cgi(
+        "attack",
+        "nc 127.0.0.1 9090 </dev/null 2>&1; (echo x > /www/pwned) 2>&1 || echo write-refused; echo done",
+    )?;
     b.set(|c| c["root"]["readonly"] = json!(false));
     b.sh("httpd -p 8080 -h /www && while [ ! -e /tmp/stop ]; do sleep 0.05; done; echo stopped");
     let fetch = |id: &str, path: &str| -> Out {
@@ -588,8 +592,10 @@ fn httpd() -> R {
     ensure!(
         o.code == 0
             && o.stdout
-                .contains("the learnt policy allows bind to 8080, connect to 8080"),
-        "audit --learnt does not report the ports: {} {} {}",
+                .contains("the learnt policy allows bind to 8080, connect to 8080")
+            && o.stdout.contains("execute beneath /bin")
+            && o.stdout.contains("/www/cgi-bin;"),
+        "audit --learnt does not report the ports and paths: {} {} {}",
         o.code,
         o.stdout,
         o.stderr
@@ -610,8 +616,11 @@ fn httpd() -> R {
     );
     let attack = fetch("web2", "/cgi-bin/attack");
     ensure!(
-        attack.stdout.contains("Permission denied") && attack.stdout.contains("done"),
-        "the CGI's nc to port 9090 under the learnt policy: {} {:?} {}",
+        attack.stdout.contains("can't connect to remote host (127.0.0.1): Permission denied")
+            && attack.stdout.contains("write-refused")
+            && attack.stdout.contains("done")
+            && !b.rootfs().join("www/pwned").exists(),
+        "the CGI's nc to port 9090 and write into the document root under the learnt policy: {} {:?} {}",
         attack.code,
         attack.stdout,
         attack.stderr
@@ -621,8 +630,10 @@ fn httpd() -> R {
     ensure!(run.code == 0, "run under default: {}", run.stderr);
     let attack = fetch("web3", "/cgi-bin/attack");
     ensure!(
-        attack.stdout.contains("Connection refused"),
-        "under default the CGI's nc should reach port 9090 (nobody listens): {} {:?} {}",
+        attack.stdout.contains("Connection refused")
+            && !attack.stdout.contains("write-refused")
+            && b.rootfs().join("www/pwned").exists(),
+        "under default the CGI's nc should reach port 9090 (nobody listens) and its write succeed: {} {:?} {}",
         attack.code,
         attack.stdout,
         attack.stderr
