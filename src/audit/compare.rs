@@ -60,6 +60,8 @@ pub struct Comparison {
     pub tcp: Option<crate::policy::Network>,
     /// The learnt policy's Landlock filesystem rules (None: it has none of its own).
     pub fs: Option<Vec<crate::landlock::PathRule>>,
+    /// The capabilities the learnt policy drops from whatever config.json asks for.
+    pub dropped_caps: Vec<String>,
 }
 
 fn resolved(p: Profile) -> Result<Profile, String> {
@@ -94,9 +96,10 @@ pub fn compare(dir: &Path, others: &[&Path]) -> Result<Comparison, String> {
         add(o.display().to_string(), p)?;
     }
     let policy = dir.join(crate::learn::POLICY);
-    let landlock = crate::policy::Policy::load(&policy.to_string_lossy())
-        .map_err(|e| e.to_string())?
-        .landlock;
+    let policy =
+        crate::policy::Policy::load(&policy.to_string_lossy()).map_err(|e| e.to_string())?;
+    let dropped_caps = policy.drop_capabilities;
+    let landlock = policy.landlock;
     let tcp = landlock.network;
     let fs = landlock
         .ruleset
@@ -108,6 +111,7 @@ pub fn compare(dir: &Path, others: &[&Path]) -> Result<Comparison, String> {
         against,
         tcp,
         fs,
+        dropped_caps,
     })
 }
 
@@ -164,6 +168,16 @@ pub fn render(c: &Comparison) -> String {
         ),
         None => "filesystem (Landlock): as the base policy allows\n".to_string(),
     });
+    let kept: Vec<&str> = super::DOCKER_DEFAULT
+        .iter()
+        .filter(|cap| !c.dropped_caps.iter().any(|d| d == *cap))
+        .copied()
+        .collect();
+    s.push_str(&format!(
+        "capabilities: the learnt policy drops {} whatever config.json asks; of Docker's default set it keeps {} (contain's default keeps what config.json asks)\n",
+        list(&c.dropped_caps.iter().map(String::as_str).collect::<Vec<_>>()),
+        list(&kept)
+    ));
     s
 }
 

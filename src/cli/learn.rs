@@ -195,6 +195,19 @@ fn write_result(
             " The base policy derives no Landlock ruleset, so they are not enforced: learn under a policy with landlock.enabled."
         }
     );
+    // Capabilities: those learning can judge and no run needed are dropped.
+    policy.drop_capabilities = all.unneeded_caps();
+    let kept: Vec<String> = all
+        .caps
+        .iter()
+        .map(|(c, why)| format!("{c} (first: {why})"))
+        .collect();
+    policy.description = format!(
+        "{} Capabilities needed: {}; dropped (never needed): {}; any other is kept as config.json asks.",
+        policy.description,
+        if kept.is_empty() { "none".to_string() } else { kept.join(", ") },
+        policy.drop_capabilities.join(", ")
+    );
     let ours = PathBuf::from(SECCOMP);
     if !policy.seccomp_profiles.contains(&ours) {
         policy.seccomp_profiles.push(ours);

@@ -9,6 +9,7 @@
 //! * [`Observations`] are what one or several runs saw, merged; [`Observations::profile`] turns
 //!   them into an OCI seccomp profile whose every rule says which observation led to it.
 
+pub mod caps;
 pub mod fs;
 pub mod supervisor;
 
@@ -154,6 +155,9 @@ pub struct Observations {
     /// rights each needed ([`fs`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub fs: fs::Dirs,
+    /// Capabilities exercised ([`caps`]), each with the first observation that needed it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub caps: BTreeMap<String, String>,
     /// TCP ports bound and connected to (IPv4 and IPv6).
     #[serde(default, skip_serializing_if = "Tcp::is_empty")]
     pub tcp: Tcp,
@@ -216,6 +220,8 @@ pub enum New {
         dir: std::path::PathBuf,
         right: String,
     },
+    /// A capability exercised.
+    Cap(String),
 }
 
 impl std::fmt::Display for New {
@@ -230,6 +236,7 @@ impl std::fmt::Display for New {
             }
             New::Tcp { syscall, port } => write!(f, "TCP {syscall} on port {port}"),
             New::Fs { dir, right } => write!(f, "{right} beneath {}", dir.display()),
+            New::Cap(cap) => write!(f, "capability {cap}"),
         }
     }
 }
@@ -268,6 +275,9 @@ impl Observations {
         }
         self.tcp.merge(&other.tcp);
         fs::merge(&mut self.fs, &other.fs);
+        for (cap, why) in &other.caps {
+            self.caps.entry(cap.clone()).or_insert_with(|| why.clone());
+        }
         for n in &other.notes {
             self.note(n.clone());
         }
@@ -309,6 +319,12 @@ impl Observations {
                     .map(|&port| New::Tcp { syscall, port }),
             );
         }
+        out.extend(
+            run.caps
+                .keys()
+                .filter(|c| !self.caps.contains_key(*c))
+                .map(|c| New::Cap(c.clone())),
+        );
         let known = fs::folded(&self.fs);
         for (dir, rights) in &run.fs {
             // Covered when the directory or one above it already has the right.
@@ -323,6 +339,15 @@ impl Observations {
             }));
         }
         out
+    }
+
+    /// The capabilities of [`caps::INFERRED`] no run needed: the learnt policy drops them.
+    pub fn unneeded_caps(&self) -> Vec<String> {
+        caps::INFERRED
+            .iter()
+            .filter(|c| !self.caps.contains_key(**c))
+            .map(|c| c.to_string())
+            .collect()
     }
 
     /// The learnt TCP ports as a policy's Landlock network rules, never more than `base`

@@ -20,7 +20,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
 
-use super::{abi_of, fs, name_of, sensitive_args, Observations, Seen};
+use super::{abi_of, caps, fs, name_of, sensitive_args, Observations, Seen};
 use crate::seccomp::compile::Abi;
 use crate::sys::{self, seccomp::Notification, SingleThreaded};
 
@@ -262,13 +262,29 @@ impl Recorder {
         if !indices.is_empty() {
             seen.add_args(indices.iter().map(|&i| n.args[i] & mask).collect());
         }
-        if w.armed && (name == "bind" || name == "connect") {
+        if !w.armed {
+            return;
+        }
+        let args = n.args.map(|a| a & mask);
+        for cap in caps::needed_by(name, &args) {
+            self.need(cap, || format!("{name} by {:?}", comm(n.pid)));
+        }
+        if name == "bind" || name == "connect" {
             if let Some(port) = tcp_port(w.listener.as_fd(), n, mask) {
                 self.obs.tcp.add(name, port, || comm(n.pid));
+                if name == "bind" && (1..1024).contains(&port) {
+                    self.need("CAP_NET_BIND_SERVICE", || {
+                        format!("bind to port {port} by {:?}", comm(n.pid))
+                    });
+                }
             }
         }
-        if w.armed {
-            self.record_paths(w, n, name, mask);
+        self.record_paths(w, n, name, mask);
+    }
+
+    fn need(&mut self, cap: &str, why: impl FnOnce() -> String) {
+        if !self.obs.caps.contains_key(cap) {
+            self.obs.caps.insert(cap.to_string(), why());
         }
     }
 
@@ -282,15 +298,18 @@ impl Recorder {
             return;
         };
         let mut found = Vec::new();
+        let mut dac = None;
         for op in ops {
-            let rights = match op.rights {
-                Rights::Fixed(r) => r,
+            let (rights, open) = match op.rights {
+                Rights::Fixed(r) => (r, None),
+                Rights::Open(flags) => (fs::open_rights(flags), Some(flags)),
                 Rights::OpenHow(addr) => {
                     let mut flags = [0u8; 8];
                     if mem.read_exact_at(&mut flags, addr).is_err() {
                         continue;
                     }
-                    fs::open_rights(u64::from_ne_bytes(flags))
+                    let flags = u64::from_ne_bytes(flags);
+                    (fs::open_rights(flags), Some(flags))
                 }
             };
             let Some(path) = read_path(&mem, op.path) else {
@@ -304,6 +323,9 @@ impl Recorder {
                 continue;
             };
             let abs = fs::absolute(&base, &path);
+            if let Some(flags) = open {
+                dac = dac_of_open(n.pid, &abs, flags).map(|c| (c, abs.clone()));
+            }
             if rights.contains(&"execute") {
                 found.extend(
                     interpreters(n.pid, &abs)
@@ -316,6 +338,13 @@ impl Recorder {
         // All of it read from the process that is still in the syscall notified.
         if sys::seccomp::notif_id_valid(w.listener.as_fd(), n.id).is_err() {
             return;
+        }
+        if let Some((caps, path)) = dac {
+            for cap in caps {
+                self.need(cap, || {
+                    format!("{name} {} by {:?}", path.display(), comm(n.pid))
+                });
+            }
         }
         for (path, rights) in found {
             for r in rights {
@@ -336,6 +365,8 @@ impl Recorder {
 /// Where a path syscall's Landlock rights come from.
 enum Rights {
     Fixed(Vec<&'static str>),
+    /// An open with these flags (also checked against the file's mode for DAC capabilities).
+    Open(u64),
     /// openat2: the flags are the first field of the `struct open_how` at this address.
     OpenHow(u64),
 }
@@ -371,7 +402,7 @@ fn path_rights(name: &str, n: &Notification, mask: u64) -> Vec<PathOp> {
     let open = |path: usize, dirfd: Option<i32>, flags: u64| PathOp {
         path: a(path),
         dirfd,
-        rights: Rights::Fixed(fs::open_rights(flags)),
+        rights: Rights::Open(flags),
     };
     let node = |mode: u64| -> &'static [&'static str] {
         match mode as u32 & libc::S_IFMT {
@@ -418,6 +449,30 @@ fn path_rights(name: &str, n: &Notification, mask: u64) -> Vec<PathOp> {
     ops.into_iter()
         .filter(|o| !matches!(&o.rights, Rights::Fixed(r) if r.is_empty()))
         .collect()
+}
+
+/// The capabilities an open of `path` with `flags` may exercise beyond the file's mode bits for the
+/// process's filesystem ids (see [`caps::dac_needed`]); the file is looked up in the
+/// process's root. None when it needs none or does not exist (yet).
+fn dac_of_open(pid: u32, path: &Path, flags: u64) -> Option<&'static [&'static str]> {
+    use std::os::unix::fs::MetadataExt;
+    if flags as i32 & libc::O_PATH != 0 {
+        return None;
+    }
+    let creds = caps::Creds::parse(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?)?;
+    let root = std::fs::File::open(format!("/proc/{pid}/root")).ok()?;
+    let fd = sys::fs::open_in_root(root.as_fd(), path, libc::O_PATH | libc::O_CLOEXEC).ok()?;
+    let meta = std::fs::File::from(fd).metadata().ok()?;
+    let acc = flags as i32 & libc::O_ACCMODE;
+    Some(caps::dac_needed(
+        meta.mode(),
+        meta.uid(),
+        meta.gid(),
+        &creds,
+        acc != libc::O_WRONLY,
+        acc != libc::O_RDONLY || flags as i32 & libc::O_TRUNC != 0,
+    ))
+    .filter(|c| !c.is_empty())
 }
 
 /// A NUL-terminated path at `addr` in the process (at most PATH_MAX bytes).

@@ -292,3 +292,48 @@ fn paths_are_granted_on_their_directory_folded_and_bounded() {
     let new: Vec<String> = known.new_in(&run).iter().map(ToString::to_string).collect();
     assert_eq!(new, ["write_file beneath /etc"]);
 }
+
+#[test]
+fn capabilities_inferred_from_calls_and_modes() {
+    use super::caps::{dac_needed, needed_by, Creds};
+    let args = |a: &[u64]| {
+        let mut v = [0u64; 6];
+        v[..a.len()].copy_from_slice(a);
+        v
+    };
+    assert_eq!(needed_by("chroot", &args(&[])), ["CAP_SYS_CHROOT"]);
+    assert_eq!(needed_by("setresuid32", &args(&[])), ["CAP_SETUID"]);
+    let raw = args(&[libc::AF_INET as u64, libc::SOCK_RAW as u64]);
+    assert_eq!(needed_by("socket", &raw), ["CAP_NET_RAW"]);
+    let tcp = args(&[
+        libc::AF_INET as u64,
+        libc::SOCK_STREAM as u64 | libc::SOCK_CLOEXEC as u64,
+    ]);
+    assert!(needed_by("socket", &tcp).is_empty());
+    assert_eq!(
+        needed_by("mknodat", &args(&[0, 0, libc::S_IFCHR as u64])),
+        ["CAP_MKNOD"]
+    );
+    assert!(needed_by("mknod", &args(&[0, libc::S_IFIFO as u64])).is_empty());
+    assert!(needed_by("read", &args(&[])).is_empty());
+
+    let status =
+        "Name:\tsh\nUid:\t100\t100\t100\t100\nGid:\t200\t200\t200\t200\nGroups:\t300 400\n";
+    let c = Creds::parse(status).unwrap();
+    assert_eq!(
+        (c.fsuid, c.fsgid, c.groups.clone()),
+        (100, 200, vec![300, 400])
+    );
+    assert!(Creds::parse("Name:\tsh\n").is_none());
+    // owner rw-, group r--, other ---
+    assert!(dac_needed(0o640, 100, 1, &c, true, true).is_empty());
+    assert!(dac_needed(0o640, 1, 400, &c, true, false).is_empty());
+    assert_eq!(
+        dac_needed(0o640, 1, 400, &c, false, true),
+        ["CAP_DAC_OVERRIDE"]
+    );
+    assert_eq!(
+        dac_needed(0o640, 1, 1, &c, true, false),
+        ["CAP_DAC_READ_SEARCH", "CAP_DAC_OVERRIDE"]
+    );
+}

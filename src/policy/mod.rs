@@ -176,6 +176,10 @@ pub struct Policy {
     /// Capabilities a config may ask for; null: any.
     #[serde(default)]
     pub capabilities: Option<Vec<String>>,
+    /// Capabilities removed from every set of config.json's process, whatever it asks for
+    /// (`contain learn` lists those its runs never needed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drop_capabilities: Vec<String>,
     /// Namespaces a config may share with the host or join; null: any.
     #[serde(default)]
     pub host_namespaces: Option<Vec<String>>,
@@ -315,6 +319,13 @@ impl Policy {
         for (i, c) in p.capabilities.iter().flatten().enumerate() {
             if !crate::caps::is_known(c) {
                 return Err(bad(format!("capabilities[{i}]: unknown capability {c:?}")));
+            }
+        }
+        for (i, c) in p.drop_capabilities.iter().enumerate() {
+            if !crate::caps::is_known(c) {
+                return Err(bad(format!(
+                    "dropCapabilities[{i}]: unknown capability {c:?}"
+                )));
             }
         }
         for (i, n) in p.host_namespaces.iter().flatten().enumerate() {
@@ -585,6 +596,32 @@ impl Verdicts<'_> {
 }
 
 /// Capabilities a config may ask for.
+/// Remove `drop` from every capability set of the config's process.
+fn drop_capabilities(spec: &mut Spec, drop: &[String]) {
+    if drop.is_empty() {
+        return;
+    }
+    let Some(mut process) = spec.process().clone() else {
+        return;
+    };
+    let Some(mut caps) = process.capabilities().clone() else {
+        return;
+    };
+    let keep = |set: &Option<oci_spec::runtime::Capabilities>| {
+        set.clone().map(|mut s| {
+            s.retain(|c| !drop.contains(&crate::caps::cap_name(c)));
+            s
+        })
+    };
+    caps.set_bounding(keep(caps.bounding()));
+    caps.set_effective(keep(caps.effective()));
+    caps.set_inheritable(keep(caps.inheritable()));
+    caps.set_permitted(keep(caps.permitted()));
+    caps.set_ambient(keep(caps.ambient()));
+    process.set_capabilities(Some(caps));
+    spec.set_process(Some(process));
+}
+
 fn check_capabilities(v: &mut Verdicts<'_>, spec: &Spec) -> Result<(), PolicyError> {
     let policy = v.policy;
     if let (Some(allowed), Some(caps)) = (
@@ -862,6 +899,7 @@ pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, Pol
         .and_then(|l| l.namespaces().clone())
         .unwrap_or_default();
     let find = |t| namespaces.iter().find(|n| n.typ() == t);
+    drop_capabilities(&mut spec, &policy.drop_capabilities);
     check_capabilities(&mut v, &spec)?;
     check_host_namespaces(&mut v, &namespaces)?;
     let microvm = isolation(policy, &mut spec)?;

@@ -19,6 +19,10 @@ pub const TESTS: Tests = &[
     ("learn::exec_during_learning_is_learnt", exec_is_learnt),
     ("learn::httpd_learnt_then_enforced", httpd),
     (
+        "learn::capabilities_needed_kept_others_dropped",
+        capabilities,
+    ),
+    (
         "learn::supervisor_death_kills_the_workload",
         supervisor_death,
     ),
@@ -648,5 +652,114 @@ fn httpd() -> R {
 fn ok_delete(rt: &Runtime, id: &str) -> R {
     let o = rt.exec(&["delete", "--force", id]);
     ensure!(o.code == 0, "delete {id}: {}", o.stderr);
+    pass()
+}
+
+/// Capabilities: a script that changes a file's owner (CAP_CHOWN) and reads a file of
+/// another user's with mode 0600 (CAP_DAC_OVERRIDE, Docker's set having no
+/// CAP_DAC_READ_SEARCH) keeps those under the learnt policy and runs the same; the ones it
+/// never needed (CAP_NET_RAW, CAP_MKNOD, ...) are gone from its bounding set, seen from inside.
+fn capabilities() -> R {
+    use std::os::unix::fs::PermissionsExt;
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    // Docker's default capabilities (runc's spec grants three).
+    let docker = json!([
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_FSETID",
+        "CAP_FOWNER",
+        "CAP_MKNOD",
+        "CAP_NET_RAW",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETFCAP",
+        "CAP_SETPCAP",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_SYS_CHROOT",
+        "CAP_KILL",
+        "CAP_AUDIT_WRITE"
+    ]);
+    b.set(|c| {
+        c["root"]["readonly"] = json!(false);
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set] = docker.clone();
+        }
+    });
+    let secret = b.rootfs().join("secret");
+    std::fs::write(&secret, "s3cret\n")?;
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600))?;
+    std::os::unix::fs::chown(&secret, Some(1), Some(1))?;
+    b.sh("rm -f /tmp/f; touch /tmp/f && chown 1:1 /tmp/f && stat -c %u /tmp/f && cat /secret && grep CapBnd /proc/self/status");
+    let out = tempfile::tempdir()?;
+    let learnt = out.path().join("learnt");
+    let o = learn(&rt, &b, &learnt, "c1", &[]);
+    ensure!(o.code == 0, "learn: exit {}: {}", o.code, o.stderr);
+    let policy = read_json(&learnt.join("policy.json"))?;
+    let dropped: Vec<&str> = policy["dropCapabilities"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    for gone in [
+        "CAP_NET_RAW",
+        "CAP_MKNOD",
+        "CAP_SETUID",
+        "CAP_NET_BIND_SERVICE",
+    ] {
+        ensure!(dropped.contains(&gone), "{gone} not dropped: {dropped:?}");
+    }
+    for kept in ["CAP_CHOWN", "CAP_DAC_OVERRIDE"] {
+        ensure!(
+            !dropped.contains(&kept),
+            "{kept} dropped though needed: {dropped:?}"
+        );
+    }
+    let o2 = rt.with_policy(&policy_of(&learnt), "run", &b, "c2");
+    let bounding = |out: &str| -> Option<u64> {
+        let hex = out.lines().find_map(|l| l.strip_prefix("CapBnd:"))?.trim();
+        u64::from_str_radix(hex, 16).ok()
+    };
+    let body = |out: &str| {
+        out.lines()
+            .filter(|l| !l.starts_with("CapBnd"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    ensure!(
+        o2.code == 0 && body(&o2.stdout) == body(&o.stdout) && body(&o.stdout).contains("s3cret"),
+        "under the learnt policy: exit {} {:?} (learning: {:?}) {}",
+        o2.code,
+        o2.stdout,
+        o.stdout,
+        o2.stderr
+    );
+    let (before, after) = (
+        bounding(&o.stdout).ok_or("no CapBnd while learning")?,
+        bounding(&o2.stdout).ok_or("no CapBnd under the learnt policy")?,
+    );
+    let bit = |cap: u32| 1u64 << cap;
+    // CAP_CHOWN 0, CAP_DAC_OVERRIDE 1, CAP_MKNOD 27, CAP_NET_RAW 13
+    ensure!(
+        before & bit(13) != 0 && after & bit(13) == 0 && after & bit(27) == 0,
+        "CAP_NET_RAW/CAP_MKNOD still in the bounding set: {before:#x} -> {after:#x}"
+    );
+    ensure!(
+        after & bit(0) != 0 && after & bit(1) != 0,
+        "CAP_CHOWN/CAP_DAC_OVERRIDE lost: {after:#x}"
+    );
+    let o = rt.cmd().args(["audit", "--learnt"]).arg(&learnt).out();
+    ensure!(
+        o.code == 0
+            && o.stdout.contains("capabilities: the learnt policy drops")
+            && o.stdout.contains("it keeps CAP_CHOWN CAP_DAC_OVERRIDE"),
+        "audit --learnt on capabilities: {} {}",
+        o.stdout,
+        o.stderr
+    );
+    for id in ["c1", "c2"] {
+        rt.assert_clean(&b, id)?;
+    }
     pass()
 }
