@@ -18,6 +18,7 @@ pub const TESTS: Tests = &[
     ("learn::static_program_learnt_without_clone", static_program),
     ("learn::exec_during_learning_is_learnt", exec_is_learnt),
     ("learn::httpd_learnt_then_enforced", httpd),
+    ("learn::httpd_on_a_shared_root", || on_shared_root(httpd)),
     (
         "learn::capabilities_needed_kept_others_dropped",
         capabilities,
