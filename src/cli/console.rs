@@ -16,6 +16,8 @@ use crate::sys::socket::recv_fd;
 pub struct PrivateSocket {
     dir: PathBuf,
     pub listener: UnixListener,
+    /// Leave the socket in place when dropped (another process serves it).
+    kept: bool,
 }
 
 impl PrivateSocket {
@@ -27,6 +29,7 @@ impl PrivateSocket {
         let sock = PrivateSocket {
             listener: UnixListener::bind(dir.join("sock"))?,
             dir,
+            kept: false,
         };
         Ok(sock)
     }
@@ -34,11 +37,19 @@ impl PrivateSocket {
     pub fn path(&self) -> PathBuf {
         self.dir.join("sock")
     }
+
+    /// Close this process's copy but leave the socket for the process that serves it (a
+    /// child forked with a copy of its own, which removes it).
+    pub fn hand_over(mut self) {
+        self.kept = true;
+    }
 }
 
 impl Drop for PrivateSocket {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.kept {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

@@ -98,6 +98,68 @@ pub fn learn(
     Ok(code)
 }
 
+/// `contain --learn DIR create ...`: what a client (podman, containerd, Docker) starts is
+/// learnt into DIR, as `contain learn` would: the container is created as usual with the
+/// observer filter, its supervisor detached (the client's create returns at once); when the
+/// container's process has exited and every process `exec`ed into it is gone, the run is
+/// merged into DIR (under a lock, so that concurrent containers learning into one directory
+/// all land).
+pub fn create_learning(
+    store: &Store,
+    a: &super::CreateArgs,
+    dir: &Path,
+    policy: Option<&str>,
+    systemd: bool,
+) -> anyhow::Result<()> {
+    use crate::learn::supervisor::{self, Detached};
+    let mut opts = a.opts(policy, systemd);
+    let bundle = crate::oci::load_bundle(&opts.bundle)?;
+    let (base, _, _) = crate::policy::choose(policy, &bundle.spec, Ok(()))?;
+    let no_new_privs = base.no_new_privileges
+        || bundle
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.no_new_privileges())
+            .unwrap_or(false);
+    std::fs::create_dir_all(dir).with_context(|| format!("--learn {}", dir.display()))?;
+    // Readable now rather than found corrupt when the container is gone.
+    Observations::load(&dir.join(OBSERVATIONS)).map_err(anyhow::Error::msg)?;
+    let sock = super::console::PrivateSocket::bind("learn")
+        .context("bind the learning supervisor's socket")?;
+    let one = crate::sys::SingleThreaded::check()?;
+    let out = dir.to_path_buf();
+    let finish = move |run: Observations| -> Result<(), String> {
+        let lock = std::fs::File::create(out.join(".lock")).map_err(|e| e.to_string())?;
+        let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| e.to_string())?;
+        let previous = Observations::load(&out.join(OBSERVATIONS))?;
+        write_result(&out, previous, &run, &base, no_new_privs).map_err(|e| format!("{e:#}"))
+    };
+    match supervisor::detach(&one, &sock.listener, finish)
+        .context("start the learning supervisor")?
+    {
+        Detached::Child(code) => {
+            drop(sock);
+            crate::sys::exit_now(code)
+        }
+        Detached::Parent(pid) => {
+            let path = sock.path();
+            opts.learn = Some(path.clone());
+            sock.hand_over();
+            if let Err(e) = crate::container::create(store, &opts) {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+                let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
+                if let Some(d) = path.parent() {
+                    let _ = std::fs::remove_dir_all(d);
+                }
+                return Err(e.into());
+            }
+            Ok(())
+        }
+    }
+}
+
 fn exit_note(code: i32) -> String {
     if code > 128 {
         format!(

@@ -79,6 +79,15 @@ pub struct Cli {
         long_help = "Security policy for create and run: `default` (hardened: a user namespace of its own, seccomp, Landlock derived from the mounts), `strict` (for hostile code: everything at its tightest, and configs that ask for more are refused), `runc` (exactly what config.json says), or the path of a policy file (the format of policies/*.json). Without this flag, config.json's annotation io.contain.policy (a built-in name only, and not below the floor of the operator's configuration /etc/contain/config.json or CONTAIN_CONFIG), else that configuration's policy, else `default`. What was enforced is shown by `contain state` in the io.contain.* annotations."
     )]
     policy: Option<String>,
+    /// With create: learn what the container does into DIR, as `contain learn` does (for
+    /// clients: `podman --runtime-flag learn=DIR`); ignored by the other commands
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        long_help = "With create: learn what the container does into DIR, as `contain learn` does, for containers a client starts (podman: --runtime-flag learn=DIR; containerd and Docker: the runtime's options). The container runs as usual under its policy plus the observer filter; a supervisor detached from the runtime records what it and every process exec'd into it do, and when they are all gone merges the run into DIR (observations.json, seccomp.json, policy.json), several containers into one DIR included. Use the result with --policy DIR/policy.json. Ignored by the other commands, which clients call with the same flags; refused by run (use `contain learn`)."
+    )]
+    learn: Option<PathBuf>,
     /// Rootless mode: true, false or auto (accepted for runc compatibility)
     #[arg(long, value_name = "true|false|auto", num_args = 0..=1, default_missing_value = "true")]
     rootless: Option<String>,
@@ -356,6 +365,7 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
         &cli.root,
         cli.systemd_cgroup,
         cli.policy.as_deref(),
+        cli.learn.as_deref(),
         command,
     ) {
         Ok(code) => code,
@@ -409,12 +419,17 @@ fn dispatch(
     root: &std::path::Path,
     systemd: bool,
     policy: Option<&str>,
+    learn_into: Option<&std::path::Path>,
     command: Command,
 ) -> anyhow::Result<i32> {
     let store = Store::new(root);
     match command {
-        Command::Create(a) => {
-            container::create(&store, &a.opts(policy, systemd))?;
+        Command::Create(a) => match learn_into {
+            Some(dir) => learn::create_learning(&store, &a, dir, policy, systemd)?,
+            None => drop(container::create(&store, &a.opts(policy, systemd))?),
+        },
+        Command::Run { .. } if learn_into.is_some() => {
+            anyhow::bail!("--learn is for create; to learn with run, use `contain learn`")
         }
         Command::Start { id } => container::start(&store, &id)?,
         Command::Run {

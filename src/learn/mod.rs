@@ -377,6 +377,16 @@ impl Observations {
                 rules.entry(name.clone()).or_default().add(abi, seen);
             }
         }
+        if runtime_needed {
+            // A syscall both made keeps contain's own argument values too (its
+            // prctl(PR_CAPBSET_DROP), say, beside the workload's prctl options).
+            for seen in self.runtime.values().flat_map(|c| c.iter()) {
+                if let Some(e) = rules.get_mut(seen.0) {
+                    e.any_args |= seen.1.args_overflow;
+                    e.tuples.extend(seen.1.args.iter().cloned());
+                }
+            }
+        }
         let mut syscalls = Vec::new();
         for (name, e) in &rules {
             syscalls.extend(e.rules(name));

@@ -42,7 +42,13 @@ impl Learner {
             sys::Forked::Child(_) => {
                 drop(done_w);
                 drop(res_r);
-                let code = match serve(listener, &done_r, res_w) {
+                let served = sys::set_parent_death_signal(libc::SIGKILL)
+                    .and_then(|()| serve(listener, Until::Done(&done_r)))
+                    .and_then(|obs| {
+                        let data = serde_json::to_vec(&obs).map_err(io::Error::other)?;
+                        std::fs::File::from(res_w).write_all(&data)
+                    });
+                let code = match served {
                     Ok(()) => 0,
                     Err(e) => {
                         eprintln!("contain learn: supervisor: {e}");
@@ -117,17 +123,76 @@ struct Watch {
     armed: bool,
 }
 
-fn serve(listener: &UnixListener, done: &OwnedFd, out: OwnedFd) -> io::Result<()> {
-    // Our parent is the runtime; without it nobody collects the result.
-    sys::set_parent_death_signal(libc::SIGKILL)?;
+/// Fork a supervisor for `create --learn` (a client's create: podman, containerd), detached
+/// from the runtime, which exits at once. In the child: a session of its own, stdio on
+/// /dev/null (a client waiting for the runtime's output must not wait for it), serving
+/// `listener` until the container's init has exited and every listener is closed; then
+/// `finish` gets what it saw, and the child returns [`Detached::Child`] with its exit
+/// status, for the caller to clean up and exit.
+pub fn detach(
+    one: &SingleThreaded,
+    listener: &UnixListener,
+    finish: impl FnOnce(Observations) -> Result<(), String>,
+) -> io::Result<Detached> {
+    match sys::fork(one)? {
+        sys::Forked::Child(_) => {
+            let served = (|| -> Result<(), String> {
+                nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
+                let null = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open("/dev/null")
+                    .map_err(|e| format!("/dev/null: {e}"))?;
+                for fd in 0..3 {
+                    nix::unistd::dup2(null.as_raw_fd(), fd).map_err(|e| format!("dup2: {e}"))?;
+                }
+                let obs = serve(listener, Until::InitGone).map_err(|e| e.to_string())?;
+                finish(obs)
+            })();
+            Ok(Detached::Child(i32::from(served.is_err())))
+        }
+        sys::Forked::Parent(pid) => Ok(Detached::Parent(pid)),
+    }
+}
+
+/// Which side of [`detach`] returned.
+pub enum Detached {
+    /// The runtime: the supervisor's pid.
+    Parent(i32),
+    /// The supervisor, done: its exit status.
+    Child(i32),
+}
+
+/// When a supervisor stops serving.
+enum Until<'a> {
+    /// The runtime closes this pipe (`contain learn`: the workload is gone).
+    Done(&'a OwnedFd),
+    /// The first listener's process (the container's init) has exited and every listener
+    /// is closed (`create --learn`).
+    InitGone,
+}
+
+fn serve(listener: &UnixListener, until: Until<'_>) -> io::Result<Observations> {
     listener.set_nonblocking(true)?;
     let mut rec = Recorder::default();
     let mut watches: Vec<Watch> = Vec::new();
+    let mut init: Option<OwnedFd> = None;
+    let mut init_gone = false;
     loop {
-        let mut fds = vec![
-            PollFd::new(listener.as_fd(), PollFlags::POLLIN),
-            PollFd::new(done.as_fd(), PollFlags::POLLIN),
-        ];
+        if matches!(until, Until::InitGone) && init_gone && watches.is_empty() {
+            break;
+        }
+        // The second slot: the runtime's pipe, or the init's pidfd (readable once it exits).
+        let second = match (&until, &init) {
+            (Until::Done(fd), _) => Some(fd.as_fd()),
+            (Until::InitGone, Some(pidfd)) if !init_gone => Some(pidfd.as_fd()),
+            _ => None,
+        };
+        let mut fds = vec![PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+        fds.push(match second {
+            Some(fd) => PollFd::new(fd, PollFlags::POLLIN),
+            None => PollFd::new(listener.as_fd(), PollFlags::empty()),
+        });
         fds.extend(
             watches
                 .iter()
@@ -143,6 +208,7 @@ fn serve(listener: &UnixListener, done: &OwnedFd, out: OwnedFd) -> io::Result<()
             .map(|f| f.revents().unwrap_or(PollFlags::empty()))
             .collect();
         drop(fds);
+        let second_ready = second.is_some() && !revents[1].is_empty();
         let mut gone = Vec::new();
         for (i, w) in watches.iter_mut().enumerate() {
             let r = revents[i + 2];
@@ -160,6 +226,13 @@ fn serve(listener: &UnixListener, done: &OwnedFd, out: OwnedFd) -> io::Result<()
                 match accept_listener(conn) {
                     Ok(w) => {
                         rec.obs.runs += 1;
+                        if init.is_none() {
+                            init = i32::try_from(w.pid)
+                                .ok()
+                                .and_then(|p| sys::proc::pidfd_open(p).ok());
+                            // Gone already (or its pid unknown): end when its listeners are.
+                            init_gone = init.is_none();
+                        }
                         watches.push(w);
                     }
                     Err(e) => rec
@@ -168,13 +241,15 @@ fn serve(listener: &UnixListener, done: &OwnedFd, out: OwnedFd) -> io::Result<()
                 }
             }
         }
-        if !revents[1].is_empty() {
-            break;
+        if second_ready {
+            match until {
+                Until::Done(_) => break,
+                Until::InitGone => init_gone = true,
+            }
         }
     }
     rec.obs.note_namespaces();
-    let data = serde_json::to_vec(&rec.obs).map_err(io::Error::other)?;
-    std::fs::File::from(out).write_all(&data)
+    Ok(rec.obs)
 }
 
 /// Receive the listener and the process state the runtime sends (the runtime-spec's

@@ -337,3 +337,23 @@ fn capabilities_inferred_from_calls_and_modes() {
         ["CAP_DAC_READ_SEARCH", "CAP_DAC_OVERRIDE"]
     );
 }
+
+#[test]
+fn runtime_argument_values_join_a_syscall_the_workload_also_made() {
+    let mut o = obs(&[("prctl", seen(1, &[&[15]]))]);
+    o.runtime
+        .entry("SCMP_ARCH_X86_64".into())
+        .or_default()
+        .insert("prctl".into(), seen(1, &[&[24]]));
+    let values = |p: Profile| -> Vec<u64> {
+        p.syscalls
+            .unwrap()
+            .iter()
+            .filter(|r| r.names == ["prctl"])
+            .flat_map(|r| r.args.clone().unwrap_or_default())
+            .map(|a| a.value)
+            .collect()
+    };
+    assert_eq!(values(o.profile(false)), [15]);
+    assert_eq!(values(o.profile(true)), [15, 24]);
+}

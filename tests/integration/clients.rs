@@ -9,6 +9,7 @@ use crate::util::*;
 pub const TESTS: Tests = &[
     ("clients::podman_run_exec_pause_stop", podman),
     ("clients::podman_shared_root", || on_shared_root(podman)),
+    ("clients::podman_learns_then_enforces", podman_learn),
     ("clients::containerd_run_exec_pause_kill_delete", containerd),
     ("clients::containerd_shared_root", || {
         on_shared_root(containerd)
@@ -32,6 +33,68 @@ fn podman() -> R {
     podman_import(&podman, &b, &image)?;
     let result = podman_checks(&podman, &image, &tag);
     let _ = Command::new(&podman).args(["rm", "-f", &tag]).out();
+    let _ = Command::new(&podman).args(["rmi", "-f", &image]).out();
+    result
+}
+
+/// `contain --learn DIR` through podman (`--runtime-flag learn=DIR`): what a podman
+/// container does is learnt into DIR once it is gone; then podman runs it under the learnt
+/// policy (`--runtime-flag policy=DIR/policy.json`) with the same output, and something the
+/// learning run never did fails from inside.
+fn podman_learn() -> R {
+    let Some(podman) = which("podman") else {
+        return skip("podman is not installed (apt-get install podman)");
+    };
+    let _one = PODMAN.lock().unwrap_or_else(|e| e.into_inner());
+    let tag = format!("contain-learn-{}", std::process::id());
+    let image = format!("localhost/{tag}:latest");
+    let b = Bundle::new();
+    podman_import(&podman, &b, &image)?;
+    let out = tempfile::tempdir()?;
+    let dir = out.path().join("learnt");
+    let run = |flag: String, script: &str| -> Out {
+        Command::new(&podman)
+            .args(["--runtime", CONTAIN, "--cgroup-manager", "cgroupfs"])
+            .args(["--runtime-flag", &flag])
+            .args(["run", "--rm", "--ulimit", "nofile=1024:1024", "--ulimit"])
+            .args(["nproc=4096:4096", &image, "sh", "-c", script])
+            .out()
+    };
+    let script = "mkdir /tmp/x && echo hi > /tmp/x/f && cat /tmp/x/f";
+    let result = (|| -> R {
+        let o = run(format!("learn={}", dir.display()), script);
+        ensure!(
+            o.code == 0 && o.stdout == "hi\n",
+            "podman run while learning: {} {:?} {}",
+            o.code,
+            o.stdout,
+            o.stderr
+        );
+        // The supervisor writes once the container is gone, after podman returned.
+        let policy = dir.join("policy.json");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !policy.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        ensure!(policy.exists(), "nothing learnt into {}", dir.display());
+        let flag = format!("policy={}", policy.display());
+        let o = run(flag.clone(), script);
+        ensure!(
+            o.code == 0 && o.stdout == "hi\n",
+            "podman run under the learnt policy: {} {:?} {}",
+            o.code,
+            o.stdout,
+            o.stderr
+        );
+        let o = run(flag, "ln -s a /tmp/l; echo ln=$?");
+        ensure!(
+            o.stdout.contains("ln=1") && o.stderr.contains("Operation not permitted"),
+            "a symlink under the learnt policy: {:?} {:?}",
+            o.stdout,
+            o.stderr
+        );
+        pass()
+    })();
     let _ = Command::new(&podman).args(["rmi", "-f", &image]).out();
     result
 }

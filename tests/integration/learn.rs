@@ -28,6 +28,10 @@ pub const TESTS: Tests = &[
         supervisor_death,
     ),
     ("learn::bad_input_refused_cleanly", bad_input),
+    (
+        "learn::learn_flag_bad_input_refused_cleanly",
+        learn_flag_bad_input,
+    ),
     ("learn::overhead_measured_against_default", overhead),
 ];
 
@@ -762,5 +766,77 @@ fn capabilities() -> R {
     for id in ["c1", "c2"] {
         rt.assert_clean(&b, id)?;
     }
+    pass()
+}
+
+/// `--learn DIR` (for clients' create): a DIR that is a file, a corrupt observations.json in
+/// it, or `run` with it: a clear error, exit 1, and no container, socket or supervisor left.
+fn learn_flag_bad_input() -> R {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.sh("true");
+    let out = tempfile::tempdir()?;
+    let sockets = || -> usize {
+        std::fs::read_dir(std::env::temp_dir())
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with("contain-learn-")
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let before = sockets();
+    let file = out.path().join("file");
+    std::fs::write(&file, "")?;
+    let corrupt = out.path().join("corrupt");
+    std::fs::create_dir(&corrupt)?;
+    std::fs::write(corrupt.join("observations.json"), "{not json")?;
+    for (dir, want) in [(&file, "--learn"), (&corrupt, "observations.json")] {
+        let o = rt
+            .cmd()
+            .arg("--learn")
+            .arg(dir)
+            .args(["create", "--bundle"])
+            .arg(b.path())
+            .arg("bad")
+            .out();
+        fails_with(&o, want)?;
+        rt.assert_clean(&b, "bad")?;
+    }
+    // A create that fails after the supervisor was started (a duplicate id): it is killed,
+    // its socket gone, the existing container untouched.
+    let o = rt.create(&b, "dup");
+    ensure!(o.code == 0, "create dup: {}", o.stderr);
+    let o = rt
+        .cmd()
+        .arg("--learn")
+        .arg(out.path().join("d"))
+        .args(["create", "--bundle"])
+        .arg(b.path())
+        .arg("dup")
+        .out();
+    fails_with(&o, "exists")?;
+    ensure!(rt.status("dup") == "created", "dup: {}", rt.status("dup"));
+    let o = rt.exec(&["delete", "--force", "dup"]);
+    ensure!(o.code == 0, "delete dup: {}", o.stderr);
+    rt.assert_clean(&b, "dup")?;
+    let o = rt
+        .cmd()
+        .arg("--learn")
+        .arg(out.path().join("d"))
+        .args(["run", "--bundle"])
+        .arg(b.path())
+        .arg("bad")
+        .out();
+    fails_with(&o, "--learn is for create")?;
+    rt.assert_clean(&b, "bad")?;
+    ensure!(
+        sockets() == before,
+        "a learning socket was left in the temp directory"
+    );
     pass()
 }
