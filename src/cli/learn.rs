@@ -40,15 +40,7 @@ pub fn learn(
     systemd: bool,
 ) -> anyhow::Result<i32> {
     let mut opts = a.create.opts(policy, systemd);
-    let bundle = crate::oci::load_bundle(&opts.bundle)?;
-    let (base, _, _) = crate::policy::choose(policy, &bundle.spec, Ok(()))?;
-    let no_new_privs = base.no_new_privileges
-        || bundle
-            .spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.no_new_privileges())
-            .unwrap_or(false);
+    let (base, no_new_privs) = learning_base(policy, &opts.bundle)?;
     let previous = Observations::load(&a.output.join(OBSERVATIONS)).map_err(anyhow::Error::msg)?;
     if a.replay && previous.is_none() {
         anyhow::bail!(
@@ -98,6 +90,24 @@ pub fn learn(
     Ok(code)
 }
 
+/// The policy a run is learnt under (the one create chooses for the bundle) and whether its
+/// process gets no_new_privs (then the learnt profile needs none of contain's own syscalls).
+fn learning_base(
+    policy: Option<&str>,
+    bundle: &Path,
+) -> anyhow::Result<(crate::policy::Policy, bool)> {
+    let bundle = crate::oci::load_bundle(bundle)?;
+    let (base, _, _) = crate::policy::choose(policy, &bundle.spec, Ok(()))?;
+    let no_new_privs = base.no_new_privileges
+        || bundle
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.no_new_privileges())
+            .unwrap_or(false);
+    Ok((base, no_new_privs))
+}
+
 /// `contain --learn DIR create ...`: what a client (podman, containerd, Docker) starts is
 /// learnt into DIR, as `contain learn` would: the container is created as usual with the
 /// observer filter, its supervisor detached (the client's create returns at once); when the
@@ -113,15 +123,7 @@ pub fn create_learning(
 ) -> anyhow::Result<()> {
     use crate::learn::supervisor::{self, Detached};
     let mut opts = a.opts(policy, systemd);
-    let bundle = crate::oci::load_bundle(&opts.bundle)?;
-    let (base, _, _) = crate::policy::choose(policy, &bundle.spec, Ok(()))?;
-    let no_new_privs = base.no_new_privileges
-        || bundle
-            .spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.no_new_privileges())
-            .unwrap_or(false);
+    let (base, no_new_privs) = learning_base(policy, &opts.bundle)?;
     std::fs::create_dir_all(dir).with_context(|| format!("--learn {}", dir.display()))?;
     // Readable now rather than found corrupt when the container is gone.
     Observations::load(&dir.join(OBSERVATIONS)).map_err(anyhow::Error::msg)?;

@@ -776,28 +776,21 @@ fn learn_flag_bad_input() -> R {
     let mut b = Bundle::new();
     b.sh("true");
     let out = tempfile::tempdir()?;
-    let sockets = || -> usize {
-        std::fs::read_dir(std::env::temp_dir())
-            .map(|d| {
-                d.flatten()
-                    .filter(|e| {
-                        e.file_name()
-                            .to_string_lossy()
-                            .starts_with("contain-learn-")
-                    })
-                    .count()
-            })
-            .unwrap_or(0)
+    // The learning socket's directory goes to TMPDIR: one of this test's own.
+    let tmp = out.path().join("tmp");
+    std::fs::create_dir(&tmp)?;
+    let contain = || {
+        let mut c = rt.cmd();
+        c.env("TMPDIR", &tmp);
+        c
     };
-    let before = sockets();
     let file = out.path().join("file");
     std::fs::write(&file, "")?;
     let corrupt = out.path().join("corrupt");
     std::fs::create_dir(&corrupt)?;
     std::fs::write(corrupt.join("observations.json"), "{not json")?;
     for (dir, want) in [(&file, "--learn"), (&corrupt, "observations.json")] {
-        let o = rt
-            .cmd()
+        let o = contain()
             .arg("--learn")
             .arg(dir)
             .args(["create", "--bundle"])
@@ -811,8 +804,7 @@ fn learn_flag_bad_input() -> R {
     // its socket gone, the existing container untouched.
     let o = rt.create(&b, "dup");
     ensure!(o.code == 0, "create dup: {}", o.stderr);
-    let o = rt
-        .cmd()
+    let o = contain()
         .arg("--learn")
         .arg(out.path().join("d"))
         .args(["create", "--bundle"])
@@ -824,8 +816,7 @@ fn learn_flag_bad_input() -> R {
     let o = rt.exec(&["delete", "--force", "dup"]);
     ensure!(o.code == 0, "delete dup: {}", o.stderr);
     rt.assert_clean(&b, "dup")?;
-    let o = rt
-        .cmd()
+    let o = contain()
         .arg("--learn")
         .arg(out.path().join("d"))
         .args(["run", "--bundle"])
@@ -834,9 +825,10 @@ fn learn_flag_bad_input() -> R {
         .out();
     fails_with(&o, "--learn is for create")?;
     rt.assert_clean(&b, "bad")?;
-    ensure!(
-        sockets() == before,
-        "a learning socket was left in the temp directory"
-    );
+    let left: Vec<_> = std::fs::read_dir(&tmp)?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    ensure!(left.is_empty(), "left in TMPDIR: {left:?}");
     pass()
 }
