@@ -751,61 +751,33 @@ fn user_namespace(
     facts: &Facts,
 ) -> Result<UserNs, PolicyError> {
     let policy = v.policy;
-    let find = |t| namespaces.iter().find(|n| n.typ() == t);
     let opt_out = spec
         .annotations()
         .as_ref()
         .and_then(|a| a.get(USERNS_ANNOTATION).cloned());
-    // A network namespace joined by path, and another of the host's that can be (see
-    // `Facts::host_joins`), is joined before the user namespace is made (as root, the init
-    // can); any other joined namespace could not be entered from it.
-    let joins = namespaces
+    if let Some(value) = opt_out.as_deref().filter(|v| *v != "host") {
+        return Err(PolicyError::Refused {
+            policy: policy.name.clone(),
+            field: format!("annotation {USERNS_ANNOTATION}"),
+            reason: format!("{value:?}: the only value is \"host\""),
+        });
+    }
+    if namespaces
         .iter()
-        .filter(|n| {
-            n.path().is_some()
-                && n.typ() != LinuxNamespaceType::Network
-                && !facts.host_joins.contains(&n.typ())
-        })
-        .map(|n| ns_name(n.typ()))
-        .collect::<Vec<_>>();
-    let joined_net = namespaces
-        .iter()
-        .find(|n| n.typ() == LinuxNamespaceType::Network)
-        .and_then(|n| n.path().clone());
-    let cannot_add = if !joins.is_empty() && facts.pod.is_none() {
-        Some(format!(
-            "config.json joins the {} namespace(s) by path, which a new user namespace could not enter; give it the user namespace to join",
-            joins.join(", ")
-        ))
-    } else {
-        facts.rootfs_idmap.clone().err()
-    };
-    let userns = if find(LinuxNamespaceType::User).is_some() {
-        UserNs::Config
-    } else if !policy.user_namespace.add {
-        UserNs::None(format!("policy {} adds none", policy.name))
-    } else if !facts.as_root {
-        UserNs::None("contain is not running as root".into())
-    } else if opt_out.as_deref() == Some("host") {
-        let allowed = format!("{USERNS_ANNOTATION}=host");
-        if !facts.allowed_annotations.contains(&allowed) {
-            return Err(PolicyError::Refused {
-                policy: policy.name.clone(),
-                field: format!("annotation {USERNS_ANNOTATION}"),
-                reason: format!(
-                    "\"host\" would make container root host root; a bundle's annotations may make a container stricter, never weaker (the operator may allow it: allowAnnotations [\"{allowed}\"] in {})",
-                    operator::CONFIG_PATH
-                ),
-            });
-        }
-        if policy.host_namespaces.is_some() {
-            v.violation(
-                &format!("annotation {USERNS_ANNOTATION}"),
-                "\"host\" opts out of the user namespace this policy adds".into(),
-            )?;
-        }
-        UserNs::None(format!("opted out by annotation {USERNS_ANNOTATION}=host"))
-    } else if let Some(why) = cannot_add {
+        .any(|n| n.typ() == LinuxNamespaceType::User)
+    {
+        return Ok(UserNs::Config);
+    }
+    if !policy.user_namespace.add {
+        return Ok(UserNs::None(format!("policy {} adds none", policy.name)));
+    }
+    if !facts.as_root {
+        return Ok(UserNs::None("contain is not running as root".into()));
+    }
+    if opt_out.is_some() {
+        return host_opt_out(v, facts);
+    }
+    if let Some(why) = cannot_add(namespaces, facts) {
         if policy.user_namespace.required {
             return Err(PolicyError::Refused {
                 policy: policy.name.clone(),
@@ -817,74 +789,131 @@ fn user_namespace(
             "policy {}: no user namespace added (container root is host root): {why}",
             policy.name
         ));
-        UserNs::None(format!("not added: {why}"))
+        return Ok(UserNs::None(format!("not added: {why}")));
+    }
+    add_user_namespace(v, spec, namespaces, facts)
+}
+
+/// Why a user namespace cannot be added, if it cannot: a namespace joined by path that could
+/// not be entered from it, or a rootfs that cannot be idmapped. A network namespace joined by
+/// path, and another of the host's that can be (see `Facts::host_joins`), is joined before
+/// the user namespace is made (as root, the init can); a pod's are the pod's user namespace's.
+fn cannot_add(namespaces: &[LinuxNamespace], facts: &Facts) -> Option<String> {
+    let joins = namespaces
+        .iter()
+        .filter(|n| {
+            n.path().is_some()
+                && n.typ() != LinuxNamespaceType::Network
+                && !facts.host_joins.contains(&n.typ())
+        })
+        .map(|n| ns_name(n.typ()))
+        .collect::<Vec<_>>();
+    if !joins.is_empty() && facts.pod.is_none() {
+        Some(format!(
+            "config.json joins the {} namespace(s) by path, which a new user namespace could not enter; give it the user namespace to join",
+            joins.join(", ")
+        ))
     } else {
-        let pool = policy
-            .user_namespace
-            .pool
-            .clone()
-            .ok_or_else(|| PolicyError::Malformed {
-                name: policy.name.clone(),
-                msg: "userNamespace.add needs a pool".into(),
-            })?;
-        let mut linux = spec.linux().clone().unwrap_or_default();
-        let mut list = namespaces.to_vec();
-        let mut user = oci_spec::runtime::LinuxNamespaceBuilder::default()
-            .typ(LinuxNamespaceType::User)
-            .build()
-            .map_err(|e| PolicyError::Malformed {
-                name: policy.name.clone(),
-                msg: e.to_string(),
-            })?;
-        user.set_path(facts.pod.as_ref().map(|p| p.userns.clone()));
-        list.push(user);
-        linux.set_namespaces(Some(list));
-        spec.set_linux(Some(linux));
-        if let Some(pod) = &facts.pod {
-            for t in pod
-                .host_owned
-                .iter()
-                .filter(|t| **t != LinuxNamespaceType::Network)
-            {
-                v.warnings.push(format!(
-                    "policy {}: the {} namespace joined by path is the host's: it is joined before the pod's user namespace, and container root holds no capability in it",
-                    policy.name,
-                    ns_name(*t)
-                ));
-            }
-            UserNs::Pod(pod.clone())
-        } else {
-            let host: Vec<&str> = facts
-                .host_joins
-                .iter()
-                .filter(|t| **t != LinuxNamespaceType::Network)
-                .map(|t| ns_name(*t))
-                .collect();
-            if !host.is_empty() {
-                v.warnings.push(format!(
-                    "policy {}: the host's {} namespace(s) joined by path are joined before the added user namespace is made: container root holds no capability in them",
-                    policy.name,
-                    host.join(", ")
-                ));
-            }
-            if let Some(p) = &joined_net {
-                v.warnings.push(format!(
-                "policy {}: the network namespace {} is joined before the added user namespace is made, so it stays the host's: container root holds no capability in it (no raw sockets); ports below 1024 and ICMP echo sockets are opened to every user in it, as Docker does",
-                policy.name,
-                p.display()
-            ));
-            }
-            UserNs::Added(pool)
-        }
-    };
-    if let Some(value) = opt_out.filter(|v| v != "host") {
+        facts.rootfs_idmap.clone().err()
+    }
+}
+
+/// The bundle's annotation io.contain.userns=host: honoured only where the operator allows it,
+/// and a violation of a policy that limits host namespaces.
+fn host_opt_out(v: &mut Verdicts<'_>, facts: &Facts) -> Result<UserNs, PolicyError> {
+    let policy = v.policy;
+    let allowed = format!("{USERNS_ANNOTATION}=host");
+    if !facts.allowed_annotations.contains(&allowed) {
         return Err(PolicyError::Refused {
             policy: policy.name.clone(),
             field: format!("annotation {USERNS_ANNOTATION}"),
-            reason: format!("{value:?}: the only value is \"host\""),
+            reason: format!(
+                "\"host\" would make container root host root; a bundle's annotations may make a container stricter, never weaker (the operator may allow it: allowAnnotations [\"{allowed}\"] in {})",
+                operator::CONFIG_PATH
+            ),
         });
     }
-    Ok(userns)
+    if policy.host_namespaces.is_some() {
+        v.violation(
+            &format!("annotation {USERNS_ANNOTATION}"),
+            "\"host\" opts out of the user namespace this policy adds".into(),
+        )?;
+    }
+    Ok(UserNs::None(format!(
+        "opted out by annotation {USERNS_ANNOTATION}=host"
+    )))
+}
+
+/// Add the user namespace entry to the config (the pod's, joined by path, or a new one with a
+/// range of the pool, filled in at create), with a warning for every namespace of the host's
+/// joined before it.
+fn add_user_namespace(
+    v: &mut Verdicts<'_>,
+    spec: &mut Spec,
+    namespaces: &[LinuxNamespace],
+    facts: &Facts,
+) -> Result<UserNs, PolicyError> {
+    let policy = v.policy;
+    let pool = policy
+        .user_namespace
+        .pool
+        .clone()
+        .ok_or_else(|| PolicyError::Malformed {
+            name: policy.name.clone(),
+            msg: "userNamespace.add needs a pool".into(),
+        })?;
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let mut list = namespaces.to_vec();
+    let mut user = oci_spec::runtime::LinuxNamespaceBuilder::default()
+        .typ(LinuxNamespaceType::User)
+        .build()
+        .map_err(|e| PolicyError::Malformed {
+            name: policy.name.clone(),
+            msg: e.to_string(),
+        })?;
+    user.set_path(facts.pod.as_ref().map(|p| p.userns.clone()));
+    list.push(user);
+    linux.set_namespaces(Some(list));
+    spec.set_linux(Some(linux));
+    if let Some(pod) = &facts.pod {
+        for t in pod
+            .host_owned
+            .iter()
+            .filter(|t| **t != LinuxNamespaceType::Network)
+        {
+            v.warnings.push(format!(
+                "policy {}: the {} namespace joined by path is the host's: it is joined before the pod's user namespace, and container root holds no capability in it",
+                policy.name,
+                ns_name(*t)
+            ));
+        }
+        return Ok(UserNs::Pod(pod.clone()));
+    }
+    let host: Vec<&str> = facts
+        .host_joins
+        .iter()
+        .filter(|t| **t != LinuxNamespaceType::Network)
+        .map(|t| ns_name(*t))
+        .collect();
+    if !host.is_empty() {
+        v.warnings.push(format!(
+            "policy {}: the host's {} namespace(s) joined by path are joined before the added user namespace is made: container root holds no capability in them",
+            policy.name,
+            host.join(", ")
+        ));
+    }
+    let joined_net = namespaces
+        .iter()
+        .find(|n| n.typ() == LinuxNamespaceType::Network)
+        .and_then(|n| n.path().clone());
+    if let Some(p) = &joined_net {
+        v.warnings.push(format!(
+            "policy {}: the network namespace {} is joined before the added user namespace is made, so it stays the host's: container root holds no capability in it (no raw sockets); ports below 1024 and ICMP echo sockets are opened to every user in it, as Docker does",
+            policy.name,
+            p.display()
+        ));
+    }
+    Ok(UserNs::Added(pool))
 }
 
 pub fn apply(policy: &Policy, spec: &Spec, facts: &Facts) -> Result<Applied, PolicyError> {
