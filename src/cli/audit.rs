@@ -162,7 +162,9 @@ fn audit_config(
     )?;
     // The host's namespaces the config joins, as create finds them (where the paths exist
     // here: a config audited on another host joins nothing of this one).
-    facts.host_joins = crate::container::host_joins(&spec).unwrap_or_default();
+    facts.host_joins = crate::container::joined(&spec)
+        .map(|j| j.host_joins())
+        .unwrap_or_default();
     let host = audit::Host {
         facts,
         landlock_abi: crate::landlock::kernel_abi(),

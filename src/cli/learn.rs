@@ -245,8 +245,15 @@ fn write_result(
             .collect::<Vec<_>>()
             .join("; ")
     };
+    // Capabilities: those learning can judge and no run needed are dropped.
+    policy.drop_capabilities = all.unneeded_caps();
+    let needed: Vec<String> = all
+        .caps
+        .iter()
+        .map(|(c, why)| format!("{c} (first: {why})"))
+        .collect();
     policy.description = format!(
-        "{} Landlock TCP rules learnt: {}. Landlock filesystem rules learnt (writes, creations, removals, executions; reads as the base policy allows): {fs_rules}.{}",
+        "{} Landlock TCP rules learnt: {}{}. Landlock filesystem rules learnt (writes, creations, removals, executions; reads as the base policy allows): {fs_rules}. Capabilities needed: {}; dropped (never needed): {}; any other is kept as config.json asks.",
         policy
             .description
             .split(" Landlock TCP rules learnt:")
@@ -256,20 +263,13 @@ fn write_result(
         if policy.landlock.enabled {
             ""
         } else {
-            " The base policy derives no Landlock ruleset, so they are not enforced: learn under a policy with landlock.enabled."
-        }
-    );
-    // Capabilities: those learning can judge and no run needed are dropped.
-    policy.drop_capabilities = all.unneeded_caps();
-    let kept: Vec<String> = all
-        .caps
-        .iter()
-        .map(|(c, why)| format!("{c} (first: {why})"))
-        .collect();
-    policy.description = format!(
-        "{} Capabilities needed: {}; dropped (never needed): {}; any other is kept as config.json asks.",
-        policy.description,
-        if kept.is_empty() { "none".to_string() } else { kept.join(", ") },
+            " (not enforced: the base policy derives no Landlock ruleset, which carries them; learn under a policy with landlock.enabled)"
+        },
+        if needed.is_empty() {
+            "none".to_string()
+        } else {
+            needed.join(", ")
+        },
         policy.drop_capabilities.join(", ")
     );
     let ours = PathBuf::from(SECCOMP);

@@ -476,8 +476,9 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
         &bundle.spec,
         ns::idmap::idmappable(&bundle.rootfs),
     )?;
-    facts.pod = super::pod::find(store, &bundle.spec)?;
-    facts.host_joins = super::pod::host_joins(&bundle.spec)?;
+    let joined = super::pod::joined(&bundle.spec)?;
+    facts.pod = joined.pod(store);
+    facts.host_joins = joined.host_joins();
     let applied = policy::apply(&policy, &bundle.spec, &facts)?;
     for w in &applied.warnings {
         crate::log::warn(w);

@@ -17,7 +17,7 @@ pub use exec::{base_process, exec, ExecOpts};
 pub use lifecycle::{
     delete, events, kill, list, pids, set_frozen, start, state, update, write_atomic,
 };
-pub use pod::host_joins;
+pub use pod::joined;
 pub use status::Status;
 pub use store::{State, Store};
 

@@ -5,7 +5,7 @@
 //! container joins that user namespace too, with the sandbox's id range.
 
 use std::os::fd::AsFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
@@ -14,11 +14,20 @@ use super::ContainerError;
 use crate::policy::{ns_name, Pod};
 use crate::sys::{nsfs, proc};
 
-/// Check every namespace config.json joins by path (it must exist and be a namespace of the
-/// type named) and find the pod it belongs to: None when config.json has a user namespace of
-/// its own, joins nothing, joins namespaces of the host's or of a user namespace contain did
-/// not add, or joins namespaces of more than one.
-pub fn find(store: &Store, spec: &Spec) -> Result<Option<Pod>, ContainerError> {
+/// The namespaces config.json joins by path, each checked to exist and to be a namespace of
+/// the type named, with the user namespace that owns it (None: the host's, the runtime's own
+/// or one above it).
+pub struct Joined {
+    /// config.json has a user namespace entry of its own.
+    own_user: bool,
+    list: Vec<(LinuxNamespaceType, PathBuf, Option<NsId>)>,
+}
+
+/// A namespace's identity (nsfs device, inode).
+type NsId = (u64, u64);
+
+/// Look at every namespace config.json joins by path (see [`Joined`]).
+pub fn joined(spec: &Spec) -> Result<Joined, ContainerError> {
     let namespaces = spec
         .linux()
         .as_ref()
@@ -27,78 +36,78 @@ pub fn find(store: &Store, spec: &Spec) -> Result<Option<Pod>, ContainerError> {
     let own = std::fs::File::open("/proc/self/ns/user")
         .and_then(|f| nsfs::id(f.as_fd()))
         .map_err(|e| ContainerError::Preflight(format!("/proc/self/ns/user: {e}")))?;
-    // Owners of the joined namespaces: (type, owner's identity; None for the host's).
-    let mut owners = Vec::new();
+    let mut list = Vec::new();
     for n in &namespaces {
         let Some(path) = n.path() else { continue };
         let owner = owner_of(n.typ(), path)?;
-        owners.push((n.typ(), owner.filter(|o| *o != own)));
+        list.push((n.typ(), path.clone(), owner.filter(|o| *o != own)));
     }
-    if namespaces
-        .iter()
-        .any(|n| n.typ() == LinuxNamespaceType::User)
-    {
-        return Ok(None);
-    }
-    let mut pods = owners.iter().filter_map(|(_, o)| *o).collect::<Vec<_>>();
-    pods.sort_unstable();
-    pods.dedup();
-    let [userns] = pods[..] else {
-        return Ok(None);
-    };
-    // A joined namespace that is the host's (CNI's network namespace, made before the
-    // sandbox; the host's UTS namespace of a hostNetwork pod; hostIPC, hostPID) is joined
-    // before the pod's user namespace, as host root, since from inside it no namespace of the
-    // host could be entered. Not a mount namespace: the rootfs is set up in it, from inside.
-    let mut host_owned = Vec::new();
-    for (t, o) in &owners {
-        match o {
-            Some(o) if *o == userns => {}
-            None if *t != LinuxNamespaceType::Mount => host_owned.push(*t),
-            _ => return Ok(None),
-        }
-    }
-    Ok(sandbox_of(store, userns).map(|p| Pod { host_owned, ..p }))
+    Ok(Joined {
+        own_user: namespaces
+            .iter()
+            .any(|n| n.typ() == LinuxNamespaceType::User),
+        list,
+    })
 }
 
-/// The namespaces config.json joins by path that are the host's and that a container in a
-/// user namespace the policy adds can still join, first, as host root (container root then
-/// holds no capability in them): hostNetwork, hostIPC, hostPID and UTS of a pod with no
-/// namespace of its own to find it by, `--ipc container:` of a container without one. Not a
-/// mount namespace (the rootfs is set up in it, from inside), and a pid namespace only when it
-/// is the runtime's own (the container's /proc is the runtime's instance). Empty when
-/// config.json has a user namespace of its own.
-pub fn host_joins(spec: &Spec) -> Result<Vec<LinuxNamespaceType>, ContainerError> {
-    let namespaces = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().clone())
-        .unwrap_or_default();
-    if namespaces
-        .iter()
-        .any(|n| n.typ() == LinuxNamespaceType::User)
-    {
-        return Ok(Vec::new());
-    }
-    let own = std::fs::File::open("/proc/self/ns/user")
-        .and_then(|f| nsfs::id(f.as_fd()))
-        .map_err(|e| ContainerError::Preflight(format!("/proc/self/ns/user: {e}")))?;
-    let mut host = Vec::new();
-    for n in &namespaces {
-        let (t, Some(path)) = (n.typ(), n.path()) else {
-            continue;
-        };
-        let host_owned = owner_of(t, path)?.is_none_or(|o| o == own);
-        let joinable = match t {
-            LinuxNamespaceType::Mount => false,
-            LinuxNamespaceType::Pid => crate::ns::is_own(t, path),
-            _ => true,
-        };
-        if host_owned && joinable {
-            host.push(t);
+impl Joined {
+    /// The pod the joined namespaces belong to: None when config.json has a user namespace
+    /// of its own, joins nothing, joins namespaces of the host's only or of a user namespace
+    /// contain did not add, or joins namespaces of more than one.
+    pub fn pod(&self, store: &Store) -> Option<Pod> {
+        if self.own_user {
+            return None;
         }
+        let mut pods = self
+            .list
+            .iter()
+            .filter_map(|(_, _, o)| *o)
+            .collect::<Vec<_>>();
+        pods.sort_unstable();
+        pods.dedup();
+        let [userns] = pods[..] else {
+            return None;
+        };
+        // A joined namespace that is the host's (CNI's network namespace, made before the
+        // sandbox; the host's UTS namespace of a hostNetwork pod; hostIPC, hostPID) is joined
+        // before the pod's user namespace, as host root, since from inside it no namespace of
+        // the host could be entered. Not a mount namespace: the rootfs is set up in it, from
+        // inside.
+        let mut host_owned = Vec::new();
+        for (t, _, o) in &self.list {
+            match o {
+                Some(o) if *o == userns => {}
+                None if *t != LinuxNamespaceType::Mount => host_owned.push(*t),
+                _ => return None,
+            }
+        }
+        sandbox_of(store, userns).map(|p| Pod { host_owned, ..p })
     }
-    Ok(host)
+
+    /// The joined namespaces that are the host's and that a container in a user namespace
+    /// the policy adds can still join, first, as host root (container root then holds no
+    /// capability in them): hostNetwork, hostIPC, hostPID and UTS of a pod with no namespace
+    /// of its own to find it by, `--ipc container:` of a container without one. Not a mount
+    /// namespace (the rootfs is set up in it, from inside), and a pid namespace only when it
+    /// is the runtime's own (the container's /proc is the runtime's instance). Empty when
+    /// config.json has a user namespace of its own.
+    pub fn host_joins(&self) -> Vec<LinuxNamespaceType> {
+        if self.own_user {
+            return Vec::new();
+        }
+        self.list
+            .iter()
+            .filter(|(t, path, owner)| {
+                owner.is_none()
+                    && match t {
+                        LinuxNamespaceType::Mount => false,
+                        LinuxNamespaceType::Pid => crate::ns::is_own(LinuxNamespaceType::Pid, path),
+                        _ => true,
+                    }
+            })
+            .map(|(t, _, _)| *t)
+            .collect()
+    }
 }
 
 /// The identity of the user namespace owning the namespace at `path` (None: outside ours,

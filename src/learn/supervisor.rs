@@ -328,24 +328,28 @@ impl Recorder {
             seen.first_by = comm(n.pid);
         }
         seen.count += 1;
+        // The arguments as the ABI has them (a 32-bit ABI's upper halves are not its own).
         let mask = if abi.wide() {
             u64::MAX
         } else {
             u64::from(u32::MAX)
         };
+        let n = &Notification {
+            args: n.args.map(|a| a & mask),
+            ..*n
+        };
         let indices = sensitive_args(name);
         if !indices.is_empty() {
-            seen.add_args(indices.iter().map(|&i| n.args[i] & mask).collect());
+            seen.add_args(indices.iter().map(|&i| n.args[i]).collect());
         }
         if !w.armed {
             return;
         }
-        let args = n.args.map(|a| a & mask);
-        for cap in caps::needed_by(name, &args) {
+        for cap in caps::needed_by(name, &n.args) {
             self.need(cap, || format!("{name} by {:?}", comm(n.pid)));
         }
         if name == "bind" || name == "connect" {
-            if let Some(port) = tcp_port(w.listener.as_fd(), n, mask) {
+            if let Some(port) = tcp_port(w.listener.as_fd(), n) {
                 self.obs.tcp.add(name, port, || comm(n.pid));
                 if name == "bind" && (1..1024).contains(&port) {
                     self.need("CAP_NET_BIND_SERVICE", || {
@@ -354,18 +358,16 @@ impl Recorder {
                 }
             }
         }
-        self.record_paths(w, n, name, mask);
+        self.record_paths(w, n, name);
     }
 
     fn need(&mut self, cap: &str, why: impl FnOnce() -> String) {
-        if !self.obs.caps.contains_key(cap) {
-            self.obs.caps.insert(cap.to_string(), why());
-        }
+        self.obs.caps.entry(cap.to_string()).or_insert_with(why);
     }
 
     /// The directories a path syscall needs Landlock rights beneath (see [`path_rights`]).
-    fn record_paths(&mut self, w: &Watch, n: &Notification, name: &str, mask: u64) {
-        let ops = path_rights(name, n, mask);
+    fn record_paths(&mut self, w: &Watch, n: &Notification, name: &str) {
+        let ops = path_rights(name, n);
         if ops.is_empty() {
             return;
         }
@@ -466,8 +468,8 @@ const RENAME_TO: &[&str] = &[
 
 /// The path arguments of syscall `name` and the Landlock rights each needs (none for the
 /// syscalls that do not change the filesystem or execute).
-fn path_rights(name: &str, n: &Notification, mask: u64) -> Vec<PathOp> {
-    let a = |i: usize| n.args[i] & mask;
+fn path_rights(name: &str, n: &Notification) -> Vec<PathOp> {
+    let a = |i: usize| n.args[i];
     let fd = |i: usize| Some(a(i) as u32 as i32);
     let op = |path: usize, dirfd: Option<i32>, rights: &[&'static str]| PathOp {
         path: a(path),
@@ -650,20 +652,20 @@ fn comm(pid: u32) -> String {
 /// address's family and port from its memory, the socket's type from the
 /// descriptor (taken with pidfd_getfd); then checked to be still the notifying process's.
 /// None for any other socket or address, or what could not be read.
-fn tcp_port(listener: BorrowedFd<'_>, n: &Notification, mask: u64) -> Option<u16> {
+fn tcp_port(listener: BorrowedFd<'_>, n: &Notification) -> Option<u16> {
     use nix::sys::socket::{getsockopt, sockopt, SockType};
-    if n.args[2] & mask < 4 {
+    if n.args[2] < 4 {
         return None;
     }
     let mem = std::fs::File::open(format!("/proc/{}/mem", n.pid)).ok()?;
     let mut head = [0u8; 4];
-    mem.read_exact_at(&mut head, n.args[1] & mask).ok()?;
+    mem.read_exact_at(&mut head, n.args[1]).ok()?;
     let family = i32::from(u16::from_ne_bytes([head[0], head[1]]));
     if family != libc::AF_INET && family != libc::AF_INET6 {
         return None;
     }
     let pidfd = sys::proc::pidfd_open(i32::try_from(n.pid).ok()?).ok()?;
-    let sock = sys::seccomp::pidfd_getfd(&pidfd, i32::try_from(n.args[0] & mask).ok()?).ok()?;
+    let sock = sys::seccomp::pidfd_getfd(&pidfd, i32::try_from(n.args[0]).ok()?).ok()?;
     // An IPv4 or IPv6 stream socket is TCP (or MPTCP, which Landlock treats alike).
     let tcp = getsockopt(&sock, sockopt::SockType).ok()? == SockType::Stream;
     sys::seccomp::notif_id_valid(listener, n.id).ok()?;

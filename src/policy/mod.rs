@@ -536,7 +536,7 @@ pub struct Facts {
     /// `create`; the audit does not look).
     pub pod: Option<Pod>,
     /// The namespaces config.json joins by path that are the host's and can be joined before
-    /// an added user namespace (found by `create`; the audit does not look).
+    /// an added user namespace (found by `create`, and by the audit where the paths exist).
     pub host_joins: Vec<LinuxNamespaceType>,
 }
 
@@ -595,7 +595,6 @@ impl Verdicts<'_> {
     }
 }
 
-/// Capabilities a config may ask for.
 /// Remove `drop` from every capability set of the config's process.
 fn drop_capabilities(spec: &mut Spec, drop: &[String]) {
     if drop.is_empty() {
@@ -622,6 +621,7 @@ fn drop_capabilities(spec: &mut Spec, drop: &[String]) {
     spec.set_process(Some(process));
 }
 
+/// Capabilities a config may ask for.
 fn check_capabilities(v: &mut Verdicts<'_>, spec: &Spec) -> Result<(), PolicyError> {
     let policy = v.policy;
     if let (Some(allowed), Some(caps)) = (

@@ -353,24 +353,39 @@ fn join_network_first(
             )
             .map_err(|e| format!("linux.sysctl {key}={value} in {}: {e}", path.display()))?;
     }
-    let sysfs = spec(args)
+    prepare_instance(args, prepared, "sysfs", false, || {
+        format!("make the sysfs of {}", path.display())
+    })?;
+    Ok(true)
+}
+
+/// Make config.json's `typ` mount here, detached, for the init to attach in place of its own:
+/// a kernel filesystem only a mounter owning the matching namespace may make, which this
+/// process (host root, in that namespace) still is. With the mount's flags, and its data
+/// options when `with_data`. Nothing when config.json has no such mount.
+fn prepare_instance(
+    args: &InitArgs<'_>,
+    prepared: &mut Prepared,
+    typ: &str,
+    with_data: bool,
+    what: impl FnOnce() -> String,
+) -> Result<(), String> {
+    let Some((i, m)) = spec(args)
         .mounts()
         .iter()
         .flatten()
         .enumerate()
-        .find(|(_, m)| m.typ().as_deref() == Some("sysfs"));
-    if let Some((i, m)) = sysfs {
-        let opts = rootfs::options::parse(m.options().as_deref().unwrap_or_default())
-            .map_err(|e| format!("mount {}: {e}", m.destination().display()))?;
-        let fs = crate::sys::mount::new_fs(
-            "sysfs",
-            &[],
-            crate::sys::mount::attrs_from_flags(opts.flags),
-        )
-        .map_err(|e| format!("make the sysfs of {}: {e}", path.display()))?;
-        prepared.push((i as i64, fs));
-    }
-    Ok(true)
+        .find(|(_, m)| m.typ().as_deref() == Some(typ))
+    else {
+        return Ok(());
+    };
+    let opts = rootfs::options::parse(m.options().as_deref().unwrap_or_default())
+        .map_err(|e| format!("mount {}: {e}", m.destination().display()))?;
+    let data = if with_data { &opts.data[..] } else { &[] };
+    let fs = crate::sys::mount::new_fs(typ, data, crate::sys::mount::attrs_from_flags(opts.flags))
+        .map_err(|e| format!("{}: {e}", what()))?;
+    prepared.push((i as i64, fs));
+    Ok(())
 }
 
 /// A container in a user namespace whose IPC namespace is the host's (joined first, or no
@@ -387,25 +402,9 @@ fn host_ipc_mqueue(args: &InitArgs<'_>, prepared: &mut Prepared) -> Result<(), S
     if !in_userns || !host_ipc || !nix::unistd::geteuid().is_root() {
         return Ok(());
     }
-    let Some((i, m)) = spec(args)
-        .mounts()
-        .iter()
-        .flatten()
-        .enumerate()
-        .find(|(_, m)| m.typ().as_deref() == Some("mqueue"))
-    else {
-        return Ok(());
-    };
-    let opts = rootfs::options::parse(m.options().as_deref().unwrap_or_default())
-        .map_err(|e| format!("mount {}: {e}", m.destination().display()))?;
-    let fs = crate::sys::mount::new_fs(
-        "mqueue",
-        &opts.data,
-        crate::sys::mount::attrs_from_flags(opts.flags),
-    )
-    .map_err(|e| format!("make the host IPC namespace's mqueue: {e}"))?;
-    prepared.push((i as i64, fs));
-    Ok(())
+    prepare_instance(args, prepared, "mqueue", true, || {
+        "make the host IPC namespace's mqueue".into()
+    })
 }
 
 /// The host's namespaces (but the network one) a pod's container joins before the pod's user
