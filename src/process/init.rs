@@ -496,11 +496,12 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>, prepared: Prepared) -> Result<N
         return run_vmm(ch, args, vm, &state);
     }
     set_execution_domain(linux)?;
-    ends_on_kill()?;
+    let at = filter_at(process, &args.seccomp);
+    let wait = start_wait(at, &args.seccomp);
+    ends_on_kill(wait)?;
     // Before any filter: config.json's profile need not allow close_range (runc's last
     // steps under the filter are only execve's).
     sys::cloexec_from(3 + args.preserve_fds).map_err(|e| format!("close descriptors: {e}"))?;
-    let at = filter_at(process, &args.seccomp);
     if at == FilterAt::BeforeCredentials {
         install_seccomp(ch, &args.seccomp)?;
     }
@@ -513,9 +514,11 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>, prepared: Prepared) -> Result<N
     sys::set_parent_death_signal(0).map_err(|e| format!("prctl: {e}"))?;
     ch.send(&Msg::Ready).map_err(|e| format!("sync: {e}"))?;
 
-    wait_for_start(args, &state)?;
+    wait_for_start(args, &state, wait)?;
     // The runtime blocked signals (`run` relays them) and Rust ignores SIGPIPE: the workload
-    // must start with the default mask and dispositions.
+    // must start with the default mask and dispositions. A signal `kill` sent after `start`
+    // returned and still pending meets the default disposition: a pid namespace's init
+    // ignores it, as the workload would.
     exec::reset_signals();
     if at == FilterAt::LastStep {
         for c in &args.seccomp {
@@ -609,16 +612,48 @@ fn set_execution_domain(linux: &oci_spec::runtime::Linux) -> Result<(), String> 
     Ok(())
 }
 
+/// How the init waits for `start` with the signals that end it ([`sys::ENDS_A_WAITING_INIT`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StartWait {
+    /// Blocked, and taken only while waiting (ppoll): one sent once `start` returned stays
+    /// pending until the workload's default disposition meets it.
+    Taking,
+    /// Unblocked throughout, because a filter installed before the wait refuses ppoll or
+    /// rt_sigprocmask: a signal sent just after `start` returned may still end the init.
+    Unblocked,
+}
+
+fn start_wait(at: FilterAt, filters: &[&crate::seccomp::Compiled]) -> StartWait {
+    let lets = |c: &&crate::seccomp::Compiled| {
+        ["ppoll", "rt_sigprocmask"]
+            .iter()
+            .all(|n| c.lets_through(n))
+    };
+    if at == FilterAt::LastStep || filters.iter().all(lets) {
+        StartWait::Taking
+    } else {
+        StartWait::Unblocked
+    }
+}
+
 /// `kill ID TERM` ends a container that is created and not started, as it ends runc's. Set
 /// before `Ready` (a kill may come as soon as `create` returns) and before any seccomp filter
 /// (the config's profile need not allow rt_sigaction).
-fn ends_on_kill() -> Result<(), String> {
-    sys::exit_on_signals(&sys::ENDS_A_WAITING_INIT).map_err(|e| format!("signal handlers: {e}"))
+fn ends_on_kill(wait: StartWait) -> Result<(), String> {
+    sys::exit_on_signals(&sys::ENDS_A_WAITING_INIT).map_err(|e| format!("signal handlers: {e}"))?;
+    if wait == StartWait::Unblocked {
+        sys::unblock_signals(&sys::ENDS_A_WAITING_INIT).map_err(|e| format!("signals: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Block on the exec fifo until `start` writes it (a `delete` that removes it ends the init),
 /// then run the startContainer hooks; a failing hook ends the init.
-fn wait_for_start(args: &InitArgs<'_>, state: &str) -> Result<(), String> {
+fn wait_for_start(args: &InitArgs<'_>, state: &str, wait: StartWait) -> Result<(), String> {
+    if wait == StartWait::Taking {
+        sys::wait_readable_taking(args.fifo.as_fd(), &sys::ENDS_A_WAITING_INIT)
+            .map_err(|e| format!("wait for start: {e}"))?;
+    }
     let mut fifo = std::fs::File::from(
         args.fifo
             .try_clone()
@@ -657,9 +692,11 @@ fn run_vmm(
     none.apply()?;
     sys::set_no_new_privs().map_err(|e| format!("prctl no_new_privs: {e}"))?;
     sys::set_parent_death_signal(0).map_err(|e| format!("prctl: {e}"))?;
-    ends_on_kill()?;
+    ends_on_kill(StartWait::Taking)?;
     ch.send(&Msg::Ready).map_err(|e| format!("sync: {e}"))?;
-    wait_for_start(args, state)?;
+    wait_for_start(args, state, StartWait::Taking)?;
+    // A started VM ends on these signals too (the guest has no other way to be told yet).
+    sys::unblock_signals(&sys::ENDS_A_WAITING_INIT).map_err(|e| format!("signals: {e}"))?;
     // Nothing of the runtime's may reach the VMM's loop: the sync socket, the fifo and any
     // preserved descriptor are closed (the VM's own descriptors are kept).
     let keep = vm.machine_fds(&machine);

@@ -237,6 +237,34 @@ pub struct Compiled {
     pub unknown: Vec<String>,
 }
 
+impl Compiled {
+    /// Whether the program lets the native syscall `name` through with all-zero arguments
+    /// (allowed, logged, traced or sent to an agent that continues it): for the runtime's own
+    /// steps that must still run under a filter installed before them.
+    pub fn lets_through(&self, name: &str) -> bool {
+        let Some(nr) = Abi::X86_64.number(name) else {
+            return false;
+        };
+        let data = super::bpf::SeccompData {
+            nr,
+            arch: Abi::X86_64.audit_arch(),
+            ip: 0,
+            args: [0; 6],
+        };
+        match super::bpf::run(&self.program, &data) {
+            Ok(ret) => ![
+                Action::KillThread,
+                Action::KillProcess,
+                Action::Trap,
+                Action::Errno(0),
+            ]
+            .iter()
+            .any(|a| a.kind() == ret & 0xffff_0000),
+            Err(_) => false,
+        }
+    }
+}
+
 struct Rule {
     names: Vec<String>,
     action: Action,

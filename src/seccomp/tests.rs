@@ -283,3 +283,33 @@ fn mount_lock_refuses_flag_changes_and_nothing_else() {
         assert_eq!(call(nr, [0; 6]), allow, "syscall {nr}");
     }
 }
+
+#[test]
+fn lets_through_reads_the_program() {
+    let docker = compile(
+        &default_profile()
+            .resolve(&Target::host(docker_caps()))
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(docker.lets_through("ppoll") && docker.lets_through("rt_sigprocmask"));
+    assert!(!docker.lets_through("kexec_load"));
+    let only = |action: &str| {
+        Profile::from_slice(
+            format!(
+                r#"{{"defaultAction": "{action}", "syscalls": [{{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"}}]}}"#
+            )
+            .as_bytes(),
+        )
+        .unwrap()
+    };
+    let strict = compile(&only("SCMP_ACT_ERRNO")).unwrap();
+    assert!(strict.lets_through("write") && !strict.lets_through("ppoll"));
+    assert!(!compile(&only("SCMP_ACT_KILL_PROCESS"))
+        .unwrap()
+        .lets_through("ppoll"));
+    assert!(compile(&only("SCMP_ACT_LOG"))
+        .unwrap()
+        .lets_through("ppoll"));
+    assert!(!strict.lets_through("no_such_syscall"));
+}

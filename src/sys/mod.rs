@@ -266,10 +266,11 @@ extern "C" fn exit_on_signal(sig: libc::c_int) {
     unsafe { libc::_exit(128 + sig) }
 }
 
-/// Make `signals` end the process with status 128+N, and unblock them. A pid namespace's init
-/// ignores every signal it has no handler for (SIGKILL and SIGSTOP from outside excepted), so
-/// without this `kill ID TERM` could not end a container that was created and not started,
-/// as it ends runc's. execve resets the handlers to the default.
+/// Make `signals` end the process with status 128+N, and block them: they are taken only
+/// where the process waits for them ([`wait_readable_taking`]) or unblocks them. A pid
+/// namespace's init ignores every signal it has no handler for (SIGKILL and SIGSTOP from
+/// outside excepted), so without this `kill ID TERM` could not end a container that was created
+/// and not started, as it ends runc's. execve resets the handlers to the default.
 pub fn exit_on_signals(signals: &[nix::sys::signal::Signal]) -> io::Result<()> {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow};
     let action = SigAction::new(
@@ -283,8 +284,37 @@ pub fn exit_on_signals(signals: &[nix::sys::signal::Signal]) -> io::Result<()> {
         unsafe { sigaction(sig, &action) }.map_err(io::Error::from)?;
         set.add(sig);
     }
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).map_err(io::Error::from)
+}
+
+/// Unblock `signals`.
+pub fn unblock_signals(signals: &[nix::sys::signal::Signal]) -> io::Result<()> {
+    use nix::sys::signal::{SigSet, SigmaskHow};
+    let set: SigSet = signals.iter().copied().collect();
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None)
         .map_err(io::Error::from)
+}
+
+/// Wait until `fd` is readable with `signals` unblocked for the wait only (ppoll): a signal
+/// that comes while waiting is taken, one that comes once `fd` is readable stays pending, so
+/// that whoever makes `fd` readable knows no handler of `signals` runs after it.
+pub fn wait_readable_taking(
+    fd: std::os::fd::BorrowedFd<'_>,
+    signals: &[nix::sys::signal::Signal],
+) -> io::Result<()> {
+    use nix::poll::{ppoll, PollFd, PollFlags};
+    let mut during = nix::sys::signal::SigSet::thread_get_mask().map_err(io::Error::from)?;
+    for &sig in signals {
+        during.remove(sig);
+    }
+    loop {
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        match ppoll(&mut fds, None, Some(during)) {
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// Leave the process at once, without running destructors or atexit handlers: the only

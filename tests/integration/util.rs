@@ -70,11 +70,25 @@ fn mount_table() -> Vec<String> {
 /// are the clients' own (image layers, network namespaces) or other tests' (a shared
 /// /run/netns propagates into the copy), and are not counted.
 pub fn on_shared_root(f: fn() -> R) -> R {
+    in_own_mount_ns(true, f, |point, _| {
+        point.contains("/rootfs/") || point.contains("/merged/")
+    })
+}
+
+/// Run `f` on this thread in a private copy of the machine's mount namespace, failing it if
+/// any mount appeared in (or went from) the copy: what a runtime leaks into its caller's
+/// namespace, unmixed with the mounts of tests running beside it. Network namespaces bound by
+/// other tests under a shared /run/netns (nsfs) propagate into the copy and are not counted.
+pub fn on_private_root(f: fn() -> R) -> R {
+    in_own_mount_ns(false, f, |_, fstype| fstype != "nsfs")
+}
+
+fn in_own_mount_ns(shared: bool, f: fn() -> R, counts: fn(&str, &str) -> bool) -> R {
     use nix::mount::{mount, MsFlags};
     use nix::sched::{setns, unshare, CloneFlags};
     let counts = |m: &&String| {
-        let point = m.split(' ').next().unwrap_or("");
-        point.contains("/rootfs/") || point.contains("/merged/")
+        let (point, fstype) = m.split_once(' ').unwrap_or((m, ""));
+        counts(point, fstype.trim_matches(|c| c == '(' || c == ')'))
     };
     let home = std::fs::File::open("/proc/thread-self/ns/mnt")
         .map_err(|e| Failed::from(format!("open this thread's mount namespace: {e}")))?;
@@ -82,14 +96,16 @@ pub fn on_shared_root(f: fn() -> R) -> R {
     unshare(CloneFlags::CLONE_FS | CloneFlags::CLONE_NEWNS)
         .map_err(|e| Failed::from(format!("unshare a mount namespace: {e}")))?;
     let result = (|| {
-        mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            MsFlags::MS_SHARED | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .map_err(|e| Failed::from(format!("make / rshared: {e}")))?;
+        if shared {
+            mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                MsFlags::MS_SHARED | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(|e| Failed::from(format!("make / rshared: {e}")))?;
+        }
         let before = mount_table();
         let r = f();
         let after = mount_table();
@@ -105,7 +121,8 @@ pub fn on_shared_root(f: fn() -> R) -> R {
             .collect();
         if !(added.is_empty() && gone.is_empty()) {
             return Err(Failed::from(format!(
-                "the host's mount table changed (shared /): added {added:?}, removed {gone:?}; the test itself: {}",
+                "the host's mount table changed ({} /): added {added:?}, removed {gone:?}; the test itself: {}",
+                if shared { "shared" } else { "private" },
                 match &r {
                     Ok(_) => "passed".to_string(),
                     Err(e) => format!("{e:?}"),
