@@ -151,7 +151,7 @@ pub fn render(c: &Comparison) -> String {
     });
     s.push_str(&match &c.fs {
         Some(rules) => format!(
-            "filesystem (Landlock): the learnt policy allows {}; every other write, creation, removal and execution is refused, where contain's default allows them wherever a mount is writable (execution anywhere)\n",
+            "filesystem (Landlock): the learnt policy allows {}; every other read, write, creation, removal and execution is refused, where contain's default allows reads and execution anywhere, and the others wherever a mount is writable\n",
             rules
                 .iter()
                 .map(|r| format!(

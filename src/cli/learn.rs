@@ -221,7 +221,7 @@ fn write_result(
         ));
     }
     policy.landlock.network = Some(network);
-    // Filesystem: writes, creations, removals and executions only beneath the directories
+    // Filesystem: reads, writes, creations, removals and executions only beneath the directories
     // the runs needed them in, as one more Landlock layer.
     let fs_rules = if base.landlock.ruleset.is_some() {
         format!(
@@ -229,7 +229,7 @@ fn write_result(
             base.name
         )
     } else if all.fs.is_empty() {
-        "none (no execution or write was seen)".to_string()
+        "none (no read, write or execution was seen)".to_string()
     } else {
         let folded = crate::learn::fs::folded(&all.fs);
         policy.landlock.ruleset = Some(crate::learn::fs::ruleset(&all.fs));
@@ -253,7 +253,7 @@ fn write_result(
         .map(|(c, why)| format!("{c} (first: {why})"))
         .collect();
     policy.description = format!(
-        "{} Landlock TCP rules learnt: {}{}. Landlock filesystem rules learnt (writes, creations, removals, executions; reads as the base policy allows): {fs_rules}. Capabilities needed: {}; dropped (never needed): {}; any other is kept as config.json asks.",
+        "{} Landlock TCP rules learnt: {}{}. Landlock filesystem rules learnt (reads, writes, creations, removals, executions): {fs_rules}. Capabilities needed: {}; dropped (never needed): {}; any other is kept as config.json asks.",
         policy
             .description
             .split(" Landlock TCP rules learnt:")

@@ -1,7 +1,7 @@
-//! What the workload did to the filesystem, by directory: the Landlock rights its writes,
-//! creations, removals and executions needed, and the learnt policy's Landlock layer made of
-//! them. Reads are not narrowed (the layer does not handle them): what the base policy lets
-//! the container read, it still reads.
+//! What the workload did to the filesystem, by directory: the Landlock rights its reads,
+//! writes, creations, removals and executions needed, and the learnt policy's Landlock layer
+//! made of them. Paths are taken where the file is (symlinks followed in the container's
+//! tree), as Landlock checks them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
@@ -11,9 +11,11 @@ use crate::landlock::{ConfigLandlock, PathRule, RulesSpec, RulesetSpec};
 /// Directories kept; past it a new directory is recorded as its top-level ancestor.
 pub const MAX_DIRS: usize = 256;
 
-/// The rights the learnt layer handles: every one that changes the filesystem, and execute.
-/// What no observation granted is refused everywhere.
-pub const HANDLED: [&str; 13] = [
+/// The rights the learnt layer handles: reading, every one that changes the filesystem, and
+/// execute. What no observation granted is refused everywhere.
+pub const HANDLED: [&str; 15] = [
+    "read_file",
+    "read_dir",
     "execute",
     "write_file",
     "truncate",
@@ -29,21 +31,48 @@ pub const HANDLED: [&str; 13] = [
     "refer",
 ];
 
-/// The rights one directory needed, with the first observation that needed each.
-pub type Dirs = BTreeMap<PathBuf, BTreeMap<String, String>>;
+/// What executing a file needs: the kernel opens it for reading (as it opens an ELF
+/// program's loader).
+pub const EXECUTE: &[&str] = &["execute", "read_file"];
 
-/// The directory a right on `path` is granted on: its parent, lexically, in the container's
-/// tree; any path of the kernel's own filesystems (/proc, /sys) on their mount point, since
-/// their entries come and go with processes.
-pub fn grant_dir(path: &Path) -> PathBuf {
-    for top in ["/proc", "/sys"] {
-        if path.starts_with(top) {
-            return PathBuf::from(top);
+/// What a right was needed on.
+pub enum Target {
+    /// A file (or a name to be made, removed or linked): granted on its directory.
+    File(PathBuf),
+    /// A directory read (listed): granted on the directory itself.
+    Dir(PathBuf),
+}
+
+impl Target {
+    pub fn path(&self) -> &Path {
+        match self {
+            Target::File(p) | Target::Dir(p) => p,
         }
     }
-    path.parent()
-        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf)
+
+    /// The directory the right is granted beneath: a file's parent, lexically; anything of
+    /// the kernel's own filesystems (/proc, /sys) at their mount point, since their entries
+    /// come and go with processes.
+    pub fn grant_dir(&self) -> PathBuf {
+        let (path, dir) = match self {
+            Target::File(p) => (
+                p.as_path(),
+                p.parent()
+                    .map_or_else(|| PathBuf::from("/"), Path::to_path_buf),
+            ),
+            Target::Dir(p) => (p.as_path(), p.clone()),
+        };
+        for top in ["/proc", "/sys"] {
+            if path.starts_with(top) {
+                return PathBuf::from(top);
+            }
+        }
+        dir
+    }
 }
+
+/// The rights one directory needed, with the first observation that needed each.
+pub type Dirs = BTreeMap<PathBuf, BTreeMap<String, String>>;
 
 /// `path` made absolute against `base` (the process's cwd or the directory of a descriptor)
 /// and normalized lexically (`.`, `..`, repeated slashes).
@@ -66,10 +95,10 @@ pub fn absolute(base: &Path, path: &Path) -> PathBuf {
     out
 }
 
-/// Record `right` on the directory for `path`, first by `why`. Past [`MAX_DIRS`] a new
+/// Record `right` on the directory for `target`, first by `why`. Past [`MAX_DIRS`] a new
 /// directory is recorded as its top-level ancestor; returns false then.
-pub fn add(dirs: &mut Dirs, path: &Path, right: &str, why: impl FnOnce() -> String) -> bool {
-    let mut dir = grant_dir(path);
+pub fn add(dirs: &mut Dirs, target: &Target, right: &str, why: impl FnOnce() -> String) -> bool {
+    let mut dir = target.grant_dir();
     let mut kept = true;
     if !dirs.contains_key(&dir) && dirs.len() >= MAX_DIRS {
         dir = dir.components().take(2).collect();
@@ -142,11 +171,19 @@ pub fn ruleset(dirs: &Dirs) -> ConfigLandlock {
     }
 }
 
-/// The Landlock rights an `open` with `flags` needs beyond reading.
-pub fn open_rights(flags: u64) -> Vec<&'static str> {
+/// The Landlock rights an `open` with `flags` needs, of a directory when `is_dir` (an
+/// O_PATH open needs none).
+pub fn open_rights(flags: u64, is_dir: bool) -> Vec<&'static str> {
     let flags = flags as i32;
     let mut r = Vec::new();
-    if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0 {
+    if flags & libc::O_PATH != 0 {
+        return r;
+    }
+    let acc = flags & libc::O_ACCMODE;
+    if acc != libc::O_WRONLY {
+        r.push(if is_dir { "read_dir" } else { "read_file" });
+    }
+    if acc != libc::O_RDONLY || flags & libc::O_TRUNC != 0 {
         r.push("write_file");
     }
     if flags & libc::O_TRUNC != 0 {

@@ -374,19 +374,21 @@ impl Recorder {
         let Ok(mem) = std::fs::File::open(format!("/proc/{}/mem", n.pid)) else {
             return;
         };
+        let Some(tree) = Tree::of(n.pid) else {
+            return;
+        };
         let mut found = Vec::new();
         let mut dac = None;
         for op in ops {
             let (rights, open) = match op.rights {
                 Rights::Fixed(r) => (r, None),
-                Rights::Open(flags) => (fs::open_rights(flags), Some(flags)),
+                Rights::Open(flags) => (Vec::new(), Some(flags)),
                 Rights::OpenHow(addr) => {
                     let mut flags = [0u8; 8];
                     if mem.read_exact_at(&mut flags, addr).is_err() {
                         continue;
                     }
-                    let flags = u64::from_ne_bytes(flags);
-                    (fs::open_rights(flags), Some(flags))
+                    (Vec::new(), Some(u64::from_ne_bytes(flags)))
                 }
             };
             let Some(path) = read_path(&mem, op.path) else {
@@ -396,21 +398,51 @@ impl Recorder {
                 Some(fd) if fd != libc::AT_FDCWD => format!("/proc/{}/fd/{fd}", n.pid),
                 _ => format!("/proc/{}/cwd", n.pid),
             };
-            let Ok(base) = std::fs::read_link(&base) else {
+            let Some(base) = std::fs::read_link(&base).ok().and_then(|b| tree.inside(&b)) else {
                 continue;
             };
             let abs = fs::absolute(&base, &path);
-            if let Some(flags) = open {
-                dac = dac_of_open(n.pid, &abs, flags).map(|c| (c, abs.clone()));
+            let executes = rights.contains(&"execute");
+            let follow =
+                executes || open.is_some_and(|f| f as i32 & (libc::O_NOFOLLOW | libc::O_PATH) == 0);
+            // The kernel's filesystems are granted at their mount point and not looked up:
+            // /proc/self would be the supervisor's, which is not in the container's pid
+            // namespace.
+            let kernel = abs.starts_with("/proc") || abs.starts_with("/sys");
+            let (real, meta) = if kernel {
+                (abs, None)
+            } else {
+                tree.resolve(&abs, follow)
+            };
+            let creates = open.is_some_and(|f| f as i32 & libc::O_CREAT != 0);
+            if !kernel && meta.is_none() && (executes || open.is_some() && !creates) {
+                // Opening or executing what does not exist fails before Landlock is asked
+                // (and a rule on a missing directory could not be applied).
+                continue;
             }
-            if rights.contains(&"execute") {
+            let mut rights = rights;
+            if let Some(flags) = open {
+                let is_dir = meta.as_ref().is_some_and(|m| m.is_dir())
+                    || flags as i32 & libc::O_DIRECTORY != 0;
+                rights = fs::open_rights(flags, is_dir);
+                if is_dir && rights.contains(&"read_dir") {
+                    // A directory read is granted on the directory itself.
+                    rights.retain(|r| *r != "read_dir");
+                    found.push((fs::Target::Dir(real.clone()), vec!["read_dir"]));
+                }
+                dac = meta
+                    .as_ref()
+                    .and_then(|m| dac_of_open(n.pid, m, flags))
+                    .map(|c| (c, real.clone()));
+            }
+            if executes {
                 found.extend(
-                    interpreters(n.pid, &abs)
+                    interpreters(&tree, &real)
                         .into_iter()
-                        .map(|p| (p, vec!["execute"])),
+                        .map(|p| (fs::Target::File(p), fs::EXECUTE.to_vec())),
                 );
             }
-            found.push((abs, rights));
+            found.push((fs::Target::File(real), rights));
         }
         // All of it read from the process that is still in the syscall notified.
         if sys::seccomp::notif_id_valid(w.listener.as_fd(), n.id).is_err() {
@@ -423,14 +455,14 @@ impl Recorder {
                 });
             }
         }
-        for (path, rights) in found {
+        for (target, rights) in found {
             for r in rights {
-                let kept = fs::add(&mut self.obs.fs, &path, r, || {
-                    format!("{name} {} by {:?}", path.display(), comm(n.pid))
+                let kept = fs::add(&mut self.obs.fs, &target, r, || {
+                    format!("{name} {} by {:?}", target.path().display(), comm(n.pid))
                 });
                 if !kept {
                     self.obs.note(format!(
-                        "more than {} directories were written or executed from: the later ones were granted at their top-level directory",
+                        "more than {} directories were read, written or executed from: the later ones were granted at their top-level directory",
                         fs::MAX_DIRS
                     ));
                 }
@@ -519,8 +551,8 @@ fn path_rights(name: &str, n: &Notification) -> Vec<PathOp> {
         "symlink" => vec![op(1, None, &["make_sym"])],
         "symlinkat" => vec![op(2, fd(1), &["make_sym"])],
         "truncate" => vec![op(0, None, &["truncate"])],
-        "execve" => vec![op(0, None, &["execute"])],
-        "execveat" => vec![op(1, fd(0), &["execute"])],
+        "execve" => vec![op(0, None, fs::EXECUTE)],
+        "execveat" => vec![op(1, fd(0), fs::EXECUTE)],
         _ => Vec::new(),
     };
     ops.into_iter()
@@ -528,18 +560,15 @@ fn path_rights(name: &str, n: &Notification) -> Vec<PathOp> {
         .collect()
 }
 
-/// The capabilities an open of `path` with `flags` may exercise beyond the file's mode bits for the
-/// process's filesystem ids (see [`caps::dac_needed`]); the file is looked up in the
-/// process's root. None when it needs none or does not exist (yet).
-fn dac_of_open(pid: u32, path: &Path, flags: u64) -> Option<&'static [&'static str]> {
+/// The capabilities an open with `flags` of the file whose metadata is `meta` may exercise
+/// beyond its mode bits for the process's filesystem ids (see [`caps::dac_needed`]). None
+/// when it needs none.
+fn dac_of_open(pid: u32, meta: &std::fs::Metadata, flags: u64) -> Option<&'static [&'static str]> {
     use std::os::unix::fs::MetadataExt;
     if flags as i32 & libc::O_PATH != 0 {
         return None;
     }
     let creds = caps::Creds::parse(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?)?;
-    let root = std::fs::File::open(format!("/proc/{pid}/root")).ok()?;
-    let fd = sys::fs::open_in_root(root.as_fd(), path, libc::O_PATH | libc::O_CLOEXEC).ok()?;
-    let meta = std::fs::File::from(fd).metadata().ok()?;
     let acc = flags as i32 & libc::O_ACCMODE;
     Some(caps::dac_needed(
         meta.mode(),
@@ -550,6 +579,69 @@ fn dac_of_open(pid: u32, path: &Path, flags: u64) -> Option<&'static [&'static s
         acc != libc::O_RDONLY || flags as i32 & libc::O_TRUNC != 0,
     ))
     .filter(|c| !c.is_empty())
+}
+
+/// A process's root as the supervisor reaches it, to look its paths up in its own tree.
+struct Tree {
+    root: std::fs::File,
+    /// Where that root is among the paths the kernel shows the supervisor: `/` where the
+    /// container has a mount namespace of its own whose root it pivoted to, the rootfs
+    /// directory's path under `--no-pivot`.
+    at: PathBuf,
+}
+
+impl Tree {
+    fn of(pid: u32) -> Option<Tree> {
+        Some(Tree {
+            root: std::fs::File::open(format!("/proc/{pid}/root")).ok()?,
+            at: std::fs::read_link(format!("/proc/{pid}/root")).ok()?,
+        })
+    }
+
+    /// A path the kernel showed the supervisor (a descriptor's, a cwd) in the process's tree.
+    fn inside(&self, shown: &Path) -> Option<PathBuf> {
+        let rest = shown.strip_prefix(&self.at).ok()?;
+        Some(Path::new("/").join(rest))
+    }
+
+    /// The file `path` names in the process's tree once its directories' symlinks are
+    /// followed (and the last component's, when `follow`), with its metadata when it exists.
+    /// Landlock grants on where a file is, not on the links that led there.
+    fn resolve(&self, path: &Path, follow: bool) -> (PathBuf, Option<std::fs::Metadata>) {
+        let open = |p: &Path| {
+            sys::fs::open_in_root(self.root.as_fd(), p, libc::O_PATH | libc::O_CLOEXEC)
+                .ok()
+                .map(std::fs::File::from)
+        };
+        let real = |f: &std::fs::File| {
+            std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd()))
+                .ok()
+                .filter(|p| p.is_absolute())
+                .and_then(|p| self.inside(&p))
+        };
+        if follow {
+            if let Some(f) = open(path) {
+                if let Some(r) = real(&f) {
+                    return (r, f.metadata().ok());
+                }
+            }
+        }
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return (path.to_path_buf(), None);
+        };
+        let dir = open(parent)
+            .and_then(|f| real(&f))
+            .unwrap_or_else(|| parent.to_path_buf());
+        let path = dir.join(name);
+        let meta = sys::fs::open_in_root(
+            self.root.as_fd(),
+            &path,
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+        .ok()
+        .and_then(|f| std::fs::File::from(f).metadata().ok());
+        (path, meta)
+    }
 }
 
 /// A NUL-terminated path at `addr` in the process (at most PATH_MAX bytes).
@@ -572,18 +664,15 @@ fn read_path(mem: &std::fs::File, addr: u64) -> Option<PathBuf> {
 }
 
 /// The files the kernel also executes when `path` is: a script's interpreter (`#!`), an ELF
-/// program's (PT_INTERP), one level each, plus where a symlink led. Read in the process's
+/// program's (PT_INTERP), one level each, where their symlinks lead. Read in the process's
 /// root (openat2 RESOLVE_IN_ROOT), not following magic links, never blocking.
-fn interpreters(pid: u32, path: &Path) -> Vec<PathBuf> {
+fn interpreters(tree: &Tree, path: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let Ok(root) = std::fs::File::open(format!("/proc/{pid}/root")) else {
-        return out;
-    };
     let mut next = Some(path.to_path_buf());
     for _ in 0..2 {
         let Some(p) = next.take() else { break };
         let Ok(fd) = sys::fs::open_in_root(
-            root.as_fd(),
+            tree.root.as_fd(),
             &p,
             libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY,
         ) else {
@@ -593,17 +682,12 @@ fn interpreters(pid: u32, path: &Path) -> Vec<PathBuf> {
         if !file.metadata().is_ok_and(|m| m.is_file()) {
             break;
         }
-        // Where a symlink led (the path of the file opened, in the process's tree).
-        if let Ok(real) = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) {
-            if real.is_absolute() && real != p {
-                out.push(real);
-            }
-        }
         let mut head = [0u8; 4096];
         let Ok(len) = file.read_at(&mut head, 0) else {
             break;
         };
-        next = interpreter_of(&file, &head[..len]);
+        // Where the interpreter named is once its symlinks are followed.
+        next = interpreter_of(&file, &head[..len]).map(|i| tree.resolve(&i, true).0);
         out.extend(next.clone());
     }
     out

@@ -206,6 +206,7 @@ fn tcp_ports_merge_diff_and_stay_within_the_base_policy() {
 
 #[test]
 fn paths_are_granted_on_their_directory_folded_and_bounded() {
+    let file = |p: &str| fs::Target::File(p.into());
     use super::fs;
     use std::path::{Path, PathBuf};
     assert_eq!(
@@ -216,29 +217,40 @@ fn paths_are_granted_on_their_directory_folded_and_bounded() {
         fs::absolute(Path::new("/"), Path::new("../../etc")),
         Path::new("/etc")
     );
+    assert_eq!(file("/www/index.html").grant_dir(), Path::new("/www"));
+    assert_eq!(file("/proc/7/fd/1").grant_dir(), Path::new("/proc"));
+    assert_eq!(file("/").grant_dir(), Path::new("/"));
     assert_eq!(
-        fs::grant_dir(Path::new("/www/index.html")),
+        fs::Target::Dir("/www".into()).grant_dir(),
         Path::new("/www")
     );
-    assert_eq!(fs::grant_dir(Path::new("/proc/7/fd/1")), Path::new("/proc"));
-    assert_eq!(fs::grant_dir(Path::new("/")), Path::new("/"));
     assert_eq!(
-        fs::open_rights(libc::O_WRONLY as u64 | libc::O_CREAT as u64 | libc::O_TRUNC as u64),
+        fs::Target::Dir("/proc/7".into()).grant_dir(),
+        Path::new("/proc")
+    );
+    assert_eq!(
+        fs::open_rights(
+            libc::O_WRONLY as u64 | libc::O_CREAT as u64 | libc::O_TRUNC as u64,
+            false
+        ),
         ["write_file", "truncate", "make_reg"]
     );
-    assert!(fs::open_rights(libc::O_RDONLY as u64).is_empty());
+    assert_eq!(fs::open_rights(libc::O_RDONLY as u64, false), ["read_file"]);
+    assert_eq!(fs::open_rights(libc::O_RDONLY as u64, true), ["read_dir"]);
+    assert_eq!(
+        fs::open_rights(libc::O_RDWR as u64, false),
+        ["read_file", "write_file"]
+    );
+    assert!(fs::open_rights(libc::O_PATH as u64 | libc::O_RDWR as u64, false).is_empty());
 
     let mut dirs = fs::Dirs::new();
-    assert!(fs::add(&mut dirs, Path::new("/tmp/a"), "make_dir", || {
+    assert!(fs::add(&mut dirs, &file("/tmp/a"), "make_dir", || {
         "mkdir".into()
     }));
-    assert!(fs::add(
-        &mut dirs,
-        Path::new("/tmp/a/f"),
-        "write_file",
-        || "open".into()
-    ));
-    assert!(fs::add(&mut dirs, Path::new("/bin/sh"), "execute", || {
+    assert!(fs::add(&mut dirs, &file("/tmp/a/f"), "write_file", || {
+        "open".into()
+    }));
+    assert!(fs::add(&mut dirs, &file("/bin/sh"), "execute", || {
         "execve".into()
     }));
     // /tmp/a (made by the run) folds into /tmp with both rights.
@@ -257,14 +269,14 @@ fn paths_are_granted_on_their_directory_folded_and_bounded() {
     for i in 0..fs::MAX_DIRS {
         fs::add(
             &mut many,
-            &Path::new("/data").join(i.to_string()).join("f"),
+            &fs::Target::File(Path::new("/data").join(i.to_string()).join("f")),
             "write_file",
             String::new,
         );
     }
     assert!(!fs::add(
         &mut many,
-        Path::new("/var/x/y/f"),
+        &file("/var/x/y/f"),
         "write_file",
         String::new
     ));
@@ -277,18 +289,8 @@ fn paths_are_granted_on_their_directory_folded_and_bounded() {
         ..Default::default()
     };
     let mut run = Observations::default();
-    fs::add(
-        &mut run.fs,
-        Path::new("/tmp/a/b/g"),
-        "write_file",
-        String::new,
-    );
-    fs::add(
-        &mut run.fs,
-        Path::new("/etc/passwd"),
-        "write_file",
-        String::new,
-    );
+    fs::add(&mut run.fs, &file("/tmp/a/b/g"), "write_file", String::new);
+    fs::add(&mut run.fs, &file("/etc/passwd"), "write_file", String::new);
     let new: Vec<String> = known.new_in(&run).iter().map(ToString::to_string).collect();
     assert_eq!(new, ["write_file beneath /etc"]);
 }

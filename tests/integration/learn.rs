@@ -268,9 +268,11 @@ fn static_program() -> R {
     let o = rt.with_policy(&policy_of(&threads), "run", &b, "e4");
     ensure!(
         o.stdout.ends_with("thread: ok\n"),
-        "a thread under its learnt policy: {:?} {}",
+        "a thread under its learnt policy: exit {}: {:?} {} {}",
+        o.code,
         o.stdout,
-        o.stderr
+        o.stderr,
+        std::fs::read_to_string(threads.join("policy.json")).unwrap_or_default()
     );
     for id in ["l1", "e1", "e2", "e3", "l2", "e4"] {
         rt.assert_clean(&b, id)?;
@@ -527,9 +529,9 @@ fn audit_compares(rt: &Runtime, learnt: &Path) -> R {
 /// A busybox httpd serving a page and a CGI script, learnt while `exec`ed wgets fetch both;
 /// then run under the learnt policy: the same responses, the learnt ports (bind 8080,
 /// connect 8080) in the policy's Landlock rules, and a CGI script the runs never called that
-/// spawns `nc` to another port and writes into the document root is refused by Landlock
-/// (EACCES) both times, where under `default` it reaches the port (nobody listening: refused
-/// by the peer) and writes the file.
+/// spawns `nc` to another port, writes into the document root and reads a file nothing read
+/// while learning is refused by Landlock (EACCES) each time, where under `default` it reaches
+/// the port (nobody listening: refused by the peer), writes the file and reads the other.
 fn httpd() -> R {
     let rt = Runtime::new();
     let mut b = Bundle::new();
@@ -546,9 +548,12 @@ fn httpd() -> R {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
     };
     cgi("page", "echo dynamic; date -d @0 -u +%Y")?;
+    // Never read while learning: the learnt policy refuses reading it.
+    std::fs::create_dir_all(b.rootfs().join("secret"))?;
+    std::fs::write(b.rootfs().join("secret/key"), "the key\n")?;
     cgi(
         "attack",
-        "nc 127.0.0.1 9090 </dev/null 2>&1; (echo x > /www/pwned) 2>&1 || echo write-refused; echo done",
+        "nc 127.0.0.1 9090 </dev/null 2>&1; (echo x > /www/pwned) 2>&1 || echo write-refused; cat /secret/key 2>&1; echo done",
     )?;
     b.set(|c| c["root"]["readonly"] = json!(false));
     b.sh("httpd -p 8080 -h /www && while [ ! -e /tmp/stop ]; do sleep 0.05; done; echo stopped");
@@ -602,8 +607,9 @@ fn httpd() -> R {
         o.code == 0
             && o.stdout
                 .contains("the learnt policy allows bind to 8080, connect to 8080")
-            && o.stdout.contains("execute beneath /bin")
-            && o.stdout.contains("/www/cgi-bin;"),
+            && o.stdout.contains("execute read_file beneath /bin")
+            && o.stdout.contains("read_file write_file beneath /dev")
+            && o.stdout.contains("every other read, write"),
         "audit --learnt does not report the ports and paths: {} {} {}",
         o.code,
         o.stdout,
@@ -627,9 +633,10 @@ fn httpd() -> R {
     ensure!(
         attack.stdout.contains("can't connect to remote host (127.0.0.1): Permission denied")
             && attack.stdout.contains("write-refused")
+            && attack.stdout.contains("can't open '/secret/key': Permission denied")
             && attack.stdout.contains("done")
             && !b.rootfs().join("www/pwned").exists(),
-        "the CGI's nc to port 9090 and write into the document root under the learnt policy: {} {:?} {}",
+        "the CGI's nc to port 9090, write into the document root and read of /secret under the learnt policy: {} {:?} {}",
         attack.code,
         attack.stdout,
         attack.stderr
@@ -641,6 +648,7 @@ fn httpd() -> R {
     ensure!(
         attack.stdout.contains("Connection refused")
             && !attack.stdout.contains("write-refused")
+            && attack.stdout.contains("the key")
             && b.rootfs().join("www/pwned").exists(),
         "under default the CGI's nc should reach port 9090 (nobody listens) and its write succeed: {} {:?} {}",
         attack.code,
