@@ -530,7 +530,16 @@ impl Dockerd {
             .map_err(|e| e.to_string())?;
         let d = dir.path();
         let config = serde_json::json!({
-            "runtimes": {"contain": {"path": CONTAIN}},
+            "runtimes": {
+                "contain": {"path": CONTAIN},
+                // Learning (`--learn DIR`, passed to every command as runc's global flags
+                // are), then the policy learnt there.
+                "contain-learn": {"path": CONTAIN, "runtimeArgs": ["--learn", d.join("learnt")]},
+                "contain-learnt": {
+                    "path": CONTAIN,
+                    "runtimeArgs": ["--policy", d.join("learnt/policy.json")]
+                }
+            },
             "data-root": d.join("data"),
             "exec-root": d.join("exec"),
             "pidfile": d.join("docker.pid"),
@@ -1000,7 +1009,75 @@ fn docker_checks(dk: &Dockerd, ids: &std::sync::Mutex<Vec<String>>) -> R {
     ensure!(code == "exited 137", "after docker kill: {code}");
     let o = dk.docker(&["rm", "svc"]);
     ensure!(o.code == 0, "docker rm: {}", o.stderr);
+    docker_learns_then_enforces(dk, image)?;
     let o = dk.docker(&["ps", "-aq"]);
     ensure!(o.stdout.trim().is_empty(), "containers left: {}", o.stdout);
+    pass()
+}
+
+/// `contain --learn DIR` as a Docker runtime (runtimeArgs): a script learnt through
+/// `docker run`, then run the same under the policy learnt; a symlink and a read of a file
+/// (Docker's bind-mounted /etc/hosts) it never made or read are refused from inside.
+fn docker_learns_then_enforces(dk: &Dockerd, image: &str) -> R {
+    let run = |runtime: &str, script: &str| {
+        dk.docker(&[
+            "run",
+            "--rm",
+            "--runtime",
+            runtime,
+            "--network",
+            "none",
+            image,
+            "sh",
+            "-c",
+            script,
+        ])
+    };
+    let script = "mkdir /tmp/x && echo hi > /tmp/x/f && cat /tmp/x/f";
+    let o = run("contain-learn", script);
+    ensure!(
+        o.code == 0 && o.stdout == "hi\n",
+        "docker run while learning: {} {:?} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    // The supervisor writes once the container is gone, which may be after docker returned.
+    let policy = dk.dir.path().join("learnt/policy.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !policy.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    ensure!(policy.exists(), "nothing learnt into {}", policy.display());
+    let o = run("contain-learnt", script);
+    ensure!(
+        o.code == 0 && o.stdout == "hi\n",
+        "docker run under the learnt policy: {} {:?} {}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    let o = run(
+        "contain-learnt",
+        "ln -s a /tmp/l; echo ln=$?; cat /etc/hosts >/dev/null; echo cat=$?",
+    );
+    ensure!(
+        o.stdout == "ln=1\ncat=1\n"
+            && o.stderr.contains("Operation not permitted")
+            && o.stderr.contains("Permission denied"),
+        "a symlink and a read of /etc/hosts under the learnt policy: {:?} {:?}",
+        o.stdout,
+        o.stderr
+    );
+    let o = run(
+        "contain",
+        "ln -s a /tmp/l; echo ln=$?; cat /etc/hosts >/dev/null; echo cat=$?",
+    );
+    ensure!(
+        o.stdout == "ln=0\ncat=0\n",
+        "the same under default: {:?} {:?}",
+        o.stdout,
+        o.stderr
+    );
     pass()
 }
