@@ -150,8 +150,7 @@ fn preflight(
         bundle.landlock.as_ref(),
         &applied.landlock,
         landlock::kernel_abi(),
-    )
-    .map_err(ContainerError::Preflight)?;
+    )?;
     for n in &landlock.notes {
         crate::log::debug(&format!("landlock: {n}"));
     }

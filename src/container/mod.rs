@@ -33,6 +33,8 @@ pub enum ContainerError {
     Seccomp(#[from] crate::seccomp::SeccompError),
     #[error(transparent)]
     Policy(#[from] crate::policy::PolicyError),
+    #[error(transparent)]
+    Landlock(#[from] crate::landlock::LandlockError),
     #[error("{0}")]
     Spawn(String),
     #[error("{0}")]

@@ -20,12 +20,46 @@ pub use model::{access_names, ConfigLandlock, Kind, PathRule, RulesSpec, Ruleset
 pub use plan::{plan, Layer, MountView, PathGrant, Plan, PlanInput, PortGrant};
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use landlock::{
     Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, Ruleset,
     RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
+
+/// What can go wrong with a container's rulesets, from checking them to applying them.
+#[derive(Debug, thiserror::Error)]
+pub enum LandlockError {
+    /// A ruleset (config.json's `process.landlock`, a policy's) that is not valid: the field,
+    /// and what is wrong with it.
+    #[error("{field}: {what}")]
+    Invalid { field: String, what: String },
+    /// A layer that must be enforced asks for rights this kernel's ABI lacks.
+    #[error("landlock {layer}: required, but {have} and cannot enforce {missing}")]
+    Unenforceable {
+        layer: String,
+        have: String,
+        missing: String,
+    },
+    /// A layer that must be enforced that the kernel enforced only in part.
+    #[error("landlock {layer}: required but only {status} by this kernel")]
+    PartlyEnforced { layer: String, status: String },
+    /// A rule's path could not be opened (or, `listing`, its directory listed) in the
+    /// container.
+    #[error("landlock {layer}: {}{}: {source}", if *.listing { "list " } else { "" }, .path.display())]
+    Path {
+        layer: String,
+        path: PathBuf,
+        listing: bool,
+        source: std::io::Error,
+    },
+    /// The kernel (or the landlock crate) refused the ruleset.
+    #[error("landlock {layer}: {source}")]
+    Ruleset {
+        layer: String,
+        source: landlock::RulesetError,
+    },
+}
 
 /// The Landlock ABI version of the running kernel (0: no Landlock).
 pub fn kernel_abi() -> i32 {
@@ -87,8 +121,13 @@ fn scope_bits(names: &[String]) -> BitFlags<Scope> {
 }
 
 /// Open a rule's path inside the container (after the root switch, so "/" is its root).
-fn open_rule_path(path: &Path) -> Result<OwnedFd, String> {
-    crate::sys::fs::open_host(path, libc::O_PATH).map_err(|e| format!("{}: {e}", path.display()))
+fn open_rule_path(layer: &str, path: &Path) -> Result<OwnedFd, LandlockError> {
+    crate::sys::fs::open_host(path, libc::O_PATH).map_err(|source| LandlockError::Path {
+        layer: layer.into(),
+        path: path.into(),
+        listing: false,
+        source,
+    })
 }
 
 fn is_dir(fd: &OwnedFd) -> bool {
@@ -98,24 +137,23 @@ fn is_dir(fd: &OwnedFd) -> bool {
 /// Apply every layer of the plan to the calling process (in the container, after the root
 /// switch; before dropping capabilities when no_new_privs is not set, which Landlock then
 /// needs CAP_SYS_ADMIN for). Returns how each layer was enforced, for the log.
-pub fn apply(plan: &Plan) -> Result<Vec<String>, String> {
+pub fn apply(plan: &Plan) -> Result<Vec<String>, LandlockError> {
     let abi = abi_of(plan.abi);
     let mut out = Vec::new();
     for layer in &plan.layers {
-        let status =
-            apply_layer(layer, abi).map_err(|e| format!("landlock {}: {e}", layer.name))?;
+        let status = apply_layer(layer, abi)?;
         out.push(format!("{}: {status:?}", layer.name));
         if layer.required && status != RulesetStatus::FullyEnforced {
-            return Err(format!(
-                "landlock {}: required but only {status:?} by this kernel",
-                layer.name
-            ));
+            return Err(LandlockError::PartlyEnforced {
+                layer: layer.name.clone(),
+                status: format!("{status:?}"),
+            });
         }
     }
     Ok(out)
 }
 
-fn apply_layer(layer: &Layer, abi: ABI) -> Result<RulesetStatus, String> {
+fn apply_layer(layer: &Layer, abi: ABI) -> Result<RulesetStatus, LandlockError> {
     let level = if layer.required {
         CompatLevel::HardRequirement
     } else {
@@ -124,7 +162,10 @@ fn apply_layer(layer: &Layer, abi: ABI) -> Result<RulesetStatus, String> {
     let handled_fs = fs_bits(&layer.fs) & AccessFs::from_all(abi);
     let handled_net = net_bits(&layer.net) & AccessNet::from_all(abi);
     let scopes = scope_bits(&layer.scopes) & Scope::from_all(abi);
-    let e = |e: landlock::RulesetError| e.to_string();
+    let e = |source: landlock::RulesetError| LandlockError::Ruleset {
+        layer: layer.name.clone(),
+        source,
+    };
     let mut rs = Ruleset::default().set_compatibility(level);
     if !handled_fs.is_empty() {
         rs = rs.handle_access(handled_fs).map_err(e)?;
@@ -142,21 +183,26 @@ fn apply_layer(layer: &Layer, abi: ABI) -> Result<RulesetStatus, String> {
             continue;
         }
         if g.except.is_empty() {
-            rules.push((open_rule_path(&g.path)?, access));
+            rules.push((open_rule_path(&layer.name, &g.path)?, access));
             continue;
         }
         // Split around narrower mounts below: the directory itself gets only `on_self`,
         // every entry of it that does not lead to one of them gets `access`.
-        rules.push((open_rule_path(&g.path)?, fs_bits(&g.on_self)));
-        let entries = std::fs::read_dir(&g.path)
-            .map_err(|err| format!("list {}: {err}", g.path.display()))?;
+        rules.push((open_rule_path(&layer.name, &g.path)?, fs_bits(&g.on_self)));
+        let listing = |source| LandlockError::Path {
+            layer: layer.name.clone(),
+            path: g.path.clone(),
+            listing: true,
+            source,
+        };
+        let entries = std::fs::read_dir(&g.path).map_err(listing)?;
         for entry in entries {
-            let entry = entry.map_err(|err| format!("list {}: {err}", g.path.display()))?;
+            let entry = entry.map_err(listing)?;
             let child = g.path.join(entry.file_name());
             // A symlink is never where a path walk ends: its target has rules of its own.
             let link = entry.file_type().is_ok_and(|t| t.is_symlink());
             if !link && !g.except.contains(&child) {
-                rules.push((open_rule_path(&child)?, access));
+                rules.push((open_rule_path(&layer.name, &child)?, access));
             }
         }
     }

@@ -17,6 +17,8 @@ use std::path::{Component, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::LandlockError;
+
 /// What a right restricts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -115,22 +117,33 @@ pub struct NetRule {
     pub ports: Vec<u64>,
 }
 
-fn check_names(field: &str, kind: Kind, names: &[String]) -> Result<(), String> {
+fn invalid(field: impl Into<String>, what: impl Into<String>) -> LandlockError {
+    LandlockError::Invalid {
+        field: field.into(),
+        what: what.into(),
+    }
+}
+
+fn check_names(field: &str, kind: Kind, names: &[String]) -> Result<(), LandlockError> {
     for (i, n) in names.iter().enumerate() {
         if abi_of(kind, n).is_none() {
-            return Err(format!(
-                "{field}[{i}]: unknown right {n:?} (known: {})",
-                access_names(kind, i32::MAX).join(", ")
+            return Err(invalid(
+                format!("{field}[{i}]"),
+                format!(
+                    "unknown right {n:?} (known: {})",
+                    access_names(kind, i32::MAX).join(", ")
+                ),
             ));
         }
     }
     Ok(())
 }
 
-fn check_subset(field: &str, allowed: &[String], handled: &[String]) -> Result<(), String> {
+fn check_subset(field: &str, allowed: &[String], handled: &[String]) -> Result<(), LandlockError> {
     match allowed.iter().find(|a| !handled.contains(a)) {
-        Some(a) => Err(format!(
-            "{field}: {a:?} is not in the ruleset's handled rights, so a rule cannot allow it"
+        Some(a) => Err(invalid(
+            field,
+            format!("{a:?} is not in the ruleset's handled rights, so a rule cannot allow it"),
         )),
         None => Ok(()),
     }
@@ -138,17 +151,23 @@ fn check_subset(field: &str, allowed: &[String], handled: &[String]) -> Result<(
 
 /// A rule path: absolute, and without `..` (it is resolved inside the container's root,
 /// where `..` could only be a way to name something else than what it says).
-pub(crate) fn check_rule_path(field: &str, p: &std::path::Path) -> Result<(), String> {
+fn check_rule_path(field: &str, p: &std::path::Path) -> Result<(), LandlockError> {
     if !p.is_absolute() {
-        return Err(format!(
-            "{field}: {} is not an absolute path inside the container",
-            p.display()
+        return Err(invalid(
+            field,
+            format!(
+                "{} is not an absolute path inside the container",
+                p.display()
+            ),
         ));
     }
     if p.components().any(|c| c == Component::ParentDir) {
-        return Err(format!(
-            "{field}: {} contains \"..\": rule paths name a place inside the rootfs and may not climb out of it",
-            p.display()
+        return Err(invalid(
+            field,
+            format!(
+                "{} contains \"..\": rule paths name a place inside the rootfs and may not climb out of it",
+                p.display()
+            ),
         ));
     }
     Ok(())
@@ -157,7 +176,7 @@ pub(crate) fn check_rule_path(field: &str, p: &std::path::Path) -> Result<(), St
 impl ConfigLandlock {
     /// Check names, subsets, paths and ports; `field` prefixes the errors
     /// (`process.landlock`).
-    pub fn validate(&self, field: &str) -> Result<(), String> {
+    pub fn validate(&self, field: &str) -> Result<(), LandlockError> {
         let rs = self.ruleset.clone().unwrap_or_default();
         check_names(
             &format!("{field}.ruleset.handledAccessFS"),
@@ -180,7 +199,7 @@ impl ConfigLandlock {
                 &rs.handled_access_fs,
             )?;
             if r.paths.is_empty() {
-                return Err(format!("{f}.paths: empty"));
+                return Err(invalid(format!("{f}.paths"), "empty"));
             }
             for (j, p) in r.paths.iter().enumerate() {
                 check_rule_path(&format!("{f}.paths[{j}]"), p)?;
@@ -195,15 +214,19 @@ impl ConfigLandlock {
                 &rs.handled_access_network,
             )?;
             if let Some(p) = r.ports.iter().find(|p| **p > u64::from(u16::MAX)) {
-                return Err(format!("{f}.ports: {p} is not a TCP port"));
+                return Err(invalid(
+                    format!("{f}.ports"),
+                    format!("{p} is not a TCP port"),
+                ));
             }
         }
         if rs.handled_access_fs.is_empty()
             && rs.handled_access_network.is_empty()
             && rs.scoped.is_empty()
         {
-            return Err(format!(
-                "{field}.ruleset: handles nothing, so it would restrict nothing (name at least one right in handledAccessFS, handledAccessNetwork or scoped)"
+            return Err(invalid(
+                format!("{field}.ruleset"),
+                "handles nothing, so it would restrict nothing (name at least one right in handledAccessFS, handledAccessNetwork or scoped)",
             ));
         }
         Ok(())

@@ -8,6 +8,7 @@ use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
 use super::model::{abi_of, access_names, ConfigLandlock, Kind};
+use super::LandlockError;
 
 /// The rulesets of a container, outermost first.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -290,7 +291,7 @@ pub fn plan(
     config: Option<&ConfigLandlock>,
     input: &PlanInput,
     abi: i32,
-) -> Result<Plan, String> {
+) -> Result<Plan, LandlockError> {
     let mut notes = Vec::new();
     let mut layers = Vec::new();
     if input.derive_from_mounts {
@@ -317,7 +318,7 @@ pub fn plan(
 impl Plan {
     /// Drop what the kernel cannot enforce from best-effort layers (noting it); a required
     /// layer that needs more than the kernel has is an error.
-    fn fit(&mut self, abi: i32) -> Result<(), String> {
+    fn fit(&mut self, abi: i32) -> Result<(), LandlockError> {
         for layer in &mut self.layers {
             let missing: Vec<String> = [
                 (Kind::Fs, &layer.fs),
@@ -342,11 +343,11 @@ impl Plan {
                 format!("this kernel has Landlock ABI {abi}")
             };
             if layer.required {
-                return Err(format!(
-                    "landlock {}: required, but {have} and cannot enforce {}",
-                    layer.name,
-                    missing.join(", ")
-                ));
+                return Err(LandlockError::Unenforceable {
+                    layer: layer.name.clone(),
+                    have,
+                    missing: missing.join(", "),
+                });
             }
             self.notes.push(format!(
                 "landlock {}: {have}; not enforced: {}",
@@ -507,7 +508,15 @@ mod tests {
         assert!(p.notes.iter().any(|n| n.contains("signal (ABI 6)")));
         i.required = true;
         let e = plan(&spec(base()), None, &i, 3).unwrap_err();
-        assert!(e.contains("required") && e.contains("ioctl_dev"), "{e}");
+        assert!(
+            matches!(&e, LandlockError::Unenforceable { missing, .. } if missing.contains("ioctl_dev")),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .contains("required, but this kernel has Landlock ABI 3"),
+            "{e}"
+        );
         let none = plan(&spec(base()), None, &input(), 0).unwrap();
         assert!(none.layers.is_empty());
         assert!(none.describe().contains("no Landlock"));
@@ -515,12 +524,19 @@ mod tests {
 
     #[test]
     fn config_section_checked() {
+        // The field, and what is wrong with it.
         let bad = |v: serde_json::Value| {
             let c: ConfigLandlock = serde_json::from_value(v).unwrap();
-            plan(&spec(base()), Some(&c), &input(), 7).unwrap_err()
+            match plan(&spec(base()), Some(&c), &input(), 7).unwrap_err() {
+                LandlockError::Invalid { field, what } => format!("{field}: {what}"),
+                e => panic!("not a field's error: {e:?}"),
+            }
         };
         let e = bad(serde_json::json!({"ruleset": {"handledAccessFS": ["read_file", "fly"]}}));
-        assert!(e.contains("handledAccessFS[1]") && e.contains("fly"), "{e}");
+        assert!(
+            e.starts_with("process.landlock.ruleset.handledAccessFS[1]: unknown right \"fly\""),
+            "{e}"
+        );
         let e = bad(serde_json::json!({
             "ruleset": {"handledAccessFS": ["read_file"]},
             "rules": {"pathBeneath": [{"allowedAccess": ["write_file"], "paths": ["/tmp"]}]}

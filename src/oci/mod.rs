@@ -98,7 +98,7 @@ pub fn parse_and_validate(path: &Path, data: &[u8]) -> Result<(Spec, Extra), Con
     let extra = extra_sections(data)?;
     if let Some(l) = &extra.landlock {
         l.validate("process.landlock")
-            .map_err(|e| invalid("process.landlock", e))?;
+            .map_err(|e| invalid("process.landlock", e.to_string()))?;
     }
     Ok((spec, extra))
 }

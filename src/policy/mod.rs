@@ -314,7 +314,8 @@ impl Policy {
             }
         }
         if let Some(r) = &p.landlock.ruleset {
-            r.validate("landlock.ruleset").map_err(bad)?;
+            r.validate("landlock.ruleset")
+                .map_err(|e| bad(e.to_string()))?;
         }
         for (i, c) in p.capabilities.iter().flatten().enumerate() {
             if !crate::caps::is_known(c) {

@@ -123,7 +123,7 @@ pub(super) fn install_seccomp(
 /// Apply the Landlock plan (after the root switch, before privileges are dropped).
 pub(super) fn apply_landlock(plan: Option<&crate::landlock::Plan>) -> Result<(), String> {
     if let Some(p) = plan {
-        for line in crate::landlock::apply(p)? {
+        for line in crate::landlock::apply(p).map_err(|e| e.to_string())? {
             crate::log::debug(&format!("landlock {line}"));
         }
     }
