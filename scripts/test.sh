@@ -10,4 +10,8 @@ cd "$(dirname "$0")/.."
 if [ -z "${CONTAIN_TEST_KERNEL:-}" ] && kernel=$(scripts/test-kernel.sh); then
   export CONTAIN_TEST_KERNEL=$kernel
 fi
+# runc's own seccomp test programs and profiles (Debian's runc source package, unpacked once).
+if [ -z "${CONTAIN_TEST_RUNC_TESTDATA:-}" ] && testdata=$(scripts/test-runc-testdata.sh); then
+  export CONTAIN_TEST_RUNC_TESTDATA=$testdata
+fi
 exec cargo test --release "$@"

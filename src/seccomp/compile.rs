@@ -437,11 +437,28 @@ fn rules(p: &Profile) -> Result<Vec<Rule>, SeccompError> {
                 value_two: a.value_two.unwrap_or(0),
             });
         }
-        rules.push(Rule {
-            names: r.names.clone(),
-            action,
-            checks,
-        });
+        // runc's rule (libcontainer/seccomp): conditions on distinct arguments must all
+        // hold; once two name the same argument, each condition is a rule of its own, and
+        // any one of them matches ("arg0 == 100 or arg0 == 9001").
+        let repeated = checks
+            .iter()
+            .enumerate()
+            .any(|(i, c)| checks[..i].iter().any(|o| o.index == c.index));
+        if repeated {
+            for c in checks {
+                rules.push(Rule {
+                    names: r.names.clone(),
+                    action,
+                    checks: vec![c],
+                });
+            }
+        } else {
+            rules.push(Rule {
+                names: r.names.clone(),
+                action,
+                checks,
+            });
+        }
     }
     Ok(rules)
 }

@@ -69,10 +69,18 @@ pub fn evaluate(p: &Profile, d: &SeccompData) -> Result<u32, String> {
         return Ok(a.ret());
     }
     for (checks, action) in &conditional {
-        if checks
+        let holds = |c: &Check| c.holds(d.args[c.index as usize], abi.wide());
+        // Two conditions on one argument: either may hold (runc's "old behaviour", kept for
+        // them); otherwise all must.
+        let one_argument_twice = checks
             .iter()
-            .all(|c| c.holds(d.args[c.index as usize], abi.wide()))
-        {
+            .any(|c| checks.iter().filter(|o| o.index == c.index).count() > 1);
+        let matched = if one_argument_twice {
+            checks.iter().any(holds)
+        } else {
+            checks.iter().all(holds)
+        };
+        if matched {
             return Ok(action.ret());
         }
     }

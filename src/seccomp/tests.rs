@@ -313,3 +313,40 @@ fn lets_through_reads_the_program() {
         .lets_through("ppoll"));
     assert!(!strict.lets_through("no_such_syscall"));
 }
+
+/// runc's argument semantics: conditions on distinct arguments all hold (AND); two on the same
+/// argument make each condition a rule of its own (OR). The compiled program and the
+/// reference evaluator agree.
+#[test]
+fn same_argument_twice_is_either() {
+    use super::compile::AUDIT_ARCH_X86_64;
+    let p = Profile::from_slice(
+        br#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["process_vm_readv"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 100, "op": "SCMP_CMP_EQ"},
+                      {"index": 0, "value": 9001, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["kcmp"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"},
+                      {"index": 1, "value": 1337, "op": "SCMP_CMP_EQ"}]}]}"#,
+    )
+    .unwrap();
+    assert_equivalent(&p, &mut Rng(3));
+    let c = compile(&p).unwrap();
+    let call = |nr: u32, a0: u64, a1: u64| {
+        let d = bpf::SeccompData {
+            nr,
+            arch: AUDIT_ARCH_X86_64,
+            ip: 0,
+            args: [a0, a1, 0, 0, 0, 0],
+        };
+        bpf::run(&c.program, &d).unwrap()
+    };
+    let (allow, eperm) = (0x7fff_0000, 0x0005_0001);
+    // process_vm_readv 310, kcmp 312
+    assert_eq!(call(310, 100, 0), allow);
+    assert_eq!(call(310, 9001, 0), allow);
+    assert_eq!(call(310, 0, 0), eperm);
+    assert_eq!(call(312, 0, 1337), allow);
+    assert_eq!(call(312, 0, 0), eperm);
+    assert_eq!(call(312, 500, 1337), eperm);
+}

@@ -4,6 +4,7 @@
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use serde_json::{json, Value};
 
@@ -34,7 +35,81 @@ pub const TESTS: Tests = &[
         "seccomp::the_profile_need_not_allow_the_runtime",
         profile_need_not_allow_the_runtime,
     ),
+    ("seccomp::runc_own_seccomp_tests", runc_own_tests),
 ];
+
+/// runc's own seccomp tests (its bats suite's `seccomp_syscall_test1` and `test2`: C programs
+/// that assert what each raw syscall returns under the profile beside them — masked and
+/// multi-argument rules, errnoRet, ENOSYS for unknown syscalls), from runc 1.1.5's source as
+/// Debian ships it (scripts/test-runc-testdata.sh). Each must pass under runc and under
+/// `--policy runc` exactly; under `default` (contain's profile stacked) any assertion that
+/// fails may only have got EPERM, never a result the profile alone would refuse.
+fn runc_own_tests() -> R {
+    let Some(dir) = std::env::var_os("CONTAIN_TEST_RUNC_TESTDATA") else {
+        return skip(
+            "CONTAIN_TEST_RUNC_TESTDATA is not set (scripts/test.sh sets it from scripts/test-runc-testdata.sh)",
+        );
+    };
+    let Some(runc) = which("runc") else {
+        return skip("runc is not installed (apt-get install runc)");
+    };
+    let dir = PathBuf::from(dir);
+    let rt = Runtime::new();
+    for test in ["seccomp_syscall_test1", "seccomp_syscall_test2"] {
+        let bin = Path::new(env!("CARGO_TARGET_TMPDIR")).join(test);
+        let o = Command::new("gcc")
+            .args(["-static", "-O1", "-o"])
+            .arg(&bin)
+            .arg(dir.join(format!("{test}.c")))
+            .out();
+        ensure!(o.code == 0, "gcc {test}.c: {}", o.stderr);
+        let profile: Value =
+            serde_json::from_slice(&std::fs::read(dir.join(format!("{test}.json")))?)?;
+        let mut b = Bundle::new();
+        std::fs::copy(&bin, b.rootfs().join("seccomp_test"))?;
+        b.set(|c| {
+            c["process"]["args"] = json!(["/seccomp_test"]);
+            c["linux"]["seccomp"] = profile.clone();
+        });
+        let o = runc_run(&runc, &b, &format!("r-{test}"));
+        ensure!(
+            o.code == 0,
+            "{test} under runc itself: exit {} {} {}",
+            o.code,
+            o.stdout,
+            o.stderr
+        );
+        let o = rt.with_policy("runc", "run", &b, &format!("c-{test}"));
+        ensure!(
+            o.code == 0,
+            "{test} under --policy runc: exit {} {} {}",
+            o.code,
+            o.stdout,
+            o.stderr
+        );
+        let o = rt.with_policy("default", "run", &b, &format!("d-{test}"));
+        let wider: Vec<&str> = o
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("syscall_assert") && !l.contains("failed: -1 !="))
+            .collect();
+        ensure!(
+            (o.code == 0 || o.code == 32) && wider.is_empty() && !o.stderr.contains("panic"),
+            "{test} under default: exit {}, assertions that got more than EPERM: {wider:?} ({} {})",
+            o.code,
+            o.stdout,
+            o.stderr
+        );
+        eprintln!(
+            "{test}: runc and --policy runc pass; under default {} assertion(s) got EPERM from contain's profile",
+            o.stdout.lines().filter(|l| l.starts_with("syscall_assert")).count()
+        );
+        for id in ["c-", "d-"] {
+            rt.assert_clean(&b, &format!("{id}{test}"))?;
+        }
+    }
+    pass()
+}
 
 /// The probe, compiled once per test run.
 fn probe() -> Result<PathBuf, String> {
