@@ -321,7 +321,7 @@ pub fn compile_with(p: &Profile, options: Options) -> Result<Compiled, SeccompEr
     }
     let mut warnings = Vec::new();
     let abis = abis(p, &mut warnings)?;
-    let rules = rules(p)?;
+    let rules = rules(p, &mut warnings)?;
     let notify = default == Action::Notify || rules.iter().any(|r| r.action == Action::Notify);
     let flags = filter_flags(p, notify)?;
     let stub = options.enosys_stub
@@ -397,7 +397,7 @@ fn abis(p: &Profile, warnings: &mut Vec<String>) -> Result<Vec<Abi>, SeccompErro
 
 /// The profile's syscall rules, checked: names, action, at most MAX_CONDITIONS argument
 /// conditions on arguments 0..5, no notification where it would deadlock the init.
-fn rules(p: &Profile) -> Result<Vec<Rule>, SeccompError> {
+fn rules(p: &Profile, warnings: &mut Vec<String>) -> Result<Vec<Rule>, SeccompError> {
     let bad = |s: String| SeccompError::Invalid(s);
     let mut rules = Vec::new();
     for (i, r) in p.syscalls.iter().flatten().enumerate() {
@@ -445,6 +445,12 @@ fn rules(p: &Profile) -> Result<Vec<Rule>, SeccompError> {
             .enumerate()
             .any(|(i, c)| checks[..i].iter().any(|o| o.index == c.index));
         if repeated {
+            let indices: std::collections::BTreeSet<u32> = checks.iter().map(|c| c.index).collect();
+            if indices.len() > 1 {
+                warnings.push(format!(
+                    "{what}: an argument has several conditions, so every condition is a rule of its own (runc's meaning): the conditions on arguments {indices:?} are alternatives, none restricts the others"
+                ));
+            }
             for c in checks {
                 rules.push(Rule {
                     names: r.names.clone(),

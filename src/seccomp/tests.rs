@@ -349,4 +349,20 @@ fn same_argument_twice_is_either() {
     assert_eq!(call(312, 0, 1337), allow);
     assert_eq!(call(312, 0, 0), eperm);
     assert_eq!(call(312, 500, 1337), eperm);
+    // Mixed: the condition on argument 1 becomes an alternative, which is said.
+    let mixed = Profile::from_slice(
+        br#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["kcmp"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"},
+                      {"index": 0, "value": 2, "op": "SCMP_CMP_EQ"},
+                      {"index": 1, "value": 3, "op": "SCMP_CMP_EQ"}]}]}"#,
+    )
+    .unwrap();
+    assert_equivalent(&mixed, &mut Rng(4));
+    let c = compile(&mixed).unwrap();
+    assert!(
+        c.warnings.iter().any(|w| w.contains("alternatives")),
+        "{:?}",
+        c.warnings
+    );
 }
