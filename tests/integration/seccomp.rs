@@ -827,6 +827,36 @@ fn profile_need_not_allow_the_runtime() -> R {
     );
     rt.exec(&["delete", "--force", "nx"]);
     rt.assert_clean(&b, "nx")?;
+    // A profile installed before the wait for `start` that refuses ppoll and rt_sigprocmask:
+    // the waiting init cannot take its signals in ppoll, yet a created container still ends
+    // on TERM, and a started one runs its process.
+    b.set(|c| {
+        c["linux"]["seccomp"] = custom(
+            "SCMP_ACT_ALLOW",
+            json!([{"names": ["ppoll", "rt_sigprocmask"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]),
+        );
+    });
+    let o = rt.create(&b, "np");
+    ensure!(o.code == 0, "create without ppoll: {}", o.stderr);
+    ensure!(rt.exec(&["kill", "np", "TERM"]).code == 0, "kill TERM");
+    ensure!(
+        rt.wait_status("np", "stopped"),
+        "a created container whose profile refuses ppoll is {} after kill TERM",
+        rt.status("np")
+    );
+    rt.exec(&["delete", "np"]);
+    rt.assert_clean(&b, "np")?;
+    let o = rt.create(&b, "nq");
+    ensure!(o.code == 0, "create without ppoll: {}", o.stderr);
+    ensure!(rt.exec(&["start", "nq"]).code == 0, "start without ppoll");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    ensure!(
+        rt.status("nq") == "running",
+        "started without ppoll: {}",
+        rt.status("nq")
+    );
+    rt.exec(&["delete", "--force", "nq"]);
+    rt.assert_clean(&b, "nq")?;
     // no_new_privs on: errno by default, only execve and what a static program's libc needs
     // to start (memory for its TLS), write and exit_group allowed.
     b.set(|c| {
