@@ -649,8 +649,14 @@ fn kill_created() -> R {
         let o = runc_cmd(&["create", &rid]);
         ensure!(o.code == 0, "runc create: {}", o.stderr);
         ensure!(runc_cmd(&["kill", &rid, sig]).code == 0, "runc kill");
-        std::thread::sleep(Duration::from_millis(300));
-        let st = runc_cmd(&["state", &rid]).stdout;
+        let mut st = String::new();
+        for _ in 0..100 {
+            st = runc_cmd(&["state", &rid]).stdout;
+            if st.contains("\"stopped\"") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         ensure!(
             st.contains("\"stopped\""),
             "runc's created container after kill {sig}: {st}"
