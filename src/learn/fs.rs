@@ -35,40 +35,21 @@ pub const HANDLED: [&str; 15] = [
 /// program's loader).
 pub const EXECUTE: &[&str] = &["execute", "read_file"];
 
-/// What a right was needed on.
-pub enum Target {
-    /// A file (or a name to be made, removed or linked): granted on its directory.
-    File(PathBuf),
-    /// A directory read (listed): granted on the directory itself.
-    Dir(PathBuf),
-}
-
-impl Target {
-    pub fn path(&self) -> &Path {
-        match self {
-            Target::File(p) | Target::Dir(p) => p,
+/// The directory `right` on `path` is granted beneath: the directory itself for `read_dir`
+/// (a directory listed), else the file's parent, lexically; anything of the kernel's own
+/// filesystems (/proc, /sys) at their mount point, since their entries come and go with
+/// processes.
+pub fn grant_dir(path: &Path, right: &str) -> PathBuf {
+    for top in ["/proc", "/sys"] {
+        if path.starts_with(top) {
+            return PathBuf::from(top);
         }
     }
-
-    /// The directory the right is granted beneath: a file's parent, lexically; anything of
-    /// the kernel's own filesystems (/proc, /sys) at their mount point, since their entries
-    /// come and go with processes.
-    pub fn grant_dir(&self) -> PathBuf {
-        let (path, dir) = match self {
-            Target::File(p) => (
-                p.as_path(),
-                p.parent()
-                    .map_or_else(|| PathBuf::from("/"), Path::to_path_buf),
-            ),
-            Target::Dir(p) => (p.as_path(), p.clone()),
-        };
-        for top in ["/proc", "/sys"] {
-            if path.starts_with(top) {
-                return PathBuf::from(top);
-            }
-        }
-        dir
+    if right == "read_dir" {
+        return path.to_path_buf();
     }
+    path.parent()
+        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf)
 }
 
 /// The rights one directory needed, with the first observation that needed each.
@@ -95,10 +76,10 @@ pub fn absolute(base: &Path, path: &Path) -> PathBuf {
     out
 }
 
-/// Record `right` on the directory for `target`, first by `why`. Past [`MAX_DIRS`] a new
-/// directory is recorded as its top-level ancestor; returns false then.
-pub fn add(dirs: &mut Dirs, target: &Target, right: &str, why: impl FnOnce() -> String) -> bool {
-    let mut dir = target.grant_dir();
+/// Record `right` on the directory for `path` ([`grant_dir`]), first by `why`. Past
+/// [`MAX_DIRS`] a new directory is recorded as its top-level ancestor; returns false then.
+pub fn add(dirs: &mut Dirs, path: &Path, right: &str, why: impl FnOnce() -> String) -> bool {
+    let mut dir = grant_dir(path, right);
     let mut kept = true;
     if !dirs.contains_key(&dir) && dirs.len() >= MAX_DIRS {
         dir = dir.components().take(2).collect();

@@ -380,7 +380,7 @@ impl Recorder {
         let mut found = Vec::new();
         let mut dac = None;
         for op in ops {
-            let (rights, open) = match op.rights {
+            let (fixed, open) = match op.rights {
                 Rights::Fixed(r) => (r, None),
                 Rights::Open(flags) => (Vec::new(), Some(flags)),
                 Rights::OpenHow(addr) => {
@@ -402,47 +402,40 @@ impl Recorder {
                 continue;
             };
             let abs = fs::absolute(&base, &path);
-            let executes = rights.contains(&"execute");
+            let executes = fixed.contains(&"execute");
             let follow =
                 executes || open.is_some_and(|f| f as i32 & (libc::O_NOFOLLOW | libc::O_PATH) == 0);
-            // The kernel's filesystems are granted at their mount point and not looked up:
-            // /proc/self would be the supervisor's, which is not in the container's pid
-            // namespace.
+            let (real, meta) = tree.resolve(&abs, follow);
+            // The kernel's filesystems are granted at their mount point, and kept where the
+            // lookup fails: /proc/self is the supervisor's there, which is not in the
+            // container's pid namespace.
             let kernel = abs.starts_with("/proc") || abs.starts_with("/sys");
-            let (real, meta) = if kernel {
-                (abs, None)
-            } else {
-                tree.resolve(&abs, follow)
-            };
             let creates = open.is_some_and(|f| f as i32 & libc::O_CREAT != 0);
             if !kernel && meta.is_none() && (executes || open.is_some() && !creates) {
                 // Opening or executing what does not exist fails before Landlock is asked
                 // (and a rule on a missing directory could not be applied).
                 continue;
             }
-            let mut rights = rights;
-            if let Some(flags) = open {
-                let is_dir = meta.as_ref().is_some_and(|m| m.is_dir())
-                    || flags as i32 & libc::O_DIRECTORY != 0;
-                rights = fs::open_rights(flags, is_dir);
-                if is_dir && rights.contains(&"read_dir") {
-                    // A directory read is granted on the directory itself.
-                    rights.retain(|r| *r != "read_dir");
-                    found.push((fs::Target::Dir(real.clone()), vec!["read_dir"]));
+            let rights = match open {
+                Some(flags) => {
+                    dac = meta
+                        .as_ref()
+                        .and_then(|m| dac_of_open(n.pid, m, flags))
+                        .map(|c| (c, real.clone()));
+                    let is_dir = meta.as_ref().is_some_and(|m| m.is_dir())
+                        || flags as i32 & libc::O_DIRECTORY != 0;
+                    fs::open_rights(flags, is_dir)
                 }
-                dac = meta
-                    .as_ref()
-                    .and_then(|m| dac_of_open(n.pid, m, flags))
-                    .map(|c| (c, real.clone()));
-            }
+                None => fixed,
+            };
             if executes {
                 found.extend(
                     interpreters(&tree, &real)
                         .into_iter()
-                        .map(|p| (fs::Target::File(p), fs::EXECUTE.to_vec())),
+                        .map(|p| (p, fs::EXECUTE.to_vec())),
                 );
             }
-            found.push((fs::Target::File(real), rights));
+            found.push((real, rights));
         }
         // All of it read from the process that is still in the syscall notified.
         if sys::seccomp::notif_id_valid(w.listener.as_fd(), n.id).is_err() {
@@ -455,10 +448,10 @@ impl Recorder {
                 });
             }
         }
-        for (target, rights) in found {
+        for (path, rights) in found {
             for r in rights {
-                let kept = fs::add(&mut self.obs.fs, &target, r, || {
-                    format!("{name} {} by {:?}", target.path().display(), comm(n.pid))
+                let kept = fs::add(&mut self.obs.fs, &path, r, || {
+                    format!("{name} {} by {:?}", path.display(), comm(n.pid))
                 });
                 if !kept {
                     self.obs.note(format!(

@@ -206,7 +206,6 @@ fn tcp_ports_merge_diff_and_stay_within_the_base_policy() {
 
 #[test]
 fn paths_are_granted_on_their_directory_folded_and_bounded() {
-    let file = |p: &str| fs::Target::File(p.into());
     use super::fs;
     use std::path::{Path, PathBuf};
     assert_eq!(
@@ -217,17 +216,12 @@ fn paths_are_granted_on_their_directory_folded_and_bounded() {
         fs::absolute(Path::new("/"), Path::new("../../etc")),
         Path::new("/etc")
     );
-    assert_eq!(file("/www/index.html").grant_dir(), Path::new("/www"));
-    assert_eq!(file("/proc/7/fd/1").grant_dir(), Path::new("/proc"));
-    assert_eq!(file("/").grant_dir(), Path::new("/"));
-    assert_eq!(
-        fs::Target::Dir("/www".into()).grant_dir(),
-        Path::new("/www")
-    );
-    assert_eq!(
-        fs::Target::Dir("/proc/7".into()).grant_dir(),
-        Path::new("/proc")
-    );
+    let dir = |p: &str, right: &str| fs::grant_dir(Path::new(p), right);
+    assert_eq!(dir("/www/index.html", "read_file"), Path::new("/www"));
+    assert_eq!(dir("/proc/7/fd/1", "write_file"), Path::new("/proc"));
+    assert_eq!(dir("/", "make_dir"), Path::new("/"));
+    assert_eq!(dir("/www", "read_dir"), Path::new("/www"));
+    assert_eq!(dir("/proc/7", "read_dir"), Path::new("/proc"));
     assert_eq!(
         fs::open_rights(
             libc::O_WRONLY as u64 | libc::O_CREAT as u64 | libc::O_TRUNC as u64,
@@ -244,13 +238,16 @@ fn paths_are_granted_on_their_directory_folded_and_bounded() {
     assert!(fs::open_rights(libc::O_PATH as u64 | libc::O_RDWR as u64, false).is_empty());
 
     let mut dirs = fs::Dirs::new();
-    assert!(fs::add(&mut dirs, &file("/tmp/a"), "make_dir", || {
+    assert!(fs::add(&mut dirs, Path::new("/tmp/a"), "make_dir", || {
         "mkdir".into()
     }));
-    assert!(fs::add(&mut dirs, &file("/tmp/a/f"), "write_file", || {
-        "open".into()
-    }));
-    assert!(fs::add(&mut dirs, &file("/bin/sh"), "execute", || {
+    assert!(fs::add(
+        &mut dirs,
+        Path::new("/tmp/a/f"),
+        "write_file",
+        || { "open".into() }
+    ));
+    assert!(fs::add(&mut dirs, Path::new("/bin/sh"), "execute", || {
         "execve".into()
     }));
     // /tmp/a (made by the run) folds into /tmp with both rights.
@@ -269,14 +266,14 @@ fn paths_are_granted_on_their_directory_folded_and_bounded() {
     for i in 0..fs::MAX_DIRS {
         fs::add(
             &mut many,
-            &fs::Target::File(Path::new("/data").join(i.to_string()).join("f")),
+            &Path::new("/data").join(i.to_string()).join("f"),
             "write_file",
             String::new,
         );
     }
     assert!(!fs::add(
         &mut many,
-        &file("/var/x/y/f"),
+        Path::new("/var/x/y/f"),
         "write_file",
         String::new
     ));
@@ -289,8 +286,18 @@ fn paths_are_granted_on_their_directory_folded_and_bounded() {
         ..Default::default()
     };
     let mut run = Observations::default();
-    fs::add(&mut run.fs, &file("/tmp/a/b/g"), "write_file", String::new);
-    fs::add(&mut run.fs, &file("/etc/passwd"), "write_file", String::new);
+    fs::add(
+        &mut run.fs,
+        Path::new("/tmp/a/b/g"),
+        "write_file",
+        String::new,
+    );
+    fs::add(
+        &mut run.fs,
+        Path::new("/etc/passwd"),
+        "write_file",
+        String::new,
+    );
     let new: Vec<String> = known.new_in(&run).iter().map(ToString::to_string).collect();
     assert_eq!(new, ["write_file beneath /etc"]);
 }
