@@ -70,13 +70,7 @@ fn podman_learn() -> R {
             o.stdout,
             o.stderr
         );
-        // The supervisor writes once the container is gone, after podman returned.
-        let policy = dir.join("policy.json");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while !policy.exists() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        ensure!(policy.exists(), "nothing learnt into {}", dir.display());
+        let policy = learnt_policy(&dir)?;
         let flag = format!("policy={}", policy.display());
         let o = run(flag.clone(), script);
         ensure!(
@@ -1015,6 +1009,18 @@ fn docker_checks(dk: &Dockerd, ids: &std::sync::Mutex<Vec<String>>) -> R {
     pass()
 }
 
+/// DIR/policy.json of a client's learning run: the detached supervisor writes it once the
+/// container is gone, which may be after the client returned (waits up to 20 s).
+fn learnt_policy(dir: &std::path::Path) -> Result<std::path::PathBuf, libtest_mimic::Failed> {
+    let policy = dir.join("policy.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !policy.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    ensure!(policy.exists(), "nothing learnt into {}", dir.display());
+    Ok(policy)
+}
+
 /// `contain --learn DIR` as a Docker runtime (runtimeArgs): a script learnt through
 /// `docker run`, then run the same under the policy learnt; a symlink and a read of a file
 /// (Docker's bind-mounted /etc/hosts) it never made or read are refused from inside.
@@ -1042,13 +1048,7 @@ fn docker_learns_then_enforces(dk: &Dockerd, image: &str) -> R {
         o.stdout,
         o.stderr
     );
-    // The supervisor writes once the container is gone, which may be after docker returned.
-    let policy = dk.dir.path().join("learnt/policy.json");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !policy.exists() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    ensure!(policy.exists(), "nothing learnt into {}", policy.display());
+    learnt_policy(&dk.dir.path().join("learnt"))?;
     let o = run("contain-learnt", script);
     ensure!(
         o.code == 0 && o.stdout == "hi\n",

@@ -663,37 +663,34 @@ fn kill_created() -> R {
         );
         runc_cmd(&["delete", "--force", &rid]);
     }
-    // Started: sleep as pid 1 ignores TERM, as under runc.
-    let o = rt.create(&b, "started");
-    ensure!(o.code == 0, "create: {}", o.stderr);
-    ensure!(rt.exec(&["start", "started"]).code == 0, "start");
-    ensure!(rt.exec(&["kill", "started", "TERM"]).code == 0, "kill");
-    std::thread::sleep(Duration::from_millis(300));
-    ensure!(
-        rt.status("started") == "running",
-        "a started sleep ended on TERM: {}",
-        rt.status("started")
-    );
-    ensure!(
-        rt.exec(&["delete", "--force", "started"]).code == 0,
-        "delete"
-    );
+    // Started: sleep as pid 1 ignores TERM, as under runc. Still running `after` the kill.
+    let term_after_start =
+        |b: &Bundle, id: &str, after: Duration, what: &str| -> Result<(), libtest_mimic::Failed> {
+            let o = rt.create(b, id);
+            ensure!(o.code == 0, "create: {}", o.stderr);
+            ensure!(rt.exec(&["start", id]).code == 0, "start");
+            ensure!(rt.exec(&["kill", id, "TERM"]).code == 0, "kill");
+            std::thread::sleep(after);
+            ensure!(rt.status(id) == "running", "{what}: {}", rt.status(id));
+            ensure!(rt.exec(&["delete", "--force", id]).code == 0, "delete");
+            rt.assert_clean(b, id)
+        };
+    term_after_start(
+        &b,
+        "started",
+        Duration::from_millis(300),
+        "a started sleep ended on TERM",
+    )?;
     // A TERM sent as soon as `start` returned finds the init still in its last steps (here
     // held by a startContainer hook): it is the workload's signal, not the waiting init's.
     b.set(|c| {
         c["hooks"] = serde_json::json!({"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "sleep 1"]}]});
     });
-    let o = rt.create(&b, "late");
-    ensure!(o.code == 0, "create: {}", o.stderr);
-    ensure!(rt.exec(&["start", "late"]).code == 0, "start");
-    ensure!(rt.exec(&["kill", "late", "TERM"]).code == 0, "kill");
-    std::thread::sleep(Duration::from_millis(1500));
-    ensure!(
-        rt.status("late") == "running",
-        "a TERM right after start ended the container: {}",
-        rt.status("late")
-    );
-    ensure!(rt.exec(&["delete", "--force", "late"]).code == 0, "delete");
-    rt.assert_clean(&b, "late")?;
+    term_after_start(
+        &b,
+        "late",
+        Duration::from_millis(1500),
+        "a TERM right after start ended the container",
+    )?;
     pass()
 }

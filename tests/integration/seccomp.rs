@@ -4,7 +4,6 @@
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::{json, Value};
 
@@ -56,13 +55,7 @@ fn runc_own_tests() -> R {
     let dir = PathBuf::from(dir);
     let rt = Runtime::new();
     for test in ["seccomp_syscall_test1", "seccomp_syscall_test2"] {
-        let bin = Path::new(env!("CARGO_TARGET_TMPDIR")).join(test);
-        let o = Command::new("gcc")
-            .args(["-static", "-O1", "-o"])
-            .arg(&bin)
-            .arg(dir.join(format!("{test}.c")))
-            .out();
-        ensure!(o.code == 0, "gcc {test}.c: {}", o.stderr);
+        let bin = build_static(&dir.join(format!("{test}.c")), test)?;
         let profile: Value =
             serde_json::from_slice(&std::fs::read(dir.join(format!("{test}.json")))?)?;
         let mut b = Bundle::new();

@@ -552,11 +552,18 @@ pub fn build_probe(name: &str) -> Result<PathBuf, String> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/integration/probes")
         .join(format!("{name}.c"));
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-probe"));
-    let r = Command::new("gcc")
+    let r = build_static(&src, &format!("{name}-probe"));
+    built.push((name.to_string(), r.clone()));
+    r
+}
+
+/// Compile the C program `src` into a static binary `name` in the tests' temporary directory.
+pub fn build_static(src: &Path, name: &str) -> Result<PathBuf, String> {
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    Command::new("gcc")
         .args(["-static", "-O1", "-o"])
         .arg(&out)
-        .arg(&src)
+        .arg(src)
         .output()
         .map_err(|e| format!("gcc not runnable ({e}): apt-get install gcc libc6-dev"))
         .and_then(|o| {
@@ -568,9 +575,7 @@ pub fn build_probe(name: &str) -> Result<PathBuf, String> {
                     String::from_utf8_lossy(&o.stderr)
                 ))
             }
-        });
-    built.push((name.to_string(), r.clone()));
-    r
+        })
 }
 
 /// A probe guest for the microVM stage (tests/integration/probes/guest), built once per run
