@@ -453,11 +453,12 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>, prepared: Prepared) -> Result<N
         prepared,
         rootfs_dir,
     };
-    let root = rootfs::prepare(&plan).map_err(|e| e.to_string())?;
+    let sys = &rootfs::Real;
+    let root = rootfs::prepare(sys, &plan).map_err(|e| e.to_string())?;
     // The prepared mounts are attached: their descriptors must not reach the workload.
     drop(plan);
     if !rootfs::dev_is_bind(spec) {
-        rootfs::create_devices(root.as_fd(), spec).map_err(|e| e.to_string())?;
+        rootfs::create_devices(sys, root.as_fd(), spec).map_err(|e| e.to_string())?;
     }
     set_names_and_sysctls(args, &procfs)?;
     ch.send(&Msg::RunCreateRuntimeHooks)
@@ -474,11 +475,11 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>, prepared: Prepared) -> Result<N
         crate::hooks::run_all("createContainer", &h, &state)?;
     }
 
-    protect_paths(root.as_fd(), spec)?;
-    rootfs::switch_root(&root, args.no_pivot).map_err(|e| e.to_string())?;
+    rootfs::protect(sys, root.as_fd(), spec).map_err(|e| e.to_string())?;
+    rootfs::switch_root(sys, root.as_fd(), args.no_pivot).map_err(|e| e.to_string())?;
     drop(root);
     drop(procfs);
-    rootfs::set_root_propagation(spec).map_err(|e| e.to_string())?;
+    rootfs::set_root_propagation(sys, spec).map_err(|e| e.to_string())?;
 
     if !args.no_new_keyring {
         join_session_keyring(args.id)?;
@@ -568,29 +569,6 @@ fn set_names_and_sysctls(args: &InitArgs<'_>, procfs: &ProcFs) -> Result<(), Str
         sys::net::loopback_up().map_err(|e| format!("bring up lo: {e}"))?;
     }
 
-    Ok(())
-}
-
-/// Masked and read-only paths, then the read-only rootfs (under the root, before the switch).
-fn protect_paths(
-    root: std::os::fd::BorrowedFd<'_>,
-    spec: &oci_spec::runtime::Spec,
-) -> Result<(), String> {
-    let linux = spec.linux().as_ref().ok_or("no linux section")?;
-    rootfs::mask_paths(root, linux.masked_paths().as_deref().unwrap_or_default())
-        .map_err(|e| e.to_string())?;
-    rootfs::readonly_paths(root, linux.readonly_paths().as_deref().unwrap_or_default())
-        .map_err(|e| e.to_string())?;
-    if spec
-        .root()
-        .as_ref()
-        .and_then(|r| r.readonly())
-        .unwrap_or(false)
-    {
-        let top = crate::sys::fs::open_in_root(root, Path::new("/"), libc::O_PATH)
-            .map_err(|e| format!("reopen the rootfs: {e}"))?;
-        rootfs::remount_readonly(top.as_fd(), Path::new("/")).map_err(|e| e.to_string())?;
-    }
     Ok(())
 }
 

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use nix::mount::MsFlags;
 use oci_spec::runtime::{LinuxDeviceType, Spec};
 
-use super::{mount_at, nix_step, step, RootfsError};
-use crate::sys::fs::{chown_at, ensure_file_in_root, fd_path, mkdir_all_in_root, open_host};
+use super::{step, RootfsError, Source, Syscalls};
+use crate::sys::fs::chown_at;
 
 /// One node to create.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,7 +88,7 @@ fn cstring(s: &std::ffi::OsStr) -> Result<CString, RootfsError> {
 
 /// The host's node for the device `n` names: its own path if that is the same device, else
 /// the first node of /dev with the same type and number.
-fn host_node(n: &Node) -> Option<std::path::PathBuf> {
+pub(crate) fn host_node(n: &Node) -> Option<std::path::PathBuf> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let dev = libc::makedev(n.major as u32, n.minor as u32);
     let same = |p: &Path| {
@@ -145,18 +145,20 @@ pub(crate) fn set_mode_owner(
     chown_at(dir, name, owner)
 }
 
-fn make_node(root: BorrowedFd<'_>, n: &Node) -> Result<(), RootfsError> {
+fn make_node(sys: &dyn Syscalls, root: BorrowedFd<'_>, n: &Node) -> Result<(), RootfsError> {
     let parent = n.path.parent().unwrap_or(Path::new("/dev"));
     let name = n
         .path
         .file_name()
         .ok_or_else(|| RootfsError::Refused(format!("bad device path {}", n.path.display())))?;
-    let dir = mkdir_all_in_root(root, parent, 0o755)
+    let dir = sys
+        .mkdir_all_in_root(root, parent, 0o755)
         .map_err(step(format!("create {}", parent.display())))?;
     let cname = cstring(name)?;
-    let err = match mknod_at(dir.as_fd(), &cname, n) {
+    let err = match sys.mknod_at(dir.as_fd(), &cname, n) {
         Ok(()) => {
-            return set_mode_owner(dir.as_fd(), &cname, n, (n.uid, n.gid))
+            return sys
+                .set_mode_owner(dir.as_fd(), &cname, n, (n.uid, n.gid))
                 .map_err(step(format!("set mode and owner of {}", n.path.display())))
         }
         Err(e) => e,
@@ -165,7 +167,7 @@ fn make_node(root: BorrowedFd<'_>, n: &Node) -> Result<(), RootfsError> {
         Some(libc::EEXIST) => Ok(()),
         Some(libc::EPERM) if n.kind != libc::S_IFIFO => {
             // In a user namespace: bind the host's node of the same device.
-            let host = host_node(n).ok_or_else(|| {
+            let (host, host_mode) = sys.host_node(n).ok_or_else(|| {
                 RootfsError::Refused(format!(
                     "linux.devices: {}: mknod is not allowed in a user namespace and the host has no node for device {}:{} in /dev to bind instead",
                     n.path.display(),
@@ -173,46 +175,64 @@ fn make_node(root: BorrowedFd<'_>, n: &Node) -> Result<(), RootfsError> {
                     n.minor
                 ))
             })?;
-            if let Ok(m) = std::fs::metadata(&host) {
-                use std::os::unix::fs::MetadataExt;
-                // Host root shows as the overflow id here: only a mode or an owner other
-                // than root that the config asks for is lost.
-                if m.mode() & 0o7777 != n.mode || (n.uid, n.gid) != (0, 0) {
-                    crate::log::warn(&format!(
-                        "linux.devices {}: in a user namespace the host's node {} is bound with its own mode {:o} and owner (config asks {:o} {}:{})",
-                        n.path.display(),
-                        host.display(),
-                        m.mode() & 0o7777,
-                        n.mode,
-                        n.uid,
-                        n.gid
-                    ));
-                }
+            // Host root shows as the overflow id here: only a mode or an owner other than
+            // root that the config asks for is lost.
+            if host_mode != n.mode || (n.uid, n.gid) != (0, 0) {
+                crate::log::warn(&format!(
+                    "linux.devices {}: in a user namespace the host's node {} is bound with its own mode {:o} and owner (config asks {:o} {}:{})",
+                    n.path.display(),
+                    host.display(),
+                    host_mode,
+                    n.mode,
+                    n.uid,
+                    n.gid
+                ));
             }
-            let target = ensure_file_in_root(root, &n.path)
+            let target = sys
+                .ensure_file_in_root(root, &n.path)
                 .map_err(step(format!("create {}", n.path.display())))?;
-            let src = open_host(&host, libc::O_PATH)
+            let src = sys
+                .open_host(&host, libc::O_PATH)
                 .map_err(step(format!("open host device {}", host.display())))?;
-            mount_at(Some(&fd_path(&src)), &target, None, MsFlags::MS_BIND, None)
-                .map_err(nix_step(format!("bind host device {}", n.path.display())))
+            sys.mount(
+                Source::Fd(src.as_fd()),
+                target.as_fd(),
+                None,
+                MsFlags::MS_BIND,
+                None,
+            )
+            .map_err(step(format!("bind host device {}", n.path.display())))
         }
         _ => Err(step(format!("mknod {}", n.path.display()))(err)),
     }
 }
 
-fn symlink(dir: BorrowedFd<'_>, target: &str, name: &str) -> Result<(), RootfsError> {
-    match nix::unistd::symlinkat(target, Some(dir.as_raw_fd()), name) {
-        Ok(()) | Err(nix::errno::Errno::EEXIST) => Ok(()),
-        Err(e) => Err(step(format!("symlink /dev/{name}"))(e.into())),
+fn symlink(
+    sys: &dyn Syscalls,
+    dir: BorrowedFd<'_>,
+    target: &str,
+    name: &str,
+) -> Result<(), RootfsError> {
+    match sys.symlink_at(target, dir, name) {
+        Err(e) if e.raw_os_error() != Some(libc::EEXIST) => {
+            Err(step(format!("symlink /dev/{name}"))(e))
+        }
+        _ => Ok(()),
     }
 }
 
 /// Create the nodes and the standard symlinks under /dev of `root`.
-pub fn create_devices(root: BorrowedFd<'_>, spec: &Spec) -> Result<(), RootfsError> {
+pub fn create_devices(
+    sys: &dyn Syscalls,
+    root: BorrowedFd<'_>,
+    spec: &Spec,
+) -> Result<(), RootfsError> {
     for n in nodes(spec)? {
-        make_node(root, &n)?;
+        make_node(sys, root, &n)?;
     }
-    let dev = mkdir_all_in_root(root, Path::new("/dev"), 0o755).map_err(step("create /dev"))?;
+    let dev = sys
+        .mkdir_all_in_root(root, Path::new("/dev"), 0o755)
+        .map_err(step("create /dev"))?;
     for (target, name) in [
         ("/proc/self/fd", "fd"),
         ("/proc/self/fd/0", "stdin"),
@@ -220,10 +240,10 @@ pub fn create_devices(root: BorrowedFd<'_>, spec: &Spec) -> Result<(), RootfsErr
         ("/proc/self/fd/2", "stderr"),
         ("pts/ptmx", "ptmx"),
     ] {
-        symlink(dev.as_fd(), target, name)?;
+        symlink(sys, dev.as_fd(), target, name)?;
     }
-    if Path::new("/proc/kcore").exists() {
-        symlink(dev.as_fd(), "/proc/kcore", "core")?;
+    if sys.host_has(Path::new("/proc/kcore")) {
+        symlink(sys, dev.as_fd(), "/proc/kcore", "core")?;
     }
     Ok(())
 }

@@ -8,20 +8,23 @@ mod mounts;
 pub mod options;
 pub mod overlay;
 mod paths;
+mod syscalls;
+#[cfg(test)]
+mod tests;
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::mount::{MntFlags, MsFlags};
 use oci_spec::runtime::Spec;
 use thiserror::Error;
 
 use crate::cgroups::Cgroup;
-use crate::sys::fs::{fd_path, open_host};
 
 pub use devices::create_devices;
 pub use paths::{mask_paths, readonly_paths, remount_readonly};
+pub use syscalls::{Real, Source, Stat, Syscalls};
 
 #[derive(Debug, Error)]
 pub enum RootfsError {
@@ -34,22 +37,6 @@ pub enum RootfsError {
 pub(crate) fn step(what: impl Into<String>) -> impl FnOnce(io::Error) -> RootfsError {
     let step = what.into();
     move |source| RootfsError::Step { step, source }
-}
-
-pub(crate) fn nix_step(what: impl Into<String>) -> impl FnOnce(nix::Error) -> RootfsError {
-    let f = step(what);
-    move |e| f(io::Error::from(e))
-}
-
-/// mount(2) on descriptors given as magic links.
-pub(crate) fn mount_at(
-    source: Option<&Path>,
-    target: &impl std::os::fd::AsRawFd,
-    fstype: Option<&str>,
-    flags: MsFlags,
-    data: Option<&str>,
-) -> nix::Result<()> {
-    mount(source, &fd_path(target), fstype, flags, data)
 }
 
 /// What the init needs to build the rootfs.
@@ -79,45 +66,71 @@ impl RootfsPlan<'_> {
 /// Make the mount namespace private to the container, bind the rootfs onto itself (so that it
 /// is a mount point for pivot_root) and make every mount of config.json. Returns an O_PATH
 /// descriptor of the new root.
-pub fn prepare(plan: &RootfsPlan<'_>) -> Result<OwnedFd, RootfsError> {
+pub fn prepare(sys: &dyn Syscalls, plan: &RootfsPlan<'_>) -> Result<OwnedFd, RootfsError> {
     // Nothing we mount may propagate back to the host.
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
+    sys.mount_path(
+        None,
+        Path::new("/"),
+        None,
         MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        None::<&str>,
     )
-    .map_err(nix_step("make / a recursive slave"))?;
+    .map_err(step("make / a recursive slave"))?;
     let root = if let (Some(idmapped), Some(dir)) = (plan.prepared(-1), &plan.rootfs_dir) {
-        crate::sys::mount::attach(idmapped.as_fd(), dir.as_fd()).map_err(step(format!(
-            "attach the idmapped rootfs on {}",
-            plan.rootfs.display()
-        )))?;
+        sys.attach(idmapped.as_fd(), dir.as_fd())
+            .map_err(step(format!(
+                "attach the idmapped rootfs on {}",
+                plan.rootfs.display()
+            )))?;
         // Attached, the detached mount's descriptor is the new root: no path walk (its
         // parents may not be searchable from the user namespace).
-        idmapped
-            .try_clone()
+        sys.duplicate(idmapped.as_fd())
             .map_err(step("duplicate the rootfs descriptor"))?
     } else {
-        mount(
+        sys.mount_path(
             Some(plan.rootfs),
             plan.rootfs,
-            None::<&str>,
+            None,
             MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
         )
-        .map_err(nix_step(format!(
-            "bind the rootfs {}",
-            plan.rootfs.display()
-        )))?;
-        open_host(plan.rootfs, libc::O_PATH | libc::O_DIRECTORY)
+        .map_err(step(format!("bind the rootfs {}", plan.rootfs.display())))?;
+        sys.open_host(plan.rootfs, libc::O_PATH | libc::O_DIRECTORY)
             .map_err(step(format!("open the rootfs {}", plan.rootfs.display())))?
     };
     for (i, m) in plan.spec.mounts().iter().flatten().enumerate() {
-        mounts::mount_one(root.as_fd(), m, i as i64, plan)?;
+        mounts::mount_one(sys, root.as_fd(), m, i as i64, plan)?;
     }
     Ok(root)
+}
+
+/// Masked and read-only paths, then the read-only rootfs (under the root, before the switch).
+pub fn protect(sys: &dyn Syscalls, root: BorrowedFd<'_>, spec: &Spec) -> Result<(), RootfsError> {
+    let linux = spec.linux().as_ref();
+    mask_paths(
+        sys,
+        root,
+        linux
+            .and_then(|l| l.masked_paths().as_deref())
+            .unwrap_or_default(),
+    )?;
+    readonly_paths(
+        sys,
+        root,
+        linux
+            .and_then(|l| l.readonly_paths().as_deref())
+            .unwrap_or_default(),
+    )?;
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        let top = sys
+            .open_in_root(root, Path::new("/"), libc::O_PATH)
+            .map_err(step("reopen the rootfs"))?;
+        remount_readonly(sys, top.as_fd(), Path::new("/"))?;
+    }
+    Ok(())
 }
 
 /// Whether /dev comes from a bind mount (then the runtime creates no device nodes).
@@ -134,27 +147,27 @@ pub fn dev_is_bind(spec: &Spec) -> bool {
 
 /// Switch the root: pivot_root (the old root is detached) or, with `--no-pivot`, MS_MOVE +
 /// chroot (weaker: the old root stays reachable to a process with CAP_SYS_CHROOT).
-pub fn switch_root(root: &OwnedFd, no_pivot: bool) -> Result<(), RootfsError> {
-    nix::unistd::fchdir(root.as_raw_fd()).map_err(nix_step("chdir to the rootfs"))?;
+pub fn switch_root(
+    sys: &dyn Syscalls,
+    root: BorrowedFd<'_>,
+    no_pivot: bool,
+) -> Result<(), RootfsError> {
+    sys.fchdir(root).map_err(step("chdir to the rootfs"))?;
+    let here = Path::new(".");
     if no_pivot {
-        hide_full_kernel_mounts(root)?;
-        mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
-            .map_err(nix_step("move the rootfs to /"))?;
-        nix::unistd::chroot(".").map_err(nix_step("chroot to the rootfs"))?;
+        hide_full_kernel_mounts(sys, root)?;
+        sys.mount_path(Some(here), Path::new("/"), None, MsFlags::MS_MOVE)
+            .map_err(step("move the rootfs to /"))?;
+        sys.chroot_here().map_err(step("chroot to the rootfs"))?;
     } else {
-        nix::unistd::pivot_root(".", ".").map_err(nix_step("pivot_root"))?;
+        sys.pivot_root_here().map_err(step("pivot_root"))?;
         // The old root is now stacked on "."; keep its unmount from propagating, drop it.
-        mount(
-            None::<&str>,
-            ".",
-            None::<&str>,
-            MsFlags::MS_SLAVE | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .map_err(nix_step("make the old root a slave"))?;
-        umount2(".", MntFlags::MNT_DETACH).map_err(nix_step("detach the old root"))?;
+        sys.mount_path(None, here, None, MsFlags::MS_SLAVE | MsFlags::MS_REC)
+            .map_err(step("make the old root a slave"))?;
+        sys.umount(here, MntFlags::MNT_DETACH)
+            .map_err(step("detach the old root"))?;
     }
-    nix::unistd::chdir("/").map_err(nix_step("chdir to /"))?;
+    sys.chdir_root().map_err(step("chdir to /"))?;
     Ok(())
 }
 
@@ -164,11 +177,9 @@ pub fn switch_root(root: &OwnedFd, no_pivot: bool) -> Result<(), RootfsError> {
 /// exists in the namespace): detach every such mount outside the rootfs, or cover it with an
 /// empty tmpfs where it cannot be detached (runc's rule: "--no-pivot must not expose bare
 /// /proc").
-fn hide_full_kernel_mounts(root: &OwnedFd) -> Result<(), RootfsError> {
-    let rootfs = std::fs::read_link(crate::sys::fs::fd_path(root))
-        .map_err(step("find the rootfs's path"))?;
-    let text = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(step("read /proc/self/mountinfo"))?;
+fn hide_full_kernel_mounts(sys: &dyn Syscalls, root: BorrowedFd<'_>) -> Result<(), RootfsError> {
+    let rootfs = sys.path_of(root).map_err(step("find the rootfs's path"))?;
+    let text = sys.mountinfo().map_err(step("read /proc/self/mountinfo"))?;
     let mut points: Vec<PathBuf> = text
         .lines()
         .filter_map(|line| {
@@ -187,19 +198,21 @@ fn hide_full_kernel_mounts(root: &OwnedFd) -> Result<(), RootfsError> {
     points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     for p in points {
         // `prepare` made / a recursive slave: the detach does not reach the host.
-        match umount2(&p, MntFlags::MNT_DETACH) {
-            Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
-            Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EPERM) => {
-                mount(
-                    Some("tmpfs"),
-                    &p,
-                    Some("tmpfs"),
-                    MsFlags::MS_RDONLY,
-                    None::<&str>,
-                )
-                .map_err(nix_step(format!("cover {}", p.display())))?;
-            }
-            Err(e) => return Err(nix_step(format!("detach {}", p.display()))(e)),
+        match sys.umount(&p, MntFlags::MNT_DETACH) {
+            Ok(()) => {}
+            Err(e) => match e.raw_os_error() {
+                Some(libc::ENOENT) => {}
+                Some(libc::EINVAL | libc::EPERM) => {
+                    sys.mount_path(
+                        Some(Path::new("tmpfs")),
+                        &p,
+                        Some("tmpfs"),
+                        MsFlags::MS_RDONLY,
+                    )
+                    .map_err(step(format!("cover {}", p.display())))?;
+                }
+                _ => return Err(step(format!("detach {}", p.display()))(e)),
+            },
         }
     }
     Ok(())
@@ -207,15 +220,15 @@ fn hide_full_kernel_mounts(root: &OwnedFd) -> Result<(), RootfsError> {
 
 /// Apply linux.rootfsPropagation to the new root (after the switch: pivot_root refuses a
 /// shared root).
-pub fn set_root_propagation(spec: &Spec) -> Result<(), RootfsError> {
+pub fn set_root_propagation(sys: &dyn Syscalls, spec: &Spec) -> Result<(), RootfsError> {
     let name = spec
         .linux()
         .as_ref()
         .and_then(|l| l.rootfs_propagation().clone())
         .unwrap_or_default();
     if let Some(flags) = options::propagation_flags(&name) {
-        mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
-            .map_err(nix_step(format!("set rootfs propagation {name}")))?;
+        sys.mount_path(None, Path::new("/"), None, flags)
+            .map_err(step(format!("set rootfs propagation {name}")))?;
     }
     Ok(())
 }

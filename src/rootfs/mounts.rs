@@ -6,12 +6,8 @@ use std::path::{Path, PathBuf};
 use nix::mount::MsFlags;
 use oci_spec::runtime::Mount;
 
-use super::{mount_at, nix_step, options, step, RootfsError, RootfsPlan};
+use super::{options, step, RootfsError, RootfsPlan, Source, Syscalls};
 use crate::cgroups::Version;
-use crate::sys::fs::{
-    ensure_file_in_root, fd_path, fstat, is_symlink_in_root, mkdir_all_in_root, mount_flags,
-    open_host, open_in_root,
-};
 
 /// File systems whose mount point must not be a symlink in the image: a symlinked /proc or
 /// /dev is how runc's image-symlink bugs redirected kernel interfaces.
@@ -20,8 +16,8 @@ const NO_SYMLINK_TYPES: [&str; 7] = [
 ];
 
 /// Mount flags that stay locked on a mount made in a user namespace; a remount must repeat them.
-pub(crate) fn locked_flags(fd: BorrowedFd<'_>) -> Result<MsFlags, RootfsError> {
-    let st = mount_flags(fd).map_err(step("statvfs of a mount"))?;
+pub(crate) fn locked_flags(sys: &dyn Syscalls, fd: BorrowedFd<'_>) -> Result<MsFlags, RootfsError> {
+    let st = sys.mount_flags(fd).map_err(step("statvfs of a mount"))?;
     let mut f = MsFlags::empty();
     for (st_flag, ms) in [
         (libc::ST_NOSUID, MsFlags::MS_NOSUID),
@@ -44,6 +40,7 @@ fn remount_flags(o: &options::MountOptions) -> MsFlags {
 }
 
 pub fn mount_one(
+    sys: &dyn Syscalls,
     root: BorrowedFd<'_>,
     m: &Mount,
     index: i64,
@@ -54,10 +51,12 @@ pub fn mount_one(
         .map_err(|e| RootfsError::Refused(format!("mount {}: {e}", dest.display())))?;
     let typ = m.typ().as_deref().unwrap_or("");
     if opts.is_bind() || typ == "bind" {
-        return bind(root, m, &opts, index, plan);
+        return bind(sys, root, m, &opts, index, plan);
     }
     if NO_SYMLINK_TYPES.contains(&typ)
-        && is_symlink_in_root(root, dest).map_err(step(format!("look up {}", dest.display())))?
+        && sys
+            .is_symlink_in_root(root, dest)
+            .map_err(step(format!("look up {}", dest.display())))?
     {
         return Err(RootfsError::Refused(format!(
             "mount destination {} is a symlink in the rootfs; refusing to mount {typ} through it",
@@ -65,14 +64,15 @@ pub fn mount_one(
         )));
     }
     if typ == "cgroup" || typ == "cgroup2" {
-        return cgroup_mount(root, m, &opts, plan);
+        return cgroup_mount(sys, root, m, &opts, plan);
     }
-    let target = mkdir_all_in_root(root, dest, 0o755)
+    let target = sys
+        .mkdir_all_in_root(root, dest, 0o755)
         .map_err(step(format!("create mount point {}", dest.display())))?;
-    not_into_proc(&target, dest)?;
+    not_into_proc(sys, &target, dest)?;
     let old = if opts.tmpcopyup {
         Some(
-            open_in_root(root, dest, libc::O_PATH | libc::O_DIRECTORY)
+            sys.open_in_root(root, dest, libc::O_PATH | libc::O_DIRECTORY)
                 .map_err(step("open tmpcopyup source"))?,
         )
     } else {
@@ -82,14 +82,15 @@ pub fn mount_one(
     let flags = opts.flags & !MsFlags::MS_REMOUNT;
     if let Some(made) = plan.prepared(index) {
         // The runtime made this one (the /dev tmpfs with device nodes, as host root).
-        crate::sys::mount::attach(made.as_fd(), target.as_fd()).map_err(step(format!(
-            "attach the runtime's {typ} on {}",
-            dest.display()
-        )))?;
+        sys.attach(made.as_fd(), target.as_fd())
+            .map_err(step(format!(
+                "attach the runtime's {typ} on {}",
+                dest.display()
+            )))?;
     } else {
-        match mount_at(
-            Some(&source),
-            &target,
+        match sys.mount(
+            Source::Name(&source),
+            target.as_fd(),
             Some(typ),
             flags,
             opts.data_string().as_deref(),
@@ -99,27 +100,29 @@ pub fn mount_one(
             // namespace cannot mount a new instance: bind the host's, which shows the same
             // namespace, with the config's flags. The masked and read-only paths are applied
             // on it as usual.
-            Err(nix::errno::Errno::EPERM) if host_instance(typ).is_some() => {
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) && host_instance(typ).is_some() => {
                 let host = Path::new(host_instance(typ).unwrap_or("/proc"));
-                bind_host(root, host, dest, &target, &opts, MsFlags::MS_REC)?;
+                bind_host(sys, root, host, dest, &target, &opts, MsFlags::MS_REC)?;
             }
-            Err(e) => return Err(nix_step(format!("mount {typ} on {}", dest.display()))(e)),
+            Err(e) => return Err(step(format!("mount {typ} on {}", dest.display()))(e)),
         }
     }
-    let new =
-        open_in_root(root, dest, libc::O_PATH).map_err(step(format!("open {}", dest.display())))?;
+    let new = sys
+        .open_in_root(root, dest, libc::O_PATH)
+        .map_err(step(format!("open {}", dest.display())))?;
     if let Some(old) = old {
-        copy_tree(&fd_path(&old), &fd_path(&new))
+        sys.copy_tree(old.as_fd(), new.as_fd())
             .map_err(step(format!("tmpcopyup into {}", dest.display())))?;
     }
-    set_propagation(&new, &opts, dest)
+    set_propagation(sys, &new, &opts, dest)
 }
 
 /// Refuse a mount point that resolved into the container's procfs through a symlink in the
 /// rootfs (config validation refuses the paths that say /proc): runc's rule, checked on what
 /// the destination really is.
-fn not_into_proc(target: &OwnedFd, dest: &Path) -> Result<(), RootfsError> {
-    let on_proc = crate::sys::fs::fs_type(target.as_fd())
+fn not_into_proc(sys: &dyn Syscalls, target: &OwnedFd, dest: &Path) -> Result<(), RootfsError> {
+    let on_proc = sys
+        .fs_type(target.as_fd())
         .map_err(step(format!("statfs {}", dest.display())))?
         == crate::sys::fs::PROC_SUPER_MAGIC;
     if on_proc && !crate::oci::allowed_in_proc(&crate::oci::lexical(dest)) {
@@ -145,6 +148,7 @@ fn host_instance(typ: &str) -> Option<&'static str> {
 /// Bind the host path `src` (with the mounts below it if `rec` is MS_REC) on `target`
 /// (`dest` in the rootfs), then give it the mount's options.
 fn bind_host(
+    sys: &dyn Syscalls,
     root: BorrowedFd<'_>,
     src: &Path,
     dest: &Path,
@@ -152,27 +156,31 @@ fn bind_host(
     opts: &options::MountOptions,
     rec: MsFlags,
 ) -> Result<(), RootfsError> {
-    let fd = open_host(src, libc::O_PATH).map_err(step(format!("open {}", src.display())))?;
-    mount_at(
-        Some(&fd_path(&fd)),
-        target,
+    let fd = sys
+        .open_host(src, libc::O_PATH)
+        .map_err(step(format!("open {}", src.display())))?;
+    sys.mount(
+        Source::Fd(fd.as_fd()),
+        target.as_fd(),
         None,
         MsFlags::MS_BIND | rec,
         None,
     )
-    .map_err(nix_step(format!(
+    .map_err(step(format!(
         "bind {} on {}",
         src.display(),
         dest.display()
     )))?;
-    let new =
-        open_in_root(root, dest, libc::O_PATH).map_err(step(format!("open {}", dest.display())))?;
-    remount_with_options(&new, opts, MsFlags::empty(), dest)
+    let new = sys
+        .open_in_root(root, dest, libc::O_PATH)
+        .map_err(step(format!("open {}", dest.display())))?;
+    remount_with_options(sys, &new, opts, MsFlags::empty(), dest)
 }
 
 /// Give a bind mount its own flags (ro, nosuid, ...) with a bind remount that repeats the
 /// flags locked on it; `rec` (MS_REC or empty) applies them to the mounts below too.
 fn remount_with_options(
+    sys: &dyn Syscalls,
     new: &OwnedFd,
     opts: &options::MountOptions,
     rec: MsFlags,
@@ -182,36 +190,35 @@ fn remount_with_options(
     if extra.is_empty() {
         return Ok(());
     }
-    let locked = locked_flags(new.as_fd())? & !opts.cleared;
-    mount_at(
-        None,
-        new,
+    let locked = locked_flags(sys, new.as_fd())? & !opts.cleared;
+    sys.mount(
+        Source::None,
+        new.as_fd(),
         None,
         MsFlags::MS_BIND | MsFlags::MS_REMOUNT | rec | extra | locked,
         None,
     )
-    .map_err(nix_step(format!(
-        "remount {} with its options",
-        dest.display()
-    )))
+    .map_err(step(format!("remount {} with its options", dest.display())))
 }
 
 fn set_propagation(
+    sys: &dyn Syscalls,
     fd: &OwnedFd,
     opts: &options::MountOptions,
     dest: &Path,
 ) -> Result<(), RootfsError> {
     for p in &opts.propagation {
-        mount_at(None, fd, None, *p, None)
-            .map_err(nix_step(format!("set propagation of {}", dest.display())))?;
+        sys.mount(Source::None, fd.as_fd(), None, *p, None)
+            .map_err(step(format!("set propagation of {}", dest.display())))?;
     }
     // Recursive attributes (rro, rnosuid, ...) last, on this mount and all below it.
     let r = opts.recursive;
     if !r.is_empty() {
-        crate::sys::mount::set_attrs(fd.as_fd(), r.set, r.clear, true).map_err(step(format!(
-            "set the recursive attributes of {}",
-            dest.display()
-        )))?;
+        sys.set_attrs(fd.as_fd(), r.set, r.clear, true)
+            .map_err(step(format!(
+                "set the recursive attributes of {}",
+                dest.display()
+            )))?;
     }
     Ok(())
 }
@@ -224,6 +231,7 @@ enum BindSource<'a> {
 }
 
 fn bind(
+    sys: &dyn Syscalls,
     root: BorrowedFd<'_>,
     m: &Mount,
     opts: &options::MountOptions,
@@ -244,7 +252,7 @@ fn bind(
     let source = match plan.prepared(index) {
         Some(tree) => BindSource::Prepared(tree),
         None => BindSource::Path(
-            open_host(&src, libc::O_PATH)
+            sys.open_host(&src, libc::O_PATH)
                 .map_err(step(format!("open bind source {}", src.display())))?,
         ),
     };
@@ -252,83 +260,88 @@ fn bind(
         BindSource::Prepared(tree) => tree.as_fd(),
         BindSource::Path(fd) => fd.as_fd(),
     };
-    let is_dir =
-        fstat(probe).map_err(step("stat bind source"))?.st_mode & libc::S_IFMT == libc::S_IFDIR;
+    let is_dir = sys.stat(probe).map_err(step("stat bind source"))?.is_dir();
     let target = if is_dir {
-        mkdir_all_in_root(root, dest, 0o755)
+        sys.mkdir_all_in_root(root, dest, 0o755)
     } else {
-        ensure_file_in_root(root, dest)
+        sys.ensure_file_in_root(root, dest)
     }
     .map_err(step(format!("create mount point {}", dest.display())))?;
-    not_into_proc(&target, dest)?;
+    not_into_proc(sys, &target, dest)?;
     let rec = opts.flags & MsFlags::MS_REC;
     match &source {
-        BindSource::Prepared(tree) => crate::sys::mount::attach(tree.as_fd(), target.as_fd())
+        BindSource::Prepared(tree) => {
+            sys.attach(tree.as_fd(), target.as_fd())
+                .map_err(step(format!(
+                    "attach idmapped {} on {}",
+                    src.display(),
+                    dest.display()
+                )))?
+        }
+        BindSource::Path(fd) => sys
+            .mount(
+                Source::Fd(fd.as_fd()),
+                target.as_fd(),
+                None,
+                MsFlags::MS_BIND | rec,
+                None,
+            )
             .map_err(step(format!(
-                "attach idmapped {} on {}",
+                "bind {} on {}",
                 src.display(),
                 dest.display()
             )))?,
-        BindSource::Path(fd) => mount_at(
-            Some(&fd_path(fd)),
-            &target,
-            None,
-            MsFlags::MS_BIND | rec,
-            None,
-        )
-        .map_err(nix_step(format!(
-            "bind {} on {}",
-            src.display(),
-            dest.display()
-        )))?,
     }
-    let new =
-        open_in_root(root, dest, libc::O_PATH).map_err(step(format!("open {}", dest.display())))?;
-    remount_with_options(&new, opts, rec, dest)?;
-    set_propagation(&new, opts, dest)
+    let new = sys
+        .open_in_root(root, dest, libc::O_PATH)
+        .map_err(step(format!("open {}", dest.display())))?;
+    remount_with_options(sys, &new, opts, rec, dest)?;
+    set_propagation(sys, &new, opts, dest)
 }
 
 /// /sys/fs/cgroup: cgroup2 on a pure v2 host; elsewhere a tmpfs holding a bind of the
 /// container's own cgroup directory of each hierarchy.
 fn cgroup_mount(
+    sys: &dyn Syscalls,
     root: BorrowedFd<'_>,
     m: &Mount,
     opts: &options::MountOptions,
     plan: &RootfsPlan<'_>,
 ) -> Result<(), RootfsError> {
     let dest = m.destination();
-    let target =
-        mkdir_all_in_root(root, dest, 0o755).map_err(step(format!("create {}", dest.display())))?;
+    let target = sys
+        .mkdir_all_in_root(root, dest, 0o755)
+        .map_err(step(format!("create {}", dest.display())))?;
     let flags = opts.flags
         & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RELATIME);
     let dirs = plan.cgroup.map(|c| c.dirs.clone()).unwrap_or_default();
     let pure_v2 = !dirs.is_empty() && dirs.iter().all(|(h, _)| h.version == Version::V2);
     if pure_v2 {
-        let mounted = mount_at(
-            Some(Path::new("cgroup2")),
-            &target,
+        let mounted = sys.mount(
+            Source::Name(Path::new("cgroup2")),
+            target.as_fd(),
             Some("cgroup2"),
             flags | (opts.flags & MsFlags::MS_RDONLY),
             None,
         );
-        match mounted {
-            Ok(()) => return Ok(()),
+        return match mounted {
+            Ok(()) => Ok(()),
             // In a user namespace without a cgroup namespace of its own the kernel refuses a
             // cgroup2 mount: bind the container's own cgroup directory instead (as runc does).
-            Err(nix::errno::Errno::EPERM) => {
-                return bind_host(root, &dirs[0].1, dest, &target, opts, MsFlags::empty());
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                bind_host(sys, root, &dirs[0].1, dest, &target, opts, MsFlags::empty())
             }
-            Err(e) => return Err(nix_step(format!("mount cgroup2 on {}", dest.display()))(e)),
-        }
+            Err(e) => Err(step(format!("mount cgroup2 on {}", dest.display()))(e)),
+        };
     }
-    mount_at(
-        Some(Path::new("tmpfs")),
-        &target,
+    sys.mount(
+        Source::Name(Path::new("tmpfs")),
+        target.as_fd(),
         Some("tmpfs"),
         flags,
         Some("mode=755"),
     )
-    .map_err(nix_step(format!("mount tmpfs on {}", dest.display())))?;
+    .map_err(step(format!("mount tmpfs on {}", dest.display())))?;
     for (h, dir) in &dirs {
         let name = h
             .mount
@@ -336,44 +349,23 @@ fn cgroup_mount(
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("unified"));
         let sub = dest.join(&name);
-        let sub_fd = mkdir_all_in_root(root, &sub, 0o755)
+        let sub_fd = sys
+            .mkdir_all_in_root(root, &sub, 0o755)
             .map_err(step(format!("create {}", sub.display())))?;
-        bind_host(root, dir, &sub, &sub_fd, opts, MsFlags::empty())?;
+        bind_host(sys, root, dir, &sub, &sub_fd, opts, MsFlags::empty())?;
     }
     if opts.flags.contains(MsFlags::MS_RDONLY) {
-        let new = open_in_root(root, dest, libc::O_PATH).map_err(step("reopen cgroup tmpfs"))?;
-        mount_at(
-            None,
-            &new,
+        let new = sys
+            .open_in_root(root, dest, libc::O_PATH)
+            .map_err(step("reopen cgroup tmpfs"))?;
+        sys.mount(
+            Source::None,
+            new.as_fd(),
             None,
             MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags,
             Some("mode=755"),
         )
-        .map_err(nix_step(format!("remount {} read-only", dest.display())))?;
-    }
-    Ok(())
-}
-
-/// Copy a directory tree without following symlinks (for tmpcopyup).
-fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{symlink, PermissionsExt};
-    for entry in std::fs::read_dir(src)? {
-        let entry = entry?;
-        let meta = entry.metadata()?;
-        let to = dst.join(entry.file_name());
-        let ft = meta.file_type();
-        if ft.is_symlink() {
-            symlink(std::fs::read_link(entry.path())?, &to)?;
-        } else if ft.is_dir() {
-            std::fs::create_dir(&to)?;
-            std::fs::set_permissions(
-                &to,
-                std::fs::Permissions::from_mode(meta.permissions().mode()),
-            )?;
-            copy_tree(&entry.path(), &to)?;
-        } else if ft.is_file() {
-            std::fs::copy(entry.path(), &to)?;
-        }
+        .map_err(step(format!("remount {} read-only", dest.display())))?;
     }
     Ok(())
 }
