@@ -23,7 +23,7 @@ use crate::landlock;
 use crate::ns::{self, NsPlan};
 use crate::oci::{self, Bundle};
 use crate::policy;
-use crate::process::{self, rlimits, InitArgs};
+use crate::process::{self, rlimits, InitArgs, ProcessError};
 use crate::seccomp;
 use crate::sys::{fs::open_host, proc, socket::send_fd};
 
@@ -112,8 +112,7 @@ fn preflight(
         })?;
     let ns_plan = NsPlan::from_spec(spec);
     check_mount_namespace(&ns_plan)?;
-    rlimits::preflight(process.rlimits().as_deref().unwrap_or_default())
-        .map_err(ContainerError::Preflight)?;
+    rlimits::preflight(process.rlimits().as_deref().unwrap_or_default())?;
     check_idmapped_mounts(spec, &ns_plan)?;
     check_host_sysctls(spec)?;
     let caps = CapPlan::new(process.capabilities().as_ref()).map_err(ContainerError::Preflight)?;
@@ -787,7 +786,7 @@ fn spawn_init(
     prepared: &Prepared,
 ) -> Result<i32, ContainerError> {
     let spec = &args.bundle.spec;
-    let mut run_hooks = |pid: i32| -> Result<String, String> {
+    let mut run_hooks = |pid: i32| -> Result<String, ProcessError> {
         let mut s = state.clone();
         s.pid = pid;
         let json = hook_state(&s, "creating");
@@ -796,16 +795,18 @@ fn spawn_init(
                 "prestart",
                 h.prestart().as_deref().unwrap_or_default(),
                 &json,
-            )?;
+            )
+            .map_err(ProcessError::Hook)?;
             hooks::run_all(
                 "createRuntime",
                 h.create_runtime().as_deref().unwrap_or_default(),
                 &json,
-            )?;
+            )
+            .map_err(ProcessError::Hook)?;
         }
         Ok(json)
     };
-    let mut on_listener = |pid: i32, fd: OwnedFd| -> Result<(), String> {
+    let mut on_listener = |pid: i32, fd: OwnedFd| -> Result<(), ProcessError> {
         let mut s = state.clone();
         s.pid = pid;
         let profile = prepared
@@ -814,9 +815,9 @@ fn spawn_init(
             .find(|f| f.compiled.notify)
             .map(|f| &f.profile)
             .ok_or("a listener from a filter that does not notify")?;
-        send_listener(profile, &fd, pid, &hook_state(&s, "creating"))
+        send_listener(profile, &fd, pid, &hook_state(&s, "creating")).map_err(ProcessError::Hook)
     };
-    process::spawn(args, &mut run_hooks, &mut on_listener).map_err(ContainerError::Spawn)
+    Ok(process::spawn(args, &mut run_hooks, &mut on_listener)?)
 }
 
 /// Hand a seccomp listener to the agent at the profile's listenerPath.

@@ -11,7 +11,7 @@ use super::store::{State, Store};
 use super::{io_err, ContainerError};
 use crate::caps::CapPlan;
 use crate::cgroups::Cgroup;
-use crate::process::{self, rlimits, ExecArgs};
+use crate::process::{self, rlimits, ExecArgs, ProcessError};
 
 pub struct ExecOpts {
     pub id: String,
@@ -95,8 +95,7 @@ pub fn exec(store: &Store, opts: &ExecOpts) -> Result<i32, ContainerError> {
             "--console-socket given but no terminal was asked for (--tty)".into()
         }));
     }
-    rlimits::preflight(opts.process.rlimits().as_deref().unwrap_or_default())
-        .map_err(ContainerError::Preflight)?;
+    rlimits::preflight(opts.process.rlimits().as_deref().unwrap_or_default())?;
     let caps =
         CapPlan::new(opts.process.capabilities().as_ref()).map_err(ContainerError::Preflight)?;
     // The container's own (already resolved) profiles: the same filters as its init.
@@ -153,7 +152,7 @@ pub fn exec(store: &Store, opts: &ExecOpts) -> Result<i32, ContainerError> {
     let cgroup = Cgroup {
         dirs: st.cgroup.clone(),
     };
-    let mut on_listener = |pid: i32, fd: std::os::fd::OwnedFd| -> Result<(), String> {
+    let mut on_listener = |pid: i32, fd: std::os::fd::OwnedFd| -> Result<(), ProcessError> {
         let profile = &filters
             .iter()
             .find(|f| f.compiled.notify)
@@ -162,10 +161,9 @@ pub fn exec(store: &Store, opts: &ExecOpts) -> Result<i32, ContainerError> {
         let mut s = st.clone();
         s.pid = pid;
         let json = super::lifecycle::hook_state(&s, "running");
-        super::create::send_listener(profile, &fd, pid, &json)
+        super::create::send_listener(profile, &fd, pid, &json).map_err(ProcessError::Hook)
     };
-    let pid =
-        process::spawn_exec(&args, &cgroup, &mut on_listener).map_err(ContainerError::Spawn)?;
+    let pid = process::spawn_exec(&args, &cgroup, &mut on_listener)?;
     if let Some(p) = &opts.pid_file {
         write_atomic(p, pid.to_string().as_bytes())?;
     }

@@ -35,6 +35,8 @@ pub enum ContainerError {
     Policy(#[from] crate::policy::PolicyError),
     #[error(transparent)]
     Landlock(#[from] crate::landlock::LandlockError),
+    #[error(transparent)]
+    Process(#[from] crate::process::ProcessError),
     #[error("{0}")]
     Spawn(String),
     #[error("{0}")]

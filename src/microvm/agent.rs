@@ -129,7 +129,7 @@ fn start(config: &GuestConfig) -> (u8, String) {
         ));
     }
     if let Err(e) = crate::process::rlimits::apply(p.rlimits().as_deref().unwrap_or_default()) {
-        return failed(e);
+        return failed(e.to_string());
     }
     let caps = match crate::caps::CapPlan::new(p.capabilities().as_ref()) {
         Ok(c) => c,
@@ -140,8 +140,8 @@ fn start(config: &GuestConfig) -> (u8, String) {
             crate::process::exec::reset_signals();
             program.exec()
         }
-        Err(crate::process::exec::NotReady::NotFound(e)) => (127, e),
-        Err(crate::process::exec::NotReady::Failed(e)) => failed(e),
+        Err(crate::process::exec::NotReady::NotFound(e)) => (127, e.to_string()),
+        Err(crate::process::exec::NotReady::Failed(e)) => failed(e.to_string()),
     }
 }
 

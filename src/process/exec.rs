@@ -2,6 +2,7 @@
 //! privileges, working directory, umask, no_new_privs, and the program found in the
 //! container's PATH; then the exec itself.
 
+use super::{during, ProcessError};
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
@@ -22,15 +23,15 @@ pub struct Program {
 #[derive(Debug)]
 pub enum NotReady {
     /// Its program is not in the container (a shell's status 127).
-    NotFound(String),
+    NotFound(ProcessError),
     /// Another step failed.
-    Failed(String),
+    Failed(ProcessError),
 }
 
-impl From<NotReady> for String {
-    fn from(e: NotReady) -> String {
+impl From<NotReady> for ProcessError {
+    fn from(e: NotReady) -> ProcessError {
         match e {
-            NotReady::NotFound(s) | NotReady::Failed(s) => s,
+            NotReady::NotFound(e) | NotReady::Failed(e) => e,
         }
     }
 }
@@ -40,7 +41,7 @@ impl From<NotReady> for String {
 pub fn become_process(p: &Process, caps: &CapPlan) -> Result<Program, NotReady> {
     let user = p.user();
     let failed = NotReady::Failed;
-    let cwd_err = |e: nix::Error| failed(format!("process.cwd {}: {e}", p.cwd().display()));
+    let cwd_err = |e: nix::Error| failed(during(format!("process.cwd {}", p.cwd().display()))(e));
     // The cwd is entered before the user is (as runc does), so that a process whose user
     // cannot reach it (`exec --user 1000` in a container whose cwd is /root) still starts
     // there; only a refusal for lack of permission is retried as the user.
@@ -49,9 +50,10 @@ pub fn become_process(p: &Process, caps: &CapPlan) -> Result<Program, NotReady> 
         Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) => false,
         Err(e) => return Err(cwd_err(e)),
     };
-    caps.drop_bounding().map_err(failed)?;
+    let caps_err = |e| failed(ProcessError::Capabilities(e));
+    caps.drop_bounding().map_err(caps_err)?;
     super::credentials::set_user(user).map_err(failed)?;
-    caps.apply().map_err(failed)?;
+    caps.apply().map_err(caps_err)?;
     if !entered {
         nix::unistd::chdir(p.cwd()).map_err(cwd_err)?;
     }
@@ -59,7 +61,7 @@ pub fn become_process(p: &Process, caps: &CapPlan) -> Result<Program, NotReady> 
         user.umask().unwrap_or(0o022),
     ));
     if p.no_new_privileges().unwrap_or(false) {
-        sys::set_no_new_privs().map_err(|e| failed(format!("no_new_privs: {e}")))?;
+        sys::set_no_new_privs().map_err(|e| failed(during("no_new_privs")(e)))?;
     }
     let argv = p.args().clone().unwrap_or_default();
     let env = p.env().clone().unwrap_or_default();
@@ -96,7 +98,7 @@ impl Program {
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Look `prog` up as execvp would, in the container's PATH.
-fn lookup(prog: &str, env: &[String]) -> Result<PathBuf, String> {
+fn lookup(prog: &str, env: &[String]) -> Result<PathBuf, ProcessError> {
     let is_exec =
         |p: &Path| nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file();
     if prog.contains('/') {
@@ -104,9 +106,9 @@ fn lookup(prog: &str, env: &[String]) -> Result<PathBuf, String> {
         return if is_exec(&p) {
             Ok(p)
         } else {
-            Err(format!(
+            Err(ProcessError::Refused(format!(
                 "exec: {prog:?}: no such executable file in the container"
-            ))
+            )))
         };
     }
     let path = env
@@ -119,15 +121,18 @@ fn lookup(prog: &str, env: &[String]) -> Result<PathBuf, String> {
             return Ok(p);
         }
     }
-    Err(format!(
+    Err(ProcessError::Refused(format!(
         "exec: {prog:?}: executable file not found in $PATH"
-    ))
+    )))
 }
 
-fn cstrings(items: &[String]) -> Result<Vec<CString>, String> {
+fn cstrings(items: &[String]) -> Result<Vec<CString>, ProcessError> {
     items
         .iter()
-        .map(|s| CString::new(s.as_bytes()).map_err(|_| format!("{s:?} contains a NUL byte")))
+        .map(|s| {
+            CString::new(s.as_bytes())
+                .map_err(|_| ProcessError::Refused(format!("{s:?} contains a NUL byte")))
+        })
         .collect()
 }
 

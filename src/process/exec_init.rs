@@ -6,6 +6,7 @@
 //! capabilities, user, no_new_privs, rlimits, a fresh signal state, only the descriptors meant
 //! for it, and it stays non-dumpable until it has exec'd.
 
+use super::{during, ProcessError};
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
@@ -64,13 +65,13 @@ fn stage1_inner(
     args: &ExecArgs<'_>,
     cgroup: &crate::cgroups::Cgroup,
     one: &sys::SingleThreaded,
-) -> Result<bool, String> {
-    sys::set_parent_death_signal(libc::SIGKILL).map_err(|e| format!("prctl: {e}"))?;
+) -> Result<bool, ProcessError> {
+    sys::set_parent_death_signal(libc::SIGKILL).map_err(during("prctl"))?;
     let mut keep = vec![ch.as_raw_fd()];
     keep.extend(args.console.as_ref().map(|c| c.as_raw_fd()));
     close_runtime_fds(keep, args.preserve_fds)?;
     expect(ch, Msg::Go)?;
-    cgroup.join_self_v1().map_err(|e| e.to_string())?;
+    cgroup.join_self_v1()?;
     rlimits::apply(args.process.rlimits().as_deref().unwrap_or_default())?;
     let mut files: Vec<(LinuxNamespaceType, File)> = Vec::new();
     // Unprivileged, the user namespace first: it grants the rights to join the others. As
@@ -90,12 +91,17 @@ fn stage1_inner(
     // The namespaces are the init's only if the pid still is the init's when they are open:
     // a pidfd taken after checking the start time, and still alive afterwards, proves it (a
     // pid reused between the status check and here would join another process's namespaces).
-    let gone = || format!("the container's init (pid {}) has exited", args.init_pid);
+    let gone = || {
+        ProcessError::Namespace(format!(
+            "the container's init (pid {}) has exited",
+            args.init_pid
+        ))
+    };
     let pidfd =
         crate::sys::proc::pidfd_of(args.init_pid, args.init_start_time).map_err(|_| gone())?;
     for t in order.into_iter().filter(|t| args.namespaces.contains(t)) {
         let path = format!("/proc/{}/ns/{}", args.init_pid, ns_file(t));
-        let f = File::open(&path).map_err(|e| format!("open {path}: {e}"))?;
+        let f = File::open(&path).map_err(during(format!("open {path}")))?;
         files.push((t, f));
     }
     if !crate::sys::proc::pidfd_alive(&pidfd) {
@@ -103,13 +109,15 @@ fn stage1_inner(
     }
     drop(pidfd);
     for (t, f) in &files {
-        setns(f.as_fd(), clone_flag(*t))
-            .map_err(|e| format!("join the container's {} namespace: {e}", ns_file(*t)))?;
+        setns(f.as_fd(), clone_flag(*t)).map_err(during(format!(
+            "join the container's {} namespace",
+            ns_file(*t)
+        )))?;
         if *t == LinuxNamespaceType::User
             && setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).is_ok()
         {
             setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
-                .map_err(|e| format!("become root in the user namespace: {e}"))?;
+                .map_err(during("become root in the user namespace"))?;
         }
     }
     drop(files);
@@ -118,8 +126,8 @@ fn stage1_inner(
 
 enum Never {}
 
-fn process_inner(ch: &Channel, args: &ExecArgs<'_>) -> Result<Never, String> {
-    sys::set_parent_death_signal(libc::SIGKILL).map_err(|e| format!("prctl: {e}"))?;
+fn process_inner(ch: &Channel, args: &ExecArgs<'_>) -> Result<Never, ProcessError> {
+    sys::set_parent_death_signal(libc::SIGKILL).map_err(during("prctl"))?;
     expect(ch, Msg::Go)?;
     let p = args.process;
     let user = p.user();
@@ -131,18 +139,18 @@ fn process_inner(ch: &Channel, args: &ExecArgs<'_>) -> Result<Never, String> {
     }
     apply_landlock(args.landlock)?;
     // Before any filter: config.json's profile need not allow close_range.
-    sys::cloexec_from(3 + args.preserve_fds).map_err(|e| format!("close descriptors: {e}"))?;
+    sys::cloexec_from(3 + args.preserve_fds).map_err(during("close descriptors"))?;
     let at = filter_at(p, &args.seccomp);
     if at == FilterAt::BeforeCredentials {
         install_seccomp(ch, &args.seccomp)?;
     }
     let program = exec::become_process(p, &args.caps)?;
     exec::reset_signals();
-    sys::set_parent_death_signal(0).map_err(|e| format!("prctl: {e}"))?;
+    sys::set_parent_death_signal(0).map_err(during("prctl"))?;
     // The runtime waits for Ready, so installing just before it still reports errors.
     if at != FilterAt::BeforeCredentials {
         install_seccomp(ch, &args.seccomp)?;
     }
-    ch.send(&Msg::Ready).map_err(|e| format!("sync: {e}"))?;
+    ch.send(&Msg::Ready).map_err(during("sync"))?;
     program.exec()
 }

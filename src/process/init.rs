@@ -8,6 +8,7 @@
 //! Neither stage ever returns or unwinds: an error goes to the runtime over the sync socket
 //! and the process `_exit`s.
 
+use super::{during, ProcessError};
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
@@ -97,23 +98,23 @@ pub(super) fn filter_at(
 pub(super) fn install_seccomp(
     ch: &Channel,
     filters: &[&crate::seccomp::Compiled],
-) -> Result<(), String> {
+) -> Result<(), ProcessError> {
     for c in filters {
         if !c.notify {
-            crate::seccomp::install(c).map_err(|e| format!("install the seccomp filter: {e}"))?;
+            crate::seccomp::install(c).map_err(during("install the seccomp filter"))?;
             continue;
         }
-        let next = sys::lowest_free_fd(ch.as_fd()).map_err(|e| format!("descriptor table: {e}"))?;
+        let next = sys::lowest_free_fd(ch.as_fd()).map_err(during("descriptor table"))?;
         ch.send(&Msg::SeccompListener(next))
-            .map_err(|e| format!("sync: {e}"))?;
+            .map_err(during("sync"))?;
         let listener = crate::seccomp::install(c)
-            .map_err(|e| format!("install the seccomp filter: {e}"))?
+            .map_err(during("install the seccomp filter"))?
             .ok_or("a notifying filter gave no listener")?;
         if listener.as_raw_fd() != next {
-            return Err(format!(
+            return Err(ProcessError::Protocol(format!(
                 "the seccomp listener is descriptor {}, not {next} as announced",
                 listener.as_raw_fd()
-            ));
+            )));
         }
         expect(ch, Msg::Go)?;
     }
@@ -121,9 +122,9 @@ pub(super) fn install_seccomp(
 }
 
 /// Apply the Landlock plan (after the root switch, before privileges are dropped).
-pub(super) fn apply_landlock(plan: Option<&crate::landlock::Plan>) -> Result<(), String> {
+pub(super) fn apply_landlock(plan: Option<&crate::landlock::Plan>) -> Result<(), ProcessError> {
     if let Some(p) = plan {
-        for line in crate::landlock::apply(p).map_err(|e| e.to_string())? {
+        for line in crate::landlock::apply(p)? {
             crate::log::debug(&format!("landlock {line}"));
         }
     }
@@ -138,10 +139,12 @@ fn spec<'a>(a: &'a InitArgs<'_>) -> &'a Spec {
     &a.bundle.spec
 }
 
-pub(super) fn expect(ch: &Channel, want: Msg) -> Result<(), String> {
-    match ch.recv().map_err(|e| format!("sync: {e}"))? {
+pub(super) fn expect(ch: &Channel, want: Msg) -> Result<(), ProcessError> {
+    match ch.recv().map_err(during("sync"))? {
         m if m == want => Ok(()),
-        other => Err(format!("sync: expected {want:?}, got {other:?}")),
+        other => Err(ProcessError::Protocol(format!(
+            "sync: expected {want:?}, got {other:?}"
+        ))),
     }
 }
 
@@ -151,12 +154,11 @@ pub(super) fn fork_and_report(
     ch: &Channel,
     what: &str,
     one: &sys::SingleThreaded,
-) -> Result<bool, String> {
-    match sys::fork_sibling(one).map_err(|e| format!("fork {what}: {e}"))? {
+) -> Result<bool, ProcessError> {
+    match sys::fork_sibling(one).map_err(during(format!("fork {what}")))? {
         sys::Forked::Child(_) => Ok(true),
         sys::Forked::Parent(pid) => {
-            ch.send(&Msg::InitPid(pid))
-                .map_err(|e| format!("sync: {e}"))?;
+            ch.send(&Msg::InitPid(pid)).map_err(during("sync"))?;
             Ok(false)
         }
     }
@@ -165,14 +167,14 @@ pub(super) fn fork_and_report(
 /// In a forked stage: close every descriptor above stdio but `keep`, the log file (it stays
 /// the logger's, so later lines still reach it) and the caller's own among the
 /// `preserve_fds` after stdio (never one the runtime opened in that range).
-pub(super) fn close_runtime_fds(mut keep: Vec<i32>, preserve_fds: u32) -> Result<(), String> {
+pub(super) fn close_runtime_fds(mut keep: Vec<i32>, preserve_fds: u32) -> Result<(), ProcessError> {
     keep.extend(crate::log::fd());
     keep.extend(sys::inherited(preserve_fds));
-    sys::close_fds_except(3, &keep).map_err(|e| format!("close inherited descriptors: {e}"))
+    sys::close_fds_except(3, &keep).map_err(during("close inherited descriptors"))
 }
 
-pub(super) fn fail(ch: &Channel, err: String) -> ! {
-    let _ = ch.send(&Msg::Error(err));
+pub(super) fn fail(ch: &Channel, err: ProcessError) -> ! {
+    let _ = ch.send(&Msg::Error(err.to_string()));
     sys::exit_now(1)
 }
 
@@ -193,8 +195,8 @@ fn stage1_inner(
     ch: &Channel,
     args: &InitArgs<'_>,
     one: &sys::SingleThreaded,
-) -> Result<Option<Prepared>, String> {
-    sys::set_parent_death_signal(libc::SIGKILL).map_err(|e| format!("prctl: {e}"))?;
+) -> Result<Option<Prepared>, ProcessError> {
+    sys::set_parent_death_signal(libc::SIGKILL).map_err(during("prctl"))?;
     let mut keep = vec![ch.as_raw_fd(), args.fifo.as_raw_fd()];
     keep.extend(args.console.as_ref().map(|c| c.as_raw_fd()));
     keep.extend(args.microvm.map(|vm| vm.kvm_fd()));
@@ -203,10 +205,10 @@ fn stage1_inner(
     // Into the container's cgroups before anything else (and before any user namespace: the
     // cgroup files belong to host root). The v2 one was entered at fork.
     if let Some(cg) = args.cgroup {
-        cg.join_self_v1().map_err(|e| e.to_string())?;
+        cg.join_self_v1()?;
     }
     let process = spec(args).process().as_ref().ok_or("no process")?;
-    let procfs = ProcFs::open(Path::new("/proc")).map_err(|e| format!("open /proc: {e}"))?;
+    let procfs = ProcFs::open(Path::new("/proc")).map_err(during("open /proc"))?;
     let me = std::process::id();
     if let Some(adj) = process.oom_score_adj() {
         procfs
@@ -215,7 +217,9 @@ fn stage1_inner(
                 adj.to_string().as_bytes(),
             )
             .map_err(|e| {
-                format!("process.oomScoreAdj {adj}: {e} (lowering it needs CAP_SYS_RESOURCE)")
+                ProcessError::Refused(format!(
+                    "process.oomScoreAdj {adj}: {e} (lowering it needs CAP_SYS_RESOURCE)"
+                ))
             })?;
     }
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
@@ -223,35 +227,28 @@ fn stage1_inner(
     let mut prepared = Prepared::new();
     let early_net = join_network_first(args, &procfs, &mut prepared)?;
     for (t, p) in joined_first(args) {
-        ns::join(t, p)?;
+        ns::join(t, p).map_err(ProcessError::Namespace)?;
     }
     host_ipc_mqueue(args, &mut prepared)?;
     if let Some(p) = &args.ns.join_user {
-        ns::join(LinuxNamespaceType::User, p)?;
+        ns::join(LinuxNamespaceType::User, p).map_err(ProcessError::Namespace)?;
         if args.pod_userns.is_some() || rootfs::options::any_idmap(spec(args)) {
-            ch.send(&Msg::PrepareMounts)
-                .map_err(|e| format!("sync: {e}"))?;
-            receive_mounts(
-                ch,
-                ch.recv().map_err(|e| format!("sync: {e}"))?,
-                &mut prepared,
-            )?;
+            ch.send(&Msg::PrepareMounts).map_err(during("sync"))?;
+            receive_mounts(ch, ch.recv().map_err(during("sync"))?, &mut prepared)?;
         }
     }
     if args.ns.new_user {
-        unshare(CloneFlags::CLONE_NEWUSER)
-            .map_err(|e| format!("create the user namespace: {e}"))?;
+        unshare(CloneFlags::CLONE_NEWUSER).map_err(during("create the user namespace"))?;
         // An unprivileged runtime can open our /proc files only while we are dumpable; nothing
         // of the container runs yet, and only processes of the caller's own uid could use it.
         let rootless = !nix::unistd::geteuid().is_root();
         if rootless {
-            sys::set_dumpable(true).map_err(|e| format!("prctl: {e}"))?;
+            sys::set_dumpable(true).map_err(during("prctl"))?;
         }
-        ch.send(&Msg::WriteIdMaps)
-            .map_err(|e| format!("sync: {e}"))?;
-        let answer = ch.recv().map_err(|e| format!("sync: {e}"));
+        ch.send(&Msg::WriteIdMaps).map_err(during("sync"))?;
+        let answer = ch.recv().map_err(during("sync"));
         if rootless {
-            sys::set_dumpable(false).map_err(|e| format!("prctl: {e}"))?;
+            sys::set_dumpable(false).map_err(during("prctl"))?;
         }
         receive_mounts(ch, answer?, &mut prepared)?;
     }
@@ -259,18 +256,18 @@ fn stage1_inner(
         // Become root of the namespace if it has one; capabilities stay full either way.
         if setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).is_ok() {
             setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
-                .map_err(|e| format!("become root in the user namespace: {e}"))?;
+                .map_err(during("become root in the user namespace"))?;
         }
     }
     let first: Vec<_> = joined_first(args).map(|(t, _)| t).collect();
     for (t, p) in &args.ns.join {
         let joined = first.contains(t) || (early_net && *t == LinuxNamespaceType::Network);
         if !joined {
-            ns::join(*t, p)?;
+            ns::join(*t, p).map_err(ProcessError::Namespace)?;
         }
     }
     let flags = args.ns.unshare;
-    unshare(flags).map_err(|e| format!("create namespaces {flags:?}: {e}"))?;
+    unshare(flags).map_err(during(format!("create namespaces {flags:?}")))?;
     if let Some(offsets) = spec(args)
         .linux()
         .as_ref()
@@ -287,23 +284,27 @@ fn stage1_inner(
             })
             .collect();
         // The file belongs to us only while we are dumpable; nothing of the container runs yet.
-        sys::set_dumpable(true).map_err(|e| format!("prctl: {e}"))?;
+        sys::set_dumpable(true).map_err(during("prctl"))?;
         let res = procfs.write(Path::new(&format!("{me}/timens_offsets")), text.as_bytes());
-        sys::set_dumpable(false).map_err(|e| format!("prctl: {e}"))?;
-        res.map_err(|e| format!("linux.timeOffsets: {e}"))?;
+        sys::set_dumpable(false).map_err(during("prctl"))?;
+        res.map_err(during("linux.timeOffsets"))?;
     }
     Ok(fork_and_report(ch, "the container's init", one)?.then_some(prepared))
 }
 
 /// The runtime's answer to WriteIdMaps or PrepareMounts: the mounts it prepared.
-fn receive_mounts(ch: &Channel, answer: Msg, prepared: &mut Prepared) -> Result<(), String> {
+fn receive_mounts(ch: &Channel, answer: Msg, prepared: &mut Prepared) -> Result<(), ProcessError> {
     let indexes = match answer {
         Msg::IdMapsWritten { prepared } => prepared,
-        other => return Err(format!("sync: expected IdMapsWritten, got {other:?}")),
+        other => {
+            return Err(ProcessError::Protocol(format!(
+                "sync: expected IdMapsWritten, got {other:?}"
+            )))
+        }
     };
     for i in indexes {
-        let fd = crate::sys::socket::recv_fd(ch.as_fd())
-            .map_err(|e| format!("receive a prepared mount: {e}"))?;
+        let fd =
+            crate::sys::socket::recv_fd(ch.as_fd()).map_err(during("receive a prepared mount"))?;
         prepared.push((i, fd));
     }
     Ok(())
@@ -319,13 +320,13 @@ fn join_network_first(
     args: &InitArgs<'_>,
     procfs: &ProcFs,
     prepared: &mut Prepared,
-) -> Result<bool, String> {
+) -> Result<bool, ProcessError> {
     let Some(path) = network_joined_first(args) else {
         return Ok(false);
     };
     // Never widen the host's own network namespace (a config may join /proc/1/ns/net).
     let host = ns::is_own(LinuxNamespaceType::Network, path);
-    ns::join(LinuxNamespaceType::Network, path)?;
+    ns::join(LinuxNamespaceType::Network, path).map_err(ProcessError::Namespace)?;
     // Ours first, then config.json's net.* sysctls (which the init could not write here;
     // create refuses them for the host's namespace).
     let ours: &[(&str, &str)] = if host {
@@ -351,7 +352,10 @@ fn join_network_first(
                 Path::new(&format!("sys/{}", key.replace('.', "/"))),
                 value.as_bytes(),
             )
-            .map_err(|e| format!("linux.sysctl {key}={value} in {}: {e}", path.display()))?;
+            .map_err(during(format!(
+                "linux.sysctl {key}={value} in {}",
+                path.display()
+            )))?;
     }
     prepare_instance(args, prepared, "sysfs", false, || {
         format!("make the sysfs of {}", path.display())
@@ -369,7 +373,7 @@ fn prepare_instance(
     typ: &str,
     with_data: bool,
     what: impl FnOnce() -> String,
-) -> Result<(), String> {
+) -> Result<(), ProcessError> {
     let Some((i, m)) = spec(args)
         .mounts()
         .iter()
@@ -380,10 +384,10 @@ fn prepare_instance(
         return Ok(());
     };
     let opts = rootfs::options::parse(m.options().as_deref().unwrap_or_default())
-        .map_err(|e| format!("mount {}: {e}", m.destination().display()))?;
+        .map_err(|e| ProcessError::Refused(format!("mount {}: {e}", m.destination().display())))?;
     let data = if with_data { &opts.data[..] } else { &[] };
     let fs = crate::sys::mount::new_fs(typ, data, crate::sys::mount::attrs_from_flags(opts.flags))
-        .map_err(|e| format!("{}: {e}", what()))?;
+        .map_err(during(what()))?;
     prepared.push((i as i64, fs));
     Ok(())
 }
@@ -393,7 +397,7 @@ fn prepare_instance(
 /// have an instance at /dev/mqueue to bind (only systemd mounts one). As host root, in that
 /// IPC namespace, make config.json's mqueue mount here, detached, for the init to attach: the
 /// instance the container would have mounted without a user namespace.
-fn host_ipc_mqueue(args: &InitArgs<'_>, prepared: &mut Prepared) -> Result<(), String> {
+fn host_ipc_mqueue(args: &InitArgs<'_>, prepared: &mut Prepared) -> Result<(), ProcessError> {
     let ipc = LinuxNamespaceType::Ipc;
     let in_userns = args.ns.new_user || args.ns.join_user.is_some();
     let host_ipc = args.join_first.contains(&ipc)
@@ -435,15 +439,19 @@ fn network_joined_first<'a>(args: &'a InitArgs<'_>) -> Option<&'a Path> {
 
 enum Never {}
 
-fn init_inner(ch: &Channel, args: &InitArgs<'_>, prepared: Prepared) -> Result<Never, String> {
-    sys::set_parent_death_signal(libc::SIGKILL).map_err(|e| format!("prctl: {e}"))?;
+fn init_inner(
+    ch: &Channel,
+    args: &InitArgs<'_>,
+    prepared: Prepared,
+) -> Result<Never, ProcessError> {
+    sys::set_parent_death_signal(libc::SIGKILL).map_err(during("prctl"))?;
     let rootfs_dir = receive_rootfs_dir(ch, &prepared)?;
     expect(ch, Msg::Go)?;
     let spec = spec(args);
     let process = spec.process().as_ref().ok_or("no process")?;
     let linux = spec.linux().as_ref().ok_or("no linux section")?;
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-    let procfs = ProcFs::open(Path::new("/proc")).map_err(|e| format!("open /proc: {e}"))?;
+    let procfs = ProcFs::open(Path::new("/proc")).map_err(during("open /proc"))?;
 
     let plan = RootfsPlan {
         spec,
@@ -454,32 +462,36 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>, prepared: Prepared) -> Result<N
         rootfs_dir,
     };
     let sys = &rootfs::Real;
-    let root = rootfs::prepare(sys, &plan).map_err(|e| e.to_string())?;
+    let root = rootfs::prepare(sys, &plan)?;
     // The prepared mounts are attached: their descriptors must not reach the workload.
     drop(plan);
     if !rootfs::dev_is_bind(spec) {
-        rootfs::create_devices(sys, root.as_fd(), spec).map_err(|e| e.to_string())?;
+        rootfs::create_devices(sys, root.as_fd(), spec)?;
     }
     set_names_and_sysctls(args, &procfs)?;
     ch.send(&Msg::RunCreateRuntimeHooks)
-        .map_err(|e| format!("sync: {e}"))?;
-    let state = match ch.recv().map_err(|e| format!("sync: {e}"))? {
+        .map_err(during("sync"))?;
+    let state = match ch.recv().map_err(during("sync"))? {
         Msg::HooksDone { state } => state,
-        other => return Err(format!("sync: unexpected {other:?}")),
+        other => {
+            return Err(ProcessError::Protocol(format!(
+                "sync: unexpected {other:?}"
+            )))
+        }
     };
     if let Some(h) = spec
         .hooks()
         .as_ref()
         .and_then(|h| h.create_container().clone())
     {
-        crate::hooks::run_all("createContainer", &h, &state)?;
+        crate::hooks::run_all("createContainer", &h, &state).map_err(ProcessError::Hook)?;
     }
 
-    rootfs::protect(sys, root.as_fd(), spec).map_err(|e| e.to_string())?;
-    rootfs::switch_root(sys, root.as_fd(), args.no_pivot).map_err(|e| e.to_string())?;
+    rootfs::protect(sys, root.as_fd(), spec)?;
+    rootfs::switch_root(sys, root.as_fd(), args.no_pivot)?;
     drop(root);
     drop(procfs);
-    rootfs::set_root_propagation(sys, spec).map_err(|e| e.to_string())?;
+    rootfs::set_root_propagation(sys, spec)?;
 
     if !args.no_new_keyring {
         join_session_keyring(args.id)?;
@@ -502,7 +514,7 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>, prepared: Prepared) -> Result<N
     ends_on_kill(wait)?;
     // Before any filter: config.json's profile need not allow close_range (runc's last
     // steps under the filter are only execve's).
-    sys::cloexec_from(3 + args.preserve_fds).map_err(|e| format!("close descriptors: {e}"))?;
+    sys::cloexec_from(3 + args.preserve_fds).map_err(during("close descriptors"))?;
     if at == FilterAt::BeforeCredentials {
         install_seccomp(ch, &args.seccomp)?;
     }
@@ -512,8 +524,8 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>, prepared: Prepared) -> Result<N
     }
 
     // From here on the runtime may exit: the init must outlive it.
-    sys::set_parent_death_signal(0).map_err(|e| format!("prctl: {e}"))?;
-    ch.send(&Msg::Ready).map_err(|e| format!("sync: {e}"))?;
+    sys::set_parent_death_signal(0).map_err(during("prctl"))?;
+    ch.send(&Msg::Ready).map_err(during("sync"))?;
 
     wait_for_start(args, &state, wait)?;
     // The runtime blocked signals (`run` relays them) and Rust ignores SIGPIPE: the workload
@@ -534,23 +546,23 @@ fn init_inner(ch: &Channel, args: &InitArgs<'_>, prepared: Prepared) -> Result<N
 
 /// The rootfs directory the runtime opened for us in our mount namespace, when it did: as the
 /// user namespace's root we may not be able to search the directories above it.
-fn receive_rootfs_dir(ch: &Channel, prepared: &Prepared) -> Result<Option<OwnedFd>, String> {
+fn receive_rootfs_dir(ch: &Channel, prepared: &Prepared) -> Result<Option<OwnedFd>, ProcessError> {
     if !prepared.iter().any(|(i, _)| *i == -1) {
         return Ok(None);
     }
     expect(ch, Msg::RootfsDir)?;
     crate::sys::socket::recv_fd(ch.as_fd())
         .map(Some)
-        .map_err(|e| format!("receive the rootfs directory: {e}"))
+        .map_err(during("receive the rootfs directory"))
 }
 
 /// Hostname, domain name, the sysctls stage 1 did not write, and the new network
 /// namespace's loopback.
-fn set_names_and_sysctls(args: &InitArgs<'_>, procfs: &ProcFs) -> Result<(), String> {
+fn set_names_and_sysctls(args: &InitArgs<'_>, procfs: &ProcFs) -> Result<(), ProcessError> {
     let spec = spec(args);
     let linux = spec.linux().as_ref().ok_or("no linux section")?;
     if let Some(h) = spec.hostname().as_ref().filter(|h| !h.is_empty()) {
-        nix::unistd::sethostname(h).map_err(|e| format!("sethostname {h:?}: {e}"))?;
+        nix::unistd::sethostname(h).map_err(during(format!("sethostname {h:?}")))?;
     }
     if let Some(d) = spec.domainname().as_ref().filter(|d| !d.is_empty()) {
         set_domainname(d)?;
@@ -563,29 +575,28 @@ fn set_names_and_sysctls(args: &InitArgs<'_>, procfs: &ProcFs) -> Result<(), Str
         let rel = format!("sys/{}", key.replace('.', "/"));
         procfs
             .write(Path::new(&rel), value.as_bytes())
-            .map_err(|e| format!("linux.sysctl {key}={value}: {e}"))?;
+            .map_err(during(format!("linux.sysctl {key}={value}")))?;
     }
     if args.ns.has_new(LinuxNamespaceType::Network) {
-        sys::net::loopback_up().map_err(|e| format!("bring up lo: {e}"))?;
+        sys::net::loopback_up().map_err(during("bring up lo"))?;
     }
 
     Ok(())
 }
 
 /// linux.personality and linux.memoryPolicy, inherited by the workload.
-fn set_execution_domain(linux: &oci_spec::runtime::Linux) -> Result<(), String> {
+fn set_execution_domain(linux: &oci_spec::runtime::Linux) -> Result<(), ProcessError> {
     if let Some(p) = linux.personality() {
         let persona = match p.domain() {
             oci_spec::runtime::LinuxPersonalityDomain::PerLinux => 0,
             oci_spec::runtime::LinuxPersonalityDomain::PerLinux32 => 8,
         };
         sys::set_personality(persona)
-            .map_err(|e| format!("linux.personality {}: {e}", p.domain()))?;
+            .map_err(during(format!("linux.personality {}", p.domain())))?;
     }
     if let Some(mp) = linux.memory_policy() {
-        let (mode, nodes) = crate::oci::memory_policy(mp)?;
-        sys::set_mempolicy(mode, &nodes)
-            .map_err(|e| format!("linux.memoryPolicy (set_mempolicy): {e}"))?;
+        let (mode, nodes) = crate::oci::memory_policy(mp).map_err(ProcessError::Refused)?;
+        sys::set_mempolicy(mode, &nodes).map_err(during("linux.memoryPolicy (set_mempolicy)"))?;
     }
     Ok(())
 }
@@ -617,26 +628,22 @@ fn start_wait(at: FilterAt, filters: &[&crate::seccomp::Compiled]) -> StartWait 
 /// `kill ID TERM` ends a container that is created and not started, as it ends runc's. Set
 /// before `Ready` (a kill may come as soon as `create` returns) and before any seccomp filter
 /// (the config's profile need not allow rt_sigaction).
-fn ends_on_kill(wait: StartWait) -> Result<(), String> {
-    sys::exit_on_signals(&sys::ENDS_A_WAITING_INIT).map_err(|e| format!("signal handlers: {e}"))?;
+fn ends_on_kill(wait: StartWait) -> Result<(), ProcessError> {
+    sys::exit_on_signals(&sys::ENDS_A_WAITING_INIT).map_err(during("signal handlers"))?;
     if wait == StartWait::Unblocked {
-        sys::unblock_signals(&sys::ENDS_A_WAITING_INIT).map_err(|e| format!("signals: {e}"))?;
+        sys::unblock_signals(&sys::ENDS_A_WAITING_INIT).map_err(during("signals"))?;
     }
     Ok(())
 }
 
 /// Block on the exec fifo until `start` writes it (a `delete` that removes it ends the init),
 /// then run the startContainer hooks; a failing hook ends the init.
-fn wait_for_start(args: &InitArgs<'_>, state: &str, wait: StartWait) -> Result<(), String> {
+fn wait_for_start(args: &InitArgs<'_>, state: &str, wait: StartWait) -> Result<(), ProcessError> {
     if wait == StartWait::Taking {
         sys::wait_readable_taking(args.fifo.as_fd(), &sys::ENDS_A_WAITING_INIT)
-            .map_err(|e| format!("wait for start: {e}"))?;
+            .map_err(during("wait for start"))?;
     }
-    let mut fifo = std::fs::File::from(
-        args.fifo
-            .try_clone()
-            .map_err(|e| format!("dup fifo: {e}"))?,
-    );
+    let mut fifo = std::fs::File::from(args.fifo.try_clone().map_err(during("dup fifo"))?);
     let mut byte = [0u8; 1];
     match fifo.read(&mut byte) {
         Ok(1) => {}
@@ -663,18 +670,18 @@ fn run_vmm(
     args: &InitArgs<'_>,
     vm: &crate::microvm::Prepared,
     state: &str,
-) -> Result<Never, String> {
-    let machine = vm.build()?;
+) -> Result<Never, ProcessError> {
+    let machine = vm.build().map_err(ProcessError::Vm)?;
     let none = CapPlan::none();
-    none.drop_bounding()?;
-    none.apply()?;
-    sys::set_no_new_privs().map_err(|e| format!("prctl no_new_privs: {e}"))?;
-    sys::set_parent_death_signal(0).map_err(|e| format!("prctl: {e}"))?;
+    none.drop_bounding().map_err(ProcessError::Capabilities)?;
+    none.apply().map_err(ProcessError::Capabilities)?;
+    sys::set_no_new_privs().map_err(during("prctl no_new_privs"))?;
+    sys::set_parent_death_signal(0).map_err(during("prctl"))?;
     ends_on_kill(StartWait::Taking)?;
-    ch.send(&Msg::Ready).map_err(|e| format!("sync: {e}"))?;
+    ch.send(&Msg::Ready).map_err(during("sync"))?;
     wait_for_start(args, state, StartWait::Taking)?;
     // A started VM ends on these signals too (the guest has no other way to be told yet).
-    sys::unblock_signals(&sys::ENDS_A_WAITING_INIT).map_err(|e| format!("signals: {e}"))?;
+    sys::unblock_signals(&sys::ENDS_A_WAITING_INIT).map_err(during("signals"))?;
     // Nothing of the runtime's may reach the VMM's loop: the sync socket, the fifo and any
     // preserved descriptor are closed (the VM's own descriptors are kept).
     let keep = vm.machine_fds(&machine);
@@ -685,15 +692,15 @@ fn run_vmm(
     vm.run(machine)
 }
 
-fn set_domainname(name: &str) -> Result<(), String> {
-    sys::set_domainname(name).map_err(|e| format!("setdomainname {name:?}: {e}"))
+fn set_domainname(name: &str) -> Result<(), ProcessError> {
+    sys::set_domainname(name).map_err(during(format!("setdomainname {name:?}")))
 }
 
-fn join_session_keyring(id: &str) -> Result<(), String> {
+fn join_session_keyring(id: &str) -> Result<(), ProcessError> {
     let name = std::ffi::CString::new(format!("_ses.{id}")).map_err(|_| "bad keyring name")?;
     match sys::join_session_keyring(&name) {
         Ok(()) => Ok(()),
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EDQUOT)) => Ok(()),
-        Err(e) => Err(format!("join a new session keyring: {e}")),
+        Err(e) => Err(during("join a new session keyring")(e)),
     }
 }

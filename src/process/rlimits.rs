@@ -1,6 +1,7 @@
 //! process.rlimits: checked against the host before anything is created, set in the runtime's
 //! child before it enters the container's user namespace.
 
+use super::{during, ProcessError};
 use oci_spec::runtime::{PosixRlimit, PosixRlimitType};
 
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
@@ -37,7 +38,7 @@ fn get(t: PosixRlimitType) -> nix::Result<(u64, u64)> {
 
 /// Refuse, before anything is created, an rlimit whose hard limit is above the host's while
 /// the runtime lacks CAP_SYS_RESOURCE to raise it.
-pub fn preflight(limits: &[PosixRlimit]) -> Result<(), String> {
+pub fn preflight(limits: &[PosixRlimit]) -> Result<(), ProcessError> {
     let can_raise = caps::has_cap(
         None,
         caps::CapSet::Effective,
@@ -48,25 +49,25 @@ pub fn preflight(limits: &[PosixRlimit]) -> Result<(), String> {
         return Ok(());
     }
     for l in limits {
-        let cur = get(l.typ()).map_err(|e| format!("getrlimit RLIMIT_{}: {e}", name(l.typ())))?;
+        let cur = get(l.typ()).map_err(during(format!("getrlimit RLIMIT_{}", name(l.typ()))))?;
         let max = cur.1;
         if max != libc::RLIM_INFINITY && l.hard() > max {
-            return Err(format!(
+            return Err(ProcessError::Refused(format!(
                 "process.rlimits: RLIMIT_{} hard limit {} is above this host's hard limit {} and the runtime lacks CAP_SYS_RESOURCE to raise it",
                 name(l.typ()),
                 l.hard(),
                 max
-            ));
+            )));
         }
     }
     Ok(())
 }
 
 /// Set every limit on the calling process.
-pub fn apply(limits: &[PosixRlimit]) -> Result<(), String> {
+pub fn apply(limits: &[PosixRlimit]) -> Result<(), ProcessError> {
     for l in limits {
         setrlimit(resource(l.typ()), l.soft(), l.hard())
-            .map_err(|e| format!("setrlimit RLIMIT_{}: {e}", name(l.typ())))?;
+            .map_err(during(format!("setrlimit RLIMIT_{}", name(l.typ()))))?;
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! id maps, hooks) and return once the init waits on the exec fifo. On any failure every
 //! process it started is killed and reaped before the error is returned.
 
+use super::{during, ProcessError};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
@@ -18,20 +19,20 @@ use crate::sys::{self, fs::ProcFs, socket::seqpacket_pair};
 
 /// What the runtime does for a child that installed a seccomp filter with a listener: hand
 /// the listener (taken from the child pid) to the agent.
-pub type OnListener<'a> = dyn FnMut(i32, OwnedFd) -> Result<(), String> + 'a;
+pub type OnListener<'a> = dyn FnMut(i32, OwnedFd) -> Result<(), ProcessError> + 'a;
 
 /// Start the container's init; `create_runtime_hooks` is called with the init's pid when the
 /// init asks for the prestart/createRuntime hooks and returns the state JSON it handed them.
 pub fn spawn(
     args: &InitArgs<'_>,
-    create_runtime_hooks: &mut dyn FnMut(i32) -> Result<String, String>,
+    create_runtime_hooks: &mut dyn FnMut(i32) -> Result<String, ProcessError>,
     on_listener: &mut OnListener<'_>,
-) -> Result<i32, String> {
-    let procfs = ProcFs::open(Path::new("/proc")).map_err(|e| format!("open /proc: {e}"))?;
-    let (parent_end, child_end) = seqpacket_pair().map_err(|e| format!("socketpair: {e}"))?;
+) -> Result<i32, ProcessError> {
+    let procfs = ProcFs::open(Path::new("/proc")).map_err(during("open /proc"))?;
+    let (parent_end, child_end) = seqpacket_pair().map_err(during("socketpair"))?;
     // Before any child can join a container namespace: nothing in there may ptrace us or
     // open our /proc entries (and through them /proc/<pid>/exe, the host binary).
-    sys::set_dumpable(false).map_err(|e| format!("prctl: {e}"))?;
+    sys::set_dumpable(false).map_err(during("prctl"))?;
     let (forked, join_v2) = fork_stage1(args.cgroup)?;
     let stage1_pid = match forked {
         sys::Forked::Child(one) => {
@@ -48,7 +49,7 @@ pub fn spawn(
         .filter(|_| join_v2)
         .map(|cg| cg.join_v2(stage1_pid))
     {
-        Some(Err(e)) => Err(e.to_string()),
+        Some(Err(e)) => Err(e.into()),
         _ => drive(
             &ch,
             args,
@@ -72,21 +73,23 @@ pub fn spawn(
 /// CLONE_INTO_CGROUP: no migration). Stage 1 moves itself into the v1 hierarchies. Returns
 /// the fork's result and whether the v2 cgroup must still be joined the slow way (a kernel
 /// without CLONE_INTO_CGROUP).
-fn fork_stage1(cgroup: Option<&crate::cgroups::Cgroup>) -> Result<(sys::Forked, bool), String> {
-    let one = sys::SingleThreaded::check().map_err(|e| e.to_string())?;
+fn fork_stage1(
+    cgroup: Option<&crate::cgroups::Cgroup>,
+) -> Result<(sys::Forked, bool), ProcessError> {
+    let one = sys::SingleThreaded::check().map_err(ProcessError::Io)?;
     if let Some(dir) = cgroup.and_then(|c| c.v2_dir()) {
         let fd = crate::sys::fs::open_host(dir, libc::O_RDONLY | libc::O_DIRECTORY)
-            .map_err(|e| format!("open cgroup {}: {e}", dir.display()))?;
+            .map_err(during(format!("open cgroup {}", dir.display())))?;
         match sys::fork_into_cgroup(std::os::fd::AsFd::as_fd(&fd), &one) {
             Ok(r) => return Ok((r, false)),
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::E2BIG)) => {
-                let r = sys::fork(&one).map_err(|e| format!("fork: {e}"))?;
+                let r = sys::fork(&one).map_err(during("fork"))?;
                 return Ok((r, true));
             }
-            Err(e) => return Err(format!("clone3 into cgroup {}: {e}", dir.display())),
+            Err(e) => return Err(during(format!("clone3 into cgroup {}", dir.display()))(e)),
         }
     }
-    Ok((sys::fork(&one).map_err(|e| format!("fork: {e}"))?, false))
+    Ok((sys::fork(&one).map_err(during("fork"))?, false))
 }
 
 fn drive(
@@ -95,10 +98,10 @@ fn drive(
     procfs: &ProcFs,
     stage1_pid: i32,
     init_pid: &mut Option<i32>,
-    hooks: &mut dyn FnMut(i32) -> Result<String, String>,
+    hooks: &mut dyn FnMut(i32) -> Result<String, ProcessError>,
     on_listener: &mut OnListener<'_>,
-) -> Result<i32, String> {
-    let io = |e: std::io::Error| e.to_string();
+) -> Result<i32, ProcessError> {
+    let io = ProcessError::Io;
     ch.send(&Msg::Go).map_err(io)?;
     loop {
         match ch.recv().map_err(io)? {
@@ -118,7 +121,7 @@ fn drive(
                         linux.gid_mappings().as_deref().unwrap_or_default(),
                         !nix::unistd::geteuid().is_root(),
                     )
-                    .map_err(|e| format!("write the user namespace's id maps: {e}"))?;
+                    .map_err(during("write the user namespace's id maps"))?;
                 } else if args.pod_userns.is_some() {
                     check_pod_userns(args, stage1_pid)?;
                 }
@@ -151,12 +154,10 @@ fn drive(
                             .join(rootfs.strip_prefix("/").unwrap_or(rootfs)),
                         libc::O_PATH | libc::O_DIRECTORY,
                     )
-                    .map_err(|e| {
-                        format!(
-                            "open the rootfs {} in the container's mount namespace: {e}",
-                            rootfs.display()
-                        )
-                    })?;
+                    .map_err(during(format!(
+                        "open the rootfs {} in the container's mount namespace",
+                        rootfs.display()
+                    )))?;
                     ch.send(&Msg::RootfsDir).map_err(io)?;
                     sys::socket::send_fd(ch.as_fd(), dir.as_raw_fd(), b"rootfs").map_err(io)?;
                 }
@@ -172,13 +173,15 @@ fn drive(
                 take_listener(ch, pid, fd, on_listener)?;
             }
             Msg::Ready => {
-                return init_pid.ok_or_else(|| "ready before the init was reported".to_string())
+                return init_pid.ok_or_else(|| {
+                    ProcessError::Protocol("ready before the init was reported".into())
+                })
             }
-            Msg::Error(e) => return Err(e),
+            Msg::Error(e) => return Err(ProcessError::Child(e)),
             other => {
-                return Err(format!(
+                return Err(ProcessError::Protocol(format!(
                     "unexpected message from the container's init: {other:?}"
-                ))
+                )))
             }
         }
     }
@@ -204,7 +207,7 @@ fn host_ids(linux: &Linux, uid: u32, gid: u32) -> Option<(u32, u32)> {
 /// the config's type, number, mode and owner (mapped into the namespace), for the init to
 /// attach in place of its own mount. None: no /dev tmpfs in the config, or not root (then
 /// the init binds the host's nodes, as before).
-fn dev_tmpfs(args: &InitArgs<'_>, linux: &Linux) -> Result<Option<(i64, OwnedFd)>, String> {
+fn dev_tmpfs(args: &InitArgs<'_>, linux: &Linux) -> Result<Option<(i64, OwnedFd)>, ProcessError> {
     use crate::rootfs::devices::{mknod_at, nodes, set_mode_owner};
     use crate::sys::fs::{chown_at, mkdir_all_in_root, open_in_root};
     use std::os::unix::ffi::OsStrExt;
@@ -220,13 +223,13 @@ fn dev_tmpfs(args: &InitArgs<'_>, linux: &Linux) -> Result<Option<(i64, OwnedFd)
         return Ok(None);
     };
     let opts = crate::rootfs::options::parse(m.options().as_deref().unwrap_or_default())
-        .map_err(|e| format!("mount /dev: {e}"))?;
+        .map_err(|e| ProcessError::Refused(format!("mount /dev: {e}")))?;
     let owner = |what: &Path, uid: u32, gid: u32| {
         host_ids(linux, uid, gid).ok_or_else(|| {
-            format!(
+            ProcessError::Refused(format!(
                 "{}: owner {uid}:{gid} is not mapped in the container's user namespace",
                 what.display()
-            )
+            ))
         })
     };
     let fs = crate::sys::mount::new_fs(
@@ -234,17 +237,15 @@ fn dev_tmpfs(args: &InitArgs<'_>, linux: &Linux) -> Result<Option<(i64, OwnedFd)
         &opts.data,
         crate::sys::mount::attrs_from_flags(opts.flags),
     )
-    .map_err(|e| format!("make the /dev tmpfs: {e}"))?;
+    .map_err(during("make the /dev tmpfs"))?;
     let root = owner(Path::new("/dev"), 0, 0)?;
-    chown_at(fs.as_fd(), c"", root).map_err(|e| format!("chown the /dev tmpfs: {e}"))?;
-    for n in nodes(spec).map_err(|e| e.to_string())? {
+    chown_at(fs.as_fd(), c"", root).map_err(during("chown the /dev tmpfs"))?;
+    for n in nodes(spec)? {
         let (Ok(rel), Some(name)) = (n.path.strip_prefix("/dev"), n.path.file_name()) else {
             continue;
         };
         let path = &n.path;
-        let fail = |what: &'static str| {
-            move |e: std::io::Error| format!("linux.devices {}: {what}: {e}", path.display())
-        };
+        let fail = |what: &'static str| during(format!("linux.devices {}: {what}", path.display()));
         // The directories on the way (resolved inside the tmpfs), owned by the namespace's root.
         let parent = rel.parent().unwrap_or(Path::new(""));
         let dir = mkdir_all_in_root(fs.as_fd(), parent, 0o755).map_err(fail("mkdir"))?;
@@ -278,12 +279,14 @@ fn asked_idmaps(
     args: &InitArgs<'_>,
     stage1_pid: i32,
     out: &mut Vec<(i64, OwnedFd)>,
-) -> Result<(), String> {
+) -> Result<(), ProcessError> {
     use crate::sys::mount::{clone_tree, set_idmap};
     let mut container_userns = None;
     for (i, m) in args.bundle.spec.mounts().iter().flatten().enumerate() {
         let opts = crate::rootfs::options::parse(m.options().as_deref().unwrap_or_default())
-            .map_err(|e| format!("mount {}: {e}", m.destination().display()))?;
+            .map_err(|e| {
+                ProcessError::Refused(format!("mount {}: {e}", m.destination().display()))
+            })?;
         let Some(recursive_idmap) = opts.idmap else {
             continue;
         };
@@ -304,7 +307,7 @@ fn asked_idmaps(
                             Path::new(&format!("/proc/{stage1_pid}/ns/user")),
                             libc::O_RDONLY,
                         )
-                        .map_err(|e| format!("open the container's user namespace: {e}"))?,
+                        .map_err(during("open the container's user namespace"))?,
                     );
                 }
                 container_userns
@@ -316,13 +319,11 @@ fn asked_idmaps(
         let recursive_bind = opts.flags.contains(nix::mount::MsFlags::MS_REC);
         let tree = clone_tree(&src, recursive_bind)
             .and_then(|t| set_idmap(t.as_fd(), userns, recursive_idmap).map(|()| t))
-            .map_err(|e| {
-                format!(
-                    "mounts[{}]: idmap {}: {e}",
-                    m.destination().display(),
-                    src.display()
-                )
-            })?;
+            .map_err(during(format!(
+                "mounts[{}]: idmap {}",
+                m.destination().display(),
+                src.display()
+            )))?;
         out.push((i as i64, tree));
     }
     Ok(())
@@ -330,12 +331,12 @@ fn asked_idmaps(
 
 /// Stage 1 says it joined the pod's user namespace: it must be the one the pod was found by
 /// (a sandbox that exited and whose pid was reused in between would have another).
-fn check_pod_userns(args: &InitArgs<'_>, stage1_pid: i32) -> Result<(), String> {
+fn check_pod_userns(args: &InitArgs<'_>, stage1_pid: i32) -> Result<(), ProcessError> {
     let want = args.pod_userns.ok_or("PrepareMounts outside a pod")?;
     let path = format!("/proc/{stage1_pid}/ns/user");
     let found = crate::sys::fs::open_host(Path::new(&path), libc::O_RDONLY)
         .and_then(|f| crate::sys::nsfs::id(f.as_fd()))
-        .map_err(|e| format!("{path}: {e}"))?;
+        .map_err(during(path.as_str()))?;
     if found != want {
         return Err(
             "the pod's user namespace is gone (its sandbox exited while this container was created)"
@@ -353,26 +354,30 @@ fn idmapped_mounts(
     args: &InitArgs<'_>,
     linux: &Linux,
     stage1_pid: i32,
-) -> Result<Vec<(i64, OwnedFd)>, String> {
+) -> Result<Vec<(i64, OwnedFd)>, ProcessError> {
     use crate::sys::mount::{clone_tree, set_idmap};
     let userns = crate::sys::fs::open_host(
         Path::new(&format!("/proc/{stage1_pid}/ns/user")),
         libc::O_RDONLY,
     )
-    .map_err(|e| format!("open the container's user namespace: {e}"))?;
+    .map_err(during("open the container's user namespace"))?;
     let rootfs = &args.bundle.rootfs;
     let root = if let Some(o) = crate::rootfs::overlay::of(rootfs) {
         let ids = host_ids(linux, 0, 0).ok_or("the user namespace does not map root")?;
-        o.idmapped(userns.as_fd(), ids)
-            .map_err(|e| format!("the rootfs {} is an overlay: {e}", rootfs.display()))?
+        o.idmapped(userns.as_fd(), ids).map_err(|e| {
+            ProcessError::Refused(format!(
+                "the rootfs {} is an overlay: {e}",
+                rootfs.display()
+            ))
+        })?
     } else {
         clone_tree(rootfs, false)
         .and_then(|m| set_idmap(m.as_fd(), userns.as_fd(), false).map(|()| m))
         .map_err(|e| {
-            format!(
+            ProcessError::Refused(format!(
                 "idmap the rootfs {}: {e} (its filesystem must support idmapped mounts when the policy adds a user namespace; choose --policy runc, or give config.json a user namespace of its own)",
                 rootfs.display()
-            )
+            ))
         })?
     };
     let mut out = vec![(-1, root)];
@@ -381,7 +386,9 @@ fn idmapped_mounts(
     }
     for (i, m) in args.bundle.spec.mounts().iter().flatten().enumerate() {
         let opts = crate::rootfs::options::parse(m.options().as_deref().unwrap_or_default())
-            .map_err(|e| format!("mount {}: {e}", m.destination().display()))?;
+            .map_err(|e| {
+                ProcessError::Refused(format!("mount {}: {e}", m.destination().display()))
+            })?;
         // A mount config.json asks to idmap itself is made by asked_idmaps.
         if !(opts.is_bind() || m.typ().as_deref() == Some("bind")) || opts.idmap.is_some() {
             continue;
@@ -417,11 +424,11 @@ fn take_listener(
     pid: i32,
     fd: i32,
     on_listener: &mut OnListener<'_>,
-) -> Result<(), String> {
+) -> Result<(), ProcessError> {
     let listener = crate::seccomp::take_listener(pid, fd)
-        .map_err(|e| format!("take the seccomp listener from pid {pid}: {e}"))?;
+        .map_err(during(format!("take the seccomp listener from pid {pid}")))?;
     on_listener(pid, listener)?;
-    ch.send(&Msg::Go).map_err(|e| e.to_string())
+    ch.send(&Msg::Go).map_err(ProcessError::Io)
 }
 
 /// Start a process in a running container (`exec`); returns its pid once it is about to exec.
@@ -429,9 +436,9 @@ pub fn spawn_exec(
     args: &super::exec_init::ExecArgs<'_>,
     cgroup: &crate::cgroups::Cgroup,
     on_listener: &mut OnListener<'_>,
-) -> Result<i32, String> {
-    let (parent_end, child_end) = seqpacket_pair().map_err(|e| format!("socketpair: {e}"))?;
-    sys::set_dumpable(false).map_err(|e| format!("prctl: {e}"))?;
+) -> Result<i32, ProcessError> {
+    let (parent_end, child_end) = seqpacket_pair().map_err(during("socketpair"))?;
+    sys::set_dumpable(false).map_err(during("prctl"))?;
     let (forked, join_v2) = fork_stage1(Some(cgroup))?;
     let stage1_pid = match forked {
         sys::Forked::Child(one) => {
@@ -443,10 +450,10 @@ pub fn spawn_exec(
     drop(child_end);
     let ch = Channel::new(parent_end);
     let mut pid = None;
-    let result = (|| -> Result<i32, String> {
-        let io = |e: std::io::Error| e.to_string();
+    let result = (|| -> Result<i32, ProcessError> {
+        let io = ProcessError::Io;
         if join_v2 {
-            cgroup.join_v2(stage1_pid).map_err(|e| e.to_string())?;
+            cgroup.join_v2(stage1_pid)?;
         }
         ch.send(&Msg::Go).map_err(io)?;
         loop {
@@ -461,10 +468,16 @@ pub fn spawn_exec(
                     take_listener(&ch, p, fd, on_listener)?;
                 }
                 Msg::Ready => {
-                    return pid.ok_or_else(|| "ready before the pid was reported".to_string())
+                    return pid.ok_or_else(|| {
+                        ProcessError::Protocol("ready before the pid was reported".into())
+                    })
                 }
-                Msg::Error(e) => return Err(e),
-                other => return Err(format!("unexpected message: {other:?}")),
+                Msg::Error(e) => return Err(ProcessError::Child(e)),
+                other => {
+                    return Err(ProcessError::Protocol(format!(
+                        "unexpected message: {other:?}"
+                    )))
+                }
             }
         }
     })();
