@@ -33,6 +33,6 @@ fuzz_target!(|i: Input| {
             assert!(zero_page < size);
             assert!(rip < size, "64-bit entry {rip:#x} outside {size:#x} of RAM");
         }
-        Err(e) => assert!(!e.is_empty()),
+        Err(e) => assert!(!e.to_string().is_empty()),
     }
 });

@@ -290,8 +290,7 @@ fn guest_initramfs(
         process,
         hostname: applied.spec.hostname().clone(),
     };
-    let archive =
-        crate::microvm::agent_initramfs(&b.rootfs, &config, memory).map_err(anyhow::Error::msg)?;
+    let archive = crate::microvm::agent_initramfs(&b.rootfs, &config, memory)?;
     std::fs::write(output, archive).with_context(|| format!("write {}", output.display()))
 }
 

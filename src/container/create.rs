@@ -132,8 +132,7 @@ fn preflight(
             };
             crate::microvm::prepare(plan, &bundle.rootfs, &guest)
         })
-        .transpose()
-        .map_err(ContainerError::Preflight)?;
+        .transpose()?;
     let filters = if microvm.is_some() {
         if opts.learn.is_some() {
             return Err(ContainerError::Preflight(

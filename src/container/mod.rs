@@ -37,6 +37,8 @@ pub enum ContainerError {
     Landlock(#[from] crate::landlock::LandlockError),
     #[error(transparent)]
     Process(#[from] crate::process::ProcessError),
+    #[error(transparent)]
+    Microvm(#[from] crate::microvm::MicrovmError),
     #[error("{0}")]
     Spawn(String),
     #[error("{0}")]

@@ -35,6 +35,8 @@ use linux_loader::loader::elf::{Elf, PvhBootCapability};
 use linux_loader::loader::KernelLoader;
 use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryMmap};
 
+use super::MicrovmError;
+
 pub const GDT_ADDR: u64 = 0x500;
 const START_INFO_ADDR: u64 = 0x6000;
 const ZERO_PAGE_ADDR: u64 = 0x7000;
@@ -115,24 +117,24 @@ fn e820(mem: u64) -> [(u64, u64, u32); 3] {
 
 /// Load the kernel, the command line and the initramfs into `mem` (of `size` bytes) and write
 /// the boot information; returns where the vCPU starts.
-pub fn load(mem: &GuestMemoryMmap, size: u64, p: &Payload<'_>) -> Result<Entry, String> {
-    let format = detect(p.kernel)?;
+pub fn load(mem: &GuestMemoryMmap, size: u64, p: &Payload<'_>) -> Result<Entry, MicrovmError> {
+    let format = detect(p.kernel).map_err(MicrovmError::Image)?;
     if p.cmdline.len() >= CMDLINE_MAX || p.cmdline.contains('\0') {
-        return Err(format!(
+        return Err(MicrovmError::Config(format!(
             "kernel command line: at most {} bytes and no NUL byte",
             CMDLINE_MAX - 1
-        ));
+        )));
     }
     let mut image = Cursor::new(p.kernel);
     let loaded = match format {
         Format::Pvh => Elf::load(mem, None, &mut image, Some(GuestAddress(HIGHMEM))),
         Format::BzImage => BzImage::load(mem, None, &mut image, Some(GuestAddress(HIGHMEM))),
     }
-    .map_err(|e| format!("load the {format} kernel: {e}"))?;
+    .map_err(|e| MicrovmError::Image(format!("load the {format} kernel: {e}")))?;
     let mut cmdline = p.cmdline.as_bytes().to_vec();
     cmdline.push(0);
     mem.write_slice(&cmdline, GuestAddress(CMDLINE_ADDR))
-        .map_err(|e| format!("write the command line: {e}"))?;
+        .map_err(|e| MicrovmError::Guest(format!("write the command line: {e}")))?;
     let initrd = match p.initramfs {
         None => None,
         Some(data) => {
@@ -148,25 +150,25 @@ pub fn load(mem: &GuestMemoryMmap, size: u64, p: &Payload<'_>) -> Result<Entry, 
                 .map(|a| a & !0xfff)
                 .filter(|a| *a >= loaded.kernel_end)
                 .ok_or_else(|| {
-                    format!(
+                    MicrovmError::Guest(format!(
                         "the initramfs ({len} bytes) does not fit in guest memory ({size} bytes) \
                          above the kernel (which ends at {:#x})",
                         loaded.kernel_end
-                    )
+                    ))
                 })?;
             mem.write_slice(data, GuestAddress(addr))
-                .map_err(|e| format!("write the initramfs: {e}"))?;
+                .map_err(|e| MicrovmError::Guest(format!("write the initramfs: {e}")))?;
             Some((addr, len))
         }
     };
     match format {
         Format::Pvh => {
             let PvhBootCapability::PvhEntryPresent(entry) = loaded.pvh_boot_cap else {
-                return Err(
+                return Err(MicrovmError::Image(
                     "the ELF kernel has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); build it \
                      with CONFIG_PVH=y or boot its bzImage"
                         .into(),
-                );
+                ));
             };
             write_start_info(mem, size, initrd)?;
             Ok(Entry::Pvh {
@@ -177,14 +179,14 @@ pub fn load(mem: &GuestMemoryMmap, size: u64, p: &Payload<'_>) -> Result<Entry, 
         Format::BzImage => {
             let hdr = loaded
                 .setup_header
-                .ok_or("the bzImage has no setup header")?;
+                .ok_or_else(|| MicrovmError::Image("the bzImage has no setup header".into()))?;
             if hdr.version < 0x0206 || hdr.xloadflags & XLF_KERNEL_64 == 0 {
-                return Err(format!(
+                return Err(MicrovmError::Image(format!(
                     "the bzImage has boot protocol {}.{:02} without a 64-bit entry point \
                      (needs 2.06 or later and XLF_KERNEL_64)",
                     hdr.version >> 8,
                     hdr.version & 0xff
-                ));
+                )));
             }
             write_zero_page(mem, size, hdr, initrd)?;
             Ok(Entry::Linux64 {
@@ -199,7 +201,7 @@ fn write_start_info(
     mem: &GuestMemoryMmap,
     size: u64,
     initrd: Option<(u64, u64)>,
-) -> Result<(), String> {
+) -> Result<(), MicrovmError> {
     let map: Vec<hvm_memmap_table_entry> = e820(size)
         .iter()
         .map(|&(addr, size, type_)| hvm_memmap_table_entry {
@@ -240,7 +242,7 @@ fn write_start_info(
     }
     params.set_sections(&map, memmap_addr);
     PvhBootConfigurator::write_bootparams::<GuestMemoryMmap>(&params, mem)
-        .map_err(|e| format!("write the PVH start info: {e}"))
+        .map_err(|e| MicrovmError::Guest(format!("write the PVH start info: {e}")))
 }
 
 fn write_zero_page(
@@ -248,7 +250,7 @@ fn write_zero_page(
     size: u64,
     hdr: linux_loader::loader::bootparam::setup_header,
     initrd: Option<(u64, u64)>,
-) -> Result<(), String> {
+) -> Result<(), MicrovmError> {
     let mut zp = boot_params {
         hdr,
         ..Default::default()
@@ -274,20 +276,20 @@ fn write_zero_page(
     }
     let params = BootParams::new::<boot_params>(&zp, GuestAddress(ZERO_PAGE_ADDR));
     LinuxBootConfigurator::write_bootparams::<GuestMemoryMmap>(&params, mem)
-        .map_err(|e| format!("write the zero page: {e}"))
+        .map_err(|e| MicrovmError::Guest(format!("write the zero page: {e}")))
 }
 
 /// Write the GDT (null, 64-bit code, 32-bit code, data, TSS) at GDT_ADDR and identity page
 /// tables for the first GiB at PML4_ADDR.
-pub fn write_tables(mem: &GuestMemoryMmap) -> Result<(), String> {
+pub fn write_tables(mem: &GuestMemoryMmap) -> Result<(), MicrovmError> {
     for (i, entry) in gdt().iter().enumerate() {
         mem.write_obj(*entry, GuestAddress(GDT_ADDR + 8 * i as u64))
-            .map_err(|e| format!("write the GDT: {e}"))?;
+            .map_err(|e| MicrovmError::Guest(format!("write the GDT: {e}")))?;
     }
     let (pdpt, pd) = (PML4_ADDR + 0x1000, PML4_ADDR + 0x2000);
     let w = |v: u64, at: u64| {
         mem.write_obj(v, GuestAddress(at))
-            .map_err(|e| format!("write the page tables: {e}"))
+            .map_err(|e| MicrovmError::Guest(format!("write the page tables: {e}")))
     };
     w(pdpt | 0x3, PML4_ADDR)?; // present | writable
     w(pd | 0x3, pdpt)?;

@@ -4,6 +4,8 @@ use kvm_bindings::{kvm_fpu, kvm_regs, kvm_segment, kvm_sregs};
 use kvm_ioctls::VcpuFd;
 
 use super::boot::{self, Entry};
+use super::MicrovmError;
+use crate::sys::during;
 
 const CR0_PE: u64 = 1;
 const CR0_ET: u64 = 1 << 4;
@@ -36,10 +38,8 @@ fn segment(index: u16) -> kvm_segment {
 }
 
 /// Put the vCPU in the state `entry` asks for.
-pub fn setup(vcpu: &VcpuFd, entry: Entry) -> Result<(), String> {
-    let mut sregs: kvm_sregs = vcpu
-        .get_sregs()
-        .map_err(|e| format!("KVM_GET_SREGS: {e}"))?;
+pub fn setup(vcpu: &VcpuFd, entry: Entry) -> Result<(), MicrovmError> {
+    let mut sregs: kvm_sregs = vcpu.get_sregs().map_err(during("KVM_GET_SREGS"))?;
     sregs.gdt.base = boot::GDT_ADDR;
     sregs.gdt.limit = (boot::gdt().len() * 8 - 1) as u16;
     sregs.idt.base = 0;
@@ -79,16 +79,14 @@ pub fn setup(vcpu: &VcpuFd, entry: Entry) -> Result<(), String> {
             regs.rsi = zero_page;
         }
     }
-    vcpu.set_sregs(&sregs)
-        .map_err(|e| format!("KVM_SET_SREGS: {e}"))?;
-    vcpu.set_regs(&regs)
-        .map_err(|e| format!("KVM_SET_REGS: {e}"))?;
+    vcpu.set_sregs(&sregs).map_err(during("KVM_SET_SREGS"))?;
+    vcpu.set_regs(&regs).map_err(during("KVM_SET_REGS"))?;
     let fpu = kvm_fpu {
         fcw: 0x37f,
         mxcsr: 0x1f80,
         ..Default::default()
     };
-    vcpu.set_fpu(&fpu).map_err(|e| format!("KVM_SET_FPU: {e}"))
+    Ok(vcpu.set_fpu(&fpu).map_err(during("KVM_SET_FPU"))?)
 }
 
 #[cfg(test)]

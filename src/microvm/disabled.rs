@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{initramfs, Plan};
+use super::{initramfs, MicrovmError, Plan};
 
 /// Why the stage is not available.
 pub const WHY: &str = "this contain was built without the microVM stage (cargo feature `microvm`)";
@@ -15,8 +15,10 @@ pub enum Prepared {}
 pub enum Machine {}
 
 /// Refused: the stage is not built in.
-pub fn prepare(_: &Plan, _: &Path, _: &initramfs::GuestConfig) -> Result<Prepared, String> {
-    Err(format!("io.contain.isolation microvm: {WHY}"))
+pub fn prepare(_: &Plan, _: &Path, _: &initramfs::GuestConfig) -> Result<Prepared, MicrovmError> {
+    Err(MicrovmError::Unavailable(format!(
+        "io.contain.isolation microvm: {WHY}"
+    )))
 }
 
 impl Prepared {
@@ -36,7 +38,7 @@ impl Prepared {
         match *self {}
     }
 
-    pub fn build(&self) -> Result<Machine, String> {
+    pub fn build(&self) -> Result<Machine, MicrovmError> {
         match *self {}
     }
 

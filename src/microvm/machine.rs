@@ -8,7 +8,7 @@ use kvm_ioctls::Kvm;
 
 use super::{
     agent_initramfs, boot, guest_dir, initramfs, status, thread_filter, vmm, Guest, Image, Machine,
-    Plan, Support, ThreadKind, MAX_IMAGE,
+    MicrovmError, Plan, Support, ThreadKind, MAX_IMAGE,
 };
 
 /// Everything the init needs, gathered by the runtime before it forks.
@@ -27,8 +27,9 @@ pub struct Prepared {
 /// refused by openat2(RESOLVE_BENEATH), so a bundle cannot make the runtime read a host file
 /// (/etc/shadow, /proc/self/...) into guest memory. Every image is opened non-blocking (a
 /// FIFO cannot stall create) and must be a regular file of at most MAX_IMAGE bytes.
-fn read_image(what: &str, image: &Image) -> Result<Vec<u8>, String> {
-    let err = |e: &dyn std::fmt::Display| format!("microvm {what} {image}: {e}");
+fn read_image(what: &str, image: &Image) -> Result<Vec<u8>, MicrovmError> {
+    let err =
+        |e: &dyn std::fmt::Display| MicrovmError::Image(format!("microvm {what} {image}: {e}"));
     let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
     let fd = match image {
         Image::Operator(p) => crate::sys::fs::open_host(p, flags).map_err(|e| err(&e))?,
@@ -86,13 +87,15 @@ pub fn prepare(
     plan: &Plan,
     rootfs: &Path,
     config: &initramfs::GuestConfig,
-) -> Result<Prepared, String> {
+) -> Result<Prepared, MicrovmError> {
     let kvm = Kvm::new().map_err(|e| {
-        format!("the microVM stage needs /dev/kvm: {e} (is KVM available and is contain root?)")
+        MicrovmError::Unavailable(format!(
+            "the microVM stage needs /dev/kvm: {e} (is KVM available and is contain root?)"
+        ))
     })?;
     let kernel = read_image("kernel", &plan.kernel)?;
-    let format =
-        boot::detect(&kernel).map_err(|e| format!("microvm kernel {}: {e}", plan.kernel))?;
+    let format = boot::detect(&kernel)
+        .map_err(|e| MicrovmError::Image(format!("microvm kernel {}: {e}", plan.kernel)))?;
     if plan.guest == Guest::Linux {
         // /dev/kvm is open already: only the kind of KVM is left to know.
         let here = Support {
@@ -179,7 +182,7 @@ impl Prepared {
     }
 
     /// Create the VM and load the guest (in the init, before it reports ready).
-    pub fn build(&self) -> Result<Machine, String> {
+    pub fn build(&self) -> Result<Machine, MicrovmError> {
         vmm::build(
             &self.kvm,
             self.plan.guest,

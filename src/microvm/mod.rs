@@ -39,6 +39,37 @@ pub use machine::{prepare, Prepared};
 #[cfg(feature = "microvm")]
 pub use vmm::{enter_filter, install_sigsys_handler, Machine};
 
+/// What can go wrong in the stage, from its plan to the built VM.
+#[derive(Debug, thiserror::Error)]
+pub enum MicrovmError {
+    /// config.json's annotations or resources, or the policy's microvm defaults, ask for what
+    /// the stage cannot do.
+    #[error("{0}")]
+    Config(String),
+    /// /dev/kvm cannot be used, or this build has no VMM.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A guest image (kernel, initramfs) cannot be read or is not one the VMM boots.
+    #[error("{0}")]
+    Image(String),
+    /// The container's rootfs cannot be packed into the guest's initramfs.
+    #[error("{0}")]
+    Initramfs(String),
+    /// A KVM ioctl or another system call failed: the step, and its errno.
+    #[error(transparent)]
+    Sys(#[from] crate::sys::StepError),
+    /// What goes into guest memory (the kernel, the boot information, the tables) does not
+    /// fit there or cannot be written.
+    #[error("{0}")]
+    Guest(String),
+    /// A VMM thread's own seccomp filter does not compile.
+    #[error("the {thread} thread's seccomp filter: {source}")]
+    Filter {
+        thread: &'static str,
+        source: crate::seccomp::SeccompError,
+    },
+}
+
 /// The longest kernel command line (the boot protocol's COMMAND_LINE_SIZE).
 pub const CMDLINE_MAX: usize = 2048;
 /// The most vCPUs a microVM has (the MP table's bound).
@@ -176,7 +207,11 @@ pub struct Defaults {
 }
 
 /// The stage's plan for `spec` (pure): annotations first, then the policy's defaults.
-pub fn plan(spec: &Spec, defaults: &Defaults) -> Result<Plan, String> {
+pub fn plan(spec: &Spec, defaults: &Defaults) -> Result<Plan, MicrovmError> {
+    plan_of(spec, defaults).map_err(MicrovmError::Config)
+}
+
+fn plan_of(spec: &Spec, defaults: &Defaults) -> Result<Plan, String> {
     let ann = |k: &str| spec.annotations().as_ref().and_then(|a| a.get(k).cloned());
     let image = |annotation: &str, default: &Option<PathBuf>| -> Result<Option<Image>, String> {
         if let Some(v) = ann(annotation) {
@@ -369,17 +404,18 @@ pub fn agent_initramfs(
     rootfs: &Path,
     config: &initramfs::GuestConfig,
     memory: u64,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, MicrovmError> {
     let agent = std::fs::read("/proc/self/exe")
-        .map_err(|e| format!("read this binary for the guest agent: {e}"))?;
+        .map_err(crate::sys::during("read this binary for the guest agent"))?;
     if !initramfs::is_static(&agent) {
-        return Err(
+        return Err(MicrovmError::Initramfs(
             "the guest agent is this binary, which is not statically linked: build contain \
              with the repository's .cargo/config.toml (-C target-feature=+crt-static)"
                 .into(),
-        );
+        ));
     }
     initramfs::build(rootfs, config, &agent, (memory / 2).min(MAX_IMAGE))
+        .map_err(MicrovmError::Initramfs)
 }
 
 /// The two kinds of thread of the VMM, each with a seccomp filter of its own.
@@ -391,7 +427,7 @@ pub enum ThreadKind {
 
 /// The compiled filter of a thread kind. Every syscall not listed takes the default action
 /// (a trap), newer ones too: no ENOSYS stub.
-pub fn thread_filter(kind: ThreadKind) -> Result<crate::seccomp::Compiled, String> {
+pub fn thread_filter(kind: ThreadKind) -> Result<crate::seccomp::Compiled, MicrovmError> {
     let (name, json) = match kind {
         ThreadKind::Vmm => ("vmm", VMM_FILTER),
         ThreadKind::Vcpu => ("vcpu", VCPU_FILTER),
@@ -406,10 +442,39 @@ pub fn thread_filter(kind: ThreadKind) -> Result<crate::seccomp::Compiled, Strin
                 },
             )
         })
-        .map_err(|e| format!("the {name} thread's seccomp filter: {e}"))
+        .map_err(|source| MicrovmError::Filter {
+            thread: name,
+            source,
+        })
 }
 
 /// The VMM thread's syscalls (OCI seccomp JSON, compiled by contain's own compiler).
 const VMM_FILTER: &[u8] = include_bytes!("../../policies/microvm/vmm.json");
 /// The vCPU thread's syscalls.
 const VCPU_FILTER: &[u8] = include_bytes!("../../policies/microvm/vcpu.json");
+
+#[cfg(test)]
+mod tests {
+    use super::{plan, Defaults, MicrovmError, GUEST_ANNOTATION, KERNEL_ANNOTATION};
+
+    #[test]
+    fn what_the_config_asks_wrongly_is_a_config_error() {
+        let mut spec = oci_spec::runtime::Spec::default();
+        let ann = |guest: &str| {
+            Some(
+                [(KERNEL_ANNOTATION, "vmlinux"), (GUEST_ANNOTATION, guest)]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+        };
+        spec.set_annotations(ann("windows"));
+        let e = plan(&spec, &Defaults::default()).unwrap_err();
+        assert!(
+            matches!(&e, MicrovmError::Config(m) if m.contains("\"linux\" and \"bare\"")),
+            "{e:?}"
+        );
+        spec.set_annotations(ann("bare"));
+        assert!(plan(&spec, &Defaults::default()).is_ok());
+    }
+}

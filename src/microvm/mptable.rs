@@ -86,9 +86,10 @@ pub fn table(cpus: u8) -> Result<Vec<u8>, String> {
 }
 
 /// Write the table for `cpus` processors into guest memory.
-pub fn write(mem: &GuestMemoryMmap, cpus: u8) -> Result<(), String> {
-    mem.write_slice(&table(cpus)?, GuestAddress(MPTABLE_ADDR))
-        .map_err(|e| format!("write the MP table: {e}"))
+pub fn write(mem: &GuestMemoryMmap, cpus: u8) -> Result<(), super::MicrovmError> {
+    use super::MicrovmError::Guest;
+    mem.write_slice(&table(cpus).map_err(Guest)?, GuestAddress(MPTABLE_ADDR))
+        .map_err(|e| Guest(format!("write the MP table: {e}")))
 }
 
 #[cfg(test)]

@@ -16,7 +16,8 @@ use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use super::boot::{self, Payload};
 use super::devices::{Devices, Effect, Irq};
-use super::{cpu, mptable, status, Guest};
+use super::{cpu, mptable, status, Guest, MicrovmError};
+use crate::sys::during;
 use vmm_sys_util::eventfd::EventFd;
 
 /// A VM ready to run: memory mapped, kernel loaded, boot vCPU in its entry state.
@@ -44,19 +45,16 @@ const COM1_IRQ: u32 = 4;
 
 /// A Linux guest's platform: the in-kernel interrupt controllers (PIC, IOAPIC, local APIC)
 /// and timer (PIT), made before the vCPU, and COM1's interrupt wired to them.
-fn linux_platform(vm: &VmFd) -> Result<EventFd, String> {
-    vm.create_irq_chip()
-        .map_err(|e| format!("KVM_CREATE_IRQCHIP: {e}"))?;
+fn linux_platform(vm: &VmFd) -> Result<EventFd, MicrovmError> {
+    vm.create_irq_chip().map_err(during("KVM_CREATE_IRQCHIP"))?;
     let pit = kvm_bindings::kvm_pit_config {
         flags: kvm_bindings::KVM_PIT_SPEAKER_DUMMY,
         ..Default::default()
     };
-    vm.create_pit2(pit)
-        .map_err(|e| format!("KVM_CREATE_PIT2: {e}"))?;
-    let irq = EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)
-        .map_err(|e| format!("eventfd: {e}"))?;
+    vm.create_pit2(pit).map_err(during("KVM_CREATE_PIT2"))?;
+    let irq = EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC).map_err(during("eventfd"))?;
     vm.register_irqfd(&irq, COM1_IRQ)
-        .map_err(|e| format!("KVM_IRQFD: {e}"))?;
+        .map_err(during("KVM_IRQFD"))?;
     Ok(irq)
 }
 
@@ -68,13 +66,13 @@ pub fn build(
     vcpus: u8,
     mem: u64,
     payload: &Payload<'_>,
-) -> Result<Machine, String> {
-    let vm = kvm.create_vm().map_err(|e| format!("KVM_CREATE_VM: {e}"))?;
+) -> Result<Machine, MicrovmError> {
+    let vm = kvm.create_vm().map_err(during("KVM_CREATE_VM"))?;
     let memory = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), mem as usize)])
-        .map_err(|e| format!("map {mem} bytes of guest memory: {e}"))?;
+        .map_err(|e| MicrovmError::Guest(format!("map {mem} bytes of guest memory: {e}")))?;
     let host = memory
         .get_host_address(GuestAddress(0))
-        .map_err(|e| format!("guest memory: {e}"))?;
+        .map_err(|e| MicrovmError::Guest(format!("guest memory: {e}")))?;
     let region = kvm_userspace_memory_region {
         slot: 0,
         flags: 0,
@@ -84,8 +82,7 @@ pub fn build(
     };
     // SAFETY: the region describes `memory`'s one mapping, which lives in the returned Machine
     // as long as the VM (declared before it, so the VM goes first).
-    unsafe { vm.set_user_memory_region(region) }
-        .map_err(|e| format!("KVM_SET_USER_MEMORY_REGION: {e}"))?;
+    unsafe { vm.set_user_memory_region(region) }.map_err(during("KVM_SET_USER_MEMORY_REGION"))?;
     // Intel needs a TSS area in guest physical space outside RAM for real-mode emulation.
     let _ = vm.set_tss_address(0xfffb_d000);
     let serial_irq = match guest {
@@ -99,12 +96,12 @@ pub fn build(
     };
     let cpuid = kvm
         .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
-        .map_err(|e| format!("KVM_GET_SUPPORTED_CPUID: {e}"))?;
+        .map_err(during("KVM_GET_SUPPORTED_CPUID"))?;
     let mut fds = Vec::with_capacity(count.into());
     for id in 0..count {
         let vcpu = vm
             .create_vcpu(id.into())
-            .map_err(|e| format!("KVM_CREATE_VCPU {id}: {e}"))?;
+            .map_err(during(format!("KVM_CREATE_VCPU {id}")))?;
         // Each processor reads its own APIC id from CPUID, as the MP table lists it. The
         // hypervisor bit (leaf 1, ECX bit 31), which KVM leaves to the VMM, makes a Linux guest
         // look at KVM's leaves (0x40000000..) and use kvm-clock: without it the guest cannot
@@ -120,8 +117,7 @@ pub fn build(
                 _ => {}
             }
         }
-        vcpu.set_cpuid2(&own)
-            .map_err(|e| format!("KVM_SET_CPUID2: {e}"))?;
+        vcpu.set_cpuid2(&own).map_err(during("KVM_SET_CPUID2"))?;
         if guest == Guest::Linux {
             set_lint(&vcpu)?;
         }
@@ -145,14 +141,12 @@ pub fn build(
 
 /// A local APIC's LINT0 takes the 8259's interrupts (ExtINT) and LINT1 the NMI, as a PC's
 /// firmware leaves them.
-fn set_lint(vcpu: &VcpuFd) -> Result<(), String> {
+fn set_lint(vcpu: &VcpuFd) -> Result<(), MicrovmError> {
     const LVT_LINT0: usize = 0x350;
     const LVT_LINT1: usize = 0x360;
     const EXTINT: u32 = 0b111;
     const NMI: u32 = 0b100;
-    let mut lapic = vcpu
-        .get_lapic()
-        .map_err(|e| format!("KVM_GET_LAPIC: {e}"))?;
+    let mut lapic = vcpu.get_lapic().map_err(during("KVM_GET_LAPIC"))?;
     for (off, mode) in [(LVT_LINT0, EXTINT), (LVT_LINT1, NMI)] {
         let reg = &mut lapic.regs[off..off + 4];
         let mut v = u32::from_le_bytes([reg[0] as u8, reg[1] as u8, reg[2] as u8, reg[3] as u8]);
@@ -161,8 +155,8 @@ fn set_lint(vcpu: &VcpuFd) -> Result<(), String> {
             *r = b as _;
         }
     }
-    vcpu.set_lapic(&lapic)
-        .map_err(|e| format!("KVM_SET_LAPIC: {e}"))
+    vcpu.set_lapic(&lapic).map_err(during("KVM_SET_LAPIC"))?;
+    Ok(())
 }
 
 /// The seccomp filters of the two thread kinds, compiled by the runtime.

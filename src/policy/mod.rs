@@ -734,7 +734,7 @@ fn isolation(
         .map_err(|reason| PolicyError::Refused {
             policy: policy.name.clone(),
             field: "microvm".into(),
-            reason,
+            reason: reason.to_string(),
         })?;
     if microvm.is_some() {
         crate::microvm::charge_vmm(spec);

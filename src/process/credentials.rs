@@ -2,7 +2,8 @@
 //! capabilities the caller keeps survive the change of uid (shared by the init, `exec` and
 //! the microVM's guest agent).
 
-use super::{during, ProcessError};
+use super::ProcessError;
+use crate::sys::during;
 use nix::unistd::{setresgid, setresuid, Gid, Uid};
 
 use crate::sys;
@@ -18,7 +19,7 @@ pub(crate) fn set_user(user: &oci_spec::runtime::User) -> Result<(), ProcessErro
     if let Err(e) = nix::unistd::setgroups(&groups) {
         // With setgroups denied (an unprivileged user namespace) only an empty list is fine.
         if !groups.is_empty() || e != nix::errno::Errno::EPERM {
-            return Err(during("process.user.additionalGids: setgroups")(e));
+            return Err(during("process.user.additionalGids: setgroups")(e).into());
         }
     }
     sys::set_keep_caps(true).map_err(during("prctl keepcaps"))?;

@@ -2,7 +2,8 @@
 //! privileges, working directory, umask, no_new_privs, and the program found in the
 //! container's PATH; then the exec itself.
 
-use super::{during, ProcessError};
+use super::ProcessError;
+use crate::sys::during;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
@@ -41,7 +42,8 @@ impl From<NotReady> for ProcessError {
 pub fn become_process(p: &Process, caps: &CapPlan) -> Result<Program, NotReady> {
     let user = p.user();
     let failed = NotReady::Failed;
-    let cwd_err = |e: nix::Error| failed(during(format!("process.cwd {}", p.cwd().display()))(e));
+    let cwd_err =
+        |e: nix::Error| failed(during(format!("process.cwd {}", p.cwd().display()))(e).into());
     // The cwd is entered before the user is (as runc does), so that a process whose user
     // cannot reach it (`exec --user 1000` in a container whose cwd is /root) still starts
     // there; only a refusal for lack of permission is retried as the user.
@@ -61,7 +63,7 @@ pub fn become_process(p: &Process, caps: &CapPlan) -> Result<Program, NotReady> 
         user.umask().unwrap_or(0o022),
     ));
     if p.no_new_privileges().unwrap_or(false) {
-        sys::set_no_new_privs().map_err(|e| failed(during("no_new_privs")(e)))?;
+        sys::set_no_new_privs().map_err(|e| failed(during("no_new_privs")(e).into()))?;
     }
     let argv = p.args().clone().unwrap_or_default();
     let env = p.env().clone().unwrap_or_default();

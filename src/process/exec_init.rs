@@ -6,7 +6,8 @@
 //! capabilities, user, no_new_privs, rlimits, a fresh signal state, only the descriptors meant
 //! for it, and it stays non-dumpable until it has exec'd.
 
-use super::{during, ProcessError};
+use super::ProcessError;
+use crate::sys::during;
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 

@@ -8,7 +8,8 @@
 //! Neither stage ever returns or unwinds: an error goes to the runtime over the sync socket
 //! and the process `_exit`s.
 
-use super::{during, ProcessError};
+use super::ProcessError;
+use crate::sys::during;
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
@@ -170,7 +171,7 @@ pub(super) fn fork_and_report(
 pub(super) fn close_runtime_fds(mut keep: Vec<i32>, preserve_fds: u32) -> Result<(), ProcessError> {
     keep.extend(crate::log::fd());
     keep.extend(sys::inherited(preserve_fds));
-    sys::close_fds_except(3, &keep).map_err(during("close inherited descriptors"))
+    Ok(sys::close_fds_except(3, &keep).map_err(during("close inherited descriptors"))?)
 }
 
 pub(super) fn fail(ch: &Channel, err: ProcessError) -> ! {
@@ -553,7 +554,7 @@ fn receive_rootfs_dir(ch: &Channel, prepared: &Prepared) -> Result<Option<OwnedF
     expect(ch, Msg::RootfsDir)?;
     crate::sys::socket::recv_fd(ch.as_fd())
         .map(Some)
-        .map_err(during("receive the rootfs directory"))
+        .map_err(|e| during("receive the rootfs directory")(e).into())
 }
 
 /// Hostname, domain name, the sysctls stage 1 did not write, and the new network
@@ -671,7 +672,7 @@ fn run_vmm(
     vm: &crate::microvm::Prepared,
     state: &str,
 ) -> Result<Never, ProcessError> {
-    let machine = vm.build().map_err(ProcessError::Vm)?;
+    let machine = vm.build()?;
     let none = CapPlan::none();
     none.drop_bounding().map_err(ProcessError::Capabilities)?;
     none.apply().map_err(ProcessError::Capabilities)?;
@@ -693,7 +694,7 @@ fn run_vmm(
 }
 
 fn set_domainname(name: &str) -> Result<(), ProcessError> {
-    sys::set_domainname(name).map_err(during(format!("setdomainname {name:?}")))
+    Ok(sys::set_domainname(name).map_err(during(format!("setdomainname {name:?}")))?)
 }
 
 fn join_session_keyring(id: &str) -> Result<(), ProcessError> {
@@ -701,6 +702,6 @@ fn join_session_keyring(id: &str) -> Result<(), ProcessError> {
     match sys::join_session_keyring(&name) {
         Ok(()) => Ok(()),
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EDQUOT)) => Ok(()),
-        Err(e) => Err(during("join a new session keyring")(e)),
+        Err(e) => Err(during("join a new session keyring")(e).into()),
     }
 }

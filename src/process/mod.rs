@@ -23,8 +23,8 @@ pub use spawn::{spawn, spawn_exec};
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
     /// A system call failed: the step it was for, and its error.
-    #[error("{step}: {source}")]
-    Sys { step: String, source: io::Error },
+    #[error(transparent)]
+    Sys(#[from] crate::sys::StepError),
     /// A failure whose error says what failed (the sync socket's: the init exited before
     /// reporting, a message cut short; the runtime's thread check before a fork).
     #[error("{0}")]
@@ -47,8 +47,8 @@ pub enum ProcessError {
     #[error("{0}")]
     Capabilities(String),
     /// Building the microVM.
-    #[error("{0}")]
-    Vm(String),
+    #[error(transparent)]
+    Vm(#[from] crate::microvm::MicrovmError),
     /// Joining or making a namespace.
     #[error("{0}")]
     Namespace(String),
@@ -66,30 +66,22 @@ impl From<&str> for ProcessError {
     }
 }
 
-/// A failed step's error (an `io::Error` or nix's `Errno`) as a [`ProcessError::Sys`].
-pub(crate) fn during<E: Into<io::Error>>(
-    step: impl Into<String>,
-) -> impl FnOnce(E) -> ProcessError {
-    let step = step.into();
-    move |e| ProcessError::Sys {
-        step,
-        source: e.into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{during, ProcessError};
+    use super::ProcessError;
+    use crate::sys::{during, StepError};
     use std::error::Error;
 
     #[test]
     fn a_failed_step_names_it_and_keeps_the_errno() {
-        let e = during("prctl")(nix::errno::Errno::EPERM);
+        let e = ProcessError::from(during("prctl")(nix::errno::Errno::EPERM));
         assert!(e.to_string().starts_with("prctl: "), "{e}");
         let source = e.source().and_then(|s| s.downcast_ref::<std::io::Error>());
         assert_eq!(source.and_then(|s| s.raw_os_error()), Some(libc::EPERM));
-        let io = during(format!("open {}", "/x"))(std::io::Error::from_raw_os_error(libc::ENOENT));
-        assert!(matches!(&io, ProcessError::Sys { step, source }
+        let io = ProcessError::from(during(format!("open {}", "/x"))(
+            std::io::Error::from_raw_os_error(libc::ENOENT),
+        ));
+        assert!(matches!(&io, ProcessError::Sys(StepError { step, source })
             if step == "open /x" && source.raw_os_error() == Some(libc::ENOENT)));
     }
 

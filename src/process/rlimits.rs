@@ -1,7 +1,8 @@
 //! process.rlimits: checked against the host before anything is created, set in the runtime's
 //! child before it enters the container's user namespace.
 
-use super::{during, ProcessError};
+use super::ProcessError;
+use crate::sys::during;
 use oci_spec::runtime::{PosixRlimit, PosixRlimitType};
 
 use nix::sys::resource::{getrlimit, setrlimit, Resource};

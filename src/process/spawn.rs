@@ -2,7 +2,8 @@
 //! id maps, hooks) and return once the init waits on the exec fifo. On any failure every
 //! process it started is killed and reaped before the error is returned.
 
-use super::{during, ProcessError};
+use super::ProcessError;
+use crate::sys::during;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
@@ -86,7 +87,7 @@ fn fork_stage1(
                 let r = sys::fork(&one).map_err(during("fork"))?;
                 return Ok((r, true));
             }
-            Err(e) => return Err(during(format!("clone3 into cgroup {}", dir.display()))(e)),
+            Err(e) => return Err(during(format!("clone3 into cgroup {}", dir.display()))(e).into()),
         }
     }
     Ok((sys::fork(&one).map_err(during("fork"))?, false))

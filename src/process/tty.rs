@@ -2,7 +2,8 @@
 //! to the caller's console socket (SCM_RIGHTS, as runc does), its slave made the controlling
 //! terminal and stdio of the init.
 
-use super::{during, ProcessError};
+use super::ProcessError;
+use crate::sys::during;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use crate::sys::socket::send_fd;
@@ -58,7 +59,7 @@ fn bind_console(slave: &OwnedFd) -> Result<(), ProcessError> {
     }
     let tree = crate::sys::mount::clone_fd(slave.as_fd()).map_err(during("bind the console"))?;
     crate::sys::mount::attach(tree.as_fd(), target.as_fd())
-        .map_err(during("bind the console on /dev/console"))
+        .map_err(|e| during("bind the console on /dev/console")(e).into())
 }
 
 /// Allocate the pty, send the master over `console`, and make the slave our terminal.

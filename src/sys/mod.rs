@@ -16,6 +16,26 @@ pub mod tty;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
+/// A failed system call: the step it was for and its error, which keeps the errno. The
+/// modules' typed errors (process, microvm) take it as their `Sys` case.
+#[derive(Debug, thiserror::Error)]
+#[error("{step}: {source}")]
+pub struct StepError {
+    pub step: String,
+    #[source]
+    pub source: io::Error,
+}
+
+/// A failed `step`'s error (an `io::Error`, nix's `Errno`, KVM's) as a [`StepError`]:
+/// `.map_err(during("prctl"))?`.
+pub fn during<E: Into<io::Error>>(step: impl Into<String>) -> impl FnOnce(E) -> StepError {
+    let step = step.into();
+    move |e| StepError {
+        step,
+        source: e.into(),
+    }
+}
+
 /// Turn a raw syscall return value into an `io::Result`.
 pub fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {
     if ret < 0 {
