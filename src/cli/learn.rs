@@ -187,6 +187,37 @@ fn write_result(
     let new = all.new_in(run);
     all.merge(run);
     let profile = all.profile(!no_new_privs);
+    let mut policy = learnt_policy(base, &all);
+    let ours = PathBuf::from(SECCOMP);
+    if !policy.seccomp_profiles.contains(&ours) {
+        policy.seccomp_profiles.push(ours);
+    }
+    let write = |name: &str, data: Vec<u8>| -> anyhow::Result<()> {
+        let path = dir.join(name);
+        crate::container::write_atomic(&path, &data)
+            .with_context(|| format!("write {}", path.display()))
+    };
+    write(OBSERVATIONS, serde_json::to_vec_pretty(&all)?)?;
+    write(SECCOMP, serde_json::to_vec_pretty(&profile)?)?;
+    write(POLICY, serde_json::to_vec_pretty(&policy)?)?;
+    let allowed = profile.syscalls.as_ref().map_or(0, Vec::len);
+    eprintln!(
+        "contain learn: {} run(s), {} rules in {}; {}",
+        all.runs,
+        allowed,
+        dir.join(SECCOMP).display(),
+        if had {
+            format!("{} new in this run", new.len())
+        } else {
+            format!("run with --policy {}", dir.join(POLICY).display())
+        }
+    );
+    Ok(())
+}
+
+/// The base policy with what the runs learnt: the TCP ports, the filesystem rules (as one
+/// more Landlock layer), the capabilities no run needed dropped; its description says which.
+fn learnt_policy(base: &crate::policy::Policy, all: &Observations) -> crate::policy::Policy {
     let mut policy = base.clone();
     if policy.name != "learnt" {
         policy.description = format!(
@@ -197,29 +228,7 @@ fn write_result(
     }
     // TCP: only the ports the runs used, within what the base policy allowed.
     let network = all.network(base.landlock.network.as_ref());
-    let mut tcp = Vec::new();
-    for (what, ports, seen) in [
-        ("bind", &network.bind_tcp, &all.tcp.bind),
-        ("connect", &network.connect_tcp, &all.tcp.connect),
-    ] {
-        let list: Vec<String> = ports
-            .iter()
-            .map(|p| {
-                format!(
-                    "{p} (first by {:?})",
-                    seen.get(p).map_or("", |s| s.as_str())
-                )
-            })
-            .collect();
-        tcp.push(format!(
-            "{what} {}",
-            if list.is_empty() {
-                "none".to_string()
-            } else {
-                list.join(", ")
-            }
-        ));
-    }
+    let tcp = tcp_rules(&network, all);
     policy.landlock.network = Some(network);
     // Filesystem: reads, writes, creations, removals and executions only beneath the directories
     // the runs needed them in, as one more Landlock layer.
@@ -231,19 +240,8 @@ fn write_result(
     } else if all.fs.is_empty() {
         "none (no read, write or execution was seen)".to_string()
     } else {
-        let folded = crate::learn::fs::folded(&all.fs);
         policy.landlock.ruleset = Some(crate::learn::fs::ruleset(&all.fs));
-        folded
-            .iter()
-            .map(|(dir, rights)| {
-                let why: Vec<String> = rights
-                    .iter()
-                    .map(|(r, first)| format!("{r} (first: {first})"))
-                    .collect();
-                format!("{}: {}", dir.display(), why.join(", "))
-            })
-            .collect::<Vec<_>>()
-            .join("; ")
+        fs_rules(all)
     };
     // Capabilities: those learning can judge and no run needed are dropped.
     policy.drop_capabilities = all.unneeded_caps();
@@ -272,29 +270,49 @@ fn write_result(
         },
         policy.drop_capabilities.join(", ")
     );
-    let ours = PathBuf::from(SECCOMP);
-    if !policy.seccomp_profiles.contains(&ours) {
-        policy.seccomp_profiles.push(ours);
-    }
-    let write = |name: &str, data: Vec<u8>| -> anyhow::Result<()> {
-        let path = dir.join(name);
-        crate::container::write_atomic(&path, &data)
-            .with_context(|| format!("write {}", path.display()))
-    };
-    write(OBSERVATIONS, serde_json::to_vec_pretty(&all)?)?;
-    write(SECCOMP, serde_json::to_vec_pretty(&profile)?)?;
-    write(POLICY, serde_json::to_vec_pretty(&policy)?)?;
-    let allowed = profile.syscalls.as_ref().map_or(0, Vec::len);
-    eprintln!(
-        "contain learn: {} run(s), {} rules in {}; {}",
-        all.runs,
-        allowed,
-        dir.join(SECCOMP).display(),
-        if had {
-            format!("{} new in this run", new.len())
-        } else {
-            format!("run with --policy {}", dir.join(POLICY).display())
-        }
-    );
-    Ok(())
+    policy
+}
+
+/// The learnt TCP rules, as the policy's description names them ("bind 8080 (first by ...)").
+fn tcp_rules(network: &crate::policy::Network, all: &Observations) -> Vec<String> {
+    [
+        ("bind", &network.bind_tcp, &all.tcp.bind),
+        ("connect", &network.connect_tcp, &all.tcp.connect),
+    ]
+    .into_iter()
+    .map(|(what, ports, seen)| {
+        let list: Vec<String> = ports
+            .iter()
+            .map(|p| {
+                format!(
+                    "{p} (first by {:?})",
+                    seen.get(p).map_or("", |s| s.as_str())
+                )
+            })
+            .collect();
+        format!(
+            "{what} {}",
+            if list.is_empty() {
+                "none".to_string()
+            } else {
+                list.join(", ")
+            }
+        )
+    })
+    .collect()
+}
+
+/// The learnt filesystem rules, folded by directory, with what first needed each right.
+fn fs_rules(all: &Observations) -> String {
+    crate::learn::fs::folded(&all.fs)
+        .iter()
+        .map(|(dir, rights)| {
+            let why: Vec<String> = rights
+                .iter()
+                .map(|(r, first)| format!("{r} (first: {first})"))
+                .collect();
+            format!("{}: {}", dir.display(), why.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
