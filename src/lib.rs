@@ -9,6 +9,11 @@
 //! agent reuses `process::exec`, `credentials` and `rlimits`, never the init) and `oci` <->
 //! `rootfs`/`landlock` (validation uses their parsers; they take oci's types).
 //!
+//! `rootfs` reaches the system only through its `Syscalls` trait (the real calls, or a
+//! recording fake in its unit tests). Module edges return typed errors (`ProcessError`,
+//! `MicrovmError`, `LandlockError`, ...) that keep a failed syscall's `io::Error` as a
+//! `sys::StepError`.
+//!
 //! Unsafe code lives only in `sys` (raw syscalls, each behind a safe function) and `microvm`
 //! (KVM and guest memory); everywhere else it does not compile.
 
