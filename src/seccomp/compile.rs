@@ -365,8 +365,9 @@ pub fn compile_with(p: &Profile, options: Options) -> Result<Compiled, SeccompEr
     })
 }
 
-/// The profile's architectures as ABIs of this host, sorted (x86_64 when none is named);
-/// foreign ones are ignored with a warning.
+/// The profile's architectures as ABIs of this host, sorted; x86_64 always, as libseccomp's
+/// filter (runc's) always holds the native architecture whatever the profile lists. Foreign
+/// ones are ignored with a warning.
 fn abis(p: &Profile, warnings: &mut Vec<String>) -> Result<Vec<Abi>, SeccompError> {
     let bad = |s: String| SeccompError::Invalid(s);
     let mut abis = Vec::new();
@@ -387,7 +388,7 @@ fn abis(p: &Profile, warnings: &mut Vec<String>) -> Result<Vec<Abi>, SeccompErro
             abis.push(abi);
         }
     }
-    if p.architectures.is_none() {
+    if !abis.contains(&Abi::X86_64) {
         abis.push(Abi::X86_64);
     }
     abis.sort();

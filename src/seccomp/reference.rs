@@ -10,18 +10,19 @@ use super::profile::Profile;
 /// The seccomp return value the profile means for `d`.
 pub fn evaluate(p: &Profile, d: &SeccompData) -> Result<u32, String> {
     let default = Action::new(p.default_action, p.default_errno_ret, "defaultAction")?;
-    let listed: Vec<Abi> = match &p.architectures {
-        None => vec![Abi::X86_64],
-        Some(a) => a
-            .iter()
-            .filter_map(|t| match t.as_str() {
-                "SCMP_ARCH_X86_64" | "SCMP_ARCH_NATIVE" => Some(Abi::X86_64),
-                "SCMP_ARCH_X86" => Some(Abi::I386),
-                "SCMP_ARCH_X32" => Some(Abi::X32),
-                _ => None,
-            })
-            .collect(),
-    };
+    // The native architecture is always in libseccomp's filter, whatever the profile lists.
+    let listed: Vec<Abi> = std::iter::once(Abi::X86_64)
+        .chain(
+            p.architectures
+                .iter()
+                .flatten()
+                .filter_map(|t| match t.as_str() {
+                    "SCMP_ARCH_X86" => Some(Abi::I386),
+                    "SCMP_ARCH_X32" => Some(Abi::X32),
+                    _ => None,
+                }),
+        )
+        .collect();
     let abi = match d.arch {
         AUDIT_ARCH_X86_64 if d.nr & X32_BIT != 0 => Some(Abi::X32),
         AUDIT_ARCH_X86_64 => Some(Abi::X86_64),
