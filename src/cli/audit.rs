@@ -79,15 +79,15 @@ fn finish(args: &AuditArgs, report: &audit::Report) -> anyhow::Result<i32> {
 fn run(args: &AuditArgs, policy_flag: Option<&str>, store: &Store) -> anyhow::Result<i32> {
     if let Some(id) = &args.id {
         let st = crate::container::state(store, id)?;
-        let status = st["status"].as_str().unwrap_or("");
-        let pid = st["pid"]
-            .as_i64()
+        let status = st.status;
+        let pid = Some(i64::from(st.pid))
             .filter(|p| *p > 0 && matches!(status, "created" | "running" | "paused"));
         let Some(pid) = pid else {
             anyhow::bail!("container {id:?} is {status}: only a live container can be audited this way (audit its bundle instead)");
         };
-        let observed = audit::live::observe(id, pid, status, &st["annotations"])
-            .map_err(anyhow::Error::msg)?;
+        let observed =
+            audit::live::observe(id, pid, status, &serde_json::to_value(&st.annotations)?)
+                .map_err(anyhow::Error::msg)?;
         return finish(args, &audit::live::report(&observed));
     }
     if let Some(dir) = &args.learnt {

@@ -6,7 +6,7 @@ pub fn print(store: &Store, format: &str, quiet: bool) -> anyhow::Result<()> {
     let states = container::list(store)?;
     if quiet {
         for s in &states {
-            outln!("{}", s["id"].as_str().unwrap_or_default())?;
+            outln!("{}", s.id)?;
         }
         return Ok(());
     }
@@ -17,17 +17,13 @@ pub fn print(store: &Store, format: &str, quiet: bool) -> anyhow::Result<()> {
     let rows: Vec<[String; 6]> = states
         .iter()
         .map(|s| {
-            let f = |k: &str| {
-                s[k].as_str()
-                    .map_or_else(|| s[k].to_string(), str::to_string)
-            };
             [
-                f("id"),
-                s["pid"].to_string(),
-                f("status"),
-                f("bundle"),
-                f("created"),
-                f("owner"),
+                s.id.clone(),
+                s.pid.to_string(),
+                s.status.to_string(),
+                s.bundle.display().to_string(),
+                s.created.clone(),
+                s.owner.clone(),
             ]
         })
         .collect();

@@ -39,18 +39,35 @@ pub(super) fn current_status(dir: &ContainerDir, st: &State) -> Status {
 }
 
 /// The OCI state of a container (runc's shape: also rootfs, created, owner).
-fn oci_state(st: &State, status: Status) -> serde_json::Value {
-    json!({
-        "ociVersion": st.oci_version,
-        "id": st.id,
-        "status": status.as_str(),
-        "pid": if status == Status::Stopped { 0 } else { st.pid },
-        "bundle": st.bundle,
-        "rootfs": st.rootfs,
-        "created": st.created,
-        "owner": st.owner,
-        "annotations": st.annotations,
-    })
+/// A container's state as `state` and `list --format json` print it: runc's fields, in runc's
+/// order (tools match it textually).
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OciState {
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    pub status: &'static str,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    #[serde(skip_serializing_if = "std::collections::HashMap::is_empty")]
+    pub annotations: std::collections::HashMap<String, String>,
+    pub owner: String,
+}
+
+fn oci_state(st: &State, status: Status) -> OciState {
+    OciState {
+        oci_version: st.oci_version.clone(),
+        id: st.id.clone(),
+        pid: if status == Status::Stopped { 0 } else { st.pid },
+        status: status.as_str(),
+        bundle: st.bundle.clone(),
+        rootfs: st.rootfs.clone(),
+        created: st.created.clone(),
+        annotations: st.annotations.clone(),
+        owner: st.owner.clone(),
+    }
 }
 
 /// The state handed to hooks on stdin.
@@ -81,14 +98,14 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), ContainerError> {
 }
 
 /// `state ID`.
-pub fn state(store: &Store, id: &str) -> Result<serde_json::Value, ContainerError> {
+pub fn state(store: &Store, id: &str) -> Result<OciState, ContainerError> {
     let dir = store.open(id)?;
     let st = dir.load()?;
     Ok(oci_state(&st, current_status(&dir, &st)))
 }
 
 /// `list`: the state of every container (corrupt ones are skipped with a warning).
-pub fn list(store: &Store) -> Result<Vec<serde_json::Value>, ContainerError> {
+pub fn list(store: &Store) -> Result<Vec<OciState>, ContainerError> {
     let mut out = Vec::new();
     for id in store.list()? {
         let Ok(dir) = store.open(&id) else { continue };
@@ -128,7 +145,7 @@ pub fn start(store: &Store, id: &str) -> Result<(), ContainerError> {
     if let Some(h) = st.hooks.as_ref().and_then(|h| h.poststart().clone()) {
         // As runc: a failing poststart hook fails `start` and ends the container.
         if let Err(e) = hooks::run_all("poststart", &h, &hook_state(&st, "running")) {
-            signal_all(&st, Signal::SIGKILL)?;
+            signal_all(&st, Some(Signal::SIGKILL))?;
             return Err(ContainerError::Hook(e));
         }
     }
@@ -136,7 +153,8 @@ pub fn start(store: &Store, id: &str) -> Result<(), ContainerError> {
 }
 
 /// Signal the init, checking through a pidfd that it is still the container's process.
-fn signal_init(st: &State, sig: Signal) -> Result<(), ContainerError> {
+/// `None`: no signal, only the checks (signal 0).
+fn signal_init(st: &State, sig: Option<Signal>) -> Result<(), ContainerError> {
     // A pidfd taken once the start time matched: the signal goes to that process, never to
     // another that reused its pid.
     let pidfd = match proc::pidfd_of(st.pid, st.start_time) {
@@ -144,17 +162,18 @@ fn signal_init(st: &State, sig: Signal) -> Result<(), ContainerError> {
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(()),
         Err(e) => return Err(io_err("pidfd_open", format!("/proc/{}", st.pid))(e)),
     };
-    match proc::pidfd_send_signal(&pidfd, sig as libc::c_int) {
+    match proc::pidfd_send_signal(&pidfd, sig.map_or(0, |s| s as libc::c_int)) {
         Ok(_) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
         Err(e) => Err(ContainerError::Signal(format!(
-            "signal {sig} to pid {}: {e}",
+            "signal {} to pid {}: {e}",
+            sig.map_or("0", |s| s.as_str()),
             st.pid
         ))),
     }
 }
 
-fn signal_all(st: &State, sig: Signal) -> Result<(), ContainerError> {
+fn signal_all(st: &State, sig: Option<Signal>) -> Result<(), ContainerError> {
     let cg = Cgroup {
         dirs: st.cgroup.clone(),
     };
@@ -278,7 +297,7 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<(), ContainerError
         thaw(&st);
     }
     if status != Status::Stopped {
-        signal_all(&st, Signal::SIGKILL)?;
+        signal_all(&st, Some(Signal::SIGKILL))?;
     }
     if !wait_stopped(&dir, &st, Duration::from_secs(10)) {
         return Err(ContainerError::Signal(format!(
