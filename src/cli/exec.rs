@@ -90,10 +90,15 @@ fn build_process(store: &Store, a: &ExecArgs) -> anyhow::Result<Process> {
     if let Some(path) = &a.process {
         let data = std::fs::read(path)
             .map_err(|e| anyhow::anyhow!("--process {}: {e}", path.display()))?;
-        let p: Process = serde_json::from_slice(&data).map_err(|e| {
-            anyhow::anyhow!("--process {}: malformed process JSON: {e}", path.display())
-        })?;
-        return Ok(p);
+        let malformed =
+            |e| anyhow::anyhow!("--process {}: malformed process JSON: {e}", path.display());
+        let mut v: serde_json::Value = serde_json::from_slice(&data).map_err(malformed)?;
+        // runc reads a missing user as its zero value: uid 0, gid 0.
+        if let Some(o) = v.as_object_mut() {
+            o.entry("user")
+                .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+        }
+        return serde_json::from_value(v).map_err(malformed);
     }
     if a.command.is_empty() {
         anyhow::bail!("exec: give a command to run or --process FILE");

@@ -360,6 +360,8 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
         log::error("no command given; see `contain --help`");
         return 1;
     };
+    // As runc: `exec` fails with 255 (1..254 are the process's own statuses) and says so.
+    let exec = matches!(command, Command::Exec(_));
     match dispatch(
         &cli.root,
         cli.systemd_cgroup,
@@ -368,6 +370,10 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
         command,
     ) {
         Ok(code) => code,
+        Err(e) if exec => {
+            log::error(&format!("exec failed: {e}"));
+            255
+        }
         Err(e) => {
             log::error(&e.to_string());
             1
