@@ -10,14 +10,18 @@ use oci_spec::runtime::Hook;
 
 /// Run every hook in order; the first failure is returned, naming the kind and the path.
 pub fn run_all(kind: &str, hooks: &[Hook], state: &str) -> Result<(), String> {
-    for h in hooks {
-        run(kind, h, state)?;
+    for (i, h) in hooks.iter().enumerate() {
+        run(kind, i, h, state)?;
     }
     Ok(())
 }
 
-fn run(kind: &str, h: &Hook, state: &str) -> Result<(), String> {
-    let name = format!("{kind} hook {}", h.path().display());
+/// A failure reads as runc's ("error running hook #0: exit status 1"), naming the hook too.
+fn run(kind: &str, index: usize, h: &Hook, state: &str) -> Result<(), String> {
+    let name = format!(
+        "error running hook #{index} ({kind} {})",
+        h.path().display()
+    );
     let mut cmd = Command::new(h.path());
     let args = h.args().clone().unwrap_or_default();
     if let Some((first, rest)) = args.split_first() {
@@ -55,7 +59,7 @@ fn run(kind: &str, h: &Hook, state: &str) -> Result<(), String> {
         }
         match child.try_wait() {
             Ok(Some(status)) if status.success() => return Ok(()),
-            Ok(Some(status)) => return Err(format!("{name} failed: {status}")),
+            Ok(Some(status)) => return Err(format!("{name}: {}", exit_text(status))),
             Ok(None) => {}
             Err(e) => return Err(format!("{name}: wait: {e}")),
         }
@@ -63,11 +67,22 @@ fn run(kind: &str, h: &Hook, state: &str) -> Result<(), String> {
             let _ = child.kill();
             let _ = child.wait();
             return Err(format!(
-                "{name} timed out after {}s",
+                "{name}: timed out after {}s",
                 h.timeout().unwrap_or(0)
             ));
         }
         std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// How a hook ended, in the words runc's Go reports it with: "exit status 2", "signal: bad
+/// system call".
+fn exit_text(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(sig)) => format!("signal: {}", crate::sys::signal_description(sig)),
+        _ => status.to_string(),
     }
 }
 

@@ -141,7 +141,7 @@ fn process_inner(ch: &Channel, args: &ExecArgs<'_>) -> Result<Never, ProcessErro
     apply_landlock(args.landlock)?;
     // Before any filter: config.json's profile need not allow close_range.
     sys::cloexec_from(3 + args.preserve_fds).map_err(during("close descriptors"))?;
-    let at = filter_at(p, &args.seccomp);
+    let at = filter_at(p, &args.seccomp, false);
     if at == FilterAt::BeforeCredentials {
         install_seccomp(ch, &args.seccomp)?;
     }

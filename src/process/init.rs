@@ -71,19 +71,23 @@ pub struct InitArgs<'a> {
 pub(super) enum FilterAt {
     /// Before dropping privileges: without no_new_privs only CAP_SYS_ADMIN may install one.
     BeforeCredentials,
-    /// Before reporting ready, when the runtime must hand the listener to the agent.
+    /// Before reporting ready: the runtime must hand a listener to the agent, or
+    /// startContainer hooks must run under the filter.
     BeforeReady,
     /// The very last step before execve, so that the fewest syscalls run under it.
     LastStep,
 }
 
+/// `start_hooks`: the process has startContainer hooks, which run under the filter (as runc
+/// 1.1 runs them: its filter is in place before the wait for `start`).
 pub(super) fn filter_at(
     p: &oci_spec::runtime::Process,
     c: &[&crate::seccomp::Compiled],
+    start_hooks: bool,
 ) -> FilterAt {
     if !p.no_new_privileges().unwrap_or(false) {
         FilterAt::BeforeCredentials
-    } else if c.iter().any(|c| c.notify) {
+    } else if start_hooks || c.iter().any(|c| c.notify) {
         FilterAt::BeforeReady
     } else {
         FilterAt::LastStep
@@ -387,8 +391,17 @@ fn prepare_instance(
     let opts = rootfs::options::parse(m.options().as_deref().unwrap_or_default())
         .map_err(|e| ProcessError::Refused(format!("mount {}: {e}", m.destination().display())))?;
     let data = if with_data { &opts.data[..] } else { &[] };
-    let fs = crate::sys::mount::new_fs(typ, data, crate::sys::mount::attrs_from_flags(opts.flags))
-        .map_err(during(what()))?;
+    let source = m
+        .source()
+        .as_ref()
+        .map_or(typ.into(), |s| s.to_string_lossy());
+    let fs = crate::sys::mount::new_fs(
+        typ,
+        &source,
+        data,
+        crate::sys::mount::attrs_from_flags(opts.flags),
+    )
+    .map_err(during(what()))?;
     prepared.push((i as i64, fs));
     Ok(())
 }
@@ -504,13 +517,22 @@ fn init_inner(
             .map(|b| (b.height() as u16, b.width() as u16));
         tty::setup(console, size, user.uid())?;
     }
+    let top = crate::sys::fs::open_host(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY)
+        .map_err(during("open the container's root"))?;
+    rootfs::seal_dev(sys, top.as_fd(), spec)?;
+    drop(top);
 
     apply_landlock(args.landlock)?;
     if let Some(vm) = args.microvm {
         return run_vmm(ch, args, vm, &state);
     }
     set_execution_domain(linux)?;
-    let at = filter_at(process, &args.seccomp);
+    let start_hooks = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().as_ref())
+        .is_some_and(|h| !h.is_empty());
+    let at = filter_at(process, &args.seccomp, start_hooks);
     let wait = start_wait(at, &args.seccomp);
     ends_on_kill(wait)?;
     // Before any filter: config.json's profile need not allow close_range (runc's last

@@ -145,6 +145,29 @@ pub fn dev_is_bind(spec: &Spec) -> bool {
     })
 }
 
+/// Whether config.json's /dev is a tmpfs asked read-only (`ro`): it is made writable, so that
+/// its device nodes and the console can be made, and read-only by [`seal_dev`] (as runc does).
+pub fn dev_tmpfs_readonly(spec: &Spec) -> bool {
+    spec.mounts().iter().flatten().any(|m| {
+        m.destination() == Path::new("/dev")
+            && m.typ().as_deref() == Some("tmpfs")
+            && options::parse(m.options().as_deref().unwrap_or_default())
+                .is_ok_and(|o| o.flags.contains(nix::mount::MsFlags::MS_RDONLY))
+    })
+}
+
+/// Make a /dev tmpfs asked read-only read-only, once its nodes and the console are in place
+/// (`root`: the container's root).
+pub fn seal_dev(sys: &dyn Syscalls, root: BorrowedFd<'_>, spec: &Spec) -> Result<(), RootfsError> {
+    if !dev_tmpfs_readonly(spec) {
+        return Ok(());
+    }
+    let dev = sys
+        .open_in_root(root, Path::new("/dev"), libc::O_PATH | libc::O_DIRECTORY)
+        .map_err(step("open /dev"))?;
+    remount_readonly(sys, dev.as_fd(), Path::new("/dev"))
+}
+
 /// Switch the root: pivot_root (the old root is detached) or, with `--no-pivot`, MS_MOVE +
 /// chroot (weaker: the old root stays reachable to a process with CAP_SYS_CHROOT).
 pub fn switch_root(

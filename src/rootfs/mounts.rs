@@ -59,7 +59,7 @@ pub fn mount_one(
             .map_err(step(format!("look up {}", dest.display())))?
     {
         return Err(RootfsError::Refused(format!(
-            "mount destination {} is a symlink in the rootfs; refusing to mount {typ} through it",
+            "mount destination {} is a symlink in the rootfs: {typ} must be mounted on ordinary directory (refusing to mount it through the symlink)",
             dest.display()
         )));
     }
@@ -79,7 +79,11 @@ pub fn mount_one(
         None
     };
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
-    let flags = opts.flags & !MsFlags::MS_REMOUNT;
+    let mut flags = opts.flags & !MsFlags::MS_REMOUNT;
+    if typ == "tmpfs" && dest == Path::new("/dev") {
+        // Its device nodes and the console come next: read-only after them (super::seal_dev).
+        flags.remove(MsFlags::MS_RDONLY);
+    }
     if let Some(made) = plan.prepared(index) {
         // The runtime made this one (the /dev tmpfs with device nodes, as host root).
         sys.attach(made.as_fd(), target.as_fd())

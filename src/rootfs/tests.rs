@@ -906,3 +906,27 @@ fn root_propagation_is_set_after_the_switch_only_when_asked() {
     set_root_propagation(&sys, &asked).unwrap();
     assert_eq!(sys.log(), ["mount - on path / [shared]"]);
 }
+
+#[test]
+fn a_read_only_dev_tmpfs_is_made_writable_and_read_only_after_its_nodes_and_console() {
+    let spec = spec(serde_json::json!({"mounts": [
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "ro", "mode=755"]}
+    ]}));
+    let sys = Fake::new();
+    let root = prepare_with(&sys, &spec).unwrap();
+    assert!(
+        sys.mounts_log()
+            .contains(&"mount tmpfs on /dev type tmpfs [nosuid] mode=755".to_string()),
+        "{:?}",
+        sys.mounts_log()
+    );
+    create_devices(&sys, root.as_fd(), &spec).unwrap();
+    protect(&sys, root.as_fd(), &spec).unwrap();
+    let before = sys.mounts_log().len();
+    seal_dev(&sys, root.as_fd(), &spec).unwrap();
+    assert_eq!(
+        sys.mounts_log()[before..],
+        ["mount - on /dev [bind,rec,remount,rdonly,nosuid]"]
+    );
+}

@@ -58,6 +58,26 @@ struct KernelSigaction {
 // The layout rt_sigaction(2) reads on x86_64 (with an 8-byte sigset).
 const _: () = assert!(std::mem::size_of::<KernelSigaction>() == 32);
 
+/// A signal's description as strsignal(3) gives it, lower-cased as Go prints it ("bad system
+/// call", "killed").
+pub fn signal_description(sig: i32) -> String {
+    // SAFETY: strsignal takes any number and returns a pointer to a NUL-terminated string
+    // (static, or in a thread-local buffer for unknown numbers), or null.
+    let p = unsafe { libc::strsignal(sig) };
+    if p.is_null() {
+        return format!("signal {sig}");
+    }
+    // SAFETY: `p` is a valid NUL-terminated string until the next strsignal call on this
+    // thread; it is copied at once.
+    let text = unsafe { std::ffi::CStr::from_ptr(p) }
+        .to_string_lossy()
+        .into_owned();
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_lowercase().chain(chars).collect()
+    })
+}
+
 /// Every signal's action back to SIG_DFL (but SIGKILL's and SIGSTOP's, which cannot change),
 /// including those libc reserves for itself.
 pub fn reset_signal_handlers() {
@@ -494,6 +514,13 @@ pub fn with_fs_ids<T>(ids: (u32, u32), f: impl FnOnce() -> T) -> io::Result<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signals_are_described_as_go_prints_them() {
+        assert_eq!(signal_description(libc::SIGSYS), "bad system call");
+        assert_eq!(signal_description(libc::SIGKILL), "killed");
+        assert!(!signal_description(1000).is_empty());
+    }
 
     /// A fork is refused while another thread runs (the test harness has its own too), with
     /// the count named; the token cannot be had by waiting it out.

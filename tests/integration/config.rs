@@ -828,7 +828,10 @@ fn hook_timeout() -> R {
         .as_i64()
         .unwrap_or(0);
     let o = rt.exec(&["start", "ps"]);
-    fails_with(&o, "poststart hook /bin/false failed")?;
+    fails_with(
+        &o,
+        "error running hook #0 (poststart /bin/false): exit status 1",
+    )?;
     ensure!(
         rt.wait_status("ps", "stopped"),
         "the container runs on: {}",
