@@ -23,5 +23,5 @@ trap '[ -n "$added" ] && rm -f "$policy"' EXIT
 apt-get update -qq
 apt-get install -y -qq busybox-static runc podman containerd docker.io python3 gcc libc6-dev \
   binutils systemd dbus iproute2 util-linux \
-  protobuf-compiler containernetworking-plugins cpio >/dev/null
+  protobuf-compiler containernetworking-plugins cpio bats jq bsdutils >/dev/null
 apt-get install -y -qq --no-install-recommends qemu-system-x86 >/dev/null

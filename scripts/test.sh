@@ -14,4 +14,9 @@ fi
 if [ -z "${CONTAIN_TEST_RUNC_TESTDATA:-}" ] && testdata=$(scripts/test-runc-testdata.sh); then
   export CONTAIN_TEST_RUNC_TESTDATA=$testdata
 fi
+# runc 1.1.5's own bats suite (Debian's runc source package, unpacked once), run against runc
+# and contain by conformance::runc_bats_suite.
+if [ -z "${CONTAIN_TEST_RUNC_BATS:-}" ] && bats_dir=$(scripts/test-runc-bats.sh); then
+  export CONTAIN_TEST_RUNC_BATS=$bats_dir
+fi
 exec cargo test --release "$@"

@@ -12,16 +12,24 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
 use crate::ensure;
 use crate::util::*;
 
-pub const TESTS: Tests = &[(
-    "conformance::default_policy_no_worse_than_runc",
-    no_worse_than_runc,
-)];
+pub const TESTS: Tests = &[
+    (
+        "conformance::default_policy_no_worse_than_runc",
+        no_worse_than_runc,
+    ),
+    ("conformance::runc_bats_suite", runc_bats_suite),
+    (
+        "conformance::what_runcs_suite_found_now_matches_runc",
+        runcs_suite_findings,
+    ),
+];
 
 /// CAP_CHOWN (0) and CAP_KILL (5) as /proc/self/status prints a set.
 const CHOWN_KILL: &str = "0000000000000021";
@@ -191,5 +199,362 @@ fn no_worse_than_runc() -> R {
         "runc itself fails {failed_by_runc:?} (the probe is wrong?)"
     );
     rt.assert_clean(&b, "conf-b")?;
+    pass()
+}
+
+/// Tests of runc's own suite that contain fails on purpose, for the policies named ("any":
+/// every policy), and why (README, "Differences from runc").
+const BATS_DIFFERENCES: &[(&str, &str, &str)] = &[
+    (
+        "any",
+        "global --debug",
+        "it checks runc's internal debug lines (nsexec, the init pipe)",
+    ),
+    (
+        "any",
+        "global --debug to --log",
+        "runc's internal debug lines",
+    ),
+    (
+        "any",
+        "global --debug to --log --log-format 'json'",
+        "runc's internal debug lines",
+    ),
+    (
+        "any",
+        "global --debug to --log --log-format 'text'",
+        "runc's internal debug lines",
+    ),
+    ("any", "runc --debug exec", "runc's internal debug lines"),
+    (
+        "any",
+        "runc --debug --log exec",
+        "runc's internal debug lines",
+    ),
+    (
+        "any",
+        "runc -h",
+        "help text: urfave/cli's layout naming runc; contain's is clap's",
+    ),
+    (
+        "any",
+        "runc command -h",
+        "help text, and checkpoint/restore, which contain lacks",
+    ),
+    (
+        "any",
+        "runc foo -h",
+        "urfave/cli's message for an unknown help topic",
+    ),
+    ("any", "runc version", "the version line names runc"),
+    (
+        "any",
+        "checkpoint --pre-dump (bad --parent-path)",
+        "no checkpoint/restore (CRIU)",
+    ),
+    (
+        "default",
+        "ps",
+        "user namespace: the host's ps shows the container's root as its host uid",
+    ),
+    (
+        "default",
+        "ps -e -x",
+        "user namespace: the container's root shows as its host uid",
+    ),
+    (
+        "default",
+        "runc exec --preserve-fds",
+        "Landlock: a preserved host file reopened through /proc/self/fd lies outside the ruleset",
+    ),
+    (
+        "default",
+        "runc run --no-pivot must not expose bare /proc",
+        "user namespace: the attack fails a step earlier (unshare is refused, not the mount)",
+    ),
+    (
+        "default",
+        "runc run [device cgroup allow rw char device]",
+        "user namespace: /dev/kmsg needs CAP_SYSLOG in the host's user namespace",
+    ),
+    (
+        "default",
+        "runc run [device cgroup allow rm block device]",
+        "user namespace: mknod needs CAP_MKNOD in the host's user namespace",
+    ),
+];
+
+/// Whether one test of a TAP stream passed, was skipped or failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tap {
+    Pass,
+    Skip,
+    Fail,
+}
+
+/// The outcomes of a `bats -T -t` run by test name ("ok 3 name in 12ms # skip why").
+fn tap_outcomes(out: &str) -> BTreeMap<String, Tap> {
+    let mut map = BTreeMap::new();
+    for line in out.lines().map(|l| l.trim_end_matches('\r')) {
+        let (outcome, rest) = if let Some(r) = line.strip_prefix("not ok ") {
+            (Tap::Fail, r)
+        } else if let Some(r) = line.strip_prefix("ok ") {
+            (Tap::Pass, r)
+        } else {
+            continue;
+        };
+        let Some((_, rest)) = rest.split_once(' ') else {
+            continue;
+        };
+        let (rest, outcome) = match rest.split_once(" # skip") {
+            Some((r, _)) => (r, Tap::Skip),
+            None => (rest, outcome),
+        };
+        let name = match rest.rsplit_once(" in ") {
+            Some((n, t)) if t.ends_with("ms") => n,
+            _ => rest,
+        };
+        map.insert(name.to_string(), outcome);
+    }
+    map
+}
+
+/// runc 1.1.5's own bats suite (scripts/test-runc-bats.sh) run against runc, contain under
+/// `default` and contain under `--policy runc`, each in a mount namespace of its own and on
+/// a terminal: every test runc passes passes under contain too, but those BATS_DIFFERENCES
+/// names for the policy; and every listed difference is still one (the list stays honest).
+/// The seccomp-notify files are left out: they need runc's seccomp agent, written in Go.
+fn runc_bats_suite() -> R {
+    let Some(dir) = std::env::var_os("CONTAIN_TEST_RUNC_BATS") else {
+        return skip(
+            "CONTAIN_TEST_RUNC_BATS is not set (scripts/test.sh sets it from scripts/test-runc-bats.sh)",
+        );
+    };
+    let dir = PathBuf::from(dir);
+    for tool in ["bats", "jq", "script", "runc"] {
+        if which(tool).is_none() {
+            return skip(format!(
+                "{tool} is not installed (scripts/test-deps.sh installs it)"
+            ));
+        }
+    }
+    let runc = which("runc").unwrap_or_default();
+    let mut files: Vec<String> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".bats") && !n.starts_with("seccomp-notify"))
+        .collect();
+    files.sort();
+    ensure!(
+        files.len() > 30,
+        "runc's suite has {} files in {}",
+        files.len(),
+        dir.display()
+    );
+    let wrappers = tempfile::tempdir()?;
+    let under_policy = wrappers.path().join("contain-runc-policy");
+    std::fs::write(
+        &under_policy,
+        format!("#!/bin/sh\nexec {CONTAIN} --policy runc \"$@\"\n"),
+    )?;
+    std::fs::set_permissions(
+        &under_policy,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )?;
+    let suite = |runtime: &Path| -> Result<BTreeMap<String, Tap>, libtest_mimic::Failed> {
+        let cmd = format!(
+            "env RUNC={} BATS_TEST_TIMEOUT=120 unshare -m --propagation private bats -T -t {}",
+            runtime.display(),
+            files.join(" ")
+        );
+        let out = std::process::Command::new("timeout")
+            .args(["1200", "script", "-qec", &cmd, "/dev/null"])
+            .current_dir(&dir)
+            .stdin(std::process::Stdio::null())
+            .output()?;
+        let map = tap_outcomes(&String::from_utf8_lossy(&out.stdout));
+        ensure!(
+            map.len() > 100,
+            "bats under {} reported {} tests: {}",
+            runtime.display(),
+            map.len(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(map)
+    };
+    let count = |m: &BTreeMap<String, Tap>, t: Tap| m.values().filter(|o| **o == t).count();
+    let reference = suite(&runc)?;
+    let mut problems = Vec::new();
+    for (policy, runtime) in [
+        ("default", Path::new(CONTAIN)),
+        ("runc", under_policy.as_path()),
+    ] {
+        let got = suite(runtime)?;
+        eprintln!(
+            "runc's bats suite: runc {} passed, {} skipped, {} failed; contain --policy {policy}: {} passed, {} skipped, {} failed",
+            count(&reference, Tap::Pass),
+            count(&reference, Tap::Skip),
+            count(&reference, Tap::Fail),
+            count(&got, Tap::Pass),
+            count(&got, Tap::Skip),
+            count(&got, Tap::Fail),
+        );
+        let listed = |name: &str| {
+            BATS_DIFFERENCES
+                .iter()
+                .any(|(p, n, _)| (*p == "any" || *p == policy) && *n == name)
+        };
+        for (name, outcome) in &reference {
+            let ours = got.get(name).copied();
+            if *outcome == Tap::Pass && ours != Some(Tap::Pass) && !listed(name) {
+                problems.push(format!(
+                    "{policy}: {name:?} passes under runc, not under contain ({ours:?})"
+                ));
+            }
+            if listed(name) && ours == Some(Tap::Pass) {
+                problems.push(format!(
+                    "{policy}: {name:?} is listed as a difference from runc but passes: remove it from BATS_DIFFERENCES"
+                ));
+            }
+        }
+    }
+    ensure!(problems.is_empty(), "{}", problems.join("\n"));
+    pass()
+}
+
+/// What runc's own suite found, each under `default` and `--policy runc`, observed through
+/// the container: a profile that does not list the native architecture still governs it (as
+/// libseccomp's filter always holds it); a startContainer hook runs under the filter and its
+/// death is runc's "error running hook ... bad system call"; a read-only /dev tmpfs is
+/// read-only and shows as tmpfs with its devices made; `kill ID 0` of a stopped container
+/// succeeds; `exec`'s own failures exit 255 with "exec failed:"; `list --format json` keeps
+/// runc's field order; an `exec --process` file without `user` runs as root.
+fn runcs_suite_findings() -> R {
+    for policy in ["default", "runc"] {
+        let rt = Runtime::new();
+        // mkdir refused by a profile naming only the 32-bit ABIs.
+        let mut b = Bundle::new();
+        b.sh("mkdir /tmp/foo; echo status=$?");
+        b.set(|c| {
+            c["process"]["noNewPrivileges"] = json!(false);
+            c["linux"]["seccomp"] = json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "architectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+                "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]
+            });
+        });
+        let o = rt.with_policy(policy, "run", &b, "arch");
+        ensure!(
+            o.code == 0
+                && o.stdout.contains("status=1")
+                && o.stderr.contains("Operation not permitted"),
+            "{policy}: mkdir under a profile without x86_64: {} {} {}",
+            o.code,
+            o.stdout,
+            o.stderr
+        );
+        // A startContainer hook killed by the filter fails the run, in runc's words.
+        let mut b = Bundle::new();
+        b.set(|c| {
+            c["process"]["args"] = json!(["/bin/true"]);
+            c["linux"]["seccomp"] = json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL"}]
+            });
+            c["hooks"] = json!({"startContainer": [
+                {"path": "/bin/sh", "args": ["sh", "-c", "mkdir /tmp/foo"]}
+            ]});
+        });
+        let o = rt.with_policy(policy, "run", &b, "hook");
+        ensure!(
+            o.code != 0
+                && o.stderr.contains("error running hook #0")
+                && o.stderr.contains("bad system call"),
+            "{policy}: startContainer hook under the filter: {} {}",
+            o.code,
+            o.stderr
+        );
+        // A read-only /dev tmpfs: read-only, a tmpfs, and its nodes made.
+        let mut b = Bundle::new();
+        b.sh("grep '^tmpfs /dev tmpfs ro,' /proc/mounts && test -c /dev/null && ! touch /dev/x 2>/dev/null && echo sealed");
+        b.set(|c| {
+            for m in c["mounts"].as_array_mut().unwrap() {
+                if m["destination"] == "/dev" {
+                    m["options"].as_array_mut().unwrap().push(json!("ro"));
+                }
+            }
+        });
+        let o = rt.with_policy(policy, "run", &b, "rodev");
+        ensure!(
+            o.code == 0 && o.stdout.contains("sealed"),
+            "{policy}: ro /dev: {} {} {}",
+            o.code,
+            o.stdout,
+            o.stderr
+        );
+        // kill 0, exec's 255, list's order, --process without user.
+        let mut b = Bundle::new();
+        b.sh("sleep 30");
+        ensure!(
+            rt.run_detached(policy, &b, "k").code == 0,
+            "{policy}: run -d"
+        );
+        let o = rt.exec(&["list", "--format", "json"]);
+        let order: Vec<usize> = [
+            "\"ociVersion\"",
+            "\"id\"",
+            "\"pid\"",
+            "\"status\"",
+            "\"bundle\"",
+            "\"rootfs\"",
+            "\"created\"",
+        ]
+        .iter()
+        .map(|k| o.stdout.find(k).unwrap_or(usize::MAX))
+        .collect();
+        ensure!(
+            order.windows(2).all(|w| w[0] < w[1] && w[1] != usize::MAX),
+            "{policy}: list --format json order: {}",
+            o.stdout
+        );
+        let proc_json = b.path().join("process.json");
+        std::fs::write(&proc_json, r#"{"args": ["/bin/id", "-u"], "cwd": "/"}"#)?;
+        let o = rt
+            .cmd()
+            .args(["exec", "--process"])
+            .arg(&proc_json)
+            .arg("k")
+            .out();
+        ensure!(
+            o.code == 0 && o.stdout.trim() == "0",
+            "{policy}: exec --process without user: {} {} {}",
+            o.code,
+            o.stdout,
+            o.stderr
+        );
+        let o = rt.exec(&["exec", "--pid-file", "/nonexistent/dir/pid", "k", "true"]);
+        ensure!(
+            o.code == 255 && o.stderr.contains("exec failed:"),
+            "{policy}: exec's own failure: {} {}",
+            o.code,
+            o.stderr
+        );
+        let o = rt.exec(&["exec", "nosuch", "true"]);
+        ensure!(
+            o.code == 255,
+            "{policy}: exec into a missing container: {}",
+            o.code
+        );
+        ensure!(rt.exec(&["kill", "k", "KILL"]).code == 0, "{policy}: kill");
+        ensure!(rt.wait_status("k", "stopped"), "{policy}: not stopped");
+        let o = rt.exec(&["kill", "--all", "k", "0"]);
+        ensure!(
+            o.code == 0,
+            "{policy}: kill -a k 0 of a stopped container: {} {}",
+            o.code,
+            o.stderr
+        );
+        ensure!(rt.exec(&["delete", "k"]).code == 0, "{policy}: delete");
+    }
     pass()
 }
