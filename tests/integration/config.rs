@@ -830,7 +830,7 @@ fn hook_timeout() -> R {
     let o = rt.exec(&["start", "ps"]);
     fails_with(
         &o,
-        "error running hook #0 (poststart /bin/false): exit status 1",
+        "error running hook #1 (poststart /bin/false): exit status 1",
     )?;
     ensure!(
         rt.wait_status("ps", "stopped"),

@@ -152,13 +152,13 @@ fn bad_targets() -> R {
     let rt = Runtime::new();
     let mut b = Bundle::new();
     let o = rt.exec(&["exec", "nope", "true"]);
-    fails_with(&o, "does not exist")?;
+    exec_fails_with(&o, "does not exist")?;
     b.sh("true");
     ensure!(rt.create(&b, "c").code == 0, "create");
     ensure!(rt.exec(&["start", "c"]).code == 0, "start");
     ensure!(rt.wait_status("c", "stopped"), "did not stop");
     let o = rt.exec(&["exec", "c", "true"]);
-    fails_with(&o, "stopped")?;
+    exec_fails_with(&o, "stopped")?;
     ensure!(rt.exec(&["delete", "c"]).code == 0, "delete");
     let mut b = Bundle::new();
     b.sh("sleep 1000");
@@ -171,11 +171,11 @@ fn bad_targets() -> R {
         .arg(&bad)
         .arg("d")
         .out();
-    fails_with(&o, "malformed process JSON")?;
+    exec_fails_with(&o, "malformed process JSON")?;
     let o = rt.exec(&["exec", "d", "/no/such/thing"]);
-    fails_with(&o, "/no/such/thing")?;
+    exec_fails_with(&o, "/no/such/thing")?;
     let o = rt.exec(&["exec", "--apparmor", "x", "d", "true"]);
-    fails_with(&o, "--apparmor")?;
+    exec_fails_with(&o, "--apparmor")?;
     ensure!(rt.status("d") == "running", "the container was disturbed");
     pass()
 }
@@ -574,7 +574,7 @@ fn ignore_paused() -> R {
     let o = rt.exec(&["run", "-d", "--bundle", b.path().to_str().unwrap(), "ip"]);
     ensure!(o.code == 0, "run -d: {}", o.stderr);
     ensure!(rt.exec(&["pause", "ip"]).code == 0, "pause");
-    fails_with(&rt.exec(&["exec", "ip", "true"]), "paused")?;
+    exec_fails_with(&rt.exec(&["exec", "ip", "true"]), "paused")?;
     let mut cmd = rt.cmd();
     cmd.args(["exec", "--ignore-paused", "ip", "echo", "after-resume"]);
     let waiter = std::thread::spawn(move || cmd.out());

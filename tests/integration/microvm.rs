@@ -614,7 +614,7 @@ fn jailed_and_killed() -> R {
     ensure!(rt.exec(&["start", "vm"]).code == 0, "start");
     // exec would put a process on the host kernel beside the VMM: refused.
     let o = rt.exec(&["exec", "vm", "/bin/true"]);
-    fails_with(&o, "runs in the microVM stage")?;
+    exec_fails_with(&o, "runs in the microVM stage")?;
     let pid = state["pid"].as_i64().ok_or("no pid")? as i32;
     // The guest is running once it has said so; it never exits by itself.
     std::thread::sleep(std::time::Duration::from_millis(300));

@@ -520,6 +520,18 @@ pub fn fails_with(o: &Out, needle: &str) -> Result<(), Failed> {
     Ok(())
 }
 
+/// `exec` failed as runc's fails (exit 255, "exec failed: ...") with an error that mentions
+/// `needle`.
+pub fn exec_fails_with(o: &Out, needle: &str) -> Result<(), Failed> {
+    ensure!(
+        o.code == 255 && o.messages().contains("exec failed: ") && o.messages().contains(needle),
+        "want exit 255 and an error \"exec failed: ...{needle}...\"; got exit {}: {:?}",
+        o.code,
+        o.stderr
+    );
+    Ok(())
+}
+
 /// A host directory a hostile rootfs pointed at is still empty and has nothing mounted on it.
 pub fn assert_untouched(dir: &Path) -> Result<(), Failed> {
     ensure!(
