@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD/target/runc-bats
 src=$top/runc-1.1.5
-if [ ! -x "$src/contrib/cmd/recvtty/recvtty" ] || [ ! -f "$top/busybox.tar.xz" ]; then
+if [ ! -d "$src/tests/integration" ] || [ ! -f "$top/busybox.tar.xz" ]; then
   command -v apt-get >/dev/null || exit 1
   command -v busybox >/dev/null || exit 1
   rm -rf "$top"
@@ -29,8 +29,6 @@ SRC
     (cd "$top" && apt-get "${apt_opts[@]}" -qq source --download-only runc >/dev/null 2>&1) || exit 1
   tar -xJf "$top"/runc_1.1.5*.orig.tar.xz -C "$top" || exit 1
   [ -d "$src/tests/integration" ] || exit 1
-  mkdir -p "$src/contrib/cmd/recvtty"
-  gcc -O2 -static -o "$src/contrib/cmd/recvtty/recvtty" tests/runc-bats/recvtty.c || exit 1
   # runc's busybox image, as far as its tests look: busybox and its applets, root and nobody.
   bb=$top/busybox-rootfs
   mkdir -p "$bb"/{bin,etc,tmp,root,home,usr/bin,usr/sbin,var/spool/mail}
@@ -55,5 +53,10 @@ echo "BUSYBOX_IMAGE=$top/busybox.tar.xz"
 echo "DEBIAN_IMAGE=$top/no-debian-image.tar.xz"
 IMG
   chmod +x "$src/tests/integration/get-images.sh"
+fi
+if [ ! -x "$src/contrib/cmd/recvtty/recvtty" ] ||
+  [ tests/runc-bats/recvtty.c -nt "$src/contrib/cmd/recvtty/recvtty" ]; then
+  mkdir -p "$src/contrib/cmd/recvtty"
+  gcc -O2 -static -o "$src/contrib/cmd/recvtty/recvtty" tests/runc-bats/recvtty.c || exit 1
 fi
 echo "$src/tests/integration"

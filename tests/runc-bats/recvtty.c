@@ -45,6 +45,12 @@ int main(int argc, char **argv) {
 	strncpy(a.sun_path, path, sizeof a.sun_path - 1);
 	if (bind(s, (struct sockaddr *)&a, sizeof a) < 0 || listen(s, 16) < 0) { perror("recvtty"); return 1; }
 	if (pidfile) { FILE *f = fopen(pidfile, "w"); if (f) { fprintf(f, "%d", getpid()); fclose(f); } }
+	if (!strcmp(mode, "null")) {
+		/* In the background for good: hold none of the caller's pipes (a bats run whose
+		 * teardown misses this process would otherwise wait for it forever). */
+		int null = open("/dev/null", O_RDWR);
+		if (null >= 0) { dup2(null, 0); dup2(null, 1); dup2(null, 2); if (null > 2) close(null); }
+	}
 	for (;;) {
 		int c = accept(s, NULL, NULL);
 		if (c < 0) { if (errno == EINTR) continue; return 1; }
