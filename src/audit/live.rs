@@ -36,7 +36,7 @@ pub fn observe(
     id: &str,
     pid: i64,
     state: &str,
-    annotations: &serde_json::Value,
+    annotations: &std::collections::BTreeMap<String, String>,
 ) -> Result<Observed, String> {
     let read = |f: &str| {
         std::fs::read_to_string(format!("/proc/{pid}/{f}"))
@@ -56,7 +56,7 @@ pub fn observe(
         .find(|l| l.split(' ').nth(4) == Some("/"))
         .and_then(|l| l.split(' ').nth(5))
         .is_some_and(|opts| opts.split(',').any(|o| o == "ro"));
-    let ann = |k: &str| annotations[k].as_str().unwrap_or("").to_string();
+    let ann = |k: &str| annotations.get(k).cloned().unwrap_or_default();
     Ok(Observed {
         id: id.into(),
         policy: ann("io.contain.policy"),

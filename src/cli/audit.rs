@@ -86,8 +86,7 @@ fn run(args: &AuditArgs, policy_flag: Option<&str>, store: &Store) -> anyhow::Re
             anyhow::bail!("container {id:?} is {status}: only a live container can be audited this way (audit its bundle instead)");
         };
         let observed =
-            audit::live::observe(id, pid, status, &serde_json::to_value(&st.annotations)?)
-                .map_err(anyhow::Error::msg)?;
+            audit::live::observe(id, pid, status, &st.annotations).map_err(anyhow::Error::msg)?;
         return finish(args, &audit::live::report(&observed));
     }
     if let Some(dir) = &args.learnt {

@@ -51,8 +51,9 @@ pub struct OciState {
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
     pub created: String,
-    #[serde(skip_serializing_if = "std::collections::HashMap::is_empty")]
-    pub annotations: std::collections::HashMap<String, String>,
+    /// Sorted by key, as runc's Go prints a map.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: std::collections::BTreeMap<String, String>,
     pub owner: String,
 }
 
@@ -65,7 +66,11 @@ fn oci_state(st: &State, status: Status) -> OciState {
         bundle: st.bundle.clone(),
         rootfs: st.rootfs.clone(),
         created: st.created.clone(),
-        annotations: st.annotations.clone(),
+        annotations: st
+            .annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         owner: st.owner.clone(),
     }
 }
