@@ -391,13 +391,9 @@ fn prepare_instance(
     let opts = rootfs::options::parse(m.options().as_deref().unwrap_or_default())
         .map_err(|e| ProcessError::Refused(format!("mount {}: {e}", m.destination().display())))?;
     let data = if with_data { &opts.data[..] } else { &[] };
-    let source = m
-        .source()
-        .as_ref()
-        .map_or(typ.into(), |s| s.to_string_lossy());
     let fs = crate::sys::mount::new_fs(
         typ,
-        &source,
+        m.source().as_deref(),
         data,
         crate::sys::mount::attrs_from_flags(opts.flags),
     )
@@ -517,10 +513,11 @@ fn init_inner(
             .map(|b| (b.height() as u16, b.width() as u16));
         tty::setup(console, size, user.uid())?;
     }
-    let top = crate::sys::fs::open_host(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY)
-        .map_err(during("open the container's root"))?;
-    rootfs::seal_dev(sys, top.as_fd(), spec)?;
-    drop(top);
+    if rootfs::dev_tmpfs_readonly(spec) {
+        let top = crate::sys::fs::open_host(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY)
+            .map_err(during("open the container's root"))?;
+        rootfs::seal_dev(sys, top.as_fd())?;
+    }
 
     apply_landlock(args.landlock)?;
     if let Some(vm) = args.microvm {

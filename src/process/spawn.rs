@@ -234,13 +234,9 @@ fn dev_tmpfs(args: &InitArgs<'_>, linux: &Linux) -> Result<Option<(i64, OwnedFd)
         })
     };
     // Writable while its nodes are made; the init makes it read-only if asked (rootfs::seal_dev).
-    let source = m
-        .source()
-        .as_ref()
-        .map_or("tmpfs".into(), |s| s.to_string_lossy());
     let fs = crate::sys::mount::new_fs(
         "tmpfs",
-        &source,
+        m.source().as_deref(),
         &opts.data,
         crate::sys::mount::attrs_from_flags(opts.flags - nix::mount::MsFlags::MS_RDONLY),
     )

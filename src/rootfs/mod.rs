@@ -156,12 +156,9 @@ pub fn dev_tmpfs_readonly(spec: &Spec) -> bool {
     })
 }
 
-/// Make a /dev tmpfs asked read-only read-only, once its nodes and the console are in place
-/// (`root`: the container's root).
-pub fn seal_dev(sys: &dyn Syscalls, root: BorrowedFd<'_>, spec: &Spec) -> Result<(), RootfsError> {
-    if !dev_tmpfs_readonly(spec) {
-        return Ok(());
-    }
+/// Make the container's /dev read-only (`root`: the container's root), once its nodes and the
+/// console are in place: for a /dev tmpfs asked read-only ([`dev_tmpfs_readonly`]).
+pub fn seal_dev(sys: &dyn Syscalls, root: BorrowedFd<'_>) -> Result<(), RootfsError> {
     let dev = sys
         .open_in_root(root, Path::new("/dev"), libc::O_PATH | libc::O_DIRECTORY)
         .map_err(step("open /dev"))?;

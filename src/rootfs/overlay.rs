@@ -194,7 +194,7 @@ impl Overlay {
         } else {
             0
         };
-        let made = crate::sys::with_fs_ids(root, || new_fs("overlay", "overlay", &opts, attrs))
+        let made = crate::sys::with_fs_ids(root, || new_fs("overlay", None, &opts, attrs))
             .map_err(|e| format!("mount the idmapped overlay: {e}"))?;
         made.map_err(|e| {
             format!(

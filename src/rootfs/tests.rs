@@ -924,7 +924,8 @@ fn a_read_only_dev_tmpfs_is_made_writable_and_read_only_after_its_nodes_and_cons
     create_devices(&sys, root.as_fd(), &spec).unwrap();
     protect(&sys, root.as_fd(), &spec).unwrap();
     let before = sys.mounts_log().len();
-    seal_dev(&sys, root.as_fd(), &spec).unwrap();
+    assert!(dev_tmpfs_readonly(&spec));
+    seal_dev(&sys, root.as_fd()).unwrap();
     assert_eq!(
         sys.mounts_log()[before..],
         ["mount - on /dev [bind,rec,remount,rdonly,nosuid]"]

@@ -156,17 +156,26 @@ pub fn attrs_from_flags(flags: nix::mount::MsFlags) -> u64 {
     .fold(0, |a, (_, attr)| a | attr)
 }
 
-/// A new, detached instance of filesystem `fstype` (fsopen, fsconfig, fsmount) named `source`
+/// A new, detached instance of filesystem `fstype` (fsopen, fsconfig, fsmount) named `source`,
+/// else `fstype`,
 /// (as /proc/mounts shows it) with `data`'s "key=value" / "flag" options and `attrs`
 /// (MOUNT_ATTR_*). It belongs to the caller's user
 /// namespace: made by host root, device nodes on it work wherever it is attached.
-pub fn new_fs(fstype: &str, source: &str, data: &[String], attrs: u64) -> io::Result<OwnedFd> {
+pub fn new_fs(
+    fstype: &str,
+    source: Option<&Path>,
+    data: &[String],
+    attrs: u64,
+) -> io::Result<OwnedFd> {
     let name = std::ffi::CString::new(fstype).map_err(|_| io::ErrorKind::InvalidInput)?;
     // SAFETY: `name` is NUL-terminated and outlives the call.
     let fs = cvt(unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), FSOPEN_CLOEXEC) })?;
     // SAFETY: fsopen returned a new descriptor that nobody else owns.
     let fs = unsafe { OwnedFd::from_raw_fd(fs as i32) };
-    let source = format!("source={source}");
+    let source = format!(
+        "source={}",
+        source.map_or(fstype.into(), |s| s.to_string_lossy())
+    );
     for opt in std::iter::once(&source).chain(data) {
         let (key, value) = match opt.split_once('=') {
             Some((k, v)) => (k, Some(v)),
