@@ -29,6 +29,10 @@ pub const TESTS: Tests = &[
         "conformance::what_runcs_suite_found_now_matches_runc",
         runcs_suite_findings,
     ),
+    (
+        "conformance::what_runcs_suite_found_now_matches_runc_shared_root",
+        || on_shared_root(runcs_suite_findings),
+    ),
 ];
 
 /// CAP_CHOWN (0) and CAP_KILL (5) as /proc/self/status prints a set.
