@@ -261,6 +261,21 @@ enum Command {
         #[arg(short = 'o', long, value_name = "FILE")]
         output: PathBuf,
     },
+    /// Write the disk a Linux microVM guest of a bundle reads its rootfs from
+    ///
+    /// The disk is a read-only erofs filesystem of the bundle's rootfs, which the microVM
+    /// stage serves to the guest over virtio-blk when the rootfs is a block device
+    /// (io.contain.microvm.rootfs=block): the metadata and files up to 16 KiB are built in
+    /// memory, larger files are read from the rootfs when the guest reads them. Write it to
+    /// inspect what the guest sees (`mount -t erofs -o loop,ro FILE DIR`, fsck.erofs).
+    GuestDisk {
+        /// Bundle directory holding config.json
+        #[arg(short = 'b', long, default_value = ".", value_name = "DIR")]
+        bundle: PathBuf,
+        /// Where to write the disk image
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: PathBuf,
+    },
     /// The guest agent: PID 1 of a Linux microVM guest, started by the guest's kernel
     #[command(hide = true)]
     GuestAgent,
@@ -292,6 +307,31 @@ fn guest_initramfs(
     };
     let archive = crate::microvm::agent_initramfs(&b.rootfs, &config, memory)?;
     std::fs::write(output, archive).with_context(|| format!("write {}", output.display()))
+}
+
+/// `contain guest-disk`: the erofs disk of the bundle's rootfs, as a microVM guest reads it.
+fn guest_disk(bundle: &std::path::Path, output: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::Write;
+    let b = crate::oci::load_bundle(bundle)?;
+    let disk =
+        crate::microvm::erofs::Disk::build(&b.rootfs, crate::microvm::erofs::files_allowed())
+            .map_err(anyhow::Error::msg)?;
+    let mut out = std::fs::File::create(output)
+        .map(std::io::BufWriter::new)
+        .with_context(|| format!("create {}", output.display()))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0;
+    while at < disk.len() {
+        let n = buf.len().min((disk.len() - at) as usize);
+        disk.read_at(at, &mut buf[..n])
+            .with_context(|| format!("read the disk at {at}"))?;
+        out.write_all(&buf[..n])
+            .with_context(|| format!("write {}", output.display()))?;
+        at += n as u64;
+    }
+    out.flush()
+        .with_context(|| format!("write {}", output.display()))
 }
 
 /// `5s`, `500ms`, `1m` -> a duration (Go's time.ParseDuration for the units runc users write).
@@ -472,6 +512,7 @@ fn dispatch(
         Command::GuestInitramfs { bundle, output } => {
             guest_initramfs(&bundle, &output, policy)?;
         }
+        Command::GuestDisk { bundle, output } => guest_disk(&bundle, &output)?,
         Command::GuestAgent => crate::microvm::agent::main(),
     }
     Ok(0)

@@ -215,7 +215,7 @@ fn entry(
 }
 
 /// `name` in `dir`, never through a symlink.
-fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> std::io::Result<OwnedFd> {
+pub(super) fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> std::io::Result<OwnedFd> {
     // SAFETY: `name` is NUL-terminated; `dir` is a live directory descriptor.
     let fd = crate::sys::cvt(
         unsafe {
@@ -232,7 +232,7 @@ fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> std::io::Result<Owned
 }
 
 /// The names in `dir` (without `.` and `..`).
-fn list(dir: BorrowedFd<'_>) -> nix::Result<Vec<CString>> {
+pub(super) fn list(dir: BorrowedFd<'_>) -> nix::Result<Vec<CString>> {
     let mut d = nix::dir::Dir::openat(
         Some(dir.as_raw_fd()),
         ".",

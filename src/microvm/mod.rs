@@ -20,6 +20,7 @@ mod cpu;
 pub mod devices;
 #[cfg(not(feature = "microvm"))]
 mod disabled;
+pub mod erofs;
 pub mod initramfs;
 #[cfg(feature = "microvm")]
 mod machine;
