@@ -322,8 +322,8 @@ fn guest_disk(bundle: &std::path::Path, output: &std::path::Path) -> anyhow::Res
         .with_context(|| format!("create {}", output.display()))?;
     let mut buf = vec![0u8; 1 << 20];
     let mut at = 0;
-    while at < disk.len() {
-        let n = buf.len().min((disk.len() - at) as usize);
+    while at < disk.size() {
+        let n = buf.len().min((disk.size() - at) as usize);
         disk.read_at(at, &mut buf[..n])
             .with_context(|| format!("read the disk at {at}"))?;
         out.write_all(&buf[..n])

@@ -232,8 +232,19 @@ impl Disk {
         lay_out(nodes)
     }
 
+    /// A disk of `bytes` (padded to whole blocks), served from memory: for tests and fuzzing
+    /// of what reads it.
+    pub fn in_memory(mut bytes: Vec<u8>) -> Disk {
+        bytes.resize((bytes.len() as u64).next_multiple_of(BLOCK) as usize, 0);
+        Disk {
+            blocks: bytes.len() as u64 / BLOCK,
+            memory: bytes,
+            extents: Vec::new(),
+        }
+    }
+
     /// The disk's size in bytes (whole blocks).
-    pub fn len(&self) -> u64 {
+    pub fn size(&self) -> u64 {
         self.blocks * BLOCK
     }
 
@@ -247,7 +258,7 @@ impl Disk {
     pub fn read_at(&self, mut offset: u64, mut buf: &mut [u8]) -> std::io::Result<()> {
         let end = offset
             .checked_add(buf.len() as u64)
-            .filter(|&e| e <= self.len())
+            .filter(|&e| e <= self.size())
             .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))?;
         while offset < end {
             let n;
@@ -551,7 +562,7 @@ mod tests {
     use super::*;
 
     fn image(d: &Disk) -> Vec<u8> {
-        let mut v = vec![0u8; d.len() as usize];
+        let mut v = vec![0u8; d.size() as usize];
         d.read_at(0, &mut v).unwrap();
         v
     }
@@ -589,7 +600,7 @@ mod tests {
         d.read_at(at as u64 - 100, &mut part).unwrap();
         assert_eq!(&part[..], &img[at - 100..at + 4900]);
         let mut past = [0u8; 1];
-        assert!(d.read_at(d.len(), &mut past).is_err());
+        assert!(d.read_at(d.size(), &mut past).is_err());
     }
 
     #[test]

@@ -11,6 +11,8 @@
 
 #![allow(unsafe_code)]
 
+#[cfg(feature = "microvm")]
+pub mod acpi;
 pub mod agent;
 #[cfg(feature = "microvm")]
 pub mod boot;
@@ -26,6 +28,8 @@ pub mod initramfs;
 mod machine;
 #[cfg(feature = "microvm")]
 pub mod mptable;
+#[cfg(feature = "microvm")]
+pub mod virtio;
 #[cfg(feature = "microvm")]
 mod vmm;
 
