@@ -92,6 +92,8 @@ fuzz_target!(|inp: Input| {
     let config = GuestConfig {
         process: Default::default(),
         hostname: None,
+        rootfs: contain::microvm::RootfsMode::Initramfs,
+        readonly: false,
     };
     let limit = 4096 + u64::from(inp.limit) * 16;
     let archive = match build(&root, &config, b"AGENT", limit) {

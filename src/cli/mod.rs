@@ -252,7 +252,10 @@ enum Command {
     /// rlimits, and ends the VM with the process's exit status written to I/O port 0xf4. This
     /// is the archive the microVM stage boots when the guest is `linux` and no initramfs is
     /// given; write it to inspect it or to boot the same guest under another VMM, with the
-    /// kernel command line words `rdinit=/.contain/init -- guest-agent`.
+    /// kernel command line words `rdinit=/.contain/init -- guest-agent`. When the bundle asks
+    /// for a block rootfs (io.contain.microvm.rootfs=block), the archive holds the agent and
+    /// the kernel modules it loads instead of the rootfs, which is the disk `guest-disk`
+    /// writes (the first virtio-blk device).
     GuestInitramfs {
         /// Bundle directory holding config.json
         #[arg(short = 'b', long, default_value = ".", value_name = "DIR")]
@@ -297,15 +300,27 @@ fn guest_initramfs(
         .process()
         .clone()
         .context("config.json has no process")?;
-    let memory = applied
-        .microvm
+    let readonly = applied
+        .spec
+        .root()
         .as_ref()
-        .map_or(crate::microvm::DEFAULT_MEMORY, |p| p.memory);
+        .and_then(|r| r.readonly())
+        .unwrap_or(false);
     let config = crate::microvm::initramfs::GuestConfig {
         process,
         hostname: applied.spec.hostname().clone(),
+        rootfs: applied
+            .microvm
+            .as_ref()
+            .map_or(crate::microvm::RootfsMode::Initramfs, |p| p.rootfs),
+        readonly,
     };
-    let archive = crate::microvm::agent_initramfs(&b.rootfs, &config, memory)?;
+    let archive = match &applied.microvm {
+        Some(plan) => crate::microvm::guest_initramfs(plan, &b.rootfs, &config)?,
+        None => {
+            crate::microvm::agent_initramfs(&b.rootfs, &config, crate::microvm::DEFAULT_MEMORY)?
+        }
+    };
     std::fs::write(output, archive).with_context(|| format!("write {}", output.display()))
 }
 

@@ -129,6 +129,12 @@ fn preflight(
             let guest = crate::microvm::initramfs::GuestConfig {
                 process: process.clone(),
                 hostname: spec.hostname().clone(),
+                rootfs: plan.rootfs,
+                readonly: spec
+                    .root()
+                    .as_ref()
+                    .and_then(|r| r.readonly())
+                    .unwrap_or(false),
             };
             crate::microvm::prepare(plan, &bundle.rootfs, &guest)
         })

@@ -11,7 +11,9 @@ use nix::mount::MsFlags;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
-use super::initramfs::{GuestConfig, PROCESS_PATH};
+use std::os::fd::AsRawFd;
+
+use super::initramfs::{GuestConfig, MODULES_PATH, PROCESS_PATH};
 
 /// The status the agent reports when it fails before the process starts.
 pub const AGENT_FAILED: u8 = 125;
@@ -25,10 +27,25 @@ pub fn main() -> ! {
         );
         std::process::exit(2);
     }
+    // A panic ends the VM with the agent's status and the message on the console: the
+    // default abort would kill PID 1 (a kernel panic) before the console had sent it.
+    std::panic::set_hook(Box::new(|info| {
+        say(&info.to_string());
+        report(AGENT_FAILED)
+    }));
+    // So does abort(3) (glibc's fatal errors): raise(SIGABRT) does nothing to PID 1 without
+    // a handler, and abort then faults.
+    let on_abort = nix::sys::signal::SigAction::new(
+        nix::sys::signal::SigHandler::Handler(aborted),
+        nix::sys::signal::SaFlags::empty(),
+        nix::sys::signal::SigSet::empty(),
+    );
+    // SAFETY: the handler only drains the console and writes the exit port (report).
+    let _ = unsafe { nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGABRT, &on_abort) };
     let status = match setup() {
         Ok(config) => run(&config),
         Err(e) => {
-            eprintln!("contain guest-agent: {e}");
+            say(&e);
             AGENT_FAILED
         }
     };
@@ -36,6 +53,12 @@ pub fn main() -> ! {
 }
 
 fn setup() -> Result<GuestConfig, String> {
+    let json = std::fs::read(PROCESS_PATH).map_err(|e| format!("{PROCESS_PATH}: {e}"))?;
+    let config: GuestConfig =
+        serde_json::from_slice(&json).map_err(|e| format!("{PROCESS_PATH}: {e}"))?;
+    if config.rootfs == super::RootfsMode::Block {
+        root_on_disk(config.readonly)?;
+    }
     let mounts: [(&str, &str, MsFlags, Option<&str>); 5] = [
         (
             "proc",
@@ -71,15 +94,93 @@ fn setup() -> Result<GuestConfig, String> {
     // The devpts instance's ptmx, where programs look for it.
     let _ = std::fs::remove_file("/dev/ptmx");
     let _ = std::os::unix::fs::symlink("pts/ptmx", "/dev/ptmx");
-    let json = std::fs::read(PROCESS_PATH).map_err(|e| format!("{PROCESS_PATH}: {e}"))?;
-    let config: GuestConfig =
-        serde_json::from_slice(&json).map_err(|e| format!("{PROCESS_PATH}: {e}"))?;
     if let Some(h) = &config.hostname {
         nix::unistd::sethostname(h).map_err(|e| format!("hostname {h:?}: {e}"))?;
     }
     // Nothing of the agent's is left for the workload to read.
     let _ = std::fs::remove_dir_all(Path::new(PROCESS_PATH).parent().unwrap_or(Path::new("/")));
     Ok(config)
+}
+
+/// The disk the runtime serves the rootfs on (the first virtio-blk device).
+const DISK: &str = "/dev/vda";
+/// How long the agent waits for the disk to appear after loading the modules.
+const DISK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Make the virtio-blk disk the root: load the modules the initramfs carries, mount the
+/// erofs disk read-only and, unless the root is to be read-only, a tmpfs overlay on it for
+/// the container's writes; then move it over the initramfs's root and chroot into it (an
+/// initramfs cannot be pivot_root'ed away).
+fn root_on_disk(readonly: bool) -> Result<(), String> {
+    let mount = |src: &str, at: &str, fs: &str, flags: MsFlags, data: Option<&str>| {
+        std::fs::create_dir_all(at).map_err(|e| format!("mkdir {at}: {e}"))?;
+        nix::mount::mount(Some(src), at, Some(fs), flags, data)
+            .map_err(|e| format!("mount {fs} {src} on {at}: {e}"))
+    };
+    mount(
+        "devtmpfs",
+        "/dev",
+        "devtmpfs",
+        MsFlags::MS_NOSUID,
+        Some("mode=0755"),
+    )?;
+    let mut modules: Vec<_> = match std::fs::read_dir(MODULES_PATH) {
+        Ok(d) => d.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+        Err(_) => Vec::new(),
+    };
+    modules.sort();
+    for m in &modules {
+        let f = std::fs::File::open(m).map_err(|e| format!("{}: {e}", m.display()))?;
+        // SAFETY: finit_module reads the open file and an empty, NUL-terminated argument
+        // string; no memory of ours is written.
+        let r = unsafe { libc::syscall(libc::SYS_finit_module, f.as_raw_fd(), c"".as_ptr(), 0) };
+        let e = std::io::Error::last_os_error();
+        if r != 0 && e.raw_os_error() != Some(libc::EEXIST) {
+            return Err(format!("load the kernel module {}: {e}", m.display()));
+        }
+    }
+    let until = std::time::Instant::now() + DISK_WAIT;
+    while !Path::new(DISK).exists() {
+        if std::time::Instant::now() > until {
+            return Err(format!(
+                "no virtio-blk disk ({DISK}) appeared within {} s: the guest kernel needs \
+                 virtio_mmio (with ACPI), virtio_blk, erofs and overlay, built in or as modules \
+                 (io.contain.microvm.modules names a directory of them)",
+                DISK_WAIT.as_secs()
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let ro = MsFlags::MS_RDONLY | MsFlags::MS_NODEV;
+    mount(DISK, "/.contain/disk", "erofs", ro, None)?;
+    let root = if readonly {
+        "/.contain/disk"
+    } else {
+        mount(
+            "tmpfs",
+            "/.contain/rw",
+            "tmpfs",
+            MsFlags::empty(),
+            Some("mode=0755"),
+        )?;
+        for d in ["/.contain/rw/upper", "/.contain/rw/work"] {
+            std::fs::create_dir_all(d).map_err(|e| format!("mkdir {d}: {e}"))?;
+        }
+        mount(
+            "overlay",
+            "/.contain/root",
+            "overlay",
+            MsFlags::empty(),
+            Some("lowerdir=/.contain/disk,upperdir=/.contain/rw/upper,workdir=/.contain/rw/work"),
+        )?;
+        "/.contain/root"
+    };
+    nix::mount::umount("/dev").map_err(|e| format!("umount /dev: {e}"))?;
+    nix::unistd::chdir(root).map_err(|e| format!("chdir {root}: {e}"))?;
+    nix::mount::mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+        .map_err(|e| format!("move {root} to /: {e}"))?;
+    nix::unistd::chroot(".").map_err(|e| format!("chroot {root}: {e}"))?;
+    nix::unistd::chdir("/").map_err(|e| format!("chdir /: {e}"))
 }
 
 /// Start the process and reap until it ends; its status (128+N for signal N).
@@ -90,11 +191,11 @@ fn run(config: &GuestConfig) -> u8 {
         Ok(crate::sys::Forked::Parent(pid)) => Pid::from_raw(pid),
         Ok(crate::sys::Forked::Child(_)) => {
             let (status, e) = start(config);
-            eprintln!("contain guest-agent: {e}");
+            say(&e);
             crate::sys::exit_now(status.into())
         }
         Err(e) => {
-            eprintln!("contain guest-agent: fork: {e}");
+            say(&format!("fork: {e}"));
             return AGENT_FAILED;
         }
     };
@@ -106,7 +207,7 @@ fn run(config: &GuestConfig) -> u8 {
             }
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => {
-                eprintln!("contain guest-agent: wait: {e}");
+                say(&format!("wait: {e}"));
                 return AGENT_FAILED;
             }
         }
@@ -145,8 +246,28 @@ fn start(config: &GuestConfig) -> (u8, String) {
     }
 }
 
+/// Tell the console why the agent fails: on stderr, or, when the console cannot be written,
+/// through the kernel's log at error level (which reaches the console by another path, also
+/// under `quiet`). Never panics.
+fn say(msg: &str) {
+    use std::io::Write;
+    let line = format!("contain guest-agent: {msg}\n");
+    if std::io::stderr().write_all(line.as_bytes()).is_err() {
+        if let Ok(mut k) = std::fs::OpenOptions::new().write(true).open("/dev/kmsg") {
+            let _ = k.write_all(format!("<3>{line}").as_bytes());
+        }
+    }
+}
+
+extern "C" fn aborted(_: libc::c_int) {
+    report(128 + libc::SIGABRT as u8)
+}
+
 /// End the VM with `status`: the exit port, else a power-off (the VMM's SHUTDOWN status).
 fn report(status: u8) -> ! {
+    // What the agent and the process wrote is sent before the VM ends.
+    let _ = nix::sys::termios::tcdrain(std::io::stderr());
+    let _ = nix::sys::termios::tcdrain(std::io::stdout());
     nix::unistd::sync();
     // SAFETY: ioperm only changes this process's I/O permission bitmap.
     if unsafe { libc::ioperm(super::EXIT_PORT.into(), 1, 1) } == 0 {

@@ -8,6 +8,20 @@ use super::{initramfs, MicrovmError, Plan};
 /// Why the stage is not available.
 pub const WHY: &str = "this contain was built without the microVM stage (cargo feature `microvm`)";
 
+/// The agent's initramfs with the rootfs in it (a block rootfs needs the stage).
+pub fn guest_initramfs(
+    plan: &Plan,
+    rootfs: &Path,
+    config: &initramfs::GuestConfig,
+) -> Result<Vec<u8>, MicrovmError> {
+    match plan.rootfs {
+        super::RootfsMode::Initramfs => super::agent_initramfs(rootfs, config, plan.memory),
+        super::RootfsMode::Block => Err(MicrovmError::Unavailable(format!(
+            "io.contain.microvm.rootfs block: {WHY}"
+        ))),
+    }
+}
+
 /// No VM can be prepared in this build: there is no value of this type.
 pub enum Prepared {}
 
@@ -22,7 +36,7 @@ pub fn prepare(_: &Plan, _: &Path, _: &initramfs::GuestConfig) -> Result<Prepare
 }
 
 impl Prepared {
-    pub fn kvm_fd(&self) -> i32 {
+    pub fn keep_fds(&self) -> Vec<i32> {
         match *self {}
     }
 

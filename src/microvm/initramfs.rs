@@ -30,12 +30,21 @@ const TRAILER: &str = "TRAILER!!!";
 /// The deepest directory nesting archived (a bound on the walk, and on hostile trees).
 const MAX_DEPTH: usize = 128;
 
+/// The kernel modules the agent loads (in the order of their names) when the rootfs is a disk.
+pub const MODULES_PATH: &str = "/.contain/modules";
+
 /// What the agent needs of config.json.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct GuestConfig {
     pub process: Process,
     #[serde(default)]
     pub hostname: Option<String>,
+    /// Where the rootfs is: in the initramfs, or on the virtio-blk disk.
+    #[serde(default)]
+    pub rootfs: super::RootfsMode,
+    /// root.readonly: the disk is the root as it is, without a writable overlay.
+    #[serde(default)]
+    pub readonly: bool,
 }
 
 /// The archive being written, with the bound on its size.
@@ -107,6 +116,31 @@ pub fn build(
     };
     walk(&mut a, root.as_fd(), &mut PathBuf::new(), 0)
         .map_err(|e| format!("the rootfs {}: {e}", rootfs.display()))?;
+    finish(a, config, agent, &[])
+}
+
+/// The initramfs of a guest whose rootfs is a disk: only the agent, what it runs and the
+/// kernel `modules` (name, image) it loads, in order, before it mounts the disk.
+pub fn build_for_block(
+    config: &GuestConfig,
+    agent: &[u8],
+    modules: &[(String, Vec<u8>)],
+    limit: u64,
+) -> Result<Vec<u8>, String> {
+    let a = Archive {
+        out: Vec::new(),
+        limit,
+        ino: 0,
+    };
+    finish(a, config, agent, modules)
+}
+
+fn finish(
+    mut a: Archive,
+    config: &GuestConfig,
+    agent: &[u8],
+    modules: &[(String, Vec<u8>)],
+) -> Result<Vec<u8>, String> {
     let dir = |mode| Meta {
         mode: libc::S_IFDIR | mode,
         uid: 0,
@@ -133,6 +167,16 @@ pub fn build(
     a.add(&AGENT_PATH[1..], &file(0o500), agent)?;
     let json = serde_json::to_vec(config).map_err(|e| format!("the guest's process: {e}"))?;
     a.add(&PROCESS_PATH[1..], &file(0o400), &json)?;
+    if !modules.is_empty() {
+        a.add(&MODULES_PATH[1..], &dir(0o700), &[])?;
+        for (i, (name, image)) in modules.iter().enumerate() {
+            a.add(
+                &format!("{}/{i:02}-{name}.ko", &MODULES_PATH[1..]),
+                &file(0o400),
+                image,
+            )?;
+        }
+    }
     cpio::newc::trailer(a.out).map_err(|e| format!("the initramfs trailer: {e}"))
 }
 
@@ -300,6 +344,8 @@ mod tests {
         GuestConfig {
             process: Process::default(),
             hostname: Some("guest".into()),
+            rootfs: crate::microvm::RootfsMode::Initramfs,
+            readonly: false,
         }
     }
 

@@ -7,8 +7,9 @@ use std::path::Path;
 use kvm_ioctls::Kvm;
 
 use super::{
-    agent_initramfs, boot, guest_dir, initramfs, status, thread_filter, vmm, Guest, Image, Machine,
-    MicrovmError, Plan, Support, ThreadKind, MAX_IMAGE,
+    agent_block_initramfs, agent_initramfs, boot, erofs, guest_dir, initramfs, status,
+    thread_filter, vmm, Guest, Image, Machine, MicrovmError, Plan, RootfsMode, Support, ThreadKind,
+    MAX_IMAGE,
 };
 
 /// Everything the init needs, gathered by the runtime before it forks.
@@ -18,8 +19,11 @@ pub struct Prepared {
     initramfs: Option<Vec<u8>>,
     plan: Plan,
     format: boot::Format,
+    /// The rootfs disk, until the VM is built with it.
+    disk: std::sync::Mutex<Option<erofs::Disk>>,
     vmm_filter: crate::seccomp::Compiled,
     vcpu_filter: crate::seccomp::Compiled,
+    block_filter: crate::seccomp::Compiled,
 }
 
 /// Read a guest image. One named by the bundle is opened beneath the operator's guest
@@ -31,6 +35,30 @@ fn read_image(what: &str, image: &Image) -> Result<Vec<u8>, MicrovmError> {
     let err =
         |e: &dyn std::fmt::Display| MicrovmError::Image(format!("microvm {what} {image}: {e}"));
     let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
+    let fd = open_image(what, image, flags)?;
+    read_file(fd).map_err(|e| err(&e))
+}
+
+/// A regular file of at most MAX_IMAGE bytes, read whole.
+fn read_file(fd: OwnedFd) -> Result<Vec<u8>, String> {
+    let f = std::fs::File::from(fd);
+    let meta = f.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() || meta.len() > MAX_IMAGE {
+        return Err(format!(
+            "not a regular file of at most {} MiB",
+            MAX_IMAGE >> 20
+        ));
+    }
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_IMAGE), &mut data)
+        .map_err(|e| e.to_string())?;
+    Ok(data)
+}
+
+/// Open a guest image or directory as [`read_image`] describes.
+fn open_image(what: &str, image: &Image, flags: i32) -> Result<OwnedFd, MicrovmError> {
+    let err =
+        |e: &dyn std::fmt::Display| MicrovmError::Image(format!("microvm {what} {image}: {e}"));
     let fd = match image {
         Image::Operator(p) => crate::sys::fs::open_host(p, flags).map_err(|e| err(&e))?,
         Image::Bundle(p) => {
@@ -67,18 +95,75 @@ fn read_image(what: &str, image: &Image) -> Result<Vec<u8>, MicrovmError> {
             })?
         }
     };
-    let f = std::fs::File::from(fd);
-    let meta = f.metadata().map_err(|e| err(&e))?;
-    if !meta.is_file() || meta.len() > MAX_IMAGE {
-        return Err(err(&format!(
-            "not a regular file of at most {} MiB",
-            MAX_IMAGE >> 20
-        )));
+    Ok(fd)
+}
+
+/// The block rootfs's modules found in `dir` (searched to a depth of 8, without following
+/// links), in load order: (name, image). A module not found is taken to be built in.
+fn block_modules(dir: &Image) -> Result<Vec<(String, Vec<u8>)>, MicrovmError> {
+    let root = open_image("modules", dir, libc::O_RDONLY | libc::O_DIRECTORY)?;
+    let mut found: std::collections::HashMap<String, OwnedFd> = Default::default();
+    let mut stack = vec![(root, 0usize)];
+    while let Some((d, depth)) = stack.pop() {
+        let names = initramfs::list(std::os::fd::AsFd::as_fd(&d))
+            .map_err(|e| MicrovmError::Image(format!("microvm modules {dir}: {e}")))?;
+        for name in names {
+            let n = name.to_string_lossy().into_owned();
+            let module = n.strip_suffix(".ko").map(|m| m.replace('-', "_"));
+            match module {
+                Some(m)
+                    if super::BLOCK_MODULES.contains(&m.as_str()) && !found.contains_key(&m) =>
+                {
+                    if let Ok(f) = initramfs::openat(
+                        std::os::fd::AsFd::as_fd(&d),
+                        &name,
+                        libc::O_RDONLY | libc::O_NONBLOCK,
+                    ) {
+                        found.insert(m, f);
+                    }
+                }
+                Some(_) => {}
+                None if depth < 8 => {
+                    if let Ok(sub) = initramfs::openat(
+                        std::os::fd::AsFd::as_fd(&d),
+                        &name,
+                        libc::O_RDONLY | libc::O_DIRECTORY,
+                    ) {
+                        stack.push((sub, depth + 1));
+                    }
+                }
+                None => {}
+            }
+        }
     }
-    let mut data = Vec::with_capacity(meta.len() as usize);
-    std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_IMAGE), &mut data)
-        .map_err(|e| err(&e))?;
-    Ok(data)
+    super::BLOCK_MODULES
+        .iter()
+        .filter_map(|m| found.remove(*m).map(|f| (m.to_string(), f)))
+        .map(|(m, f)| {
+            read_file(f)
+                .map(|image| (m.clone(), image))
+                .map_err(|e| MicrovmError::Image(format!("microvm modules {dir}: {m}.ko: {e}")))
+        })
+        .collect()
+}
+
+/// The agent's initramfs for a Linux guest of `plan`: with the rootfs in it, or, for a block
+/// rootfs, with the kernel modules the agent loads to reach the disk.
+pub fn guest_initramfs(
+    plan: &Plan,
+    rootfs: &Path,
+    config: &initramfs::GuestConfig,
+) -> Result<Vec<u8>, MicrovmError> {
+    match plan.rootfs {
+        RootfsMode::Block => {
+            let modules = match &plan.modules {
+                Some(dir) => block_modules(dir)?,
+                None => Vec::new(),
+            };
+            agent_block_initramfs(config, &modules, plan.memory)
+        }
+        RootfsMode::Initramfs => agent_initramfs(rootfs, config, plan.memory),
+    }
 }
 
 /// Open /dev/kvm, read the images (or build a Linux guest's initramfs from `rootfs` and
@@ -109,9 +194,16 @@ pub fn prepare(
             ));
         }
     }
+    let disk = match (&plan.initramfs, plan.guest, plan.rootfs) {
+        (None, Guest::Linux, RootfsMode::Block) => Some(
+            erofs::Disk::build(rootfs, erofs::files_allowed())
+                .map_err(|e| MicrovmError::Initramfs(format!("the rootfs disk: {e}")))?,
+        ),
+        _ => None,
+    };
     let initramfs = match (&plan.initramfs, plan.guest) {
         (Some(p), _) => Some(read_image("initramfs", p)?),
-        (None, Guest::Linux) => Some(agent_initramfs(rootfs, config, plan.memory)?),
+        (None, Guest::Linux) => Some(guest_initramfs(plan, rootfs, config)?),
         (None, Guest::Bare) => None,
     };
     Ok(Prepared {
@@ -120,15 +212,22 @@ pub fn prepare(
         initramfs,
         plan: plan.clone(),
         format,
+        disk: std::sync::Mutex::new(disk),
         vmm_filter: thread_filter(ThreadKind::Vmm)?,
         vcpu_filter: thread_filter(ThreadKind::Vcpu)?,
+        block_filter: thread_filter(ThreadKind::Block)?,
     })
 }
 
 impl Prepared {
-    /// The descriptor the init must keep open across the runtime's descriptor cleanup.
-    pub fn kvm_fd(&self) -> i32 {
-        self.kvm.as_raw_fd()
+    /// The descriptors the init must keep open across the runtime's descriptor cleanup
+    /// (/dev/kvm and the files the rootfs disk reads).
+    pub fn keep_fds(&self) -> Vec<i32> {
+        let mut v = vec![self.kvm.as_raw_fd()];
+        if let Some(d) = self.disk.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            v.extend(d.fds());
+        }
+        v
     }
 
     /// The descriptors the VMM runs on (/dev/kvm, the VM, the vCPU).
@@ -158,6 +257,13 @@ impl Prepared {
                 self.plan.vcpus
             ));
         }
+        if let Some(d) = self.disk.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            s.push_str(&format!(
+                ", rootfs on virtio-blk (erofs, {} MiB, {} files served from the rootfs)",
+                d.size() >> 20,
+                d.fds().len()
+            ));
+        }
         match (&self.plan.initramfs, &self.initramfs) {
             (Some(i), _) => s.push_str(&format!(", initramfs {}", i)),
             (None, Some(built)) => s.push_str(&format!(
@@ -175,14 +281,16 @@ impl Prepared {
     /// What `state` shows in the annotation io.contain.seccomp.
     pub fn seccomp_text(&self) -> String {
         format!(
-            "microvm VMM: vmm thread ({} instructions), vcpu thread ({} instructions); the workload's own profile belongs to the guest",
+            "microvm VMM: vmm thread ({} instructions), vcpu thread ({} instructions), block thread ({} instructions); the workload's own profile belongs to the guest",
             self.vmm_filter.program.len(),
-            self.vcpu_filter.program.len()
+            self.vcpu_filter.program.len(),
+            self.block_filter.program.len()
         )
     }
 
     /// Create the VM and load the guest (in the init, before it reports ready).
     pub fn build(&self) -> Result<Machine, MicrovmError> {
+        let disk = self.disk.lock().unwrap_or_else(|p| p.into_inner()).take();
         vmm::build(
             &self.kvm,
             self.plan.guest,
@@ -193,6 +301,7 @@ impl Prepared {
                 initramfs: self.initramfs.as_deref(),
                 cmdline: &self.plan.cmdline,
             },
+            disk,
         )
     }
 
@@ -217,6 +326,7 @@ impl Prepared {
             &vmm::Filters {
                 vmm: &self.vmm_filter,
                 vcpu: &self.vcpu_filter,
+                block: &self.block_filter,
             },
             self.plan.timeout,
         )

@@ -38,9 +38,9 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::Spec;
 
 #[cfg(not(feature = "microvm"))]
-pub use disabled::{prepare, Machine, Prepared};
+pub use disabled::{guest_initramfs, prepare, Machine, Prepared};
 #[cfg(feature = "microvm")]
-pub use machine::{prepare, Prepared};
+pub use machine::{guest_initramfs, prepare, Prepared};
 #[cfg(feature = "microvm")]
 pub use vmm::{enter_filter, install_sigsys_handler, Machine};
 
@@ -92,6 +92,38 @@ pub const CMDLINE_ANNOTATION: &str = "io.contain.microvm.cmdline";
 pub const TIMEOUT_ANNOTATION: &str = "io.contain.microvm.timeout";
 /// What the guest is: `linux` (the default) or `bare` (see [`Guest`]).
 pub const GUEST_ANNOTATION: &str = "io.contain.microvm.guest";
+/// How a Linux guest gets the rootfs: `initramfs` (the default: copied into the agent's
+/// initramfs) or `block` (an erofs disk over virtio-blk; see [`RootfsMode`]).
+pub const ROOTFS_ANNOTATION: &str = "io.contain.microvm.rootfs";
+/// A directory of the guest kernel's modules (a tree such as /lib/modules/VERSION, or the
+/// .ko files side by side), from which the agent's initramfs takes those a block rootfs needs.
+pub const MODULES_ANNOTATION: &str = "io.contain.microvm.modules";
+
+/// The modules a block rootfs needs, in the order they are loaded (a module's dependencies
+/// first). One the directory does not hold is taken to be built into the kernel.
+pub const BLOCK_MODULES: [&str; 8] = [
+    "virtio_ring",
+    "virtio",
+    "virtio_mmio",
+    "virtio_blk",
+    "crc32c_generic",
+    "libcrc32c",
+    "erofs",
+    "overlay",
+];
+
+/// How a Linux guest without an initramfs of its own gets the container's rootfs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RootfsMode {
+    /// Copied into the agent's initramfs (bounded by half of guest RAM, built at each create).
+    #[default]
+    Initramfs,
+    /// A read-only erofs disk of the rootfs on a virtio-blk device (built from the tree's
+    /// metadata; large files are read from the rootfs when the guest reads them), with a
+    /// tmpfs overlay in the guest for the container's writes (none when root.readonly).
+    Block,
+}
 
 /// Guest RAM when linux.resources.memory.limit is unset.
 pub const DEFAULT_MEMORY: u64 = 128 << 20;
@@ -149,6 +181,10 @@ pub struct Plan {
     pub kernel: Image,
     /// The initramfs given; None for a Linux guest means the agent's, built at create.
     pub initramfs: Option<Image>,
+    /// How a Linux guest with the agent's initramfs gets the rootfs.
+    pub rootfs: RootfsMode,
+    /// Where the guest kernel's modules are (for a block rootfs).
+    pub modules: Option<Image>,
     pub cmdline: String,
     /// Guest RAM in bytes.
     pub memory: u64,
@@ -208,6 +244,10 @@ pub struct Defaults {
     #[serde(default)]
     pub initramfs: Option<PathBuf>,
     #[serde(default)]
+    pub rootfs: Option<RootfsMode>,
+    #[serde(default)]
+    pub modules: Option<PathBuf>,
+    #[serde(default)]
     pub cmdline: Option<String>,
 }
 
@@ -257,6 +297,23 @@ fn plan_of(spec: &Spec, defaults: &Defaults) -> Result<Plan, String> {
             ))
         }
     };
+    let rootfs = match ann(ROOTFS_ANNOTATION).as_deref() {
+        None => defaults.rootfs.unwrap_or_default(),
+        Some("initramfs") => RootfsMode::Initramfs,
+        Some("block") => RootfsMode::Block,
+        Some(other) => {
+            return Err(format!(
+            "annotation {ROOTFS_ANNOTATION}: {other:?}: the values are \"initramfs\" and \"block\""
+        ))
+        }
+    };
+    if rootfs == RootfsMode::Block && (guest != Guest::Linux || initramfs.is_some()) {
+        return Err(format!(
+            "annotation {ROOTFS_ANNOTATION}: block is for a Linux guest booted with the agent's \
+             initramfs (no {INITRAMFS_ANNOTATION})"
+        ));
+    }
+    let modules = image(MODULES_ANNOTATION, &defaults.modules)?;
     let mut cmdline = ann(CMDLINE_ANNOTATION)
         .or_else(|| defaults.cmdline.clone())
         .unwrap_or_else(|| DEFAULT_CMDLINE.into());
@@ -315,6 +372,8 @@ fn plan_of(spec: &Spec, defaults: &Defaults) -> Result<Plan, String> {
         guest,
         kernel,
         initramfs,
+        rootfs,
+        modules,
         cmdline,
         memory: memory & !0xfff,
         vcpus: vcpus as u8,
@@ -410,6 +469,33 @@ pub fn agent_initramfs(
     config: &initramfs::GuestConfig,
     memory: u64,
 ) -> Result<Vec<u8>, MicrovmError> {
+    initramfs::build(
+        rootfs,
+        config,
+        &agent_binary()?,
+        (memory / 2).min(MAX_IMAGE),
+    )
+    .map_err(MicrovmError::Initramfs)
+}
+
+/// The initramfs of a Linux guest whose rootfs is a disk: the agent, `config` and the kernel
+/// `modules` the agent loads to reach the disk.
+pub fn agent_block_initramfs(
+    config: &initramfs::GuestConfig,
+    modules: &[(String, Vec<u8>)],
+    memory: u64,
+) -> Result<Vec<u8>, MicrovmError> {
+    initramfs::build_for_block(
+        config,
+        &agent_binary()?,
+        modules,
+        (memory / 2).min(MAX_IMAGE),
+    )
+    .map_err(MicrovmError::Initramfs)
+}
+
+/// This binary, which must be statically linked to be the guest agent.
+fn agent_binary() -> Result<Vec<u8>, MicrovmError> {
     let agent = std::fs::read("/proc/self/exe")
         .map_err(crate::sys::during("read this binary for the guest agent"))?;
     if !initramfs::is_static(&agent) {
@@ -419,8 +505,7 @@ pub fn agent_initramfs(
                 .into(),
         ));
     }
-    initramfs::build(rootfs, config, &agent, (memory / 2).min(MAX_IMAGE))
-        .map_err(MicrovmError::Initramfs)
+    Ok(agent)
 }
 
 /// The two kinds of thread of the VMM, each with a seccomp filter of its own.
@@ -428,6 +513,8 @@ pub fn agent_initramfs(
 pub enum ThreadKind {
     Vmm,
     Vcpu,
+    /// The virtio-blk device's I/O (a Linux guest with a block rootfs).
+    Block,
 }
 
 /// The compiled filter of a thread kind. Every syscall not listed takes the default action
@@ -436,6 +523,7 @@ pub fn thread_filter(kind: ThreadKind) -> Result<crate::seccomp::Compiled, Micro
     let (name, json) = match kind {
         ThreadKind::Vmm => ("vmm", VMM_FILTER),
         ThreadKind::Vcpu => ("vcpu", VCPU_FILTER),
+        ThreadKind::Block => ("block", BLOCK_FILTER),
     };
     crate::seccomp::Profile::from_slice(json)
         .and_then(|p| {
@@ -457,6 +545,8 @@ pub fn thread_filter(kind: ThreadKind) -> Result<crate::seccomp::Compiled, Micro
 const VMM_FILTER: &[u8] = include_bytes!("../../policies/microvm/vmm.json");
 /// The vCPU thread's syscalls.
 const VCPU_FILTER: &[u8] = include_bytes!("../../policies/microvm/vcpu.json");
+/// The block I/O thread's filter.
+const BLOCK_FILTER: &[u8] = include_bytes!("../../policies/microvm/block.json");
 
 #[cfg(test)]
 mod tests {

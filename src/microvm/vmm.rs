@@ -16,7 +16,8 @@ use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use super::boot::{self, Payload};
 use super::devices::{Devices, Effect, Irq};
-use super::{cpu, mptable, status, Guest, MicrovmError};
+use super::virtio::{Access, Block, Mmio, MMIO_SIZE};
+use super::{acpi, cpu, erofs, mptable, status, Guest, MicrovmError};
 use crate::sys::during;
 use vmm_sys_util::eventfd::EventFd;
 
@@ -28,14 +29,34 @@ pub struct Machine {
     vcpus: Vec<VcpuFd>,
     /// COM1's interrupt (an irqfd on IRQ 4) when the machine has an interrupt controller.
     serial_irq: Option<EventFd>,
+    /// The rootfs disk's virtio-blk device, when the rootfs is a block device.
+    block: Option<BlockDevice>,
     _mem: GuestMemoryMmap,
 }
+
+/// The virtio-blk device and its two eventfds: the queue notification (an ioeventfd KVM
+/// signals on the guest's write to QueueNotify) and the interrupt (an irqfd).
+struct BlockDevice {
+    dev: Mmio<Block>,
+    notify: EventFd,
+    irq: EventFd,
+}
+
+/// Where the virtio-mmio devices are (above RAM, below the IOAPIC), and the first one's IRQ.
+const VIRTIO_BASE: u64 = 0xd000_0000;
+const VIRTIO_IRQ: u32 = 5;
+/// QueueNotify's offset in a device's registers.
+const QUEUE_NOTIFY: u64 = 0x50;
 
 impl Machine {
     pub fn fds(&self) -> Vec<i32> {
         let mut v = vec![self.vm.as_raw_fd()];
         v.extend(self.vcpus.iter().map(|c| c.as_raw_fd()));
         v.extend(self.serial_irq.as_ref().map(|e| e.as_raw_fd()));
+        if let Some(b) = &self.block {
+            v.extend([b.notify.as_raw_fd(), b.irq.as_raw_fd()]);
+            v.extend(b.dev.backend.disk.fds());
+        }
         v
     }
 }
@@ -66,6 +87,7 @@ pub fn build(
     vcpus: u8,
     mem: u64,
     payload: &Payload<'_>,
+    disk: Option<erofs::Disk>,
 ) -> Result<Machine, MicrovmError> {
     let vm = kvm.create_vm().map_err(during("KVM_CREATE_VM"))?;
     let memory = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), mem as usize)])
@@ -97,6 +119,10 @@ pub fn build(
     let cpuid = kvm
         .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
         .map_err(during("KVM_GET_SUPPORTED_CPUID"))?;
+    // KVM emulates the local APIC's TSC-deadline timer but leaves offering it to the VMM:
+    // the hardware-reduced ACPI platform has no PIT to calibrate the APIC timer against.
+    let tsc_deadline =
+        guest == Guest::Linux && kvm.check_extension(kvm_ioctls::Cap::TscDeadlineTimer);
     let mut fds = Vec::with_capacity(count.into());
     for id in 0..count {
         let vcpu = vm
@@ -112,6 +138,9 @@ pub fn build(
                 1 => {
                     e.ebx = (e.ebx & 0x00ff_ffff) | (u32::from(id) << 24);
                     e.ecx |= 1 << 31;
+                    if tsc_deadline {
+                        e.ecx |= 1 << 24;
+                    }
                 }
                 0xb | 0x1f => e.edx = id.into(),
                 _ => {}
@@ -125,8 +154,34 @@ pub fn build(
     }
     boot::write_tables(&memory)?;
     let entry = boot::load(&memory, mem, payload)?;
+    let mut block = None;
     if guest == Guest::Linux {
         mptable::write(&memory, count)?;
+        let mut devices = Vec::new();
+        if let Some(disk) = disk {
+            let notify = EventFd::new(libc::EFD_CLOEXEC).map_err(during("eventfd"))?;
+            let irq =
+                EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC).map_err(during("eventfd"))?;
+            vm.register_ioevent(
+                &notify,
+                &kvm_ioctls::IoEventAddress::Mmio(VIRTIO_BASE + QUEUE_NOTIFY),
+                kvm_ioctls::NoDatamatch,
+            )
+            .map_err(during("KVM_IOEVENTFD"))?;
+            vm.register_irqfd(&irq, VIRTIO_IRQ)
+                .map_err(during("KVM_IRQFD"))?;
+            devices.push(acpi::MmioDevice {
+                base: VIRTIO_BASE,
+                size: MMIO_SIZE,
+                irq: VIRTIO_IRQ,
+            });
+            block = Some(BlockDevice {
+                dev: Mmio::new(Block::new(disk)),
+                notify,
+                irq,
+            });
+        }
+        acpi::write(&memory, count, &devices)?;
     }
     // The bootstrap processor starts at the entry; the others wait in the kernel's irqchip for
     // the guest's INIT and start-up IPIs.
@@ -135,6 +190,7 @@ pub fn build(
         vm,
         vcpus: fds,
         serial_irq,
+        block,
         _mem: memory,
     })
 }
@@ -159,10 +215,18 @@ fn set_lint(vcpu: &VcpuFd) -> Result<(), MicrovmError> {
     Ok(())
 }
 
-/// The seccomp filters of the two thread kinds, compiled by the runtime.
+/// The seccomp filters of the thread kinds, compiled by the runtime.
 pub struct Filters<'a> {
     pub vmm: &'a crate::seccomp::Compiled,
     pub vcpu: &'a crate::seccomp::Compiled,
+    pub block: &'a crate::seccomp::Compiled,
+}
+
+/// The block device as the vCPU threads see it: its register page and where to signal a
+/// notification KVM did not turn into an ioeventfd itself (an access of another width).
+struct SharedBlock {
+    dev: Arc<Mutex<Mmio<Block>>>,
+    notify: Arc<EventFd>,
 }
 
 /// The signals that end the VM (the rest keep their default, and SIGKILL always works).
@@ -201,13 +265,39 @@ pub fn run(
         vm: _vm,
         vcpus,
         serial_irq,
+        block,
         _mem,
     } = machine;
     let devices = Arc::new(Mutex::new(Devices::with_irq(out, Irq(serial_irq))));
+    let shared = block.map(|b| {
+        let dev = Arc::new(Mutex::new(b.dev));
+        let notify = Arc::new(b.notify);
+        let (thread_dev, thread_notify, mem, filter) = (
+            Arc::clone(&dev),
+            Arc::clone(&notify),
+            _mem.clone(),
+            filters.block.clone(),
+        );
+        let irq = b.irq;
+        let spawned = std::thread::Builder::new()
+            .name("block".into())
+            .spawn(move || {
+                if let Err(e) = enter_filter(&filter) {
+                    fatal(&format!("install the block seccomp filter: {e}"));
+                }
+                block_loop(&thread_dev, &thread_notify, &irq, &mem)
+            });
+        if let Err(e) = spawned {
+            fatal(&format!("start the block thread: {e}"));
+        }
+        SharedBlock { dev, notify }
+    });
+    let shared = Arc::new(shared);
     // The VM and its memory stay bound (not `_`) for as long as the vCPUs run: this function
     // never returns.
     for (i, vcpu) in vcpus.into_iter().enumerate() {
         let vcpu_devices = Arc::clone(&devices);
+        let vcpu_block = Arc::clone(&shared);
         let vcpu_filter = filters.vcpu.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("vcpu{i}"))
@@ -215,7 +305,7 @@ pub fn run(
                 if let Err(e) = enter_filter(&vcpu_filter) {
                     fatal(&format!("install the vcpu seccomp filter: {e}"));
                 }
-                vcpu_loop(vcpu, &vcpu_devices)
+                vcpu_loop(vcpu, &vcpu_devices, vcpu_block.as_ref().as_ref())
             });
         if let Err(e) = spawned {
             fatal(&format!("start the vcpu{i} thread: {e}"));
@@ -362,8 +452,58 @@ fn vmm_loop<W: std::io::Write>(
     }
 }
 
+/// The block I/O thread: serve the queue on each notification, interrupt the guest when
+/// the used ring changed.
+fn block_loop(
+    dev: &Mutex<Mmio<Block>>,
+    notify: &EventFd,
+    irq: &EventFd,
+    mem: &GuestMemoryMmap,
+) -> ! {
+    loop {
+        match notify.read() {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => fatal(&format!("block: the queue's notification: {e}")),
+        }
+        let interrupt = dev.lock().unwrap_or_else(|p| p.into_inner()).serve(mem);
+        if interrupt {
+            if let Err(e) = irq.write(1) {
+                fatal(&format!("block: the interrupt: {e}"));
+            }
+        }
+    }
+}
+
+/// An MMIO access the block device answers: whether `addr` is in its page.
+fn block_mmio(
+    block: Option<&SharedBlock>,
+    addr: u64,
+    read: Option<&mut [u8]>,
+    write: &[u8],
+) -> bool {
+    let Some(b) = block else { return false };
+    if !(VIRTIO_BASE..VIRTIO_BASE + MMIO_SIZE).contains(&addr) {
+        return false;
+    }
+    let mut dev = b.dev.lock().unwrap_or_else(|p| p.into_inner());
+    match read {
+        Some(data) => dev.read(addr - VIRTIO_BASE, data),
+        None => {
+            if dev.write(addr - VIRTIO_BASE, write) == Access::Notify {
+                let _ = b.notify.write(1);
+            }
+        }
+    }
+    true
+}
+
 /// The vCPU thread: run the guest, answer its port and MMIO accesses.
-fn vcpu_loop<W: std::io::Write>(mut vcpu: VcpuFd, devices: &Mutex<Devices<W>>) -> ! {
+fn vcpu_loop<W: std::io::Write>(
+    mut vcpu: VcpuFd,
+    devices: &Mutex<Devices<W>>,
+    block: Option<&SharedBlock>,
+) -> ! {
     loop {
         let stopped = {
             let exit = vcpu.run();
@@ -379,12 +519,16 @@ fn vcpu_loop<W: std::io::Write>(mut vcpu: VcpuFd, devices: &Mutex<Devices<W>>) -
                     d.port_in(port, data);
                     None
                 }
-                Ok(VcpuExit::MmioRead(_, data)) => {
-                    d.mmio_read(data);
+                Ok(VcpuExit::MmioRead(addr, data)) => {
+                    if !block_mmio(block, addr, Some(&mut *data), &[]) {
+                        d.mmio_read(data);
+                    }
                     None
                 }
-                Ok(VcpuExit::MmioWrite(..)) => {
-                    d.mmio_write();
+                Ok(VcpuExit::MmioWrite(addr, data)) => {
+                    if !block_mmio(block, addr, None, data) {
+                        d.mmio_write();
+                    }
                     None
                 }
                 Ok(VcpuExit::Hlt) => crate::sys::exit_now(status::HALTED),

@@ -204,7 +204,7 @@ fn stage1_inner(
     sys::set_parent_death_signal(libc::SIGKILL).map_err(during("prctl"))?;
     let mut keep = vec![ch.as_raw_fd(), args.fifo.as_raw_fd()];
     keep.extend(args.console.as_ref().map(|c| c.as_raw_fd()));
-    keep.extend(args.microvm.map(|vm| vm.kvm_fd()));
+    keep.extend(args.microvm.map(|vm| vm.keep_fds()).unwrap_or_default());
     close_runtime_fds(keep, args.preserve_fds)?;
     expect(ch, Msg::Go)?;
     // Into the container's cgroups before anything else (and before any user namespace: the

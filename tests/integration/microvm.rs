@@ -46,7 +46,84 @@ pub const TESTS: Tests = &[
         "microvm::linux_guest_boots_through_contains_vmm_nested",
         nested_vmm,
     ),
+    (
+        "microvm::guest_disk_is_the_rootfs_as_linux_mounts_it",
+        guest_disk,
+    ),
 ];
+
+/// `contain guest-disk` writes the erofs disk a block-rootfs guest reads; this host's kernel
+/// mounts it (read-only, in a mount namespace of the test's own) and sees the bundle's rootfs:
+/// the same bytes for a file served from its descriptor (busybox), owners, a symlink kept as
+/// a link to a host file the disk does not hold, a device node, a FIFO, a large directory.
+fn guest_disk() -> R {
+    if !std::fs::read_to_string("/proc/filesystems")
+        .unwrap_or_default()
+        .contains("erofs")
+    {
+        return skip("this kernel has no erofs to mount the disk with");
+    }
+    let b = Bundle::new();
+    let r = b.rootfs();
+    std::os::unix::fs::symlink("/etc/shadow", r.join("host-link"))?;
+    std::fs::write(r.join("etc/owned"), "owned\n")?;
+    std::os::unix::fs::chown(r.join("etc/owned"), Some(1000), Some(44))?;
+    std::fs::create_dir(r.join("many"))?;
+    for i in 0..500 {
+        std::fs::write(r.join(format!("many/entry-{i:04}")), "")?;
+    }
+    let o = std::process::Command::new("mknod")
+        .arg(r.join("dev/null"))
+        .args(["c", "1", "3"])
+        .out();
+    ensure!(o.code == 0, "mknod: {}", o.stderr);
+    let o = std::process::Command::new("mkfifo")
+        .arg(r.join("fifo"))
+        .out();
+    ensure!(o.code == 0, "mkfifo: {}", o.stderr);
+    let disk = b.path().join("disk.img");
+    let o = std::process::Command::new(CONTAIN)
+        .args(["guest-disk", "--bundle"])
+        .arg(b.path())
+        .arg("--output")
+        .arg(&disk)
+        .out();
+    ensure!(o.code == 0, "contain guest-disk: {} {}", o.code, o.stderr);
+    let mnt = b.path().join("mnt");
+    std::fs::create_dir(&mnt)?;
+    let script = format!(
+        "mount -t erofs -o loop,ro {disk} {mnt} || exit 10; cd {mnt}; \
+         cmp bin/busybox {root}/bin/busybox && echo same-busybox; \
+         stat -c 'owned %u:%g %s' etc/owned; readlink host-link; stat -c 'null %F %t:%T' dev/null; \
+         stat -c 'fifo %F' fifo; echo many=$(ls many | wc -l); ls many | sort -c && echo sorted; \
+         readlink bin/sh; touch x 2>&1 | grep -q Read-only && echo read-only",
+        disk = disk.display(),
+        mnt = mnt.display(),
+        root = r.display()
+    );
+    let o = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .out();
+    for want in [
+        "same-busybox",
+        "owned 1000:44 6",
+        "/etc/shadow",
+        "null character special file 1:3",
+        "fifo fifo",
+        "many=500",
+        "sorted",
+        "busybox",
+        "read-only",
+    ] {
+        ensure!(
+            o.stdout.lines().any(|l| l == want),
+            "missing {want:?} from the mounted disk: {} {}",
+            o.stdout,
+            o.stderr
+        );
+    }
+    pass()
+}
 
 /// What the microVM stage gives a Linux guest whose initramfs is the agent's, as a kernel
 /// command line (DEFAULT_CMDLINE and the agent's words).
