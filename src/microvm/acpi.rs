@@ -18,6 +18,9 @@ pub const RSDP_ADDR: u64 = 0xe_0000;
 /// The end of that area: the tables must fit below it.
 const AREA_END: u64 = 0x10_0000;
 const OEM_ID: [u8; 6] = *b"CNTAIN";
+/// COM1's ports and interrupt, as the DSDT describes them.
+const COM1_PORT: u16 = 0x3f8;
+const COM1_IRQ: u32 = 4;
 const OEM_TABLE: [u8; 8] = *b"CONTAIN ";
 
 /// A virtio-mmio device as the DSDT describes it.
@@ -86,7 +89,7 @@ fn bytes_of(t: &dyn Aml) -> Vec<u8> {
     v
 }
 
-/// The DSDT: one device `\_SB.Vnnn` per virtio-mmio device.
+/// The DSDT: COM1 and one device `\_SB.Vnnn` per virtio-mmio device.
 fn dsdt(devices: &[MmioDevice]) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
     let names: Vec<String> = (0..devices.len()).map(|i| format!("V{i:03}")).collect();
@@ -121,7 +124,18 @@ fn dsdt(devices: &[MmioDevice]) -> Result<Vec<u8>, String> {
     let devs: Vec<aml::Device> = (0..devices.len())
         .map(|i| aml::Device::new(names[i].as_str().into(), vec![&hid, &uids[i], &crs[i]]))
         .collect();
-    let children: Vec<&dyn Aml> = devs.iter().map(|d| d as &dyn Aml).collect();
+    // COM1, so that a hardware-reduced kernel (which sets up no legacy ISA interrupts of its
+    // own) maps IRQ 4 to its IOAPIC pin: without it the console's transmit interrupt never
+    // arrives and what processes write to the console is lost (printk, which polls, is not).
+    let com1_hid = aml::Name::new("_HID".into(), &aml::EISAName::new("PNP0501"));
+    let com1_uid = aml::Name::new("_UID".into(), &0u32);
+    let com1_io = aml::IO::new(COM1_PORT, COM1_PORT, 1, 8);
+    let com1_irq = aml::Interrupt::new(true, true, false, false, COM1_IRQ);
+    let com1_res = aml::ResourceTemplate::new(vec![&com1_io, &com1_irq]);
+    let com1_crs = aml::Name::new("_CRS".into(), &com1_res);
+    let com1 = aml::Device::new("COM1".into(), vec![&com1_hid, &com1_uid, &com1_crs]);
+    let mut children: Vec<&dyn Aml> = vec![&com1];
+    children.extend(devs.iter().map(|d| d as &dyn Aml));
     aml::Scope::new("_SB_".into(), children).to_aml_bytes(&mut body);
     let mut table = sdt::Sdt::new(*b"DSDT", 36, 6, OEM_ID, OEM_TABLE, 1);
     table.append_slice(&body);
@@ -179,6 +193,10 @@ mod tests {
                 assert_eq!(sum(&dsdt), 0);
                 let text = String::from_utf8_lossy(&dsdt);
                 assert!(text.contains("LNRO0005"), "{dsdt:?}");
+                assert!(text.contains("COM1"), "{dsdt:?}");
+                // COM1's ports: I/O descriptor 0x47, decode16, 0x3f8..0x3f8, 8 ports.
+                let io = [0x47, 1, 0xf8, 3, 0xf8, 3, 1, 8];
+                assert!(dsdt.windows(io.len()).any(|w| w == io), "{dsdt:?}");
                 // Memory32Fixed: descriptor 0x86, length 9, read-write, base, size.
                 let mem = [0x86, 9, 0, 1, 0, 0, 0, 0xd0, 0, 0x10, 0, 0];
                 assert!(dsdt.windows(mem.len()).any(|w| w == mem), "{dsdt:?}");

@@ -23,7 +23,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::initramfs::{list, openat};
+use super::initramfs::{openat, sorted_names};
 use crate::sys::fs::{fstat, lstatat, readlinkat};
 
 pub const BLOCK: u64 = 4096;
@@ -56,8 +56,6 @@ pub fn files_allowed() -> usize {
     (limit.min(1 << 20) as usize).saturating_sub(64)
 }
 
-/// The deepest directory nesting read (a bound on the walk, and on hostile trees).
-const MAX_DEPTH: usize = 128;
 /// erofs's dirent: nid (8), nameoff (2), file type (1), reserved (1).
 const DIRENT: usize = 12;
 
@@ -324,15 +322,8 @@ impl Walk<'_> {
         path: &mut PathBuf,
         depth: usize,
     ) -> Result<(), String> {
-        if depth > MAX_DEPTH {
-            return Err(format!(
-                "{}: nested deeper than {MAX_DEPTH} directories",
-                path.display()
-            ));
-        }
         let err = |p: &Path, e: &dyn std::fmt::Display| format!("/{}: {e}", p.display());
-        let mut names: Vec<CString> = list(dir).map_err(|e| err(path, &e))?;
-        names.sort();
+        let names = sorted_names(dir, path, depth)?;
         let mut children = Vec::with_capacity(names.len());
         for name in names {
             // The rootfs's own /.contain is where the agent works: leave it out.

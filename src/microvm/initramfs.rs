@@ -186,16 +186,8 @@ fn walk(
     path: &mut PathBuf,
     depth: usize,
 ) -> Result<(), String> {
-    if depth > MAX_DEPTH {
-        return Err(format!(
-            "{}: nested deeper than {MAX_DEPTH} directories",
-            path.display()
-        ));
-    }
     let err = |p: &Path, e: &dyn std::fmt::Display| format!("/{}: {e}", p.display());
-    let mut names: Vec<CString> = list(dir).map_err(|e| err(path, &e))?;
-    names.sort();
-    for name in names {
+    for name in sorted_names(dir, path, depth)? {
         // The rootfs's own /.contain would be replaced by the agent's: leave it out.
         if depth == 0 && name.as_bytes() == b".contain" {
             continue;
@@ -256,6 +248,24 @@ fn entry(
         _ => {} // a socket: meaningless in another kernel
     }
     Ok(())
+}
+
+/// The names in the directory `dir` (at `path`, `depth` below the rootfs), sorted; a tree
+/// nested deeper than MAX_DEPTH is refused (a bound on every walk of a rootfs).
+pub(super) fn sorted_names(
+    dir: BorrowedFd<'_>,
+    path: &Path,
+    depth: usize,
+) -> Result<Vec<CString>, String> {
+    if depth > MAX_DEPTH {
+        return Err(format!(
+            "{}: nested deeper than {MAX_DEPTH} directories",
+            path.display()
+        ));
+    }
+    let mut names = list(dir).map_err(|e| format!("/{}: {e}", path.display()))?;
+    names.sort();
+    Ok(names)
 }
 
 /// `name` in `dir`, never through a symlink.

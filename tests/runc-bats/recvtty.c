@@ -50,6 +50,10 @@ int main(int argc, char **argv) {
 		 * teardown misses this process would otherwise wait for it forever). */
 		int null = open("/dev/null", O_RDWR);
 		if (null >= 0) { dup2(null, 0); dup2(null, 1); dup2(null, 2); if (null > 2) close(null); }
+		/* Nor any other inherited descriptor (bats hands its children its output pipe and
+		 * log files on 3 and up): only the listening socket stays. */
+		for (int fd = 3; fd < 1024; fd++)
+			if (fd != s) close(fd);
 	}
 	for (;;) {
 		int c = accept(s, NULL, NULL);
