@@ -164,13 +164,14 @@ fn dir_blocks(names: &[usize]) -> Vec<usize> {
 }
 
 fn dir_size(children: &[usize], nodes: &[Node]) -> u64 {
-    let mut lens: Vec<&[u8]> = vec![b".", b".."];
-    lens.extend(children.iter().map(|&c| nodes[c].name.as_slice()));
-    lens.sort();
-    let lens: Vec<usize> = lens.iter().map(|n| n.len()).collect();
+    // The layout does not depend on the nids, only on the sorted names.
+    let lens: Vec<usize> = dir_entries(0, 0, children, nodes)
+        .iter()
+        .map(|(n, _)| n.len())
+        .collect();
     let blocks = dir_blocks(&lens);
-    let last: usize = blocks.iter().take(blocks.len() - 1).sum();
-    let tail: usize = lens[last..].iter().map(|l| DIRENT + l).sum();
+    let before_last: usize = blocks.iter().take(blocks.len() - 1).sum();
+    let tail: usize = lens[before_last..].iter().map(|l| DIRENT + l).sum();
     (blocks.len() as u64 - 1) * BLOCK + tail as u64
 }
 
@@ -484,7 +485,6 @@ fn lay_out(mut nodes: Vec<Node>) -> Result<Disk, String> {
             }),
             _ => None,
         })
-        .filter(|e| e.len > 0)
         .collect();
     Ok(Disk {
         memory,
