@@ -91,6 +91,7 @@ fn setup() -> Result<GuestConfig, String> {
         nix::mount::mount(Some(fs), at, Some(fs), flags, data)
             .map_err(|e| format!("mount {fs} on {at}: {e}"))?;
     }
+    disable_modules()?;
     // The devpts instance's ptmx, where programs look for it.
     let _ = std::fs::remove_file("/dev/ptmx");
     let _ = std::os::unix::fs::symlink("pts/ptmx", "/dev/ptmx");
@@ -100,6 +101,19 @@ fn setup() -> Result<GuestConfig, String> {
     // Nothing of the agent's is left for the workload to read.
     let _ = std::fs::remove_dir_all(Path::new(PROCESS_PATH).parent().unwrap_or(Path::new("/")));
     Ok(config)
+}
+
+/// The sysctl that ends module loading until the guest's next boot (one way).
+const MODULES_DISABLED: &str = "/proc/sys/kernel/modules_disabled";
+
+/// No module is loaded after the agent's own: the workload, even with CAP_SYS_MODULE in the
+/// guest, cannot extend the guest kernel. A kernel without module support has no such file.
+fn disable_modules() -> Result<(), String> {
+    match std::fs::write(MODULES_DISABLED, "1") {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("disable module loading ({MODULES_DISABLED}): {e}")),
+    }
 }
 
 /// The disk the runtime serves the rootfs on (the first virtio-blk device).
@@ -136,7 +150,12 @@ fn root_on_disk(readonly: bool) -> Result<(), String> {
         let r = unsafe { libc::syscall(libc::SYS_finit_module, f.as_raw_fd(), c"".as_ptr(), 0) };
         let e = std::io::Error::last_os_error();
         if r != 0 && e.raw_os_error() != Some(libc::EEXIST) {
-            return Err(format!("load the kernel module {}: {e}", m.display()));
+            let why = if e.raw_os_error() == Some(libc::EPERM) {
+                " (module loading is disabled: `nomodule` on the kernel command line?)"
+            } else {
+                ""
+            };
+            return Err(format!("load the kernel module {}: {e}{why}", m.display()));
         }
     }
     let until = std::time::Instant::now() + DISK_WAIT;

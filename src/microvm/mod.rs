@@ -131,9 +131,12 @@ pub const DEFAULT_MEMORY: u64 = 128 << 20;
 pub const MIN_MEMORY: u64 = 4 << 20;
 /// The most: RAM is one region below the 32-bit device hole (3 GiB).
 pub const MAX_MEMORY: u64 = 3 << 30;
-/// The default command line: the console on COM1, no reboot on panic, and only the kernel's
-/// warnings and errors among the container's output.
-pub const DEFAULT_CMDLINE: &str = "console=ttyS0 reboot=t panic=-1 nomodule quiet";
+/// The default command line: the console on COM1, no reboot on panic, no PCI probe (the
+/// machine has no PCI bus: its devices are virtio-mmio), and only the kernel's warnings and
+/// errors among the container's output. Modules are not refused here (`nomodule` would make
+/// the block rootfs's modules unloadable): the guest agent disables module loading itself
+/// once it has loaded the ones its initramfs carries.
+pub const DEFAULT_CMDLINE: &str = "console=ttyS0 reboot=t panic=-1 pci=off quiet";
 
 /// Exit statuses of a VM that ended without writing the exit port.
 pub mod status {

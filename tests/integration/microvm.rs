@@ -128,7 +128,7 @@ fn guest_disk() -> R {
 /// What the microVM stage gives a Linux guest whose initramfs is the agent's, as a kernel
 /// command line (DEFAULT_CMDLINE and the agent's words).
 const AGENT_CMDLINE: &str =
-    "console=ttyS0 reboot=t panic=-1 nomodule quiet rdinit=/.contain/init -- guest-agent";
+    "console=ttyS0 reboot=t panic=-1 pci=off quiet rdinit=/.contain/init -- guest-agent";
 
 /// A bundle whose process reports, from inside a Linux guest, what the agent gave it; its
 /// rootfs holds a symlink to the host file `secret`, which must be archived as a link.
@@ -1078,13 +1078,15 @@ fn thread_filters_trap() -> R {
 }
 
 /// The outer VM's init for [`nested_vmm`]: move to a tmpfs (pivot_root cannot leave an
-/// initramfs), load KVM for the emulated AMD SVM, and run the bundle in the microVM stage.
+/// initramfs), load KVM for the emulated AMD SVM, and run the two bundles in the microVM
+/// stage: /bundle with the rootfs in the agent's initramfs, /block with it on virtio-blk
+/// (a 1 GiB file added to its rootfs here: the archive stays small).
 const NESTED_INIT: &str = r#"#!/bin/busybox sh
 export PATH=/bin
 /bin/busybox --install -s /bin
 if [ ! -e /stage2 ]; then
   mount -t tmpfs -o size=1200m tmpfs /mnt
-  for d in bin contain modules guest bundle init; do cp -a /$d /mnt/; done
+  for d in bin contain modules guest bundle block init; do cp -a /$d /mnt/; done
   mkdir -p /mnt/proc /mnt/sys /mnt/dev /mnt/tmp /mnt/run /mnt/mnt
   touch /mnt/stage2
   exec switch_root /mnt /init
@@ -1098,22 +1100,36 @@ mount -t cgroup2 cgroup2 /sys/fs/cgroup
 echo "+memory +pids" > /sys/fs/cgroup/cgroup.subtree_control
 for m in irqbypass ccp kvm kvm-amd; do insmod /modules/$m.ko || echo "NESTED: insmod $m failed"; done
 echo "NESTED: $(ls /dev/kvm 2>&1)"
+truncate -s 1G /block/rootfs/big
 export CONTAIN_GUEST_DIR=/guest
 up() { cut -d' ' -f1 /proc/uptime; }
 ms() { echo "$1 $2" | awk '{printf "%d", ($2 - $1) * 1000}'; }
-start=$(up)
-/contain --root /run/contain --policy runc run --bundle /bundle nested > /tmp/out 2>&1 &
-pid=$!
-while [ ! -s /tmp/out ] && kill -0 $pid 2>/dev/null; do usleep 5000; done
-first=$(up)
-wait $pid
-code=$?
-end=$(up)
-cat /tmp/out
-echo "NESTED: contain exited $code after $end s (started at $start s)"
-echo "NESTED: boot: run to the guest's first console line $(ms $start $first) ms, run to exit $(ms $start $end) ms"
+runb() {
+  start=$(up)
+  /contain --root /run/contain --policy runc run --bundle /$1 $1 > /tmp/$1.out 2>&1 &
+  pid=$!
+  while [ ! -s /tmp/$1.out ] && kill -0 $pid 2>/dev/null; do usleep 5000; done
+  first=$(up)
+  wait $pid
+  code=$?
+  end=$(up)
+  cat /tmp/$1.out
+  echo "NESTED: $1: contain exited $code after $end s (started at $start s)"
+  echo "NESTED: $1: boot: run to the guest's first console line $(ms $start $first) ms, run to exit $(ms $start $end) ms"
+}
+runb bundle
+runb block
 poweroff -f
 "#;
+
+/// What the block-rootfs guest's process reports: its root is an overlay on the read-only
+/// disk, the 1 GiB file is there at its size while the guest has less RAM than that, writes
+/// land (in the overlay), and no module can be loaded after the agent's.
+const BLOCK_SCRIPT: &str = "echo root=$(awk '$2 == \"/\" {print $3}' /proc/mounts) \
+     disk-ro=$(cat /sys/block/vda/ro); \
+     echo big=$(stat -c %s /big); echo written > /etc/new && echo new=$(cat /etc/new); \
+     echo memkb=$(awk '/^MemTotal/ {print $2}' /proc/meminfo); \
+     echo modules_disabled=$(cat /proc/sys/kernel/modules_disabled); exit 9";
 
 /// The microVM stage end to end with a real Linux guest, one level down (this host's
 /// /dev/kvm, kvm_pvm, cannot boot Linux): QEMU emulates a machine with AMD SVM, whose Debian
@@ -1130,13 +1146,17 @@ fn nested_vmm() -> R {
         Ok(k) => k,
         Err(why) => return skip(why),
     };
-    let modules = match kvm_modules() {
+    let modules = match test_kernel_modules(&KVM_MODULES) {
+        Ok(m) => m,
+        Err(why) => return skip(why),
+    };
+    let block_modules = match test_kernel_modules(&BLOCK_MODULE_FILES) {
         Ok(m) => m,
         Err(why) => return skip(why),
     };
     let work = tempfile::Builder::new().prefix("nested-").tempdir()?;
     let root = work.path().join("root");
-    for d in ["bin", "modules", "guest/kernels", "mnt"] {
+    for d in ["bin", "modules", "guest/kernels", "guest/modules", "mnt"] {
         std::fs::create_dir_all(root.join(d))?;
     }
     std::fs::copy(&busybox, root.join("bin/busybox"))?;
@@ -1145,6 +1165,13 @@ fn nested_vmm() -> R {
         std::fs::copy(
             m,
             root.join("modules").join(m.file_name().unwrap_or_default()),
+        )?;
+    }
+    for m in &block_modules {
+        std::fs::copy(
+            m,
+            root.join("guest/modules")
+                .join(m.file_name().unwrap_or_default()),
         )?;
     }
     std::fs::copy(&kernel, root.join("guest/kernels/vmlinuz"))?;
@@ -1168,12 +1195,28 @@ fn nested_vmm() -> R {
     b.sh(&format!(
         "echo clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource); {AGENT_SCRIPT}"
     ));
-    let o = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(b.path())
-        .arg(root.join("bundle"))
-        .out();
-    ensure!(o.code == 0, "copy the bundle: {}", o.stderr);
+    let mut block = Bundle::new();
+    block.set(|c| {
+        c["annotations"] = json!({
+            "io.contain.isolation": "microvm",
+            "io.contain.microvm.kernel": "/guest/kernels/vmlinuz",
+            "io.contain.microvm.rootfs": "block",
+            "io.contain.microvm.modules": "/guest/modules",
+            "io.contain.microvm.timeout": "300",
+        });
+        c["root"]["readonly"] = json!(false);
+        c["process"]["terminal"] = json!(false);
+        c["linux"]["resources"] = json!({"memory": {"limit": 256 * MIB}});
+    });
+    block.sh(BLOCK_SCRIPT);
+    for (from, to) in [(b.path(), "bundle"), (block.path(), "block")] {
+        let o = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(from)
+            .arg(root.join(to))
+            .out();
+        ensure!(o.code == 0, "copy the bundle {to}: {}", o.stderr);
+    }
     let archive = work.path().join("outer.cpio");
     let o = std::process::Command::new("sh")
         .arg("-c")
@@ -1205,6 +1248,10 @@ fn nested_vmm() -> R {
         .stdin(Stdio::null())
         .out();
     let out = (o.stdout + &o.stderr).replace('\r', "");
+    // The whole console, for a look at what the guests did (the test prints only a summary).
+    if let Some(log) = std::env::var_os("CONTAIN_TEST_NESTED_LOG") {
+        std::fs::write(log, &out)?;
+    }
     println!(
         "nested: QEMU ran {:.0} s; {}",
         t.elapsed().as_secs_f64(),
@@ -1214,7 +1261,7 @@ fn nested_vmm() -> R {
             .join("; ")
     );
     ensure!(
-        out.contains("NESTED: contain exited 7 "),
+        out.contains("NESTED: bundle: contain exited 7 "),
         "contain did not exit with the guest's 7 (QEMU exit {}):\n{out}",
         o.code
     );
@@ -1223,11 +1270,57 @@ fn nested_vmm() -> R {
         out.contains("clocksource=kvm-clock"),
         "the guest does not use kvm-clock:\n{out}"
     );
+    // The block-rootfs guest.
+    ensure!(
+        out.contains("NESTED: block: contain exited 9 "),
+        "the block-rootfs guest did not exit with its 9:\n{out}"
+    );
+    for want in [
+        "root=overlay disk-ro=1",
+        "big=1073741824",
+        "new=written",
+        "modules_disabled=1",
+    ] {
+        ensure!(
+            out.contains(want),
+            "block rootfs: missing {want:?} in:\n{out}"
+        );
+    }
+    let memkb: u64 = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("memkb="))
+        .and_then(|m| m.parse().ok())
+        .ok_or_else(|| format!("no MemTotal from the block guest:\n{out}"))?;
+    ensure!(
+        memkb < 256 * 1024,
+        "the block guest has {memkb} KiB: the 1 GiB file cannot have been copied into RAM"
+    );
     pass()
 }
 
-/// The KVM modules of the test kernel (scripts/test-kernel.sh unpacks them beside it).
-fn kvm_modules() -> Result<Vec<std::path::PathBuf>, String> {
+/// The modules that give the outer VM a /dev/kvm under QEMU's emulated AMD SVM.
+const KVM_MODULES: [&str; 4] = [
+    "virt/lib/irqbypass.ko",
+    "drivers/crypto/ccp/ccp.ko",
+    "arch/x86/kvm/kvm.ko",
+    "arch/x86/kvm/kvm-amd.ko",
+];
+
+/// The modules a block-rootfs guest loads (the runtime's BLOCK_MODULES, by path).
+const BLOCK_MODULE_FILES: [&str; 8] = [
+    "drivers/virtio/virtio_ring.ko",
+    "drivers/virtio/virtio.ko",
+    "drivers/virtio/virtio_mmio.ko",
+    "drivers/block/virtio_blk.ko",
+    "crypto/crc32c_generic.ko",
+    "lib/libcrc32c.ko",
+    "fs/erofs/erofs.ko",
+    "fs/overlayfs/overlay.ko",
+];
+
+/// Modules of the test kernel, by path under its kernel/ (scripts/test-kernel.sh unpacks
+/// them beside it).
+fn test_kernel_modules(want: &[&str]) -> Result<Vec<std::path::PathBuf>, String> {
     let k = std::env::var_os("CONTAIN_TEST_KERNEL")
         .map(std::path::PathBuf::from)
         .ok_or("CONTAIN_TEST_KERNEL is not set (scripts/test.sh sets it)")?;
@@ -1243,12 +1336,6 @@ fn kvm_modules() -> Result<Vec<std::path::PathBuf>, String> {
         .join("lib/modules")
         .join(version)
         .join("kernel");
-    let want = [
-        "virt/lib/irqbypass.ko",
-        "drivers/crypto/ccp/ccp.ko",
-        "arch/x86/kvm/kvm.ko",
-        "arch/x86/kvm/kvm-amd.ko",
-    ];
     want.iter()
         .map(|m| {
             let p = base.join(m);
