@@ -2,9 +2,9 @@
 # Print the directory of runc 1.1.5's own integration suite (its bats tests), ready to run
 # against any runtime with RUNC=PATH: the first time, it fetches Debian's runc *source*
 # package (a deb-src list of its own for deb.debian.org; nothing is installed), unpacks it
-# into target/runc-bats, builds tests/runc-bats/recvtty.c in place of runc's Go recvtty, and
-# replaces get-images.sh (which downloads images) with one naming a busybox rootfs made here
-# from busybox-static. Prints nothing and exits 1 when it cannot; the test that uses it
+# into target/runc-bats, builds tests/runc-bats/recvtty.c and seccompagent.c in place of runc's
+# Go recvtty and seccompagent, and replaces get-images.sh (which downloads images) with one
+# naming a busybox rootfs made here from busybox-static. Prints nothing and exits 1 when it cannot; the test that uses it
 # (conformance::runc_bats_suite) then reports itself skipped, with the reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,5 +58,10 @@ if [ ! -x "$src/contrib/cmd/recvtty/recvtty" ] ||
   [ tests/runc-bats/recvtty.c -nt "$src/contrib/cmd/recvtty/recvtty" ]; then
   mkdir -p "$src/contrib/cmd/recvtty"
   gcc -O2 -static -o "$src/contrib/cmd/recvtty/recvtty" tests/runc-bats/recvtty.c || exit 1
+fi
+if [ ! -x "$src/contrib/cmd/seccompagent/seccompagent" ] ||
+  [ tests/runc-bats/seccompagent.c -nt "$src/contrib/cmd/seccompagent/seccompagent" ]; then
+  gcc -O2 -static -pthread -Wall -Werror -o "$src/contrib/cmd/seccompagent/seccompagent" \
+    tests/runc-bats/seccompagent.c || exit 1
 fi
 echo "$src/tests/integration"

@@ -450,6 +450,9 @@ fn mount_user_namespaces(
     Ok(out)
 }
 
+/// How runc words a listener it cannot reach (tools match it).
+const NO_AGENT: &str = "failed to connect with seccomp agent specified in the seccomp profile";
+
 /// A profile that notifies needs an agent listening at listenerPath.
 pub(super) fn check_listener(f: &seccomp::Effective) -> Result<(), ContainerError> {
     use std::os::unix::fs::FileTypeExt;
@@ -460,11 +463,11 @@ pub(super) fn check_listener(f: &seccomp::Effective) -> Result<(), ContainerErro
     match std::fs::metadata(path) {
         Ok(m) if m.file_type().is_socket() => Ok(()),
         Ok(_) => Err(ContainerError::Preflight(format!(
-            "linux.seccomp.listenerPath {}: not a unix socket",
+            "{NO_AGENT}: linux.seccomp.listenerPath {}: not a unix socket",
             path.display()
         ))),
         Err(e) => Err(ContainerError::Preflight(format!(
-            "linux.seccomp.listenerPath {}: {e}",
+            "{NO_AGENT}: linux.seccomp.listenerPath {}: {e}",
             path.display()
         ))),
     }
@@ -843,7 +846,12 @@ pub(super) fn send_listener(
         profile.listener_metadata.as_deref(),
         state_json,
     )
-    .map_err(|e| format!("send the seccomp listener to {}: {e}", path.display()))
+    .map_err(|e| {
+        format!(
+            "{NO_AGENT}: send the seccomp listener to {}: {e}",
+            path.display()
+        )
+    })
 }
 
 fn owner() -> String {

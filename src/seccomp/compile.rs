@@ -412,7 +412,7 @@ fn rules(p: &Profile, warnings: &mut Vec<String>) -> Result<Vec<Rule>, SeccompEr
         if action == Action::Notify {
             if let Some(n) = r.names.iter().find(|n| NEVER_NOTIFY.contains(&n.as_str())) {
                 return Err(bad(format!(
-                    "{what}: SCMP_ACT_NOTIFY on {n:?} would deadlock the container's init, which writes to the runtime after installing the filter"
+                    "{what}: SCMP_ACT_NOTIFY cannot be used for the {n} syscall (it would deadlock the container's init, which writes to the runtime after installing the filter)"
                 )));
             }
         }
