@@ -3,14 +3,14 @@
 # fetches Debian's kernel package with `apt-get download` (nothing is installed) and unpacks
 # its vmlinuz into target/test-kernel, with the modules that give that kernel a /dev/kvm under
 # QEMU's emulated AMD SVM (irqbypass, ccp, kvm, kvm-amd; the nested microVM tier) and those a
-# guest with a block rootfs loads (virtio, virtio-mmio, virtio-blk, erofs, overlay). Prints
-# nothing and exits 1 when it cannot; the tests then report themselves as skipped, with the
-# reason.
+# guest loads for its devices (virtio, virtio-mmio, virtio-console, virtio-blk, erofs,
+# overlay). Prints nothing and exits 1 when it cannot; the tests then report themselves as
+# skipped, with the reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=target/test-kernel
 kernel=$(ls "$dir"/boot/vmlinuz-* 2>/dev/null | tail -n 1 || true)
-if [ -z "$kernel" ] || [ -z "$(ls "$dir"/lib/modules/*/kernel/drivers/block/virtio_blk.ko 2>/dev/null)" ]; then
+if [ -z "$kernel" ] || [ -z "$(ls "$dir"/lib/modules/*/kernel/drivers/char/virtio_console.ko 2>/dev/null)" ]; then
   command -v apt-get >/dev/null || exit 1
   pkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
     awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
@@ -21,7 +21,7 @@ if [ -z "$kernel" ] || [ -z "$(ls "$dir"/lib/modules/*/kernel/drivers/block/virt
     '*/kernel/virt/lib/irqbypass.ko' '*/drivers/crypto/ccp/ccp.ko' \
     '*/arch/x86/kvm/kvm.ko' '*/arch/x86/kvm/kvm-amd.ko' \
     '*/drivers/virtio/virtio.ko' '*/drivers/virtio/virtio_ring.ko' '*/drivers/virtio/virtio_mmio.ko' \
-    '*/drivers/block/virtio_blk.ko' '*/crypto/crc32c_generic.ko' '*/lib/libcrc32c.ko' \
+    '*/drivers/char/virtio_console.ko' '*/drivers/block/virtio_blk.ko' '*/crypto/crc32c_generic.ko' '*/lib/libcrc32c.ko' \
     '*/fs/erofs/erofs.ko' '*/fs/overlayfs/overlay.ko'
   rm -f "$dir"/*.deb
   kernel=$(ls "$dir"/boot/vmlinuz-* | tail -n 1)

@@ -96,7 +96,7 @@ fuzz_target!(|inp: Input| {
         readonly: false,
     };
     let limit = 4096 + u64::from(inp.limit) * 16;
-    let archive = match build(&root, &config, b"AGENT", limit) {
+    let archive = match build(&root, &config, b"AGENT", &[], limit) {
         Ok(a) => a,
         // Only the size and depth bounds may refuse a tree made of these names (a link's
         // target of many components makes as many directories).

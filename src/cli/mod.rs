@@ -317,9 +317,12 @@ fn guest_initramfs(
     };
     let archive = match &applied.microvm {
         Some(plan) => crate::microvm::guest_initramfs(plan, &b.rootfs, &config)?,
-        None => {
-            crate::microvm::agent_initramfs(&b.rootfs, &config, crate::microvm::DEFAULT_MEMORY)?
-        }
+        None => crate::microvm::agent_initramfs(
+            &b.rootfs,
+            &config,
+            &[],
+            crate::microvm::DEFAULT_MEMORY,
+        )?,
     };
     std::fs::write(output, archive).with_context(|| format!("write {}", output.display()))
 }

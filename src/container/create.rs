@@ -514,6 +514,9 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<State, ContainerError>
         scope: None,
     };
     let fifo_path = dir.fifo_path();
+    if let Some(vm) = &prepared.microvm {
+        vm.listen(&dir.path)?;
+    }
     let recorded = dir.record_creating(&super::store::Creating {
         cgroup: rel.clone(),
         scope: unit.as_ref().map(|u| u.name.clone()),

@@ -73,17 +73,35 @@ pub fn base_process(
 /// Start the process; returns its pid (a child of this process).
 pub fn exec(store: &Store, opts: &ExecOpts) -> Result<i32, ContainerError> {
     let st = exec_target(store, &opts.id, opts.ignore_paused)?;
-    // The workload of a microVM container runs on its guest kernel; a process exec'd into
-    // the VMM's namespaces would run on the host's kernel instead, outside that wall.
+    // The workload of a microVM container runs on its guest kernel: so does a process exec'd
+    // into it, started by the guest agent over the control channel (never beside the VMM on
+    // the host's kernel).
     if st
         .annotations
         .get(crate::policy::ISOLATION_ANNOTATION)
         .is_some_and(|v| v.starts_with("microvm"))
     {
-        return Err(ContainerError::Preflight(format!(
-            "container {:?} runs in the microVM stage: exec would run on the host kernel beside the VMM, not in the guest; it is refused",
+        check_process(&opts.process)?;
+        if opts.preserve_fds > 0 || opts.console_socket.is_some() {
+            return Err(ContainerError::Preflight(format!(
+                "container {:?} runs in the microVM stage: --preserve-fds and a terminal \
+                 cannot reach a process in its guest",
+                opts.id
+            )));
+        }
+        // The path only: the directory's lock is released before the relay is forked (a
+        // relay holding it would block every other command on the container).
+        let dir = store.open(&opts.id)?.path.clone();
+        let pid =
+            crate::microvm::client::exec(&dir, &opts.process).map_err(ContainerError::Preflight)?;
+        if let Some(p) = &opts.pid_file {
+            write_atomic(p, pid.to_string().as_bytes())?;
+        }
+        crate::log::debug(&format!(
+            "exec in the guest of {:?}: relay pid {pid}",
             opts.id
-        )));
+        ));
+        return Ok(pid);
     }
     check_process(&opts.process)?;
     let terminal = opts.process.terminal().unwrap_or(false);

@@ -201,6 +201,22 @@ pub fn kill(store: &Store, id: &str, sig: &str, all: bool) -> Result<(), Contain
             status: status.as_str(),
         });
     }
+    // A microVM's workload gets the signal in the guest (its handlers run, as in a
+    // container); SIGKILL, --all, and a guest without the control channel end the VMM.
+    let microvm = st
+        .annotations
+        .get(crate::policy::ISOLATION_ANNOTATION)
+        .is_some_and(|v| v.starts_with("microvm"));
+    if let Some(s) = sig.filter(|s| {
+        microvm && !all && status == Status::Running && *s != nix::sys::signal::Signal::SIGKILL
+    }) {
+        match crate::microvm::client::signal_init(&dir.path, s as i32) {
+            Ok(()) => return Ok(()),
+            Err(e) => crate::log::debug(&format!(
+                "kill {id}: {e}; the signal goes to the VMM, which ends the VM"
+            )),
+        }
+    }
     if all {
         signal_all(&st, sig)
     } else {

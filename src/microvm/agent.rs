@@ -15,6 +15,8 @@ use std::os::fd::AsRawFd;
 
 use super::initramfs::{GuestConfig, MODULES_PATH, PROCESS_PATH};
 
+mod control;
+
 /// The status the agent reports when it fails before the process starts.
 pub const AGENT_FAILED: u8 = 125;
 
@@ -56,6 +58,7 @@ fn setup() -> Result<GuestConfig, String> {
     let json = std::fs::read(PROCESS_PATH).map_err(|e| format!("{PROCESS_PATH}: {e}"))?;
     let config: GuestConfig =
         serde_json::from_slice(&json).map_err(|e| format!("{PROCESS_PATH}: {e}"))?;
+    load_modules()?;
     if config.rootfs == super::RootfsMode::Block {
         root_on_disk(config.readonly)?;
     }
@@ -116,28 +119,8 @@ fn disable_modules() -> Result<(), String> {
     }
 }
 
-/// The disk the runtime serves the rootfs on (the first virtio-blk device).
-const DISK: &str = "/dev/vda";
-/// How long the agent waits for the disk to appear after loading the modules.
-const DISK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Make the virtio-blk disk the root: load the modules the initramfs carries, mount the
-/// erofs disk read-only and, unless the root is to be read-only, a tmpfs overlay on it for
-/// the container's writes; then move it over the initramfs's root and chroot into it (an
-/// initramfs cannot be pivot_root'ed away).
-fn root_on_disk(readonly: bool) -> Result<(), String> {
-    let mount = |src: &str, at: &str, fs: &str, flags: MsFlags, data: Option<&str>| {
-        std::fs::create_dir_all(at).map_err(|e| format!("mkdir {at}: {e}"))?;
-        nix::mount::mount(Some(src), at, Some(fs), flags, data)
-            .map_err(|e| format!("mount {fs} {src} on {at}: {e}"))
-    };
-    mount(
-        "devtmpfs",
-        "/dev",
-        "devtmpfs",
-        MsFlags::MS_NOSUID,
-        Some("mode=0755"),
-    )?;
+/// Load the kernel modules the initramfs carries (the devices' drivers), in their order.
+fn load_modules() -> Result<(), String> {
     let mut modules: Vec<_> = match std::fs::read_dir(MODULES_PATH) {
         Ok(d) => d.filter_map(|e| e.ok().map(|e| e.path())).collect(),
         Err(_) => Vec::new(),
@@ -158,6 +141,31 @@ fn root_on_disk(readonly: bool) -> Result<(), String> {
             return Err(format!("load the kernel module {}: {e}{why}", m.display()));
         }
     }
+    Ok(())
+}
+
+/// The disk the runtime serves the rootfs on (the first virtio-blk device).
+const DISK: &str = "/dev/vda";
+/// How long the agent waits for the disk to appear after loading the modules.
+const DISK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Make the virtio-blk disk the root (its modules loaded): mount the
+/// erofs disk read-only and, unless the root is to be read-only, a tmpfs overlay on it for
+/// the container's writes; then move it over the initramfs's root and chroot into it (an
+/// initramfs cannot be pivot_root'ed away).
+fn root_on_disk(readonly: bool) -> Result<(), String> {
+    let mount = |src: &str, at: &str, fs: &str, flags: MsFlags, data: Option<&str>| {
+        std::fs::create_dir_all(at).map_err(|e| format!("mkdir {at}: {e}"))?;
+        nix::mount::mount(Some(src), at, Some(fs), flags, data)
+            .map_err(|e| format!("mount {fs} {src} on {at}: {e}"))
+    };
+    mount(
+        "devtmpfs",
+        "/dev",
+        "devtmpfs",
+        MsFlags::MS_NOSUID,
+        Some("mode=0755"),
+    )?;
     let until = std::time::Instant::now() + DISK_WAIT;
     while !Path::new(DISK).exists() {
         if std::time::Instant::now() > until {
@@ -202,8 +210,31 @@ fn root_on_disk(readonly: bool) -> Result<(), String> {
     nix::unistd::chdir("/").map_err(|e| format!("chdir /: {e}"))
 }
 
-/// Start the process and reap until it ends; its status (128+N for signal N).
+/// How long the agent looks for the control channel's console device after the process
+/// started (its driver may still be probing, or be loaded by then).
+const CONTROL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Start the process, serve the control channel (exec, kill) and reap until the process
+/// ends; its status (128+N for signal N).
 fn run(config: &GuestConfig) -> u8 {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut chld = SigSet::empty();
+    chld.add(Signal::SIGCHLD);
+    // Blocked before the fork: the children unblock every signal before they exec.
+    if let Err(e) = chld.thread_block() {
+        say(&format!("block SIGCHLD: {e}"));
+        return AGENT_FAILED;
+    }
+    let sigfd = match nix::sys::signalfd::SignalFd::with_flags(
+        &chld,
+        nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
+    ) {
+        Ok(f) => f,
+        Err(e) => {
+            say(&format!("signalfd: {e}"));
+            return AGENT_FAILED;
+        }
+    };
     // /proc is mounted by now: the agent's thread count is checked like the runtime's.
     let forked = crate::sys::SingleThreaded::check().and_then(|one| crate::sys::fork(&one));
     let child = match forked {
@@ -218,16 +249,76 @@ fn run(config: &GuestConfig) -> u8 {
             return AGENT_FAILED;
         }
     };
+    let started = std::time::Instant::now();
+    let mut channel = control::Control::open(child.as_raw());
     loop {
-        match waitpid(Pid::from_raw(-1), None) {
-            Ok(WaitStatus::Exited(pid, code)) if pid == child => return code as u8,
-            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => {
-                return 128u8.wrapping_add(sig as u8)
+        let looking = channel.is_none() && started.elapsed() < CONTROL_WAIT;
+        let (ready, tokens) = {
+            let mut fds = vec![nix::poll::PollFd::new(
+                std::os::fd::AsFd::as_fd(&sigfd),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            let mut tokens = Vec::new();
+            if let Some(c) = &channel {
+                for (fd, flags, token) in c.fds() {
+                    fds.push(nix::poll::PollFd::new(fd, flags));
+                    tokens.push(token);
+                }
             }
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => {
-                say(&format!("wait: {e}"));
-                return AGENT_FAILED;
+            let wait = if looking {
+                nix::poll::PollTimeout::from(100u8)
+            } else {
+                nix::poll::PollTimeout::NONE
+            };
+            match nix::poll::poll(&mut fds, wait) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => {
+                    say(&format!("poll: {e}"));
+                    return AGENT_FAILED;
+                }
+            }
+            let ready: Vec<bool> = fds
+                .iter()
+                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                .collect();
+            (ready, tokens)
+        };
+        if looking {
+            channel = control::Control::open(child.as_raw());
+        }
+        if ready[0] {
+            while let Ok(Some(_)) = sigfd.read_signal() {}
+            loop {
+                match waitpid(
+                    Pid::from_raw(-1),
+                    Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+                ) {
+                    Ok(WaitStatus::Exited(pid, code)) if pid == child => return code as u8,
+                    Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => {
+                        return 128u8.wrapping_add(sig as u8)
+                    }
+                    Ok(WaitStatus::Exited(pid, code)) => {
+                        if let Some(c) = &mut channel {
+                            c.reaped(pid.as_raw(), code);
+                        }
+                    }
+                    Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                        if let Some(c) = &mut channel {
+                            c.reaped(pid.as_raw(), 128 + sig as i32);
+                        }
+                    }
+                    Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => break,
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                    Err(e) => {
+                        say(&format!("wait: {e}"));
+                        return AGENT_FAILED;
+                    }
+                }
+            }
+        }
+        if let Some(c) = &mut channel {
+            for (token, _) in tokens.iter().zip(&ready[1..]).filter(|(_, r)| **r) {
+                c.ready(*token);
             }
         }
     }

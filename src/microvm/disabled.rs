@@ -15,7 +15,7 @@ pub fn guest_initramfs(
     config: &initramfs::GuestConfig,
 ) -> Result<Vec<u8>, MicrovmError> {
     match plan.rootfs {
-        super::RootfsMode::Initramfs => super::agent_initramfs(rootfs, config, plan.memory),
+        super::RootfsMode::Initramfs => super::agent_initramfs(rootfs, config, &[], plan.memory),
         super::RootfsMode::Block => Err(MicrovmError::Unavailable(format!(
             "io.contain.microvm.rootfs block: {WHY}"
         ))),
@@ -36,6 +36,10 @@ pub fn prepare(_: &Plan, _: &Path, _: &initramfs::GuestConfig) -> Result<Prepare
 }
 
 impl Prepared {
+    pub fn listen(&self, _: &Path) -> Result<(), MicrovmError> {
+        match *self {}
+    }
+
     pub fn keep_fds(&self) -> Vec<i32> {
         match *self {}
     }

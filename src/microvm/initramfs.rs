@@ -105,6 +105,7 @@ pub fn build(
     rootfs: &Path,
     config: &GuestConfig,
     agent: &[u8],
+    modules: &[(String, Vec<u8>)],
     limit: u64,
 ) -> Result<Vec<u8>, String> {
     let root = crate::sys::fs::open_host(rootfs, libc::O_RDONLY | libc::O_DIRECTORY)
@@ -116,7 +117,7 @@ pub fn build(
     };
     walk(&mut a, root.as_fd(), &mut PathBuf::new(), 0)
         .map_err(|e| format!("the rootfs {}: {e}", rootfs.display()))?;
-    finish(a, config, agent, &[])
+    finish(a, config, agent, modules)
 }
 
 /// The initramfs of a guest whose rootfs is a disk: only the agent, what it runs and the
@@ -371,7 +372,7 @@ mod tests {
         std::os::unix::fs::symlink("/", r.join("bin/sub/root")).unwrap();
         std::fs::create_dir(r.join(".contain")).unwrap();
         std::fs::write(r.join(".contain/init"), b"planted").unwrap();
-        let out = build(r, &config(), b"AGENT", 1 << 20).unwrap();
+        let out = build(r, &config(), b"AGENT", &[], 1 << 20).unwrap();
         let e = entries(&out);
         let get = |n: &str| e.iter().find(|x| x.0 == n).unwrap_or_else(|| panic!("{n}"));
         assert_eq!(get("bin/sh").2, b"#!shell");
@@ -397,7 +398,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(t.path().join("TRAILER!!!/c")).unwrap();
         std::fs::write(t.path().join("TRAILER!!!/c/f"), b"kept").unwrap();
-        let out = build(t.path(), &config(), b"AGENT", 1 << 20).unwrap();
+        let out = build(t.path(), &config(), b"AGENT", &[], 1 << 20).unwrap();
         let e = entries(&out);
         let names: Vec<&str> = e.iter().map(|x| x.0.as_str()).collect();
         assert_eq!(
@@ -411,9 +412,9 @@ mod tests {
     fn refuses_what_does_not_fit() {
         let t = tempfile::tempdir().unwrap();
         std::fs::write(t.path().join("big"), vec![0u8; 64 << 10]).unwrap();
-        let e = build(t.path(), &config(), b"", 32 << 10).unwrap_err();
+        let e = build(t.path(), &config(), b"", &[], 32 << 10).unwrap_err();
         assert!(e.contains("would exceed") && e.contains("big"), "{e}");
-        let e = build(Path::new("/nonexistent"), &config(), b"", 1 << 20).unwrap_err();
+        let e = build(Path::new("/nonexistent"), &config(), b"", &[], 1 << 20).unwrap_err();
         assert!(e.contains("/nonexistent"), "{e}");
     }
 

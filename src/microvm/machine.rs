@@ -24,6 +24,9 @@ pub struct Prepared {
     vmm_filter: crate::seccomp::Compiled,
     vcpu_filter: crate::seccomp::Compiled,
     block_filter: crate::seccomp::Compiled,
+    control_filter: crate::seccomp::Compiled,
+    /// The control channel's socket (bound by [`Prepared::listen`]), until the VMM runs.
+    listener: std::sync::Mutex<Option<std::os::unix::net::UnixListener>>,
 }
 
 /// Read a guest image. One named by the bundle is opened beneath the operator's guest
@@ -98,9 +101,9 @@ fn open_image(what: &str, image: &Image, flags: i32) -> Result<OwnedFd, MicrovmE
     Ok(fd)
 }
 
-/// The block rootfs's modules found in `dir` (searched to a depth of 8, without following
+/// The guest's device modules found in `dir` (searched to a depth of 8, without following
 /// links), in load order: (name, image). A module not found is taken to be built in.
-fn block_modules(dir: &Image) -> Result<Vec<(String, Vec<u8>)>, MicrovmError> {
+fn guest_modules(dir: &Image) -> Result<Vec<(String, Vec<u8>)>, MicrovmError> {
     let root = open_image("modules", dir, libc::O_RDONLY | libc::O_DIRECTORY)?;
     let mut found: std::collections::HashMap<String, OwnedFd> = Default::default();
     let mut stack = vec![(root, 0usize)];
@@ -112,7 +115,7 @@ fn block_modules(dir: &Image) -> Result<Vec<(String, Vec<u8>)>, MicrovmError> {
             let module = n.strip_suffix(".ko").map(|m| m.replace('-', "_"));
             match module {
                 Some(m)
-                    if super::BLOCK_MODULES.contains(&m.as_str()) && !found.contains_key(&m) =>
+                    if super::GUEST_MODULES.contains(&m.as_str()) && !found.contains_key(&m) =>
                 {
                     if let Ok(f) = initramfs::openat(
                         std::os::fd::AsFd::as_fd(&d),
@@ -136,7 +139,7 @@ fn block_modules(dir: &Image) -> Result<Vec<(String, Vec<u8>)>, MicrovmError> {
             }
         }
     }
-    super::BLOCK_MODULES
+    super::GUEST_MODULES
         .iter()
         .filter_map(|m| found.remove(*m).map(|f| (m.to_string(), f)))
         .map(|(m, f)| {
@@ -147,22 +150,20 @@ fn block_modules(dir: &Image) -> Result<Vec<(String, Vec<u8>)>, MicrovmError> {
         .collect()
 }
 
-/// The agent's initramfs for a Linux guest of `plan`: with the rootfs in it, or, for a block
-/// rootfs, with the kernel modules the agent loads to reach the disk.
+/// The agent's initramfs for a Linux guest of `plan`: with the rootfs in it (or, for a block
+/// rootfs, without), and the kernel modules the agent loads for the guest's devices.
 pub fn guest_initramfs(
     plan: &Plan,
     rootfs: &Path,
     config: &initramfs::GuestConfig,
 ) -> Result<Vec<u8>, MicrovmError> {
+    let modules = match &plan.modules {
+        Some(dir) => guest_modules(dir)?,
+        None => Vec::new(),
+    };
     match plan.rootfs {
-        RootfsMode::Block => {
-            let modules = match &plan.modules {
-                Some(dir) => block_modules(dir)?,
-                None => Vec::new(),
-            };
-            agent_block_initramfs(config, &modules, plan.memory)
-        }
-        RootfsMode::Initramfs => agent_initramfs(rootfs, config, plan.memory),
+        RootfsMode::Block => agent_block_initramfs(config, &modules, plan.memory),
+        RootfsMode::Initramfs => agent_initramfs(rootfs, config, &modules, plan.memory),
     }
 }
 
@@ -216,24 +217,55 @@ pub fn prepare(
         vmm_filter: thread_filter(ThreadKind::Vmm)?,
         vcpu_filter: thread_filter(ThreadKind::Vcpu)?,
         block_filter: thread_filter(ThreadKind::Block)?,
+        control_filter: thread_filter(ThreadKind::Control)?,
+        listener: std::sync::Mutex::new(None),
     })
 }
 
 impl Prepared {
+    /// Whether the guest runs the agent, which the control channel reaches.
+    fn has_agent(&self) -> bool {
+        self.plan.guest == Guest::Linux && self.plan.initramfs.is_none()
+    }
+
+    /// Bind the control channel's socket in the container's state directory `dir` (mode
+    /// 0600: the runtime's clients, as root, connect to it), for a guest that runs the agent.
+    pub fn listen(&self, dir: &Path) -> Result<(), MicrovmError> {
+        if !self.has_agent() {
+            return Ok(());
+        }
+        let l = super::channel::bind(dir).map_err(|e| {
+            MicrovmError::Unavailable(format!("the control socket in {}: {e}", dir.display()))
+        })?;
+        *self.listener.lock().unwrap_or_else(|p| p.into_inner()) = Some(l);
+        Ok(())
+    }
+
     /// The descriptors the init must keep open across the runtime's descriptor cleanup
-    /// (/dev/kvm and the files the rootfs disk reads).
+    /// (/dev/kvm, the files the rootfs disk reads, the control socket).
     pub fn keep_fds(&self) -> Vec<i32> {
         let mut v = vec![self.kvm.as_raw_fd()];
         if let Some(d) = self.disk.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             v.extend(d.fds());
         }
+        v.extend(self.listener_fd());
         v
     }
 
-    /// The descriptors the VMM runs on (/dev/kvm, the VM, the vCPU).
+    fn listener_fd(&self) -> Option<i32> {
+        self.listener
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(AsRawFd::as_raw_fd)
+    }
+
+    /// The descriptors the VMM runs on (/dev/kvm, the VM, the vCPU, the devices' eventfds,
+    /// the control socket).
     pub fn machine_fds(&self, m: &Machine) -> Vec<i32> {
         let mut v = m.fds();
         v.push(self.kvm.as_raw_fd());
+        v.extend(self.listener_fd());
         v
     }
 
@@ -281,10 +313,11 @@ impl Prepared {
     /// What `state` shows in the annotation io.contain.seccomp.
     pub fn seccomp_text(&self) -> String {
         format!(
-            "microvm VMM: vmm thread ({} instructions), vcpu thread ({} instructions), block thread ({} instructions); the workload's own profile belongs to the guest",
+            "microvm VMM: vmm thread ({} instructions), vcpu thread ({} instructions), block thread ({} instructions), control thread ({} instructions); the workload's own profile belongs to the guest",
             self.vmm_filter.program.len(),
             self.vcpu_filter.program.len(),
-            self.block_filter.program.len()
+            self.block_filter.program.len(),
+            self.control_filter.program.len()
         )
     }
 
@@ -302,6 +335,7 @@ impl Prepared {
                 cmdline: &self.plan.cmdline,
             },
             disk,
+            self.has_agent(),
         )
     }
 
@@ -319,14 +353,21 @@ impl Prepared {
                 crate::sys::exit_now(status::VMM_FAILED)
             }
         };
+        let control = self
+            .listener
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         vmm::run(
             machine,
             out,
             dup(0).ok(),
+            control,
             &vmm::Filters {
                 vmm: &self.vmm_filter,
                 vcpu: &self.vcpu_filter,
                 block: &self.block_filter,
+                control: &self.control_filter,
             },
             self.plan.timeout,
         )

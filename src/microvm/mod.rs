@@ -16,6 +16,8 @@ pub mod acpi;
 pub mod agent;
 #[cfg(feature = "microvm")]
 pub mod boot;
+pub mod channel;
+pub mod client;
 #[cfg(feature = "microvm")]
 mod cpu;
 #[cfg(feature = "microvm")]
@@ -96,15 +98,18 @@ pub const GUEST_ANNOTATION: &str = "io.contain.microvm.guest";
 /// initramfs) or `block` (an erofs disk over virtio-blk; see [`RootfsMode`]).
 pub const ROOTFS_ANNOTATION: &str = "io.contain.microvm.rootfs";
 /// A directory of the guest kernel's modules (a tree such as /lib/modules/VERSION, or the
-/// .ko files side by side), from which the agent's initramfs takes those a block rootfs needs.
+/// .ko files side by side), from which the agent's initramfs takes those the guest's devices
+/// need (GUEST_MODULES).
 pub const MODULES_ANNOTATION: &str = "io.contain.microvm.modules";
 
-/// The modules a block rootfs needs, in the order they are loaded (a module's dependencies
-/// first). One the directory does not hold is taken to be built into the kernel.
-pub const BLOCK_MODULES: [&str; 8] = [
+/// The modules the guest's devices need (the block rootfs's disk, the control channel's
+/// console), in the order they are loaded (a module's dependencies first). One the
+/// directory does not hold is taken to be built into the kernel.
+pub const GUEST_MODULES: [&str; 9] = [
     "virtio_ring",
     "virtio",
     "virtio_mmio",
+    "virtio_console",
     "virtio_blk",
     "crc32c_generic",
     "libcrc32c",
@@ -470,12 +475,14 @@ const MAX_IMAGE: u64 = 512 << 20;
 pub fn agent_initramfs(
     rootfs: &Path,
     config: &initramfs::GuestConfig,
+    modules: &[(String, Vec<u8>)],
     memory: u64,
 ) -> Result<Vec<u8>, MicrovmError> {
     initramfs::build(
         rootfs,
         config,
         &agent_binary()?,
+        modules,
         (memory / 2).min(MAX_IMAGE),
     )
     .map_err(MicrovmError::Initramfs)
@@ -518,6 +525,8 @@ pub enum ThreadKind {
     Vcpu,
     /// The virtio-blk device's I/O (a Linux guest with a block rootfs).
     Block,
+    /// The control channel: the runtime's clients relayed to the guest agent's console.
+    Control,
 }
 
 /// The compiled filter of a thread kind. Every syscall not listed takes the default action
@@ -527,6 +536,7 @@ pub fn thread_filter(kind: ThreadKind) -> Result<crate::seccomp::Compiled, Micro
         ThreadKind::Vmm => ("vmm", VMM_FILTER),
         ThreadKind::Vcpu => ("vcpu", VCPU_FILTER),
         ThreadKind::Block => ("block", BLOCK_FILTER),
+        ThreadKind::Control => ("control", CONTROL_FILTER),
     };
     crate::seccomp::Profile::from_slice(json)
         .and_then(|p| {
@@ -550,6 +560,8 @@ const VMM_FILTER: &[u8] = include_bytes!("../../policies/microvm/vmm.json");
 const VCPU_FILTER: &[u8] = include_bytes!("../../policies/microvm/vcpu.json");
 /// The block I/O thread's filter.
 const BLOCK_FILTER: &[u8] = include_bytes!("../../policies/microvm/block.json");
+/// The control thread's filter.
+const CONTROL_FILTER: &[u8] = include_bytes!("../../policies/microvm/control.json");
 
 #[cfg(test)]
 mod tests {

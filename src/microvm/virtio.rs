@@ -55,19 +55,26 @@ const SERIAL: &[u8] = b"contain-rootfs";
 
 /// What a device does for its queue.
 pub trait Backend {
-    /// The virtio device type (2: block).
+    /// The virtio device type (2: block, 3: console).
     const DEVICE_ID: u32;
+    /// How many queues the device has.
+    const QUEUES: usize;
     fn features(&self) -> u64;
     /// The device-specific configuration space, from offset 0x100.
     fn config(&self) -> Vec<u8>;
-    /// Serve what the driver made available on `queue`; whether the used ring changed.
-    fn process(&mut self, queue: &mut Queue, mem: &GuestMemoryMmap) -> Result<bool, String>;
+    /// Serve what the driver made available on queue `index`; whether its used ring changed.
+    fn process(
+        &mut self,
+        index: usize,
+        queue: &mut Queue,
+        mem: &GuestMemoryMmap,
+    ) -> Result<bool, String>;
 }
 
-/// One virtio-mmio device: its registers, its one queue and its backend.
+/// One virtio-mmio device: its registers, its queues and its backend.
 pub struct Mmio<B: Backend> {
     pub backend: B,
-    queue: Queue,
+    queues: Vec<Queue>,
     device_features_sel: u32,
     driver_features_sel: u32,
     driver_features: u64,
@@ -91,7 +98,9 @@ impl<B: Backend> Mmio<B> {
     pub fn new(backend: B) -> Self {
         Mmio {
             backend,
-            queue: Queue::new(QUEUE_MAX).expect("QUEUE_MAX is a power of two"),
+            queues: (0..B::QUEUES)
+                .map(|_| Queue::new(QUEUE_MAX).expect("QUEUE_MAX is a power of two"))
+                .collect(),
             device_features_sel: 0,
             driver_features_sel: 0,
             driver_features: 0,
@@ -107,8 +116,15 @@ impl<B: Backend> Mmio<B> {
         std::sync::Arc::clone(&self.interrupt_status)
     }
 
+    /// The queue QueueSel names, if it names one.
+    fn selected(&self) -> Option<&Queue> {
+        self.queues.get(self.queue_sel as usize)
+    }
+
     fn reset(&mut self) {
-        self.queue.reset();
+        for q in &mut self.queues {
+            q.reset();
+        }
         self.device_features_sel = 0;
         self.driver_features_sel = 0;
         self.driver_features = 0;
@@ -142,8 +158,8 @@ impl<B: Backend> Mmio<B> {
                 1 => (features >> 32) as u32,
                 _ => 0,
             },
-            0x034 if self.queue_sel == 0 => u32::from(QUEUE_MAX),
-            0x044 if self.queue_sel == 0 => u32::from(self.queue.ready()),
+            0x034 if self.selected().is_some() => u32::from(QUEUE_MAX),
+            0x044 => self.selected().map_or(0, |q| u32::from(q.ready())),
             0x060 => self.interrupt_status.load(Ordering::SeqCst),
             0x070 => self.status,
             0x0fc => 0, // config generation: the configuration never changes
@@ -159,7 +175,13 @@ impl<B: Backend> Mmio<B> {
         };
         let v = u32::from_le_bytes(bytes);
         // Queue registers take effect only while the driver sets the device up.
-        let setting_up = self.status & S_DRIVER_OK == 0 && self.queue_sel == 0;
+        let driver_ok = self.status & S_DRIVER_OK != 0;
+        let queue = match self.queues.get_mut(self.queue_sel as usize) {
+            Some(q) if !driver_ok => Some(q),
+            _ => None,
+        };
+        let setting_up = queue.is_some();
+        let q = || queue.expect("setting_up: a selected queue");
         match offset {
             0x014 => self.device_features_sel = v,
             0x020 => {
@@ -178,8 +200,8 @@ impl<B: Backend> Mmio<B> {
             }
             0x024 => self.driver_features_sel = v,
             0x030 => self.queue_sel = v,
-            0x038 if setting_up => self.queue.set_size(v.min(u32::from(u16::MAX)) as u16),
-            0x044 if setting_up => self.queue.set_ready(v == 1),
+            0x038 if setting_up => q().set_size(v.min(u32::from(u16::MAX)) as u16),
+            0x044 if setting_up => q().set_ready(v == 1),
             0x050 => return Access::Notify,
             0x064 => {
                 self.interrupt_status.fetch_and(!v, Ordering::SeqCst);
@@ -194,37 +216,40 @@ impl<B: Backend> Mmio<B> {
                     self.status = v;
                 }
             }
-            0x080 if setting_up => self.queue.set_desc_table_address(Some(v), None),
-            0x084 if setting_up => self.queue.set_desc_table_address(None, Some(v)),
-            0x090 if setting_up => self.queue.set_avail_ring_address(Some(v), None),
-            0x094 if setting_up => self.queue.set_avail_ring_address(None, Some(v)),
-            0x0a0 if setting_up => self.queue.set_used_ring_address(Some(v), None),
-            0x0a4 if setting_up => self.queue.set_used_ring_address(None, Some(v)),
+            0x080 if setting_up => q().set_desc_table_address(Some(v), None),
+            0x084 if setting_up => q().set_desc_table_address(None, Some(v)),
+            0x090 if setting_up => q().set_avail_ring_address(Some(v), None),
+            0x094 if setting_up => q().set_avail_ring_address(None, Some(v)),
+            0x0a0 if setting_up => q().set_used_ring_address(Some(v), None),
+            0x0a4 if setting_up => q().set_used_ring_address(None, Some(v)),
             _ => {}
         }
         Access::None
     }
 
-    /// Serve the queue once the driver is ready; whether the guest must be interrupted.
+    /// Serve the queues once the driver is ready; whether the guest must be interrupted.
     pub fn serve(&mut self, mem: &GuestMemoryMmap) -> bool {
         if self.status & S_DRIVER_OK == 0 || self.status & S_NEEDS_RESET != 0 {
             return false;
         }
-        if !self.queue.ready() || !self.queue.is_valid(mem) {
-            return false;
-        }
-        match self.backend.process(&mut self.queue, mem) {
-            Ok(false) => false,
-            Ok(true) => {
-                self.interrupt_status.fetch_or(INT_VRING, Ordering::SeqCst);
-                true
+        let mut interrupt = false;
+        for (i, q) in self.queues.iter_mut().enumerate() {
+            if !q.ready() || !q.is_valid(mem) {
+                continue;
             }
-            Err(_) => {
-                self.refused += 1;
-                self.status |= S_NEEDS_RESET;
-                false
+            match self.backend.process(i, q, mem) {
+                Ok(used) => interrupt |= used,
+                Err(_) => {
+                    self.refused += 1;
+                    self.status |= S_NEEDS_RESET;
+                    return false;
+                }
             }
         }
+        if interrupt {
+            self.interrupt_status.fetch_or(INT_VRING, Ordering::SeqCst);
+        }
+        interrupt
     }
 }
 
@@ -316,6 +341,7 @@ impl Block {
 
 impl Backend for Block {
     const DEVICE_ID: u32 = 2;
+    const QUEUES: usize = 1;
 
     fn features(&self) -> u64 {
         F_VERSION_1 | BLK_F_RO | BLK_F_SEG_MAX
@@ -329,7 +355,12 @@ impl Backend for Block {
         c
     }
 
-    fn process(&mut self, queue: &mut Queue, mem: &GuestMemoryMmap) -> Result<bool, String> {
+    fn process(
+        &mut self,
+        _: usize,
+        queue: &mut Queue,
+        mem: &GuestMemoryMmap,
+    ) -> Result<bool, String> {
         let mut used = false;
         // At most a queue's worth per notification round: a guest that refills the ring as
         // fast as it is served cannot hold the thread forever (it notifies again).
@@ -359,6 +390,133 @@ impl Backend for Block {
             used = true;
         }
         Ok(used)
+    }
+}
+
+/// The console device's receive queue (to the guest) and transmit queue (from it).
+const RX: usize = 0;
+const TX: usize = 1;
+/// The most a transmit chain may carry, and the most the device holds for the VMM to take:
+/// a guest that sends more waits (its buffers stay in the ring until the VMM has caught up).
+const TX_CHAIN_MAX: usize = 1 << 20;
+pub const FROM_GUEST_MAX: usize = 4 << 20;
+
+/// The console device (virtio-console, one port, no multiport features): a byte stream each
+/// way, the VMM's control channel to the guest agent.
+#[derive(Default)]
+pub struct Console {
+    /// Bytes for the guest, waiting for its receive buffers.
+    pub to_guest: std::collections::VecDeque<u8>,
+    /// Bytes the guest sent, for the VMM to take.
+    pub from_guest: Vec<u8>,
+}
+
+impl Console {
+    fn receive(&mut self, queue: &mut Queue, mem: &GuestMemoryMmap) -> Result<bool, String> {
+        let mut used = false;
+        for _ in 0..queue.size() {
+            if self.to_guest.is_empty() {
+                break;
+            }
+            let Some(chain) = queue.pop_descriptor_chain(mem) else {
+                break;
+            };
+            let head = chain.head_index();
+            let mut written: u32 = 0;
+            for d in chain {
+                if !d.is_write_only() {
+                    break; // a buffer the guest gave to be written must be writable
+                }
+                let n = (d.len() as usize).min(self.to_guest.len());
+                let (a, b) = self.to_guest.as_slices();
+                let first = n.min(a.len());
+                let ok = mem.write_slice(&a[..first], d.addr()).is_ok()
+                    && (first == n
+                        || d.addr()
+                            .checked_add(first as u64)
+                            .is_some_and(|at| mem.write_slice(&b[..n - first], at).is_ok()));
+                if !ok {
+                    break;
+                }
+                self.to_guest.drain(..n);
+                written += n as u32;
+                if self.to_guest.is_empty() {
+                    break;
+                }
+            }
+            queue
+                .add_used(mem, head, written)
+                .map_err(|e| format!("the used ring: {e}"))?;
+            used = true;
+        }
+        Ok(used)
+    }
+
+    fn transmit(&mut self, queue: &mut Queue, mem: &GuestMemoryMmap) -> Result<bool, String> {
+        let mut used = false;
+        for _ in 0..queue.size() {
+            if self.from_guest.len() >= FROM_GUEST_MAX {
+                break; // the VMM takes what it holds first; the guest notifies again
+            }
+            let Some(chain) = queue.pop_descriptor_chain(mem) else {
+                break;
+            };
+            let head = chain.head_index();
+            let mut total = 0usize;
+            for d in chain {
+                if d.is_write_only() {
+                    continue;
+                }
+                let n = d.len() as usize;
+                total = total.saturating_add(n);
+                if total > TX_CHAIN_MAX {
+                    return Err(format!(
+                        "a transmit chain of more than {TX_CHAIN_MAX} bytes"
+                    ));
+                }
+                let start = self.from_guest.len();
+                self.from_guest.resize(start + n, 0);
+                if mem
+                    .read_slice(&mut self.from_guest[start..], d.addr())
+                    .is_err()
+                {
+                    self.from_guest.truncate(start);
+                    return Err("a transmit buffer outside guest memory".into());
+                }
+            }
+            queue
+                .add_used(mem, head, 0)
+                .map_err(|e| format!("the used ring: {e}"))?;
+            used = true;
+        }
+        Ok(used)
+    }
+}
+
+impl Backend for Console {
+    const DEVICE_ID: u32 = 3;
+    const QUEUES: usize = 2;
+
+    fn features(&self) -> u64 {
+        F_VERSION_1
+    }
+
+    fn config(&self) -> Vec<u8> {
+        // cols, rows, max_nr_ports, emerg_wr: none offered (no SIZE, MULTIPORT, EMERG_WRITE).
+        vec![0; 12]
+    }
+
+    fn process(
+        &mut self,
+        index: usize,
+        queue: &mut Queue,
+        mem: &GuestMemoryMmap,
+    ) -> Result<bool, String> {
+        match index {
+            RX => self.receive(queue, mem),
+            TX => self.transmit(queue, mem),
+            _ => Ok(false),
+        }
     }
 }
 

@@ -15,8 +15,9 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use super::boot::{self, Payload};
+use super::channel;
 use super::devices::{Devices, Effect, Irq};
-use super::virtio::{Access, Block, Mmio, MMIO_SIZE};
+use super::virtio::{Access, Backend, Block, Console, Mmio, MMIO_SIZE};
 use super::{acpi, cpu, erofs, mptable, status, Guest, MicrovmError};
 use crate::sys::during;
 use vmm_sys_util::eventfd::EventFd;
@@ -30,21 +31,27 @@ pub struct Machine {
     /// COM1's interrupt (an irqfd on IRQ 4) when the machine has an interrupt controller.
     serial_irq: Option<EventFd>,
     /// The rootfs disk's virtio-blk device, when the rootfs is a block device.
-    block: Option<BlockDevice>,
+    block: Option<Device<Block>>,
+    /// The control channel's virtio-console device, when the guest runs the agent.
+    console: Option<Device<Console>>,
     _mem: GuestMemoryMmap,
 }
 
-/// The virtio-blk device and its two eventfds: the queue notification (an ioeventfd KVM
+/// A virtio-mmio device and its two eventfds: the queue notification (an ioeventfd KVM
 /// signals on the guest's write to QueueNotify) and the interrupt (an irqfd).
-struct BlockDevice {
-    dev: Mmio<Block>,
+struct Device<B: Backend> {
+    dev: Mmio<B>,
+    base: u64,
     notify: EventFd,
     irq: EventFd,
 }
 
-/// Where the virtio-mmio devices are (above RAM, below the IOAPIC), and the first one's IRQ.
+/// Where the virtio-mmio devices are (above RAM, below the IOAPIC, one page each: the block
+/// device, then the console), and their IRQs.
 const VIRTIO_BASE: u64 = 0xd000_0000;
 const VIRTIO_IRQ: u32 = 5;
+const CONSOLE_BASE: u64 = VIRTIO_BASE + MMIO_SIZE;
+const CONSOLE_IRQ: u32 = 6;
 /// QueueNotify's offset in a device's registers.
 const QUEUE_NOTIFY: u64 = 0x50;
 
@@ -56,6 +63,9 @@ impl Machine {
         if let Some(b) = &self.block {
             v.extend([b.notify.as_raw_fd(), b.irq.as_raw_fd()]);
             v.extend(b.dev.backend.disk.fds());
+        }
+        if let Some(c) = &self.console {
+            v.extend([c.notify.as_raw_fd(), c.irq.as_raw_fd()]);
         }
         v
     }
@@ -88,6 +98,7 @@ pub fn build(
     mem: u64,
     payload: &Payload<'_>,
     disk: Option<erofs::Disk>,
+    control: bool,
 ) -> Result<Machine, MicrovmError> {
     let vm = kvm.create_vm().map_err(during("KVM_CREATE_VM"))?;
     let memory = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), mem as usize)])
@@ -155,30 +166,24 @@ pub fn build(
     boot::write_tables(&memory)?;
     let entry = boot::load(&memory, mem, payload)?;
     let mut block = None;
+    let mut console = None;
     if guest == Guest::Linux {
         mptable::write(&memory, count)?;
         let mut devices = Vec::new();
         if let Some(disk) = disk {
-            let notify = EventFd::new(libc::EFD_CLOEXEC).map_err(during("eventfd"))?;
-            let irq =
-                EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC).map_err(during("eventfd"))?;
-            vm.register_ioevent(
-                &notify,
-                &kvm_ioctls::IoEventAddress::Mmio(VIRTIO_BASE + QUEUE_NOTIFY),
-                kvm_ioctls::NoDatamatch,
-            )
-            .map_err(during("KVM_IOEVENTFD"))?;
-            vm.register_irqfd(&irq, VIRTIO_IRQ)
-                .map_err(during("KVM_IRQFD"))?;
+            block = Some(device(&vm, VIRTIO_BASE, VIRTIO_IRQ, Block::new(disk))?);
             devices.push(acpi::MmioDevice {
                 base: VIRTIO_BASE,
                 size: MMIO_SIZE,
                 irq: VIRTIO_IRQ,
             });
-            block = Some(BlockDevice {
-                dev: Mmio::new(Block::new(disk)),
-                notify,
-                irq,
+        }
+        if control {
+            console = Some(device(&vm, CONSOLE_BASE, CONSOLE_IRQ, Console::default())?);
+            devices.push(acpi::MmioDevice {
+                base: CONSOLE_BASE,
+                size: MMIO_SIZE,
+                irq: CONSOLE_IRQ,
             });
         }
         acpi::write(&memory, count, &devices)?;
@@ -191,7 +196,35 @@ pub fn build(
         vcpus: fds,
         serial_irq,
         block,
+        console,
         _mem: memory,
+    })
+}
+
+/// A virtio-mmio device at `base` raising `irq`: its notification registered as an
+/// ioeventfd on QueueNotify, its interrupt as an irqfd.
+fn device<B: Backend>(
+    vm: &VmFd,
+    base: u64,
+    irq_line: u32,
+    backend: B,
+) -> Result<Device<B>, MicrovmError> {
+    // Blocking: the block thread waits in read; the control thread reads it after poll.
+    let notify = EventFd::new(libc::EFD_CLOEXEC).map_err(during("eventfd"))?;
+    let irq = EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC).map_err(during("eventfd"))?;
+    vm.register_ioevent(
+        &notify,
+        &kvm_ioctls::IoEventAddress::Mmio(base + QUEUE_NOTIFY),
+        kvm_ioctls::NoDatamatch,
+    )
+    .map_err(during("KVM_IOEVENTFD"))?;
+    vm.register_irqfd(&irq, irq_line)
+        .map_err(during("KVM_IRQFD"))?;
+    Ok(Device {
+        dev: Mmio::new(backend),
+        base,
+        notify,
+        irq,
     })
 }
 
@@ -220,13 +253,70 @@ pub struct Filters<'a> {
     pub vmm: &'a crate::seccomp::Compiled,
     pub vcpu: &'a crate::seccomp::Compiled,
     pub block: &'a crate::seccomp::Compiled,
+    pub control: &'a crate::seccomp::Compiled,
 }
 
-/// The block device as the vCPU threads see it: its register page and where to signal a
+/// A virtio-mmio device's register page as the vCPU threads use it.
+trait Registers: Send {
+    fn read(&self, offset: u64, data: &mut [u8]);
+    fn write(&mut self, offset: u64, data: &[u8]) -> Access;
+}
+
+impl<B: Backend + Send> Registers for Mmio<B> {
+    fn read(&self, offset: u64, data: &mut [u8]) {
+        Mmio::read(self, offset, data)
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) -> Access {
+        Mmio::write(self, offset, data)
+    }
+}
+
+/// A device as the vCPU threads see it: its register page and where to signal a
 /// notification KVM did not turn into an ioeventfd itself (an access of another width).
-struct SharedBlock {
-    dev: Arc<Mutex<Mmio<Block>>>,
+struct Shared {
+    base: u64,
+    dev: Arc<Mutex<dyn Registers>>,
     notify: Arc<EventFd>,
+}
+
+/// Start `name`'s thread for `device` under `filter`, running `serve` with the device, its
+/// notification and its interrupt; the device as the vCPUs share it.
+fn start_device<B, F>(
+    name: &str,
+    device: Device<B>,
+    filter: &crate::seccomp::Compiled,
+    serve: F,
+) -> Shared
+where
+    B: Backend + Send + 'static,
+    F: FnOnce(&Mutex<Mmio<B>>, &EventFd, &EventFd) + Send + 'static,
+{
+    let dev = Arc::new(Mutex::new(device.dev));
+    let notify = Arc::new(device.notify);
+    let (thread_dev, thread_notify, filter, irq) = (
+        Arc::clone(&dev),
+        Arc::clone(&notify),
+        filter.clone(),
+        device.irq,
+    );
+    let thread = name.to_string();
+    let spawned = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            if let Err(e) = enter_filter(&filter) {
+                fatal(&format!("install the {thread} seccomp filter: {e}"));
+            }
+            serve(&thread_dev, &thread_notify, &irq)
+        });
+    if let Err(e) = spawned {
+        fatal(&format!("start the {name} thread: {e}"));
+    }
+    Shared {
+        base: device.base,
+        dev,
+        notify,
+    }
 }
 
 /// The signals that end the VM (the rest keep their default, and SIGKILL always works).
@@ -243,6 +333,7 @@ pub fn run(
     machine: Machine,
     out: File,
     input: Option<File>,
+    control: Option<std::os::unix::net::UnixListener>,
     filters: &Filters<'_>,
     timeout: Option<std::time::Duration>,
 ) -> ! {
@@ -266,38 +357,35 @@ pub fn run(
         vcpus,
         serial_irq,
         block,
+        console,
         _mem,
     } = machine;
     let devices = Arc::new(Mutex::new(Devices::with_irq(out, Irq(serial_irq))));
-    let shared = block.map(|b| {
-        let dev = Arc::new(Mutex::new(b.dev));
-        let notify = Arc::new(b.notify);
-        let (thread_dev, thread_notify, mem, filter) = (
-            Arc::clone(&dev),
-            Arc::clone(&notify),
-            _mem.clone(),
-            filters.block.clone(),
-        );
-        let irq = b.irq;
-        let spawned = std::thread::Builder::new()
-            .name("block".into())
-            .spawn(move || {
-                if let Err(e) = enter_filter(&filter) {
-                    fatal(&format!("install the block seccomp filter: {e}"));
-                }
-                block_loop(&thread_dev, &thread_notify, &irq, &mem)
-            });
-        if let Err(e) = spawned {
-            fatal(&format!("start the block thread: {e}"));
+    let mut shared = Vec::new();
+    if let Some(b) = block {
+        let mem = _mem.clone();
+        shared.push(start_device("block", b, filters.block, move |d, n, i| {
+            block_loop(d, n, i, &mem)
+        }));
+    }
+    if let (Some(c), Some(listener)) = (console, control) {
+        if let Err(e) = listener.set_nonblocking(true) {
+            fatal(&format!("the control socket: {e}"));
         }
-        SharedBlock { dev, notify }
-    });
+        let mem = _mem.clone();
+        shared.push(start_device(
+            "control",
+            c,
+            filters.control,
+            move |d, n, i| control_loop(d, n, i, &mem, &listener),
+        ));
+    }
     let shared = Arc::new(shared);
     // The VM and its memory stay bound (not `_`) for as long as the vCPUs run: this function
     // never returns.
     for (i, vcpu) in vcpus.into_iter().enumerate() {
         let vcpu_devices = Arc::clone(&devices);
-        let vcpu_block = Arc::clone(&shared);
+        let vcpu_shared = Arc::clone(&shared);
         let vcpu_filter = filters.vcpu.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("vcpu{i}"))
@@ -305,7 +393,7 @@ pub fn run(
                 if let Err(e) = enter_filter(&vcpu_filter) {
                     fatal(&format!("install the vcpu seccomp filter: {e}"));
                 }
-                vcpu_loop(vcpu, &vcpu_devices, vcpu_block.as_ref().as_ref())
+                vcpu_loop(vcpu, &vcpu_devices, &vcpu_shared)
             });
         if let Err(e) = spawned {
             fatal(&format!("start the vcpu{i} thread: {e}"));
@@ -475,22 +563,19 @@ fn block_loop(
     }
 }
 
-/// An MMIO access the block device answers: whether `addr` is in its page.
-fn block_mmio(
-    block: Option<&SharedBlock>,
-    addr: u64,
-    read: Option<&mut [u8]>,
-    write: &[u8],
-) -> bool {
-    let Some(b) = block else { return false };
-    if !(VIRTIO_BASE..VIRTIO_BASE + MMIO_SIZE).contains(&addr) {
+/// An MMIO access a virtio device answers: whether `addr` is in one's page.
+fn virtio_mmio(shared: &[Shared], addr: u64, read: Option<&mut [u8]>, write: &[u8]) -> bool {
+    let Some(b) = shared
+        .iter()
+        .find(|s| (s.base..s.base + MMIO_SIZE).contains(&addr))
+    else {
         return false;
-    }
+    };
     let mut dev = b.dev.lock().unwrap_or_else(|p| p.into_inner());
     match read {
-        Some(data) => dev.read(addr - VIRTIO_BASE, data),
+        Some(data) => dev.read(addr - b.base, data),
         None => {
-            if dev.write(addr - VIRTIO_BASE, write) == Access::Notify {
+            if dev.write(addr - b.base, write) == Access::Notify {
                 let _ = b.notify.write(1);
             }
         }
@@ -498,11 +583,142 @@ fn block_mmio(
     true
 }
 
+/// The most clients the control channel serves at once (more are refused).
+const CLIENTS_MAX: usize = 64;
+/// The most bytes held for the guest before the clients are no longer read.
+const TO_GUEST_MAX: usize = 1 << 20;
+
+/// The control thread: accept the runtime's clients, relay each one's bytes to the guest as
+/// frames of its stream, and the guest's frames back to the client of their stream. A
+/// malformed frame from the guest ends every client and the relay (the VM runs on).
+fn control_loop(
+    dev: &Mutex<Mmio<Console>>,
+    notify: &EventFd,
+    irq: &EventFd,
+    mem: &GuestMemoryMmap,
+    listener: &std::os::unix::net::UnixListener,
+) -> ! {
+    use std::io::Write;
+    let mut clients: std::collections::BTreeMap<u32, std::os::unix::net::UnixStream> =
+        Default::default();
+    let mut next: u32 = 1;
+    let mut decoder = channel::Decoder::default();
+    let mut broken = false;
+    let mut buf = vec![0u8; channel::FRAME_MAX];
+    loop {
+        let backlog = dev
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .backend
+            .to_guest
+            .len();
+        let ids: Vec<u32> = if backlog < TO_GUEST_MAX {
+            clients.keys().copied().collect()
+        } else {
+            Vec::new()
+        };
+        // SAFETY: the eventfd outlives this poll (it is borrowed for the whole loop).
+        let notify_fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(notify.as_raw_fd()) };
+        let mut fds = vec![
+            PollFd::new(notify_fd, PollFlags::POLLIN),
+            PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+        ];
+        for id in &ids {
+            fds.push(PollFd::new(clients[id].as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => fatal(&format!("control: poll: {e}")),
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        if ready[0] {
+            let _ = notify.read();
+        }
+        let mut to_guest = Vec::new();
+        if ready[1] {
+            while let Ok((c, _)) = listener.accept() {
+                if broken || clients.len() >= CLIENTS_MAX {
+                    continue; // dropped: the client reads an end of file
+                }
+                clients.insert(next, c);
+                next = next.wrapping_add(1).max(1);
+            }
+        }
+        for (i, id) in ids.iter().enumerate() {
+            if !ready[2 + i] {
+                continue;
+            }
+            let n = match clients.get_mut(id).map(|c| c.read(&mut buf)) {
+                Some(Ok(n)) => n,
+                Some(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                _ => 0,
+            };
+            if n == 0 {
+                clients.remove(id);
+                to_guest.extend(channel::frames(*id, channel::CLOSE, &[]));
+            } else {
+                to_guest.extend(channel::frames(*id, channel::DATA, &buf[..n]));
+            }
+        }
+        // Serve until the device has nothing more for us (the guest may have more queued than
+        // the device holds at once).
+        loop {
+            let (interrupt, from_guest) = {
+                let mut d = dev.lock().unwrap_or_else(|p| p.into_inner());
+                d.backend.to_guest.extend(to_guest.drain(..));
+                let interrupt = d.serve(mem);
+                (interrupt, std::mem::take(&mut d.backend.from_guest))
+            };
+            if interrupt {
+                if let Err(e) = irq.write(1) {
+                    fatal(&format!("control: the interrupt: {e}"));
+                }
+            }
+            if from_guest.is_empty() {
+                break;
+            }
+            if broken {
+                continue;
+            }
+            decoder.push(&from_guest);
+            loop {
+                match decoder.next_frame() {
+                    Ok(None) => break,
+                    Ok(Some(f)) if f.kind == channel::DATA => {
+                        let sent = clients
+                            .get_mut(&f.stream)
+                            .map(|c| c.write_all(&f.data).is_ok());
+                        if sent == Some(false) {
+                            clients.remove(&f.stream);
+                            to_guest.extend(channel::frames(f.stream, channel::CLOSE, &[]));
+                        }
+                    }
+                    Ok(Some(f)) if f.kind == channel::CLOSE => {
+                        clients.remove(&f.stream);
+                    }
+                    Ok(Some(_)) | Err(_) => {
+                        // Not a frame the agent sends: the channel cannot be trusted to
+                        // route anything more.
+                        eprintln!("contain: microvm: the guest broke the control channel; its clients are ended");
+                        clients.clear();
+                        broken = true;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The vCPU thread: run the guest, answer its port and MMIO accesses.
 fn vcpu_loop<W: std::io::Write>(
     mut vcpu: VcpuFd,
     devices: &Mutex<Devices<W>>,
-    block: Option<&SharedBlock>,
+    shared: &[Shared],
 ) -> ! {
     loop {
         let stopped = {
@@ -520,13 +736,13 @@ fn vcpu_loop<W: std::io::Write>(
                     None
                 }
                 Ok(VcpuExit::MmioRead(addr, data)) => {
-                    if !block_mmio(block, addr, Some(&mut *data), &[]) {
+                    if !virtio_mmio(shared, addr, Some(&mut *data), &[]) {
                         d.mmio_read(data);
                     }
                     None
                 }
                 Ok(VcpuExit::MmioWrite(addr, data)) => {
-                    if !block_mmio(block, addr, None, data) {
+                    if !virtio_mmio(shared, addr, None, data) {
                         d.mmio_write();
                     }
                     None

@@ -1086,7 +1086,7 @@ export PATH=/bin
 /bin/busybox --install -s /bin
 if [ ! -e /stage2 ]; then
   mount -t tmpfs -o size=1200m tmpfs /mnt
-  for d in bin contain modules guest bundle block init; do cp -a /$d /mnt/; done
+  for d in bin contain modules guest bundle block exec init; do cp -a /$d /mnt/; done
   mkdir -p /mnt/proc /mnt/sys /mnt/dev /mnt/tmp /mnt/run /mnt/mnt
   touch /mnt/stage2
   exec switch_root /mnt /init
@@ -1119,8 +1119,28 @@ runb() {
 }
 runb bundle
 runb block
+# exec into a running block-rootfs guest, then kill its process (it runs a TERM handler).
+c="/contain --root /run/contain"
+$c --policy runc run -d --bundle /exec ex > /tmp/ex.out 2>&1 < /dev/null
+i=0; while ! grep -q '^up' /tmp/ex.out && [ $i -lt 1500 ]; do usleep 100000; i=$((i+1)); done
+o=$($c exec ex sh -c 'echo out init=$(tr "\0" " " < /proc/1/cmdline); echo err >&2; exit 5' 2>/tmp/ex.err); st=$?
+echo "NESTED: exec: [$o status=$st stderr=$(cat /tmp/ex.err)]"
+echo "NESTED: exec stdin: [$(echo piped-in | $c exec ex cat)]"
+o=$($c exec ex /nonexistent 2>&1); st=$?
+echo "NESTED: exec missing: [$o status=$st]"
+$c exec -d --pid-file /tmp/ex.pid ex sh -c 'exit 3'; st=$?
+echo "NESTED: exec detached: [status=$st relay=$(cat /tmp/ex.pid)]"
+echo "NESTED: exec ps: [$($c exec ex ps -o comm | tr '\n' ' ')]"
+$c kill ex TERM
+i=0; while ! $c state ex | grep -q '"stopped"' && [ $i -lt 300 ]; do usleep 100000; i=$((i+1)); done
+echo "NESTED: kill: [$(tr '\n' ' ' < /tmp/ex.out)] state=$($c state ex | grep -o '"status": "[a-z]*"')"
+$c delete ex; echo "NESTED: delete status=$?"
 poweroff -f
 "#;
+
+/// The exec guest's process: it says it is up, and answers SIGTERM by name.
+const EXEC_SCRIPT: &str =
+    "trap 'echo got-term; exit 42' TERM; echo up; while true; do sleep 1; done";
 
 /// What the block-rootfs guest's process reports: its root is an overlay on the read-only
 /// disk, the 1 GiB file is there at its size while the guest has less RAM than that, writes
@@ -1150,7 +1170,7 @@ fn nested_vmm() -> R {
         Ok(m) => m,
         Err(why) => return skip(why),
     };
-    let block_modules = match test_kernel_modules(&BLOCK_MODULE_FILES) {
+    let block_modules = match test_kernel_modules(&GUEST_MODULE_FILES) {
         Ok(m) => m,
         Err(why) => return skip(why),
     };
@@ -1209,7 +1229,26 @@ fn nested_vmm() -> R {
         c["linux"]["resources"] = json!({"memory": {"limit": 256 * MIB}});
     });
     block.sh(BLOCK_SCRIPT);
-    for (from, to) in [(b.path(), "bundle"), (block.path(), "block")] {
+    let mut exec = Bundle::new();
+    exec.set(|c| {
+        c["annotations"] = json!({
+            "io.contain.isolation": "microvm",
+            "io.contain.microvm.kernel": "/guest/kernels/vmlinuz",
+            "io.contain.microvm.rootfs": "block",
+            "io.contain.microvm.modules": "/guest/modules",
+            "io.contain.microvm.timeout": "300",
+        });
+        c["hostname"] = json!("execguest");
+        c["root"]["readonly"] = json!(false);
+        c["process"]["terminal"] = json!(false);
+        c["linux"]["resources"] = json!({"memory": {"limit": 256 * MIB}});
+    });
+    exec.sh(EXEC_SCRIPT);
+    for (from, to) in [
+        (b.path(), "bundle"),
+        (block.path(), "block"),
+        (exec.path(), "exec"),
+    ] {
         let o = std::process::Command::new("cp")
             .arg("-a")
             .arg(from)
@@ -1286,6 +1325,35 @@ fn nested_vmm() -> R {
             "block rootfs: missing {want:?} in:\n{out}"
         );
     }
+    // exec runs in the guest (its PID 1 is the agent), with its stdout, stderr, stdin and
+    // status; a program that is not there fails exec itself (255, the agent's reason); a
+    // detached exec's relay is its pid; the guest's process list is the guest's; kill TERM
+    // reaches the workload's handler in the guest, and delete cleans up.
+    for want in [
+        "NESTED: exec: [out init=/.contain/init guest-agent status=5 stderr=err]",
+        "NESTED: exec stdin: [piped-in]",
+        "status=255]",
+        "up got-term ] state=\"status\": \"stopped\"",
+        "NESTED: delete status=0",
+    ] {
+        ensure!(out.contains(want), "exec: missing {want:?} in:\n{out}");
+    }
+    ensure!(
+        out.contains("executable file not found") || out.contains("no such executable"),
+        "exec of a missing program: no reason given:\n{out}"
+    );
+    ensure!(
+        out.contains("NESTED: exec detached: [status=0 relay="),
+        "exec -d:\n{out}"
+    );
+    let ps = out
+        .lines()
+        .find(|l| l.starts_with("NESTED: exec ps:"))
+        .unwrap_or_default();
+    ensure!(
+        ps.contains("init") && ps.contains("sleep") && ps.contains("ps"),
+        "the guest's processes: {ps}"
+    );
     let memkb: u64 = out
         .lines()
         .find_map(|l| l.trim().strip_prefix("memkb="))
@@ -1306,11 +1374,12 @@ const KVM_MODULES: [&str; 4] = [
     "arch/x86/kvm/kvm-amd.ko",
 ];
 
-/// The modules a block-rootfs guest loads (the runtime's BLOCK_MODULES, by path).
-const BLOCK_MODULE_FILES: [&str; 8] = [
+/// The modules a block-rootfs guest loads (the runtime's GUEST_MODULES, by path).
+const GUEST_MODULE_FILES: [&str; 9] = [
     "drivers/virtio/virtio_ring.ko",
     "drivers/virtio/virtio.ko",
     "drivers/virtio/virtio_mmio.ko",
+    "drivers/char/virtio_console.ko",
     "drivers/block/virtio_blk.ko",
     "crypto/crc32c_generic.ko",
     "lib/libcrc32c.ko",

@@ -270,3 +270,147 @@ fn a_legacy_driver_is_not_accepted() {
     reg(&mut dev, 0x70, 1 | 2 | 8);
     assert_eq!(read_reg(&dev, 0x70) & 8, 0, "FEATURES_OK refused");
 }
+
+/// The console device (the control channel) against its driver and against attacks.
+mod console {
+    use super::*;
+
+    /// Queue `q`'s rings: receive at 0x1000.., transmit at 0x4000...
+    fn rings(q: u64) -> (u64, u64, u64) {
+        let base = 0x1000 + q * 0x3000;
+        (base, base + 0x1000, base + 0x2000)
+    }
+
+    struct Driver {
+        mem: GuestMemoryMmap,
+        dev: Mmio<Console>,
+        avail: [u16; 2],
+    }
+
+    fn w(dev: &mut Mmio<Console>, off: u64, v: u32) {
+        dev.write(off, &v.to_le_bytes());
+    }
+
+    fn r(dev: &Mmio<Console>, off: u64) -> u32 {
+        let mut b = [0u8; 4];
+        dev.read(off, &mut b);
+        u32::from_le_bytes(b)
+    }
+
+    fn driver() -> Driver {
+        let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), MEM as usize)]).unwrap();
+        let mut dev = Mmio::new(Console::default());
+        assert_eq!(r(&dev, 8), 3, "a console device");
+        w(&mut dev, 0x70, 1 | 2);
+        w(&mut dev, 0x24, 1);
+        w(&mut dev, 0x20, 1); // VERSION_1
+        w(&mut dev, 0x70, 1 | 2 | 8);
+        for q in 0..2u32 {
+            let (desc, avail, used) = rings(q.into());
+            w(&mut dev, 0x30, q);
+            assert_eq!(r(&dev, 0x34), u32::from(QUEUE_MAX));
+            w(&mut dev, 0x38, 16);
+            w(&mut dev, 0x80, desc as u32);
+            w(&mut dev, 0x90, avail as u32);
+            w(&mut dev, 0xa0, used as u32);
+            w(&mut dev, 0x44, 1);
+        }
+        // A third queue does not exist: nothing to size, nothing taken.
+        w(&mut dev, 0x30, 2);
+        assert_eq!(r(&dev, 0x34), 0);
+        w(&mut dev, 0x38, 16);
+        assert_eq!(r(&dev, 0x44), 0);
+        w(&mut dev, 0x70, 1 | 2 | 8 | 4);
+        Driver {
+            mem,
+            dev,
+            avail: [0; 2],
+        }
+    }
+
+    impl Driver {
+        /// One-descriptor chain on queue `q`: `len` bytes at `addr`; whether it interrupted.
+        fn offer(&mut self, q: usize, addr: u64, len: u32, flags: u16) -> bool {
+            let (desc, avail, _) = rings(q as u64);
+            let mut d = addr.to_le_bytes().to_vec();
+            d.extend(len.to_le_bytes());
+            d.extend(flags.to_le_bytes());
+            d.extend(0u16.to_le_bytes());
+            let i = self.avail[q] % 16;
+            self.mem
+                .write_slice(&d, GuestAddress(desc + u64::from(i) * 16))
+                .unwrap();
+            self.mem
+                .write_obj(i, GuestAddress(avail + 4 + u64::from(i) * 2))
+                .unwrap();
+            self.avail[q] = self.avail[q].wrapping_add(1);
+            self.mem
+                .write_obj(self.avail[q], GuestAddress(avail + 2))
+                .unwrap();
+            self.dev.serve(&self.mem)
+        }
+
+        /// Queue `q`'s used index and its last entry's length.
+        fn used(&self, q: usize) -> (u16, u32) {
+            let (_, _, used) = rings(q as u64);
+            let idx: u16 = self.mem.read_obj(GuestAddress(used + 2)).unwrap();
+            let at = used + 4 + u64::from(idx.wrapping_sub(1) % 16) * 8;
+            (idx, self.mem.read_obj(GuestAddress(at + 4)).unwrap())
+        }
+
+        fn needs_reset(&self) -> bool {
+            r(&self.dev, 0x70) & S_NEEDS_RESET != 0
+        }
+    }
+
+    #[test]
+    fn bytes_flow_both_ways_within_the_buffers_given() {
+        let mut g = driver();
+        g.mem.write_slice(b"hello", GuestAddress(0x20000)).unwrap();
+        assert!(g.offer(TX, 0x20000, 5, 0));
+        assert_eq!(g.dev.backend.from_guest, b"hello");
+        g.dev.backend.to_guest.extend(b"abc");
+        assert!(g.offer(RX, 0x30000, 2, F_WRITE));
+        assert_eq!(g.used(RX), (1, 2));
+        let mut got = [0u8; 2];
+        g.mem.read_slice(&mut got, GuestAddress(0x30000)).unwrap();
+        assert_eq!(&got, b"ab");
+        assert_eq!(g.dev.backend.to_guest, b"c");
+        // A receive buffer the device may not write gets nothing.
+        assert!(g.offer(RX, 0x30000, 8, 0));
+        assert_eq!(g.used(RX), (2, 0));
+        assert_eq!(g.dev.backend.to_guest, b"c");
+        assert!(!g.needs_reset());
+    }
+
+    #[test]
+    fn oversized_or_outside_transmit_buffers_break_the_device_not_the_vmm() {
+        let mut g = driver();
+        assert!(!g.offer(TX, 0x20000, (TX_CHAIN_MAX + 1) as u32, 0));
+        assert!(g.needs_reset());
+        assert!(g.dev.backend.from_guest.is_empty());
+        let mut g = driver();
+        assert!(!g.offer(TX, MEM - 2, 16, 0));
+        assert!(g.needs_reset());
+        assert!(g.dev.backend.from_guest.is_empty());
+        // A receive buffer past RAM: nothing written, the bytes stay for a good buffer.
+        let mut g = driver();
+        g.dev.backend.to_guest.extend(b"xyz");
+        g.offer(RX, MEM - 1, 3, F_WRITE);
+        assert_eq!(g.dev.backend.to_guest, b"xyz");
+    }
+
+    #[test]
+    fn a_guest_cannot_make_the_device_hold_more_than_its_bound() {
+        let mut g = driver();
+        g.dev.backend.from_guest = vec![0; FROM_GUEST_MAX];
+        assert!(
+            !g.offer(TX, 0x20000, 4096, 0),
+            "not taken while the VMM is behind"
+        );
+        assert_eq!(g.dev.backend.from_guest.len(), FROM_GUEST_MAX);
+        g.dev.backend.from_guest.clear();
+        assert!(g.dev.serve(&g.mem), "taken once the VMM caught up");
+        assert_eq!(g.dev.backend.from_guest.len(), 4096);
+    }
+}
