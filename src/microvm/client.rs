@@ -42,6 +42,11 @@ const KILL_ANSWER: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn connect(dir: &Path, wait: std::time::Duration) -> Result<UnixStream, String> {
     let s = channel::connect(dir).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            return "its guest does not run contain's guest agent (a bare guest, or an \
+                    initramfs of its own): nothing in it can start a process"
+                .to_string();
+        }
         format!(
             "the guest's control channel ({}): {e} (the guest kernel needs virtio_console, \
              built in or in io.contain.microvm.modules)",
