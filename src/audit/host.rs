@@ -111,8 +111,11 @@ pub fn probe() -> Vec<Check> {
         vm.kvm.is_ok(),
         match (&vm.kvm, vm.linux_boots()) {
             (Err(why), _) => why.clone(),
-            (Ok(()), Ok(())) => "/dev/kvm: PVH ELF and bzImage kernels boot".into(),
-            (Ok(()), Err(why)) => why,
+            (Ok(()), Ok(())) => format!(
+                "/dev/kvm: PVH ELF and bzImage kernels boot; devices: {}",
+                crate::microvm::DEVICES
+            ),
+            (Ok(()), Err(why)) => format!("{why}; devices: {}", crate::microvm::DEVICES),
         },
         "io.contain.isolation: microvm runs the workload on its own kernel in a jailed VMM",
         "hostile workloads share the host kernel: create refuses io.contain.isolation: microvm",

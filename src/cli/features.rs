@@ -61,7 +61,12 @@ pub fn features() -> Value {
         "annotations": {
             "io.contain.version": env!("CARGO_PKG_VERSION"),
             "io.contain.built-in": built_in(),
-            "io.contain.microvm": microvm()
+            "io.contain.microvm": microvm(),
+            "io.contain.microvm.devices": if cfg!(feature = "microvm") {
+                crate::microvm::DEVICES
+            } else {
+                "none (no microVM stage)"
+            }
         }
     })
 }

@@ -82,6 +82,13 @@ pub fn exec(store: &Store, opts: &ExecOpts) -> Result<i32, ContainerError> {
         .is_some_and(|v| v.starts_with("microvm"))
     {
         check_process(&opts.process)?;
+        if current_status(&store.open(&opts.id)?, &st) == Status::Created {
+            return Err(ContainerError::Preflight(format!(
+                "container {:?} runs in the microVM stage and its guest boots at start: exec \
+                 into it once it has started",
+                opts.id
+            )));
+        }
         if opts.preserve_fds > 0 || opts.console_socket.is_some() {
             return Err(ContainerError::Preflight(format!(
                 "container {:?} runs in the microVM stage: --preserve-fds and a terminal \

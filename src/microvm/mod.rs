@@ -102,6 +102,11 @@ pub const ROOTFS_ANNOTATION: &str = "io.contain.microvm.rootfs";
 /// need (GUEST_MODULES).
 pub const MODULES_ANNOTATION: &str = "io.contain.microvm.modules";
 
+/// The devices a guest's machine has, as `features` and `audit --host` list them.
+pub const DEVICES: &str = "COM1 (8250: stdio, kernel console), exit port 0xf4, CMOS clock; \
+     Linux guests with the agent: virtio-mmio virtio-console (control channel: exec, kill) and, \
+     with io.contain.microvm.rootfs=block, virtio-blk (read-only erofs rootfs)";
+
 /// The modules the guest's devices need (the block rootfs's disk, the control channel's
 /// console), in the order they are loaded (a module's dependencies first). One the
 /// directory does not hold is taken to be built into the kernel.

@@ -391,6 +391,14 @@ fn version_and_features() -> R {
         "hooks {}",
         f["hooks"]
     );
+    // The microVM's devices are listed (this build has the stage).
+    ensure!(
+        f["annotations"]["io.contain.microvm.devices"]
+            .as_str()
+            .is_some_and(|d| d.contains("virtio-console") && d.contains("virtio-blk")),
+        "features: microVM devices {}",
+        f["annotations"]
+    );
     // Go-style single-dash flags, as go-runc and conmon send them.
     let o: Out = std::process::Command::new(CONTAIN)
         .args([
