@@ -89,18 +89,23 @@ pub fn exec(store: &Store, opts: &ExecOpts) -> Result<i32, ContainerError> {
                 opts.id
             )));
         }
-        if opts.preserve_fds > 0 || opts.console_socket.is_some() {
+        if opts.preserve_fds > 0 {
             return Err(ContainerError::Preflight(format!(
-                "container {:?} runs in the microVM stage: --preserve-fds and a terminal \
-                 cannot reach a process in its guest",
+                "container {:?} runs in the microVM stage: --preserve-fds cannot reach a \
+                 process in its guest",
                 opts.id
             )));
         }
         // The path only: the directory's lock is released before the relay is forked (a
         // relay holding it would block every other command on the container).
         let dir = store.open(&opts.id)?.path.clone();
-        let pid =
-            crate::microvm::client::exec(&dir, &opts.process).map_err(ContainerError::Preflight)?;
+        let console = opts.console_socket.as_deref();
+        let pid = crate::microvm::client::exec(&dir, &opts.process, console).map_err(|e| {
+            ContainerError::Preflight(format!(
+                "container {:?} runs in the microVM stage: {e}",
+                opts.id
+            ))
+        })?;
         if let Some(p) = &opts.pid_file {
             write_atomic(p, pid.to_string().as_bytes())?;
         }

@@ -58,6 +58,8 @@ pub const STDIN_EOF: u8 = 18;
 pub const SIGNAL: u8 = 19;
 /// Client to agent: send the signal (u32 LE) to the container's own process.
 pub const SIGNAL_INIT: u8 = 20;
+/// Client to agent: the terminal's new size (rows, cols: u16 LE each).
+pub const RESIZE: u8 = 21;
 
 /// Agent to client: the process started (its guest pid, u32 LE).
 pub const STARTED: u8 = 32;

@@ -9,7 +9,7 @@
 //! waiting for it gets the guest process's status, as for a process runc starts.
 
 use std::io::{Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
@@ -90,16 +90,46 @@ fn receive(s: &mut UnixStream, d: &mut Decoder) -> Result<Option<Frame>, String>
     }
 }
 
-/// Start `process` in the guest of the container whose state directory is `dir`; the pid
-/// of the relay (a child of this process) standing in for it.
-pub fn exec(dir: &Path, process: &oci_spec::runtime::Process) -> Result<i32, String> {
-    if process.terminal().unwrap_or(false) {
-        return Err(
-            "a terminal for a process exec'd into a microVM guest is not supported yet: run it \
-             without --tty"
-                .into(),
-        );
+/// A host pty for a process with a terminal: its master goes to the caller's console socket
+/// (as runc sends it); the relay keeps the slave, in raw mode (the guest's pty does the
+/// line discipline), as its controlling terminal.
+fn host_terminal(console: &Path) -> Result<std::os::fd::OwnedFd, String> {
+    use std::os::fd::AsRawFd;
+    let sock = UnixStream::connect(console)
+        .map_err(|e| format!("connect to the console socket {}: {e}", console.display()))?;
+    let master = crate::sys::fs::open_host(
+        Path::new("/dev/ptmx"),
+        libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+    )
+    .map_err(|e| format!("/dev/ptmx: {e}"))?;
+    crate::sys::tty::unlock_pty(master.as_fd()).map_err(|e| format!("unlock the pty: {e}"))?;
+    let slave = crate::sys::tty::open_pty_peer(master.as_fd())
+        .map_err(|e| format!("open the pty slave: {e}"))?;
+    if let Ok(mut t) = nix::sys::termios::tcgetattr(&slave) {
+        nix::sys::termios::cfmakeraw(&mut t);
+        let _ = nix::sys::termios::tcsetattr(&slave, nix::sys::termios::SetArg::TCSANOW, &t);
     }
+    crate::sys::socket::send_fd(sock.as_fd(), master.as_raw_fd(), b"/dev/ptmx")
+        .map_err(|e| format!("send the pty master to the console socket: {e}"))?;
+    Ok(slave)
+}
+
+/// Start `process` in the guest of the container whose state directory is `dir` (with a
+/// terminal, its master sent to `console`); the pid of the relay (a child of this process)
+/// standing in for it.
+pub fn exec(
+    dir: &Path,
+    process: &oci_spec::runtime::Process,
+    console: Option<&Path>,
+) -> Result<i32, String> {
+    let terminal = match (process.terminal().unwrap_or(false), console) {
+        (true, Some(c)) => Some(host_terminal(c)?),
+        (true, None) => return Err("process.terminal is true: --console-socket is required".into()),
+        (false, Some(_)) => {
+            return Err("--console-socket given but no terminal was asked for (--tty)".into())
+        }
+        (false, None) => None,
+    };
     let mut s = connect(dir, EXEC_ANSWER)?;
     let req = serde_json::to_vec(&channel::ExecRequest {
         process: process.clone(),
@@ -131,14 +161,23 @@ pub fn exec(dir: &Path, process: &oci_spec::runtime::Process) -> Result<i32, Str
     match crate::sys::fork(&one).map_err(|e| format!("fork: {e}"))? {
         crate::sys::Forked::Parent(pid) => Ok(pid),
         crate::sys::Forked::Child(_) => {
-            let status = relay(s, d);
+            let status = relay(s, d, terminal.map(std::fs::File::from));
             crate::sys::exit_now(status)
         }
     }
 }
 
-/// The relay: stdin to the guest process, its output back, signals on; its status.
-fn relay(mut s: UnixStream, mut d: Decoder) -> i32 {
+/// The terminal's size as a RESIZE frame's payload.
+fn size_of(tty: &std::fs::File) -> Option<[u8; 4]> {
+    let (rows, cols) = crate::sys::tty::window_size(tty.as_fd()).ok()?;
+    let [r0, r1] = rows.to_le_bytes();
+    let [c0, c1] = cols.to_le_bytes();
+    (rows > 0 && cols > 0).then_some([r0, r1, c0, c1])
+}
+
+/// The relay: stdin to the guest process, its output back, signals on (with a terminal,
+/// its slave is both, and a window change is sent as the guest pty's new size); its status.
+fn relay(mut s: UnixStream, mut d: Decoder, tty: Option<std::fs::File>) -> i32 {
     let mut set = SigSet::empty();
     for sig in RELAYED {
         set.add(sig);
@@ -150,7 +189,32 @@ fn relay(mut s: UnixStream, mut d: Decoder) -> i32 {
     else {
         return LOST;
     };
+    if let Some(t) = &tty {
+        // The slave as the relay's controlling terminal: its size changes reach it (SIGWINCH).
+        let _ = nix::unistd::setsid();
+        let _ = crate::sys::tty::set_controlling_terminal(t.as_fd());
+        if let Some(size) = size_of(t) {
+            let _ = send(&mut s, channel::RESIZE, &size);
+        }
+    }
     let stdin = std::io::stdin();
+    let input = match &tty {
+        Some(t) => t.as_fd(),
+        None => stdin.as_fd(),
+    };
+    let write_out = |data: &[u8], err: bool| match &tty {
+        Some(t) => {
+            let _ = (&*t).write_all(data);
+        }
+        None if err => {
+            let _ = std::io::stderr().write_all(data);
+        }
+        None => {
+            let mut out = std::io::stdout();
+            let _ = out.write_all(data);
+            let _ = out.flush();
+        }
+    };
     let mut stdin_open = true;
     let mut buf = vec![0u8; channel::FRAME_MAX];
     loop {
@@ -158,13 +222,8 @@ fn relay(mut s: UnixStream, mut d: Decoder) -> i32 {
         loop {
             match d.next_frame() {
                 Ok(Some(f)) => match f.kind {
-                    channel::STDOUT => {
-                        let _ = std::io::stdout().write_all(&f.data);
-                        let _ = std::io::stdout().flush();
-                    }
-                    channel::STDERR => {
-                        let _ = std::io::stderr().write_all(&f.data);
-                    }
+                    channel::STDOUT => write_out(&f.data, false),
+                    channel::STDERR => write_out(&f.data, true),
                     channel::EXIT => {
                         return f
                             .data
@@ -190,7 +249,7 @@ fn relay(mut s: UnixStream, mut d: Decoder) -> i32 {
             PollFd::new(signals.as_fd(), PollFlags::POLLIN),
         ];
         if stdin_open {
-            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(input, PollFlags::POLLIN));
         }
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
@@ -211,13 +270,23 @@ fn relay(mut s: UnixStream, mut d: Decoder) -> i32 {
         }
         if ready[1] {
             while let Ok(Some(info)) = signals.read_signal() {
-                let _ = send(&mut s, channel::SIGNAL, &info.ssi_signo.to_le_bytes());
+                let resized = info.ssi_signo == Signal::SIGWINCH as u32;
+                match (&tty, resized) {
+                    (Some(t), true) => {
+                        if let Some(size) = size_of(t) {
+                            let _ = send(&mut s, channel::RESIZE, &size);
+                        }
+                    }
+                    _ => {
+                        let _ = send(&mut s, channel::SIGNAL, &info.ssi_signo.to_le_bytes());
+                    }
+                }
             }
         }
         if ready.get(2).copied().unwrap_or(false) {
-            let n = match stdin.lock().read(&mut buf) {
+            let n = match nix::unistd::read(input.as_raw_fd(), &mut buf) {
                 Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(nix::errno::Errno::EINTR) => continue,
                 Err(_) => 0,
             };
             let sent = if n == 0 {

@@ -1095,6 +1095,8 @@ fi
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts && mount -t devpts -o ptmxmode=0666 devpts /dev/pts
+[ -e /dev/ptmx ] || ln -s pts/ptmx /dev/ptmx
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
@@ -1131,6 +1133,8 @@ o=$($c exec ex /nonexistent 2>&1); st=$?
 echo "NESTED: exec missing: [$o status=$st]"
 $c exec -d --pid-file /tmp/ex.pid ex sh -c 'exit 3'; st=$?
 echo "NESTED: exec detached: [status=$st relay=$(cat /tmp/ex.pid)]"
+o=$($c exec -t ex sh -c 'tty; exit 4' < /dev/null); st=$?; o=$(echo "$o" | tr -d '\r')
+echo "NESTED: exec tty: [$o status=$st]"
 echo "NESTED: exec ps: [$($c exec ex ps -o comm | tr '\n' ' ')]"
 $c kill ex TERM
 i=0; while ! $c state ex | grep -q '"stopped"' && [ $i -lt 300 ]; do usleep 100000; i=$((i+1)); done
@@ -1333,6 +1337,7 @@ fn nested_vmm() -> R {
     for want in [
         "NESTED: exec: [out init=/.contain/init guest-agent status=5 stderr=err]",
         "NESTED: exec stdin: [piped-in]",
+        "NESTED: exec tty: [/dev/pts/0 status=4]",
         "status=255]",
         "up got-term ] state=\"status\": \"stopped\"",
         "NESTED: delete status=0",

@@ -28,6 +28,8 @@ pub enum Token {
 /// A process started for a stream.
 struct Exec {
     pid: i32,
+    /// The pty master of a process with a terminal (its stdin and stdout are the master).
+    pty: Option<OwnedFd>,
     stdin: Option<File>,
     /// Bytes for stdin the process has not taken yet.
     stdin_pending: Vec<u8>,
@@ -225,6 +227,20 @@ impl Control {
                 }
                 self.feed_stdin(id);
             }
+            channel::RESIZE => {
+                let pty = self
+                    .streams
+                    .get(&id)
+                    .and_then(|s| s.exec.as_ref())
+                    .and_then(|e| e.pty.as_ref());
+                if let (Some(m), [r0, r1, c0, c1]) = (pty, req.data.as_slice()) {
+                    let _ = crate::sys::tty::set_window_size(
+                        m.as_fd(),
+                        u16::from_le_bytes([*r0, *r1]),
+                        u16::from_le_bytes([*c0, *c1]),
+                    );
+                }
+            }
             channel::STDIN_EOF => {
                 if let Some(e) = self.streams.get_mut(&id).and_then(|s| s.exec.as_mut()) {
                     e.stdin_eof = true;
@@ -274,31 +290,48 @@ impl Control {
         }
     }
 
-    /// Start a process as `exec` asks: pipes for its stdio, its own session, then the
+    /// Start a process as `exec` asks: pipes for its stdio (or a pty: `terminal`), its own
+    /// session, then the
     /// process's user, capabilities, rlimits, cwd and env as for the container's process.
     /// Failures before execve come back on a status pipe, as the request's error.
     fn exec(&mut self, json: &[u8]) -> Result<Exec, String> {
         let req: channel::ExecRequest =
             serde_json::from_slice(json).map_err(|e| format!("the exec request: {e}"))?;
         let p = req.process;
-        if p.terminal().unwrap_or(false) {
-            return Err("a terminal for a process exec'd into a microVM guest is not supported yet: run it without --tty".into());
-        }
         let pipe =
             || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"));
-        let (in_r, in_w) = pipe()?;
-        let (out_r, out_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
+        // With a terminal, the process's stdio is a pty's slave; the agent keeps the master.
+        let (pty, child_io, ours) = if p.terminal().unwrap_or(false) {
+            let (master, slave) = open_pty().map_err(|e| format!("a terminal: {e}"))?;
+            if let Some(size) = p.console_size() {
+                let _ = crate::sys::tty::set_window_size(
+                    master.as_fd(),
+                    size.height() as u16,
+                    size.width() as u16,
+                );
+            }
+            let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| format!("dup: {e}"));
+            let child_io = [dup(&slave)?, dup(&slave)?, slave];
+            let ours = (dup(&master)?, dup(&master)?, None);
+            (Some(master), child_io, ours)
+        } else {
+            let (in_r, in_w) = pipe()?;
+            let (out_r, out_w) = pipe()?;
+            let (err_r, err_w) = pipe()?;
+            (None, [in_r, out_w, err_w], (in_w, out_r, Some(err_r)))
+        };
         let (st_r, st_w) = pipe()?;
         let one = crate::sys::SingleThreaded::check().map_err(|e| format!("fork: {e}"))?;
         match crate::sys::fork(&one).map_err(|e| format!("fork: {e}"))? {
             crate::sys::Forked::Child(_) => {
-                let msg = exec_child(&p, [&in_r, &out_w, &err_w]);
+                let [i, o, e] = &child_io;
+                let msg = exec_child(&p, [i, o, e], pty.is_some());
                 let _ = File::from(st_w).write_all(msg.as_bytes());
                 crate::sys::exit_now(super::AGENT_FAILED.into())
             }
             crate::sys::Forked::Parent(pid) => {
-                drop((in_r, out_w, err_w, st_w));
+                drop((child_io, st_w));
+                let (in_w, out_r, err_r) = ours;
                 let mut why = String::new();
                 let _ = File::from(st_r).read_to_string(&mut why);
                 if !why.is_empty() {
@@ -314,11 +347,12 @@ impl Control {
                 };
                 Ok(Exec {
                     pid,
+                    pty,
                     stdin: Some(nonblocking(in_w)),
                     stdin_pending: Vec::new(),
                     stdin_eof: false,
                     stdout: Some(nonblocking(out_r)),
-                    stderr: Some(nonblocking(err_r)),
+                    stderr: err_r.map(nonblocking),
                     status: None,
                 })
             }
@@ -372,9 +406,22 @@ impl Control {
     }
 }
 
-/// In the exec'd child: its stdio from the pipes, a session of its own, then the process;
-/// returns only why it could not be started.
-fn exec_child(p: &oci_spec::runtime::Process, stdio: [&OwnedFd; 3]) -> String {
+/// A pty of the guest's devpts: (master, slave).
+fn open_pty() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let master: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open("/dev/ptmx")?
+        .into();
+    crate::sys::tty::unlock_pty(master.as_fd())?;
+    let slave = crate::sys::tty::open_pty_peer(master.as_fd())?;
+    Ok((master, slave))
+}
+
+/// In the exec'd child: its stdio from the pipes (or the pty's slave, then its controlling
+/// terminal), a session of its own, then the process; returns only why it could not start.
+fn exec_child(p: &oci_spec::runtime::Process, stdio: [&OwnedFd; 3], terminal: bool) -> String {
     for (fd, target) in stdio.iter().zip(0..) {
         if let Err(e) = nix::unistd::dup2(fd.as_raw_fd(), target) {
             return format!("stdio: {e}");
@@ -382,6 +429,13 @@ fn exec_child(p: &oci_spec::runtime::Process, stdio: [&OwnedFd; 3]) -> String {
     }
     if let Err(e) = nix::unistd::setsid() {
         return format!("setsid: {e}");
+    }
+    if terminal {
+        // SAFETY: fd 0 is the pty's slave (dup'ed above); the borrow ends with the call.
+        let slave = unsafe { BorrowedFd::borrow_raw(0) };
+        if let Err(e) = crate::sys::tty::set_controlling_terminal(slave) {
+            return format!("the terminal: {e}");
+        }
     }
     if let Err(e) = crate::process::rlimits::apply(p.rlimits().as_deref().unwrap_or_default()) {
         return e.to_string();
