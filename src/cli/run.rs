@@ -13,17 +13,6 @@ use nix::unistd::Pid;
 use super::console::{copy_window_size, pump, ConsoleSocket, RawMode};
 use crate::container::{self, CreateOpts, Store};
 
-const FORWARDED: [Signal; 8] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-    Signal::SIGWINCH,
-    Signal::SIGCONT,
-];
-
 /// Whether the bundle asks for a terminal (read early: `run` must then own the console).
 fn wants_terminal(opts: &CreateOpts) -> bool {
     std::fs::read(opts.bundle.join("config.json"))
@@ -95,7 +84,7 @@ impl Supervisor {
     pub fn new() -> anyhow::Result<Supervisor> {
         let mut set = SigSet::empty();
         set.add(Signal::SIGCHLD);
-        for s in FORWARDED {
+        for s in crate::sys::FORWARDED_SIGNALS {
             set.add(s);
         }
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
@@ -179,10 +168,7 @@ fn relay(master: &OwnedFd, sup: &Supervisor, pid: Pid) -> anyhow::Result<i32> {
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
         }
         let _ = poll(&mut fds, PollTimeout::NONE);
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
+        let ready = crate::sys::poll_ready(&fds);
         drop(fds);
         if ready[0] {
             while let Ok(Some(info)) = sfd.read_signal() {

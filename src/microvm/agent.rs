@@ -277,10 +277,7 @@ fn run(config: &GuestConfig) -> u8 {
                     return AGENT_FAILED;
                 }
             }
-            let ready: Vec<bool> = fds
-                .iter()
-                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-                .collect();
+            let ready = crate::sys::poll_ready(&fds);
             (ready, tokens)
         };
         if looking {

@@ -19,18 +19,6 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use super::channel::{self, Decoder, Frame};
 
-/// The signals the relay passes on to the guest process.
-const RELAYED: [Signal; 8] = [
-    Signal::SIGTERM,
-    Signal::SIGINT,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-    Signal::SIGWINCH,
-    Signal::SIGCONT,
-];
-
 /// The status a relay exits with when the channel ends before the guest process's status
 /// came (the VM ended, or the agent dropped the stream): runc's status for exec's own failure.
 pub const LOST: i32 = 255;
@@ -179,7 +167,7 @@ fn size_of(tty: &std::fs::File) -> Option<[u8; 4]> {
 /// its slave is both, and a window change is sent as the guest pty's new size); its status.
 fn relay(mut s: UnixStream, mut d: Decoder, tty: Option<std::fs::File>) -> i32 {
     let mut set = SigSet::empty();
-    for sig in RELAYED {
+    for sig in crate::sys::FORWARDED_SIGNALS {
         set.add(sig);
     }
     if set.thread_block().is_err() {
@@ -255,10 +243,7 @@ fn relay(mut s: UnixStream, mut d: Decoder, tty: Option<std::fs::File>) -> i32 {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(_) => return LOST,
         }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
+        let ready = crate::sys::poll_ready(&fds);
         drop(fds);
         if ready[0] {
             match s.read(&mut buf) {

@@ -630,10 +630,7 @@ fn control_loop(
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => fatal(&format!("control: poll: {e}")),
         }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
+        let ready = crate::sys::poll_ready(&fds);
         drop(fds);
         if ready[0] {
             let _ = notify.read();

@@ -511,6 +511,27 @@ pub fn with_fs_ids<T>(ids: (u32, u32), f: impl FnOnce() -> T) -> io::Result<T> {
     out
 }
 
+/// The signals a process standing in for another passes on to it (`run` and `exec`'s
+/// supervisor to the container's process, a microVM exec relay to its guest process).
+pub const FORWARDED_SIGNALS: [nix::sys::signal::Signal; 8] = [
+    nix::sys::signal::Signal::SIGINT,
+    nix::sys::signal::Signal::SIGTERM,
+    nix::sys::signal::Signal::SIGHUP,
+    nix::sys::signal::Signal::SIGQUIT,
+    nix::sys::signal::Signal::SIGUSR1,
+    nix::sys::signal::Signal::SIGUSR2,
+    nix::sys::signal::Signal::SIGWINCH,
+    nix::sys::signal::Signal::SIGCONT,
+];
+
+/// Which of the descriptors poll(2) reported anything for (readable, writable, hung up or
+/// in error), in their order.
+pub fn poll_ready(fds: &[nix::poll::PollFd<'_>]) -> Vec<bool> {
+    fds.iter()
+        .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1220,34 +1220,10 @@ fn nested_vmm() -> R {
     b.sh(&format!(
         "echo clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource); {AGENT_SCRIPT}"
     ));
-    let mut block = Bundle::new();
-    block.set(|c| {
-        c["annotations"] = json!({
-            "io.contain.isolation": "microvm",
-            "io.contain.microvm.kernel": "/guest/kernels/vmlinuz",
-            "io.contain.microvm.rootfs": "block",
-            "io.contain.microvm.modules": "/guest/modules",
-            "io.contain.microvm.timeout": "300",
-        });
-        c["root"]["readonly"] = json!(false);
-        c["process"]["terminal"] = json!(false);
-        c["linux"]["resources"] = json!({"memory": {"limit": 256 * MIB}});
-    });
+    let mut block = nested_block_bundle();
     block.sh(BLOCK_SCRIPT);
-    let mut exec = Bundle::new();
-    exec.set(|c| {
-        c["annotations"] = json!({
-            "io.contain.isolation": "microvm",
-            "io.contain.microvm.kernel": "/guest/kernels/vmlinuz",
-            "io.contain.microvm.rootfs": "block",
-            "io.contain.microvm.modules": "/guest/modules",
-            "io.contain.microvm.timeout": "300",
-        });
-        c["hostname"] = json!("execguest");
-        c["root"]["readonly"] = json!(false);
-        c["process"]["terminal"] = json!(false);
-        c["linux"]["resources"] = json!({"memory": {"limit": 256 * MIB}});
-    });
+    let mut exec = nested_block_bundle();
+    exec.set(|c| c["hostname"] = json!("execguest"));
     exec.sh(EXEC_SCRIPT);
     for (from, to) in [
         (b.path(), "bundle"),
@@ -1370,6 +1346,25 @@ fn nested_vmm() -> R {
         "the block guest has {memkb} KiB: the 1 GiB file cannot have been copied into RAM"
     );
     pass()
+}
+
+/// A bundle for the nested tier's inner microVM with its rootfs on virtio-blk (the guest
+/// directory's kernel and modules, a writable root, 256 MiB of RAM).
+fn nested_block_bundle() -> Bundle {
+    let mut b = Bundle::new();
+    b.set(|c| {
+        c["annotations"] = json!({
+            "io.contain.isolation": "microvm",
+            "io.contain.microvm.kernel": "/guest/kernels/vmlinuz",
+            "io.contain.microvm.rootfs": "block",
+            "io.contain.microvm.modules": "/guest/modules",
+            "io.contain.microvm.timeout": "300",
+        });
+        c["root"]["readonly"] = json!(false);
+        c["process"]["terminal"] = json!(false);
+        c["linux"]["resources"] = json!({"memory": {"limit": 256 * MIB}});
+    });
+    b
 }
 
 /// The modules that give the outer VM a /dev/kvm under QEMU's emulated AMD SVM.
