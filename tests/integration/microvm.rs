@@ -1135,6 +1135,10 @@ $c exec -d --pid-file /tmp/ex.pid ex sh -c 'exit 3'; st=$?
 echo "NESTED: exec detached: [status=$st relay=$(cat /tmp/ex.pid)]"
 o=$($c exec -t ex sh -c 'tty; exit 4' < /dev/null); st=$?; o=$(echo "$o" | tr -d '\r')
 echo "NESTED: exec tty: [$o status=$st]"
+$c exec -d --pid-file /tmp/sl.pid ex sleep 1000 < /dev/null > /dev/null 2>&1; relay=$(cat /tmp/sl.pid)
+i=0; while ! $c exec ex ps -o args | grep -q '^sleep 1000' && [ $i -lt 100 ]; do usleep 100000; i=$((i+1)); done
+kill -9 $relay; usleep 500000
+echo "NESTED: relay killed: [$($c exec ex ps -o args | grep -c '^sleep 1000')]"
 echo "NESTED: exec ps: [$($c exec ex ps -o comm | tr '\n' ' ')]"
 $c kill ex TERM
 i=0; while ! $c state ex | grep -q '"stopped"' && [ $i -lt 300 ]; do usleep 100000; i=$((i+1)); done
@@ -1314,6 +1318,7 @@ fn nested_vmm() -> R {
         "NESTED: exec: [out init=/.contain/init guest-agent status=5 stderr=err]",
         "NESTED: exec stdin: [piped-in]",
         "NESTED: exec tty: [/dev/pts/0 status=4]",
+        "NESTED: relay killed: [0]",
         "status=255]",
         "up got-term ] state=\"status\": \"stopped\"",
         "NESTED: delete status=0",

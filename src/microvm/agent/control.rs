@@ -194,9 +194,15 @@ impl Control {
                 }
             }
             channel::CLOSE => {
-                // The client left: its process runs on without it (as runc's exec'd process
-                // outlives a killed `runc exec`), its stdin closed, its output dropped.
-                self.streams.remove(&f.stream);
+                // The client left: its relay, the host's stand-in for the process, is gone
+                // (killed, as a supervisor kills the pid `exec` gave it): so is the process,
+                // as when runc's exec'd process is killed.
+                if let Some(e) = self.streams.remove(&f.stream).and_then(|s| s.exec) {
+                    if e.status.is_none() {
+                        // SAFETY: kill(2) with plain integers; no memory involved.
+                        unsafe { libc::kill(e.pid, libc::SIGKILL) };
+                    }
+                }
             }
             _ => {}
         }
