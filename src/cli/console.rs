@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 
-use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
+use nix::sys::termios::{tcsetattr, SetArg, Termios};
 
 use crate::sys::socket::recv_fd;
 
@@ -77,14 +77,7 @@ pub struct RawMode(Option<Termios>);
 
 impl RawMode {
     pub fn enter() -> RawMode {
-        let stdin = std::io::stdin();
-        let Ok(orig) = tcgetattr(stdin.as_fd()) else {
-            return RawMode(None);
-        };
-        let mut raw = orig.clone();
-        cfmakeraw(&mut raw);
-        let _ = tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw);
-        RawMode(Some(orig))
+        RawMode(crate::sys::tty::make_raw(std::io::stdin().as_fd()).ok())
     }
 }
 

@@ -24,8 +24,16 @@ pub struct ExecOpts {
     pub ignore_paused: bool,
 }
 
+/// A container that can take a new process: its state, its status and its state directory's
+/// path (the directory's lock is not kept).
+struct Target {
+    st: State,
+    status: Status,
+    dir: PathBuf,
+}
+
 /// The container's state, checked to be able to take a new process.
-fn exec_target(store: &Store, id: &str, ignore_paused: bool) -> Result<State, ContainerError> {
+fn exec_target(store: &Store, id: &str, ignore_paused: bool) -> Result<Target, ContainerError> {
     let dir = store.open(id)?;
     let st = dir.load()?;
     let status = current_status(&dir, &st);
@@ -37,7 +45,11 @@ fn exec_target(store: &Store, id: &str, ignore_paused: bool) -> Result<State, Co
             status: status.as_str(),
         });
     }
-    Ok(st)
+    Ok(Target {
+        st,
+        status,
+        dir: dir.path.clone(),
+    })
 }
 
 fn check_process(p: &Process) -> Result<(), ContainerError> {
@@ -66,13 +78,24 @@ pub fn base_process(
     ignore_paused: bool,
 ) -> Result<Process, ContainerError> {
     Ok(exec_target(store, id, ignore_paused)?
+        .st
         .process
         .unwrap_or_default())
 }
 
 /// Start the process; returns its pid (a child of this process).
 pub fn exec(store: &Store, opts: &ExecOpts) -> Result<i32, ContainerError> {
-    let st = exec_target(store, &opts.id, opts.ignore_paused)?;
+    let Target { st, status, dir } = exec_target(store, &opts.id, opts.ignore_paused)?;
+    check_process(&opts.process)?;
+    let terminal = opts.process.terminal().unwrap_or(false);
+    if terminal != opts.console_socket.is_some() {
+        return Err(ContainerError::Preflight(if terminal {
+            "process.terminal is true: --console-socket is required to receive the pty master"
+                .into()
+        } else {
+            "--console-socket given but no terminal was asked for (--tty)".into()
+        }));
+    }
     // The workload of a microVM container runs on its guest kernel: so does a process exec'd
     // into it, started by the guest agent over the control channel (never beside the VMM on
     // the host's kernel).
@@ -81,8 +104,7 @@ pub fn exec(store: &Store, opts: &ExecOpts) -> Result<i32, ContainerError> {
         .get(crate::policy::ISOLATION_ANNOTATION)
         .is_some_and(|v| v.starts_with("microvm"))
     {
-        check_process(&opts.process)?;
-        if current_status(&store.open(&opts.id)?, &st) == Status::Created {
+        if status == Status::Created {
             return Err(ContainerError::Preflight(format!(
                 "container {:?} runs in the microVM stage and its guest boots at start: exec \
                  into it once it has started",
@@ -96,9 +118,8 @@ pub fn exec(store: &Store, opts: &ExecOpts) -> Result<i32, ContainerError> {
                 opts.id
             )));
         }
-        // The path only: the directory's lock is released before the relay is forked (a
+        // The path only: the directory's lock was released before the relay is forked (a
         // relay holding it would block every other command on the container).
-        let dir = store.open(&opts.id)?.path.clone();
         let console = opts.console_socket.as_deref();
         let pid = crate::microvm::client::exec(&dir, &opts.process, console).map_err(|e| {
             ContainerError::Preflight(format!(
@@ -114,16 +135,6 @@ pub fn exec(store: &Store, opts: &ExecOpts) -> Result<i32, ContainerError> {
             opts.id
         ));
         return Ok(pid);
-    }
-    check_process(&opts.process)?;
-    let terminal = opts.process.terminal().unwrap_or(false);
-    if terminal != opts.console_socket.is_some() {
-        return Err(ContainerError::Preflight(if terminal {
-            "process.terminal is true: --console-socket is required to receive the pty master"
-                .into()
-        } else {
-            "--console-socket given but no terminal was asked for (--tty)".into()
-        }));
     }
     rlimits::preflight(opts.process.rlimits().as_deref().unwrap_or_default())?;
     let caps =

@@ -90,9 +90,7 @@ fn setup() -> Result<GuestConfig, String> {
         ),
     ];
     for (fs, at, flags, data) in mounts {
-        std::fs::create_dir_all(at).map_err(|e| format!("mkdir {at}: {e}"))?;
-        nix::mount::mount(Some(fs), at, Some(fs), flags, data)
-            .map_err(|e| format!("mount {fs} on {at}: {e}"))?;
+        mount(fs, at, fs, flags, data)?;
     }
     disable_modules()?;
     // The devpts instance's ptmx, where programs look for it.
@@ -104,6 +102,18 @@ fn setup() -> Result<GuestConfig, String> {
     // Nothing of the agent's is left for the workload to read.
     let _ = std::fs::remove_dir_all(Path::new(PROCESS_PATH).parent().unwrap_or(Path::new("/")));
     Ok(config)
+}
+
+/// Mount `fs` from `src` on `at`, made first.
+fn mount(src: &str, at: &str, fs: &str, flags: MsFlags, data: Option<&str>) -> Result<(), String> {
+    std::fs::create_dir_all(at).map_err(|e| format!("mkdir {at}: {e}"))?;
+    nix::mount::mount(Some(src), at, Some(fs), flags, data).map_err(|e| {
+        if src == fs {
+            format!("mount {fs} on {at}: {e}")
+        } else {
+            format!("mount {fs} {src} on {at}: {e}")
+        }
+    })
 }
 
 /// The sysctl that ends module loading until the guest's next boot (one way).
@@ -154,11 +164,6 @@ const DISK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// the container's writes; then move it over the initramfs's root and chroot into it (an
 /// initramfs cannot be pivot_root'ed away).
 fn root_on_disk(readonly: bool) -> Result<(), String> {
-    let mount = |src: &str, at: &str, fs: &str, flags: MsFlags, data: Option<&str>| {
-        std::fs::create_dir_all(at).map_err(|e| format!("mkdir {at}: {e}"))?;
-        nix::mount::mount(Some(src), at, Some(fs), flags, data)
-            .map_err(|e| format!("mount {fs} {src} on {at}: {e}"))
-    };
     mount(
         "devtmpfs",
         "/dev",
@@ -286,30 +291,24 @@ fn run(config: &GuestConfig) -> u8 {
         if ready[0] {
             while let Ok(Some(_)) = sigfd.read_signal() {}
             loop {
-                match waitpid(
+                let (pid, status) = match waitpid(
                     Pid::from_raw(-1),
                     Some(nix::sys::wait::WaitPidFlag::WNOHANG),
                 ) {
-                    Ok(WaitStatus::Exited(pid, code)) if pid == child => return code as u8,
-                    Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => {
-                        return 128u8.wrapping_add(sig as u8)
-                    }
-                    Ok(WaitStatus::Exited(pid, code)) => {
-                        if let Some(c) = &mut channel {
-                            c.reaped(pid.as_raw(), code);
-                        }
-                    }
-                    Ok(WaitStatus::Signaled(pid, sig, _)) => {
-                        if let Some(c) = &mut channel {
-                            c.reaped(pid.as_raw(), 128 + sig as i32);
-                        }
-                    }
+                    Ok(WaitStatus::Exited(pid, code)) => (pid, code),
+                    Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, 128 + sig as i32),
                     Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => break,
-                    Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
                     Err(e) => {
                         say(&format!("wait: {e}"));
                         return AGENT_FAILED;
                     }
+                };
+                if pid == child {
+                    return status as u8;
+                }
+                if let Some(c) = &mut channel {
+                    c.reaped(pid.as_raw(), status);
                 }
             }
         }

@@ -82,42 +82,38 @@ fn receive(s: &mut UnixStream, d: &mut Decoder) -> Result<Option<Frame>, String>
 /// (as runc sends it); the relay keeps the slave, in raw mode (the guest's pty does the
 /// line discipline), as its controlling terminal.
 fn host_terminal(console: &Path) -> Result<std::os::fd::OwnedFd, String> {
-    use std::os::fd::AsRawFd;
     let sock = UnixStream::connect(console)
         .map_err(|e| format!("connect to the console socket {}: {e}", console.display()))?;
-    let master = crate::sys::fs::open_host(
-        Path::new("/dev/ptmx"),
-        libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-    )
-    .map_err(|e| format!("/dev/ptmx: {e}"))?;
-    crate::sys::tty::unlock_pty(master.as_fd()).map_err(|e| format!("unlock the pty: {e}"))?;
-    let slave = crate::sys::tty::open_pty_peer(master.as_fd())
-        .map_err(|e| format!("open the pty slave: {e}"))?;
-    if let Ok(mut t) = nix::sys::termios::tcgetattr(&slave) {
-        nix::sys::termios::cfmakeraw(&mut t);
-        let _ = nix::sys::termios::tcsetattr(&slave, nix::sys::termios::SetArg::TCSANOW, &t);
-    }
+    let (master, slave) =
+        crate::sys::tty::open_pty().map_err(|e| format!("a pty (/dev/ptmx): {e}"))?;
+    let _ = crate::sys::tty::make_raw(slave.as_fd());
     crate::sys::socket::send_fd(sock.as_fd(), master.as_raw_fd(), b"/dev/ptmx")
         .map_err(|e| format!("send the pty master to the console socket: {e}"))?;
     Ok(slave)
 }
 
+/// The agent's answer to a request: Ok for `want`, its reason for an ERROR, else what went
+/// wrong (`what` names the request).
+fn answer(f: Option<Frame>, want: u8, what: &str) -> Result<(), String> {
+    match f {
+        Some(f) if f.kind == want => Ok(()),
+        Some(f) if f.kind == channel::ERROR => Err(format!(
+            "in the guest: {}",
+            String::from_utf8_lossy(&f.data)
+        )),
+        Some(f) => Err(format!("the guest agent answered {} to {what}", f.kind)),
+        None => Err("the guest agent ended the control channel".into()),
+    }
+}
+
 /// Start `process` in the guest of the container whose state directory is `dir` (with a
-/// terminal, its master sent to `console`); the pid of the relay (a child of this process)
-/// standing in for it.
+/// terminal, its master sent to `console`, which the caller gives exactly when the process
+/// asks for a terminal); the pid of the relay (a child of this process) standing in for it.
 pub fn exec(
     dir: &Path,
     process: &oci_spec::runtime::Process,
     console: Option<&Path>,
 ) -> Result<i32, String> {
-    let terminal = match (process.terminal().unwrap_or(false), console) {
-        (true, Some(c)) => Some(host_terminal(c)?),
-        (true, None) => return Err("process.terminal is true: --console-socket is required".into()),
-        (false, Some(_)) => {
-            return Err("--console-socket given but no terminal was asked for (--tty)".into())
-        }
-        (false, None) => None,
-    };
     let mut s = connect(dir, EXEC_ANSWER)?;
     let req = serde_json::to_vec(&channel::ExecRequest {
         process: process.clone(),
@@ -132,17 +128,10 @@ pub fn exec(
     }
     send(&mut s, channel::EXEC, &req).map_err(|e| format!("the control channel: {e}"))?;
     let mut d = Decoder::default();
-    match receive(&mut s, &mut d)? {
-        Some(f) if f.kind == channel::STARTED => {}
-        Some(f) if f.kind == channel::ERROR => {
-            return Err(format!(
-                "in the guest: {}",
-                String::from_utf8_lossy(&f.data)
-            ))
-        }
-        Some(f) => return Err(format!("the guest agent answered {} to exec", f.kind)),
-        None => return Err("the guest agent ended the control channel".into()),
-    }
+    answer(receive(&mut s, &mut d)?, channel::STARTED, "exec")?;
+    // The pty is handed out once the process has started (a failed exec hands out none);
+    // should this fail, the stream's end makes the agent kill the process.
+    let terminal = console.map(host_terminal).transpose()?;
     s.set_read_timeout(None)
         .map_err(|e| format!("the control channel: {e}"))?;
     let one = crate::sys::SingleThreaded::check().map_err(|e| format!("fork: {e}"))?;
@@ -293,13 +282,9 @@ pub fn signal_init(dir: &Path, sig: i32) -> Result<(), String> {
     let mut s = connect(dir, KILL_ANSWER)?;
     send(&mut s, channel::SIGNAL_INIT, &(sig as u32).to_le_bytes())
         .map_err(|e| format!("the control channel: {e}"))?;
-    match receive(&mut s, &mut Decoder::default())? {
-        Some(f) if f.kind == channel::SIGNALLED => Ok(()),
-        Some(f) if f.kind == channel::ERROR => Err(format!(
-            "in the guest: {}",
-            String::from_utf8_lossy(&f.data)
-        )),
-        Some(f) => Err(format!("the guest agent answered {} to kill", f.kind)),
-        None => Err("the guest agent ended the control channel".into()),
-    }
+    answer(
+        receive(&mut s, &mut Decoder::default())?,
+        channel::SIGNALLED,
+        "kill",
+    )
 }

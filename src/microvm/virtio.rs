@@ -428,14 +428,8 @@ impl Console {
                     break; // a buffer the guest gave to be written must be writable
                 }
                 let n = (d.len() as usize).min(self.to_guest.len());
-                let (a, b) = self.to_guest.as_slices();
-                let first = n.min(a.len());
-                let ok = mem.write_slice(&a[..first], d.addr()).is_ok()
-                    && (first == n
-                        || d.addr()
-                            .checked_add(first as u64)
-                            .is_some_and(|at| mem.write_slice(&b[..n - first], at).is_ok()));
-                if !ok {
+                let bytes = &self.to_guest.make_contiguous()[..n];
+                if mem.write_slice(bytes, d.addr()).is_err() {
                     break;
                 }
                 self.to_guest.drain(..n);

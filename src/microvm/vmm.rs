@@ -169,24 +169,22 @@ pub fn build(
     let mut console = None;
     if guest == Guest::Linux {
         mptable::write(&memory, count)?;
-        let mut devices = Vec::new();
+        let mut listed = Vec::new();
         if let Some(disk) = disk {
-            block = Some(device(&vm, VIRTIO_BASE, VIRTIO_IRQ, Block::new(disk))?);
-            devices.push(acpi::MmioDevice {
-                base: VIRTIO_BASE,
-                size: MMIO_SIZE,
-                irq: VIRTIO_IRQ,
-            });
+            let b = device(&vm, VIRTIO_BASE, VIRTIO_IRQ, Block::new(disk), &mut listed)?;
+            block = Some(b);
         }
         if control {
-            console = Some(device(&vm, CONSOLE_BASE, CONSOLE_IRQ, Console::default())?);
-            devices.push(acpi::MmioDevice {
-                base: CONSOLE_BASE,
-                size: MMIO_SIZE,
-                irq: CONSOLE_IRQ,
-            });
+            let c = device(
+                &vm,
+                CONSOLE_BASE,
+                CONSOLE_IRQ,
+                Console::default(),
+                &mut listed,
+            )?;
+            console = Some(c);
         }
-        acpi::write(&memory, count, &devices)?;
+        acpi::write(&memory, count, &listed)?;
     }
     // The bootstrap processor starts at the entry; the others wait in the kernel's irqchip for
     // the guest's INIT and start-up IPIs.
@@ -202,12 +200,14 @@ pub fn build(
 }
 
 /// A virtio-mmio device at `base` raising `irq`: its notification registered as an
-/// ioeventfd on QueueNotify, its interrupt as an irqfd.
+/// ioeventfd on QueueNotify, its interrupt as an irqfd, and its entry for the DSDT added to
+/// `listed`.
 fn device<B: Backend>(
     vm: &VmFd,
     base: u64,
     irq_line: u32,
     backend: B,
+    listed: &mut Vec<acpi::MmioDevice>,
 ) -> Result<Device<B>, MicrovmError> {
     // Blocking: the block thread waits in read; the control thread reads it after poll.
     let notify = EventFd::new(libc::EFD_CLOEXEC).map_err(during("eventfd"))?;
@@ -220,6 +220,11 @@ fn device<B: Backend>(
     .map_err(during("KVM_IOEVENTFD"))?;
     vm.register_irqfd(&irq, irq_line)
         .map_err(during("KVM_IRQFD"))?;
+    listed.push(acpi::MmioDevice {
+        base,
+        size: MMIO_SIZE,
+        irq: irq_line,
+    });
     Ok(Device {
         dev: Mmio::new(backend),
         base,
@@ -605,6 +610,9 @@ fn control_loop(
     let mut decoder = channel::Decoder::default();
     let mut broken = false;
     let mut buf = vec![0u8; channel::FRAME_MAX];
+    // SAFETY: the eventfd outlives this borrow (both last as long as this function, which
+    // never returns).
+    let notify_fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(notify.as_raw_fd()) };
     loop {
         let backlog = dev
             .lock()
@@ -617,8 +625,6 @@ fn control_loop(
         } else {
             Vec::new()
         };
-        // SAFETY: the eventfd outlives this poll (it is borrowed for the whole loop).
-        let notify_fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(notify.as_raw_fd()) };
         let mut fds = vec![
             PollFd::new(notify_fd, PollFlags::POLLIN),
             PollFd::new(listener.as_fd(), PollFlags::POLLIN),

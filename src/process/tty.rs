@@ -68,14 +68,8 @@ pub fn setup(
     size: Option<(u16, u16)>,
     owner_uid: u32,
 ) -> Result<(), ProcessError> {
-    let master = crate::sys::fs::open_host(
-        std::path::Path::new("/dev/ptmx"),
-        libc::O_RDWR | libc::O_NOCTTY,
-    )
-    .map_err(during("open /dev/ptmx in the container"))?;
-    crate::sys::tty::unlock_pty(master.as_fd()).map_err(during("unlock the pty"))?;
-    let slave =
-        crate::sys::tty::open_pty_peer(master.as_fd()).map_err(during("open the pty slave"))?;
+    let (master, slave) =
+        crate::sys::tty::open_pty().map_err(during("open a pty (/dev/ptmx) in the container"))?;
     if let Some((rows, cols)) = size {
         crate::sys::tty::set_window_size(master.as_fd(), rows, cols)
             .map_err(during("set the console size"))?;

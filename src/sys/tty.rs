@@ -2,7 +2,7 @@
 //! sizes, the controlling terminal.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use super::cvt;
 
@@ -27,6 +27,29 @@ pub fn open_pty_peer(master: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     .into())?;
     // SAFETY: the kernel just returned this descriptor; nobody else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// A new pty of the devpts behind /dev/ptmx: (master, slave), unlocked, neither our
+/// controlling terminal, both close-on-exec.
+pub fn open_pty() -> io::Result<(OwnedFd, OwnedFd)> {
+    let master = super::fs::open_host(
+        std::path::Path::new("/dev/ptmx"),
+        libc::O_RDWR | libc::O_NOCTTY,
+    )?;
+    unlock_pty(master.as_fd())?;
+    let slave = open_pty_peer(master.as_fd())?;
+    Ok((master, slave))
+}
+
+/// Put the terminal behind `fd` in raw mode (no echo, no line discipline, bytes unchanged);
+/// its settings before.
+pub fn make_raw(fd: BorrowedFd<'_>) -> io::Result<nix::sys::termios::Termios> {
+    use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+    let orig = tcgetattr(fd)?;
+    let mut raw = orig.clone();
+    cfmakeraw(&mut raw);
+    tcsetattr(fd, SetArg::TCSANOW, &raw)?;
+    Ok(orig)
 }
 
 /// TIOCGWINSZ: (rows, columns) of the terminal behind `fd`.

@@ -64,10 +64,7 @@ impl Control {
             .open(CONSOLE)
             .ok()?;
         // Raw: the frames' bytes pass unchanged (no echo, no line discipline).
-        if let Ok(mut t) = nix::sys::termios::tcgetattr(&console) {
-            nix::sys::termios::cfmakeraw(&mut t);
-            let _ = nix::sys::termios::tcsetattr(&console, nix::sys::termios::SetArg::TCSANOW, &t);
-        }
+        let _ = crate::sys::tty::make_raw(console.as_fd());
         Some(Control {
             console,
             decoder: Decoder::default(),
@@ -108,6 +105,11 @@ impl Control {
         let _ = self
             .console
             .write_all(&channel::frames(stream, channel::CLOSE, &[]));
+    }
+
+    /// The process `stream` started, if any.
+    fn exec_mut(&mut self, stream: u32) -> Option<&mut Exec> {
+        self.streams.get_mut(&stream).and_then(|s| s.exec.as_mut())
     }
 
     /// A descriptor is ready.
@@ -199,8 +201,7 @@ impl Control {
                 // as when runc's exec'd process is killed.
                 if let Some(e) = self.streams.remove(&f.stream).and_then(|s| s.exec) {
                     if e.status.is_none() {
-                        // SAFETY: kill(2) with plain integers; no memory involved.
-                        unsafe { libc::kill(e.pid, libc::SIGKILL) };
+                        let _ = kill(e.pid, libc::SIGKILL);
                     }
                 }
             }
@@ -226,7 +227,7 @@ impl Control {
                 }
             },
             channel::STDIN => {
-                if let Some(e) = self.streams.get_mut(&id).and_then(|s| s.exec.as_mut()) {
+                if let Some(e) = self.exec_mut(id) {
                     if e.stdin.is_some() {
                         e.stdin_pending.extend_from_slice(&req.data);
                     }
@@ -248,7 +249,7 @@ impl Control {
                 }
             }
             channel::STDIN_EOF => {
-                if let Some(e) = self.streams.get_mut(&id).and_then(|s| s.exec.as_mut()) {
+                if let Some(e) = self.exec_mut(id) {
                     e.stdin_eof = true;
                 }
                 self.feed_stdin(id);
@@ -263,15 +264,7 @@ impl Control {
                         .map(|e| e.pid)
                 };
                 let sent = match (target, req.u32()) {
-                    (Some(pid), Some(sig)) => {
-                        // SAFETY: kill(2) with plain integers; no memory involved.
-                        let r = unsafe { libc::kill(pid, sig as i32) };
-                        if r == 0 {
-                            Ok(())
-                        } else {
-                            Err(std::io::Error::last_os_error().to_string())
-                        }
-                    }
+                    (Some(pid), Some(sig)) => kill(pid, sig as i32).map_err(|e| e.to_string()),
                     (None, _) => Err("no process to signal on this stream".to_string()),
                     (_, None) => Err("a signal is a u32".to_string()),
                 };
@@ -308,7 +301,8 @@ impl Control {
             || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"));
         // With a terminal, the process's stdio is a pty's slave; the agent keeps the master.
         let (pty, child_io, ours) = if p.terminal().unwrap_or(false) {
-            let (master, slave) = open_pty().map_err(|e| format!("a terminal: {e}"))?;
+            let (master, slave) =
+                crate::sys::tty::open_pty().map_err(|e| format!("a terminal: {e}"))?;
             if let Some(size) = p.console_size() {
                 let _ = crate::sys::tty::set_window_size(
                     master.as_fd(),
@@ -367,7 +361,7 @@ impl Control {
 
     fn relay_output(&mut self, id: u32, stderr: bool) {
         let mut buf = [0u8; 16 << 10];
-        let Some(e) = self.streams.get_mut(&id).and_then(|s| s.exec.as_mut()) else {
+        let Some(e) = self.exec_mut(id) else {
             return;
         };
         let pipe = if stderr { &mut e.stderr } else { &mut e.stdout };
@@ -390,7 +384,7 @@ impl Control {
     }
 
     fn feed_stdin(&mut self, id: u32) {
-        let Some(e) = self.streams.get_mut(&id).and_then(|s| s.exec.as_mut()) else {
+        let Some(e) = self.exec_mut(id) else {
             return;
         };
         while !e.stdin_pending.is_empty() {
@@ -412,17 +406,14 @@ impl Control {
     }
 }
 
-/// A pty of the guest's devpts: (master, slave).
-fn open_pty() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let master: OwnedFd = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
-        .open("/dev/ptmx")?
-        .into();
-    crate::sys::tty::unlock_pty(master.as_fd())?;
-    let slave = crate::sys::tty::open_pty_peer(master.as_fd())?;
-    Ok((master, slave))
+/// kill(2) of any signal number (a guest process may be sent a real-time one).
+fn kill(pid: i32, sig: i32) -> std::io::Result<()> {
+    // SAFETY: kill(2) with plain integers; no memory involved.
+    if unsafe { libc::kill(pid, sig) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// In the exec'd child: its stdio from the pipes (or the pty's slave, then its controlling
