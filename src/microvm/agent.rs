@@ -240,11 +240,45 @@ fn run(config: &GuestConfig) -> u8 {
             return AGENT_FAILED;
         }
     };
+    // The process's stdio: the control channel's stream 0 when the guest has the virtio
+    // console (a terminal stays on the serial console, a real tty), told to the VMM first.
+    let mut channel = None;
+    if !config.process.terminal().unwrap_or(false) && Path::new(control::CONSOLE_DRIVER).exists() {
+        let until = std::time::Instant::now() + CONTROL_WAIT;
+        channel = control::Control::open(0);
+        while channel.is_none() && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            channel = control::Control::open(0);
+        }
+    }
+    let pipes = match channel.as_ref().map(|_| process_pipes()).transpose() {
+        Ok(p) => p,
+        Err(e) => {
+            say(&e);
+            return AGENT_FAILED;
+        }
+    };
+    port_out(
+        super::STDIO_PORT,
+        if pipes.is_some() {
+            super::STDIO_CHANNEL
+        } else {
+            super::STDIO_SERIAL
+        },
+    );
     // /proc is mounted by now: the agent's thread count is checked like the runtime's.
     let forked = crate::sys::SingleThreaded::check().and_then(|one| crate::sys::fork(&one));
     let child = match forked {
         Ok(crate::sys::Forked::Parent(pid)) => Pid::from_raw(pid),
         Ok(crate::sys::Forked::Child(_)) => {
+            if let Some(p) = &pipes {
+                for (fd, target) in p.child.iter().zip(0..) {
+                    if let Err(e) = nix::unistd::dup2(fd.as_raw_fd(), target) {
+                        say(&format!("the process's stdio: {e}"));
+                        crate::sys::exit_now(AGENT_FAILED.into())
+                    }
+                }
+            }
             let (status, e) = start(config);
             say(&e);
             crate::sys::exit_now(status.into())
@@ -255,7 +289,20 @@ fn run(config: &GuestConfig) -> u8 {
         }
     };
     let started = std::time::Instant::now();
-    let mut channel = control::Control::open(child.as_raw());
+    match (&mut channel, pipes) {
+        (
+            Some(c),
+            Some(ProcessPipes {
+                child: theirs,
+                ours,
+            }),
+        ) => {
+            drop(theirs); // the process's own ends: its output ends when it (and its heirs) exit
+            let [i, o, e] = ours;
+            c.adopt(child.as_raw(), i, o, e)
+        }
+        _ => channel = control::Control::open(child.as_raw()),
+    }
     loop {
         let looking = channel.is_none() && started.elapsed() < CONTROL_WAIT;
         let (ready, tokens) = {
@@ -305,6 +352,9 @@ fn run(config: &GuestConfig) -> u8 {
                     }
                 };
                 if pid == child {
+                    if let Some(c) = &mut channel {
+                        c.drain_process();
+                    }
                     return status as u8;
                 }
                 if let Some(c) = &mut channel {
@@ -318,6 +368,25 @@ fn run(config: &GuestConfig) -> u8 {
             }
         }
     }
+}
+
+/// The container's process's stdio on the control channel: its ends (stdin's read end,
+/// stdout's and stderr's write ends) and the agent's.
+struct ProcessPipes {
+    child: [std::os::fd::OwnedFd; 3],
+    ours: [std::os::fd::OwnedFd; 3],
+}
+
+fn process_pipes() -> Result<ProcessPipes, String> {
+    let pipe =
+        || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"));
+    let (in_r, in_w) = pipe()?;
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    Ok(ProcessPipes {
+        child: [in_r, out_w, err_w],
+        ours: [in_w, out_r, err_r],
+    })
 }
 
 /// In the child: become config.json's process and exec it; returns only on failure, with the
@@ -365,6 +434,17 @@ fn say(msg: &str) {
     }
 }
 
+/// Write `value` to one of the VMM's ports (nothing, where the agent may not).
+fn port_out(port: u16, value: u8) {
+    // SAFETY: ioperm only changes this process's I/O permission bitmap.
+    if unsafe { libc::ioperm(port.into(), 1, 1) } == 0 {
+        // SAFETY: the port is ours to write after ioperm; `out` touches no memory.
+        unsafe {
+            std::arch::asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack));
+        }
+    }
+}
+
 extern "C" fn aborted(_: libc::c_int) {
     report(128 + libc::SIGABRT as u8)
 }
@@ -375,13 +455,7 @@ fn report(status: u8) -> ! {
     let _ = nix::sys::termios::tcdrain(std::io::stderr());
     let _ = nix::sys::termios::tcdrain(std::io::stdout());
     nix::unistd::sync();
-    // SAFETY: ioperm only changes this process's I/O permission bitmap.
-    if unsafe { libc::ioperm(super::EXIT_PORT.into(), 1, 1) } == 0 {
-        // SAFETY: the port is ours to write after ioperm; `out` touches no memory.
-        unsafe {
-            std::arch::asm!("out dx, al", in("dx") super::EXIT_PORT, in("al") status, options(nomem, nostack));
-        }
-    }
+    port_out(super::EXIT_PORT, status);
     let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
     loop {
         std::thread::park();

@@ -71,6 +71,8 @@ impl Trigger for Irq {
 pub enum Effect {
     None,
     Exit(u8),
+    /// The agent says where the process's stdio is (STDIO_SERIAL, STDIO_CHANNEL).
+    Stdio(u8),
 }
 
 pub struct Devices<W: Write> {
@@ -111,6 +113,7 @@ impl<W: Write> Devices<W> {
     pub fn port_out(&mut self, port: u16, data: &[u8]) -> Effect {
         match (port, data) {
             (EXIT_PORT, [status, ..]) => Effect::Exit(*status),
+            (super::STDIO_PORT, [mode]) => Effect::Stdio(*mode),
             (COM1..=0x3ff, [value]) => {
                 let _ = self.serial.write((port - COM1) as u8, *value);
                 Effect::None
@@ -151,6 +154,7 @@ mod tests {
         d.port_in(COM1 + 5, &mut lsr);
         assert_ne!(lsr[0] & 0x20, 0, "transmitter holding register empty");
         assert_eq!(d.port_out(EXIT_PORT, &[7]), Effect::Exit(7));
+        assert_eq!(d.port_out(super::super::STDIO_PORT, &[2]), Effect::Stdio(2));
         assert_eq!(d.serial.writer(), b"hi\n");
     }
 

@@ -339,20 +339,21 @@ impl Prepared {
         )
     }
 
-    /// Run `machine` with the container's stdio as the serial console; never returns.
+    /// Run `machine` with the container's stdio (on the serial console, or the control
+    /// channel's stream 0); never returns.
     pub fn run(&self, machine: Machine) -> ! {
         let dup = |fd: i32| {
             nix::unistd::dup(fd)
                 // SAFETY: dup returned a new descriptor that nobody else owns.
                 .map(|d| std::fs::File::from(unsafe { OwnedFd::from_raw_fd(d) }))
         };
-        let out = match dup(1) {
+        let [out, err] = [1, 2].map(|fd| match dup(fd) {
             Ok(f) => f,
             Err(e) => {
-                eprintln!("contain: microvm: stdout: {e}");
+                eprintln!("contain: microvm: the container's stdio (fd {fd}): {e}");
                 crate::sys::exit_now(status::VMM_FAILED)
             }
-        };
+        });
         let control = self
             .listener
             .lock()
@@ -360,8 +361,11 @@ impl Prepared {
             .take();
         vmm::run(
             machine,
-            out,
-            dup(0).ok(),
+            vmm::Stdio {
+                out,
+                err,
+                input: dup(0).ok(),
+            },
             control,
             &vmm::Filters {
                 vmm: &self.vmm_filter,

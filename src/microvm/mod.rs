@@ -83,6 +83,16 @@ pub const CMDLINE_MAX: usize = 2048;
 pub const MAX_CPUS: u8 = 32;
 /// The port the guest agent writes its exit status to.
 pub const EXIT_PORT: u16 = 0xf4;
+/// The port the guest agent writes where the process's stdio is: [`STDIO_SERIAL`] or
+/// [`STDIO_CHANNEL`]. Until it does, the VMM holds the container's stdin back.
+pub const STDIO_PORT: u16 = 0xf5;
+/// The process's stdio is the serial console (a terminal, or a guest kernel without the
+/// virtio console): the UART carries it to the container's stdout, stdin to the UART.
+pub const STDIO_SERIAL: u8 = 1;
+/// The process's stdio is stream 0 of the control channel: its stdout and stderr reach the
+/// container's own, apart, and the serial console (the kernel's and the agent's messages)
+/// goes to the container's stderr.
+pub const STDIO_CHANNEL: u8 = 2;
 
 /// The guest kernel (a host path).
 pub const KERNEL_ANNOTATION: &str = "io.contain.microvm.kernel";
@@ -103,9 +113,10 @@ pub const ROOTFS_ANNOTATION: &str = "io.contain.microvm.rootfs";
 pub const MODULES_ANNOTATION: &str = "io.contain.microvm.modules";
 
 /// The devices a guest's machine has, as `features` and `audit --host` list them.
-pub const DEVICES: &str = "COM1 (8250: stdio, kernel console), exit port 0xf4, CMOS clock; \
-     Linux guests with the agent: virtio-mmio virtio-console (control channel: exec, kill) and, \
-     with io.contain.microvm.rootfs=block, virtio-blk (read-only erofs rootfs)";
+pub const DEVICES: &str = "COM1 (8250: kernel console; stdio of bare guests, of a terminal, \
+     of guests without virtio_console), exit port 0xf4, stdio port 0xf5, CMOS clock; Linux \
+     guests with the agent: virtio-mmio virtio-console (control channel: the process's stdio, \
+     exec, kill) and, with io.contain.microvm.rootfs=block, virtio-blk (read-only erofs rootfs)";
 
 /// The modules the guest's devices need (the block rootfs's disk, the control channel's
 /// console), in the order they are loaded (a module's dependencies first). One the

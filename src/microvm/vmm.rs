@@ -324,6 +324,71 @@ where
     }
 }
 
+/// The container's stdio as the VMM holds it.
+pub struct Stdio {
+    pub out: File,
+    pub err: File,
+    pub input: Option<File>,
+}
+
+/// The UART's output: the container's stdout, or its stderr while the process's stdio is
+/// (or may yet be) the control channel's stream 0 (then the serial console carries only the
+/// kernel's and the agent's messages).
+struct Sink {
+    out: File,
+    err: File,
+    to_err: bool,
+}
+
+impl std::io::Write for Sink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.to_err {
+            self.err.write(b)
+        } else {
+            self.out.write(b)
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Where the process's stdio goes, shared by the threads: the agent's word on STDIO_PORT
+/// (0 until it is said), and the lock the control thread holds from taking the guest's bytes
+/// to writing them out, which the vCPU takes before it ends the VM (so that nothing the
+/// guest's console driver saw taken is lost).
+struct Route {
+    mode: std::sync::atomic::AtomicU8,
+    flush: Mutex<()>,
+}
+
+impl Route {
+    fn mode(&self) -> u8 {
+        self.mode.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The agent said where the process's stdio is (only its first word counts, and only a
+    /// mode the machine has): the UART's output goes back to stdout for the serial console.
+    fn said(&self, mode: u8, uart_to_err: &mut bool) {
+        use std::sync::atomic::Ordering;
+        if mode == super::STDIO_SERIAL || mode == super::STDIO_CHANNEL {
+            let first = self
+                .mode
+                .compare_exchange(0, mode, Ordering::AcqRel, Ordering::Acquire);
+            if first.is_ok() && mode == super::STDIO_SERIAL {
+                *uart_to_err = false;
+            }
+        }
+    }
+
+    /// The exit: after the control thread has written what it took.
+    fn exit(&self, code: i32) -> ! {
+        let _written = self.flush.lock().unwrap_or_else(|p| p.into_inner());
+        crate::sys::exit_now(code)
+    }
+}
+
 /// The signals that end the VM (the rest keep their default, and SIGKILL always works).
 const ENDING: [Signal; 4] = [
     Signal::SIGTERM,
@@ -336,8 +401,7 @@ const ENDING: [Signal; 4] = [
 /// with the guest's status (see `status`).
 pub fn run(
     machine: Machine,
-    out: File,
-    input: Option<File>,
+    stdio: Stdio,
     control: Option<std::os::unix::net::UnixListener>,
     filters: &Filters<'_>,
     timeout: Option<std::time::Duration>,
@@ -365,7 +429,32 @@ pub fn run(
         console,
         _mem,
     } = machine;
-    let devices = Arc::new(Mutex::new(Devices::with_irq(out, Irq(serial_irq))));
+    let channel = console.is_some() && control.is_some();
+    let route = Arc::new(Route {
+        mode: (if channel { 0 } else { super::STDIO_SERIAL }).into(),
+        flush: Mutex::new(()),
+    });
+    // The control thread's own handles on the container's stdio (stream 0).
+    let control_stdio = if channel {
+        let dup = |f: &File| {
+            f.try_clone()
+                .unwrap_or_else(|e| fatal(&format!("the container's stdio: {e}")))
+        };
+        Some(Stdio {
+            out: dup(&stdio.out),
+            err: dup(&stdio.err),
+            input: stdio.input.as_ref().map(dup),
+        })
+    } else {
+        None
+    };
+    let sink = Sink {
+        out: stdio.out,
+        err: stdio.err,
+        to_err: channel,
+    };
+    let input = stdio.input;
+    let devices = Arc::new(Mutex::new(Devices::with_irq(sink, Irq(serial_irq))));
     let mut shared = Vec::new();
     if let Some(b) = block {
         let mem = _mem.clone();
@@ -373,16 +462,17 @@ pub fn run(
             block_loop(d, n, i, &mem)
         }));
     }
-    if let (Some(c), Some(listener)) = (console, control) {
+    if let (Some(c), Some(listener), Some(cs)) = (console, control, control_stdio) {
         if let Err(e) = listener.set_nonblocking(true) {
             fatal(&format!("the control socket: {e}"));
         }
         let mem = _mem.clone();
+        let r = Arc::clone(&route);
         shared.push(start_device(
             "control",
             c,
             filters.control,
-            move |d, n, i| control_loop(d, n, i, &mem, &listener),
+            move |d, n, i| control_loop(d, n, i, &mem, &listener, cs, &r),
         ));
     }
     let shared = Arc::new(shared);
@@ -392,13 +482,14 @@ pub fn run(
         let vcpu_devices = Arc::clone(&devices);
         let vcpu_shared = Arc::clone(&shared);
         let vcpu_filter = filters.vcpu.clone();
+        let vcpu_route = Arc::clone(&route);
         let spawned = std::thread::Builder::new()
             .name(format!("vcpu{i}"))
             .spawn(move || {
                 if let Err(e) = enter_filter(&vcpu_filter) {
                     fatal(&format!("install the vcpu seccomp filter: {e}"));
                 }
-                vcpu_loop(vcpu, &vcpu_devices, &vcpu_shared)
+                vcpu_loop(vcpu, &vcpu_devices, &vcpu_shared, &vcpu_route)
             });
         if let Err(e) = spawned {
             fatal(&format!("start the vcpu{i} thread: {e}"));
@@ -407,7 +498,7 @@ pub fn run(
     if let Err(e) = enter_filter(filters.vmm) {
         fatal(&format!("install the vmm seccomp filter: {e}"));
     }
-    vmm_loop(&signals, input, &devices, deadline)
+    vmm_loop(&signals, input, &devices, deadline, &route)
 }
 
 /// Put the calling thread under `filter`: allocate first, so that glibc gives the thread its
@@ -480,20 +571,30 @@ extern "C" fn on_sigsys(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mu
     unsafe { libc::_exit(status::BAD_SYSCALL) }
 }
 
-/// The VMM thread: stdin to the UART's receive queue, signals to an exit.
+/// How often (ms) the VMM thread looks whether the agent has said where the process's stdio is.
+const ROUTE_POLL_MS: u8 = 20;
+
+/// The VMM thread: stdin to the UART's receive queue (while the process's stdio is the serial
+/// console; stdin waits until the agent has said where it is), signals to an exit.
 fn vmm_loop<W: std::io::Write>(
     signals: &SignalFd,
     mut input: Option<File>,
     devices: &Mutex<Devices<W>>,
     deadline: Option<std::time::Instant>,
+    route: &Route,
 ) -> ! {
     let mut buf = [0u8; 64];
     loop {
+        let mode = route.mode();
+        if mode == super::STDIO_CHANNEL {
+            input = None; // the control thread relays it
+        }
         let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-        if let Some(i) = &input {
+        if let (Some(i), super::STDIO_SERIAL) = (&input, mode) {
             fds.push(PollFd::new(i.as_fd(), PollFlags::POLLIN));
         }
         let wait = match deadline {
+            None if mode == 0 => PollTimeout::from(ROUTE_POLL_MS),
             None => PollTimeout::NONE,
             Some(d) => {
                 let left = d.saturating_duration_since(std::time::Instant::now());
@@ -503,7 +604,12 @@ fn vmm_loop<W: std::io::Write>(
                     );
                     crate::sys::exit_now(status::TIMED_OUT);
                 }
-                PollTimeout::try_from(left.as_millis().min(60_000) as i32 + 1)
+                let most = if mode == 0 {
+                    ROUTE_POLL_MS.into()
+                } else {
+                    60_000
+                };
+                PollTimeout::try_from(left.as_millis().min(most) as i32 + 1)
                     .unwrap_or(PollTimeout::MAX)
             }
         };
@@ -593,8 +699,66 @@ const CLIENTS_MAX: usize = 64;
 /// The most bytes held for the guest before the clients are no longer read.
 const TO_GUEST_MAX: usize = 1 << 20;
 
+/// The stream that carries the container's process's own stdio (clients get 1 and up).
+const PROCESS_STREAM: u32 = 0;
+
+/// The process's stdio on the control channel: its stdout and stderr frames written to the
+/// container's, the container's stdin sent as its STDIN frames. What the guest sends that is
+/// not output is ignored; a malformed frame ends the output (the VM runs on).
+struct ProcessStdio {
+    stdio: Stdio,
+    decoder: channel::Decoder,
+    broken: bool,
+}
+
+impl ProcessStdio {
+    fn output(&mut self, data: &[u8]) {
+        use std::io::Write;
+        if self.broken {
+            return;
+        }
+        self.decoder.push(data);
+        loop {
+            match self.decoder.next_frame() {
+                Ok(None) => break,
+                // A reader that went away loses the output, as a cut serial line would.
+                Ok(Some(f)) if f.kind == channel::STDOUT => {
+                    let _ = self.stdio.out.write_all(&f.data);
+                }
+                Ok(Some(f)) if f.kind == channel::STDERR => {
+                    let _ = self.stdio.err.write_all(&f.data);
+                }
+                Ok(Some(_)) => {}
+                Err(e) => {
+                    eprintln!("contain: microvm: the process's output: {e}");
+                    self.broken = true;
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Read stdin into frames for the guest; false at its end (then STDIN_EOF is sent).
+    fn input(&mut self, buf: &mut [u8], to_guest: &mut Vec<u8>) -> bool {
+        let n = match self.stdio.input.as_mut().map(|i| i.read(buf)) {
+            Some(Ok(n)) => n,
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => return true,
+            _ => 0,
+        };
+        let inner = if n == 0 {
+            self.stdio.input = None;
+            channel::frames(PROCESS_STREAM, channel::STDIN_EOF, &[])
+        } else {
+            channel::frames(PROCESS_STREAM, channel::STDIN, &buf[..n])
+        };
+        to_guest.extend(channel::frames(PROCESS_STREAM, channel::DATA, &inner));
+        n != 0
+    }
+}
+
 /// The control thread: accept the runtime's clients, relay each one's bytes to the guest as
-/// frames of its stream, and the guest's frames back to the client of their stream. A
+/// frames of its stream, and the guest's frames back to the client of their stream; once the
+/// agent has said the process's stdio is here, stream 0 is the container's stdio. A
 /// malformed frame from the guest ends every client and the relay (the VM runs on).
 fn control_loop(
     dev: &Mutex<Mmio<Console>>,
@@ -602,6 +766,8 @@ fn control_loop(
     irq: &EventFd,
     mem: &GuestMemoryMmap,
     listener: &std::os::unix::net::UnixListener,
+    stdio: Stdio,
+    route: &Route,
 ) -> ! {
     use std::io::Write;
     let mut clients: std::collections::BTreeMap<u32, std::os::unix::net::UnixStream> =
@@ -609,6 +775,11 @@ fn control_loop(
     let mut next: u32 = 1;
     let mut decoder = channel::Decoder::default();
     let mut broken = false;
+    let mut process = ProcessStdio {
+        stdio,
+        decoder: channel::Decoder::default(),
+        broken: false,
+    };
     let mut buf = vec![0u8; channel::FRAME_MAX];
     // SAFETY: the eventfd outlives this borrow (both last as long as this function, which
     // never returns).
@@ -632,7 +803,25 @@ fn control_loop(
         for id in &ids {
             fds.push(PollFd::new(clients[id].as_fd(), PollFlags::POLLIN));
         }
-        match poll(&mut fds, PollTimeout::NONE) {
+        let mode = route.mode();
+        if mode == super::STDIO_SERIAL {
+            process.stdio.input = None; // the VMM thread relays it to the UART
+        }
+        let stdin = match (&process.stdio.input, mode) {
+            (Some(i), super::STDIO_CHANNEL) if backlog < TO_GUEST_MAX => {
+                fds.push(PollFd::new(i.as_fd(), PollFlags::POLLIN));
+                true
+            }
+            _ => false,
+        };
+        // Until the agent has said where the process's stdio is, or while the guest has not
+        // taken enough of stdin, look again soon (the vCPU does not wake this thread).
+        let wait = if mode == 0 || (process.stdio.input.is_some() && !stdin) {
+            PollTimeout::from(ROUTE_POLL_MS)
+        } else {
+            PollTimeout::NONE
+        };
+        match poll(&mut fds, wait) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => fatal(&format!("control: poll: {e}")),
         }
@@ -642,6 +831,9 @@ fn control_loop(
             let _ = notify.read();
         }
         let mut to_guest = Vec::new();
+        if stdin && ready[2 + ids.len()] {
+            process.input(&mut buf, &mut to_guest);
+        }
         if ready[1] {
             while let Ok((c, _)) = listener.accept() {
                 if broken || clients.len() >= CLIENTS_MAX {
@@ -668,7 +860,9 @@ fn control_loop(
             }
         }
         // Serve until the device has nothing more for us (the guest may have more queued than
-        // the device holds at once).
+        // the device holds at once). What the guest sent is written out before the lock is
+        // let go (the vCPU takes it to end the VM).
+        let _writing = route.flush.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             let (interrupt, from_guest) = {
                 let mut d = dev.lock().unwrap_or_else(|p| p.into_inner());
@@ -691,6 +885,11 @@ fn control_loop(
             loop {
                 match decoder.next_frame() {
                     Ok(None) => break,
+                    Ok(Some(f)) if f.stream == PROCESS_STREAM => {
+                        if f.kind == channel::DATA && route.mode() == super::STDIO_CHANNEL {
+                            process.output(&f.data);
+                        }
+                    }
                     Ok(Some(f)) if f.kind == channel::DATA => {
                         let sent = clients
                             .get_mut(&f.stream)
@@ -718,10 +917,11 @@ fn control_loop(
 }
 
 /// The vCPU thread: run the guest, answer its port and MMIO accesses.
-fn vcpu_loop<W: std::io::Write>(
+fn vcpu_loop(
     mut vcpu: VcpuFd,
-    devices: &Mutex<Devices<W>>,
+    devices: &Mutex<Devices<Sink>>,
     shared: &[Shared],
+    route: &Route,
 ) -> ! {
     loop {
         let stopped = {
@@ -729,8 +929,10 @@ fn vcpu_loop<W: std::io::Write>(
             let mut d = devices.lock().unwrap_or_else(|p| p.into_inner());
             match exit {
                 Ok(VcpuExit::IoOut(port, data)) => {
-                    if let Effect::Exit(code) = d.port_out(port, data) {
-                        crate::sys::exit_now(code.into());
+                    match d.port_out(port, data) {
+                        Effect::Exit(code) => route.exit(code.into()),
+                        Effect::Stdio(m) => route.said(m, &mut d.serial.writer_mut().to_err),
+                        Effect::None => {}
                     }
                     None
                 }
@@ -751,7 +953,7 @@ fn vcpu_loop<W: std::io::Write>(
                     None
                 }
                 Ok(VcpuExit::Hlt) => crate::sys::exit_now(status::HALTED),
-                Ok(VcpuExit::Shutdown) => crate::sys::exit_now(status::SHUTDOWN),
+                Ok(VcpuExit::Shutdown) => route.exit(status::SHUTDOWN),
                 Ok(VcpuExit::Intr) => None,
                 Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => None,
                 Ok(VcpuExit::InternalError) => Some(String::new()),
@@ -788,4 +990,60 @@ fn fatal_status(msg: &str) -> ! {
 
 fn fatal(msg: &str) -> ! {
     fatal_status(msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agents_first_word_on_the_stdio_port_counts() {
+        let route = |mode| Route {
+            mode: std::sync::atomic::AtomicU8::new(mode),
+            flush: Mutex::new(()),
+        };
+        // A guest that may use the channel: the UART goes to stderr until the agent speaks.
+        let r = route(0);
+        let mut to_err = true;
+        r.said(7, &mut to_err);
+        assert_eq!((r.mode(), to_err), (0, true), "an unknown mode is ignored");
+        r.said(super::super::STDIO_SERIAL, &mut to_err);
+        assert_eq!((r.mode(), to_err), (super::super::STDIO_SERIAL, false));
+        r.said(super::super::STDIO_CHANNEL, &mut to_err);
+        assert_eq!(r.mode(), super::super::STDIO_SERIAL, "only the first word");
+        // A bare guest's machine starts on the serial console; the port changes nothing.
+        let bare = route(super::super::STDIO_SERIAL);
+        let mut to_err = false;
+        bare.said(super::super::STDIO_CHANNEL, &mut to_err);
+        assert_eq!((bare.mode(), to_err), (super::super::STDIO_SERIAL, false));
+        // Stream 0's decoder writes only output frames, each to its own descriptor.
+        let (out, err) = (tempfile::tempfile().unwrap(), tempfile::tempfile().unwrap());
+        let mut p = ProcessStdio {
+            stdio: Stdio {
+                out: out.try_clone().unwrap(),
+                err: err.try_clone().unwrap(),
+                input: None,
+            },
+            decoder: channel::Decoder::default(),
+            broken: false,
+        };
+        let mut bytes = channel::frames(0, channel::STDOUT, b"to stdout");
+        bytes.extend(channel::frames(0, channel::EXIT, &[0; 4]));
+        bytes.extend(channel::frames(0, channel::STDERR, b"to stderr"));
+        for piece in bytes.chunks(4) {
+            p.output(piece);
+        }
+        p.output(&[0, 0, 0, 0, channel::STDOUT, 0xff, 0xff, 0xff, 0xff]);
+        p.output(&channel::frames(0, channel::STDOUT, b"after the break"));
+        let read = |mut f: File| {
+            use std::io::Seek;
+            f.rewind().unwrap();
+            let mut s = String::new();
+            f.read_to_string(&mut s).unwrap();
+            s
+        };
+        assert_eq!(read(out), "to stdout");
+        assert_eq!(read(err), "to stderr");
+        assert!(p.broken);
+    }
 }

@@ -1087,7 +1087,7 @@ export PATH=/bin
 /bin/busybox --install -s /bin
 if [ ! -e /stage2 ]; then
   mount -t tmpfs -o size=1200m tmpfs /mnt
-  for d in bin contain modules guest bundle block exec init; do cp -a /$d /mnt/; done
+  for d in bin contain modules guest bundle block exec plain init; do cp -a /$d /mnt/; done
   mkdir -p /mnt/proc /mnt/sys /mnt/dev /mnt/tmp /mnt/run /mnt/mnt
   touch /mnt/stage2
   exec switch_root /mnt /init
@@ -1107,21 +1107,30 @@ truncate -s 1G /block/rootfs/big
 export CONTAIN_GUEST_DIR=/guest
 up() { cut -d' ' -f1 /proc/uptime; }
 ms() { echo "$1 $2" | awk '{printf "%d", ($2 - $1) * 1000}'; }
+# Run bundle $1 with stdin from $2; its stdout and stderr apart (the text before a
+# process's bulk output of zeros, the size of that output).
 runb() {
   start=$(up)
-  /contain --root /run/contain --policy runc run --bundle /$1 $1 > /tmp/$1.out 2>&1 &
+  timeout -s KILL 200 /contain --root /run/contain --policy runc run --bundle /$1 $1 < $2 > /tmp/$1.out 2> /tmp/$1.err &
   pid=$!
-  while [ ! -s /tmp/$1.out ] && kill -0 $pid 2>/dev/null; do usleep 5000; done
+  (while kill -0 $pid 2>/dev/null; do sleep 10; echo "progress: $1 $(stat -c %s /tmp/$1.out) $(stat -c %s /tmp/$1.err)"; done) &
+  while [ ! -s /tmp/$1.out ] && [ ! -s /tmp/$1.err ] && kill -0 $pid 2>/dev/null; do usleep 5000; done
   first=$(up)
   wait $pid
   code=$?
   end=$(up)
-  cat /tmp/$1.out
+  head -c 100000 /tmp/$1.out | tr -d '\0'
+  sed 's/^/stderr: /' /tmp/$1.err
+  echo "NESTED: $1: stdout $(stat -c %s /tmp/$1.out) bytes"
   echo "NESTED: $1: contain exited $code after $end s (started at $start s)"
   echo "NESTED: $1: boot: run to the guest's first console line $(ms $start $first) ms, run to exit $(ms $start $end) ms"
 }
-runb bundle
-runb block
+echo piped-to-run > /tmp/stdin
+runb bundle /dev/null
+runb block /tmp/stdin
+# The same bulk output from a plain container (no microVM), for the throughput's ratio.
+/contain --root /run/contain --policy runc run --bundle /plain plain < /dev/null > /dev/null 2> /tmp/plain.err
+echo "NESTED: plain: status=$? $(cat /tmp/plain.err)"
 # exec into a running block-rootfs guest, then kill its process (it runs a TERM handler).
 c="/contain --root /run/contain"
 $c --policy runc run -d --bundle /exec ex > /tmp/ex.out 2>&1 < /dev/null
@@ -1153,12 +1162,25 @@ const EXEC_SCRIPT: &str =
 
 /// What the block-rootfs guest's process reports: its root is an overlay on the read-only
 /// disk, the 1 GiB file is there at its size while the guest has less RAM than that, writes
-/// land (in the overlay), and no module can be loaded after the agent's.
+/// land (in the overlay), and no module can be loaded after the agent's. Its stdio is the
+/// control channel's: it reads a line of the container's stdin, writes to stderr apart, and
+/// ends with [`CHANNEL_BYTES`] on stdout, timed ([`THROUGHPUT`]).
 const BLOCK_SCRIPT: &str = "echo root=$(awk '$2 == \"/\" {print $3}' /proc/mounts) \
      disk-ro=$(cat /sys/block/vda/ro); \
      echo big=$(stat -c %s /big); echo written > /etc/new && echo new=$(cat /etc/new); \
      echo memkb=$(awk '/^MemTotal/ {print $2}' /proc/meminfo); \
-     echo modules_disabled=$(cat /proc/sys/kernel/modules_disabled); exit 9";
+     echo modules_disabled=$(cat /proc/sys/kernel/modules_disabled); \
+     read line; echo stdin=$line; echo to-stderr >&2; \
+     THROUGHPUT channel 8388608; exit 9";
+
+/// What the block guest writes to stdout in bulk (8 MiB: about 17 s in the nested tier).
+const CHANNEL_BYTES: usize = 8 << 20;
+
+/// A shell function the throughput scripts start with: `THROUGHPUT KIND BYTES` writes BYTES
+/// zeros to stdout and reports on stderr how long that took (the guest's uptime, in s).
+const THROUGHPUT: &str = "THROUGHPUT() { t0=$(cut -d' ' -f1 /proc/uptime); \
+     head -c $2 /dev/zero; t1=$(cut -d' ' -f1 /proc/uptime); \
+     echo \"throughput: $1 $2 $t0 $t1\" >&2; }; ";
 
 /// The microVM stage end to end with a real Linux guest, one level down (this host's
 /// /dev/kvm, kvm_pvm, cannot boot Linux): QEMU emulates a machine with AMD SVM, whose Debian
@@ -1221,11 +1243,15 @@ fn nested_vmm() -> R {
         c["linux"]["resources"] = json!({"memory": {"limit": 256 * MIB}});
     });
     // The guest found KVM (the hypervisor bit) and keeps time with kvm-clock.
+    // Its stdio is the serial console (the guest has no modules, so no virtio console).
     b.sh(&format!(
-        "echo clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource); {AGENT_SCRIPT}"
+        "{THROUGHPUT}echo clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource); \
+         THROUGHPUT serial 4096; {AGENT_SCRIPT}"
     ));
     let mut block = nested_block_bundle();
-    block.sh(BLOCK_SCRIPT);
+    block.sh(&format!("{THROUGHPUT}{BLOCK_SCRIPT}"));
+    let mut plain = Bundle::new();
+    plain.sh(&format!("{THROUGHPUT}THROUGHPUT plain {CHANNEL_BYTES}"));
     let mut exec = nested_block_bundle();
     exec.set(|c| c["hostname"] = json!("execguest"));
     exec.sh(EXEC_SCRIPT);
@@ -1233,6 +1259,7 @@ fn nested_vmm() -> R {
         (b.path(), "bundle"),
         (block.path(), "block"),
         (exec.path(), "exec"),
+        (plain.path(), "plain"),
     ] {
         let o = std::process::Command::new("cp")
             .arg("-a")
@@ -1252,6 +1279,10 @@ fn nested_vmm() -> R {
         .out();
     ensure!(o.code == 0, "cpio: {}", o.stderr);
     let t = std::time::Instant::now();
+    // The whole console goes to CONTAIN_TEST_NESTED_LOG as it comes, for a look at what the
+    // guests do (the test prints only a summary), else to a file of the test's own.
+    let log = std::env::var_os("CONTAIN_TEST_NESTED_LOG")
+        .map_or_else(|| work.path().join("console"), std::path::PathBuf::from);
     let o = std::process::Command::new("timeout")
         .arg("900")
         .arg(&qemu)
@@ -1270,12 +1301,12 @@ fn nested_vmm() -> R {
         .arg(&archive)
         .args(["-append", "console=ttyS0 panic=-1 quiet rdinit=/init"])
         .stdin(Stdio::null())
-        .out();
-    let out = (o.stdout + &o.stderr).replace('\r', "");
-    // The whole console, for a look at what the guests did (the test prints only a summary).
-    if let Some(log) = std::env::var_os("CONTAIN_TEST_NESTED_LOG") {
-        std::fs::write(log, &out)?;
-    }
+        .stdout(std::fs::File::create(&log)?)
+        .stderr(Stdio::piped())
+        .output()?;
+    let out = (String::from_utf8_lossy(&std::fs::read(&log)?).into_owned()
+        + &String::from_utf8_lossy(&o.stderr))
+        .replace('\r', "");
     println!(
         "nested: QEMU ran {:.0} s; {}",
         t.elapsed().as_secs_f64(),
@@ -1286,8 +1317,8 @@ fn nested_vmm() -> R {
     );
     ensure!(
         out.contains("NESTED: bundle: contain exited 7 "),
-        "contain did not exit with the guest's 7 (QEMU exit {}):\n{out}",
-        o.code
+        "contain did not exit with the guest's 7 (QEMU exit {:?}):\n{out}",
+        o.status.code()
     );
     check_agent_output(&out)?;
     ensure!(
@@ -1304,12 +1335,55 @@ fn nested_vmm() -> R {
         "big=1073741824",
         "new=written",
         "modules_disabled=1",
+        // Its stdio is the control channel's: stdin read, stderr apart from stdout.
+        "\nstdin=piped-to-run\n",
+        "\nstderr: to-stderr\n",
     ] {
         ensure!(
             out.contains(want),
             "block rootfs: missing {want:?} in:\n{out}"
         );
     }
+    ensure!(
+        !out.contains("\nto-stderr"),
+        "the block guest's stderr reached its stdout:\n{out}"
+    );
+    // Its stdout is exactly its text lines and the bulk output: the kernel's messages (the
+    // serial console, such as the "PCI: Fatal" line of this kernel) went to stderr.
+    let section = out
+        .split("NESTED: bundle: boot:")
+        .nth(1)
+        .and_then(|o| o.split("NESTED: block: stdout").next())
+        .unwrap_or_default();
+    let text: usize = [
+        "root=",
+        "big=",
+        "new=",
+        "memkb=",
+        "modules_disabled=",
+        "stdin=",
+    ]
+    .iter()
+    .filter_map(|p| section.lines().find(|l| l.starts_with(p)))
+    .map(|l| l.len() + 1)
+    .sum();
+    let bytes: usize = out
+        .lines()
+        .find_map(|l| l.strip_prefix("NESTED: block: stdout "))
+        .and_then(|l| l.split(' ').next()?.parse().ok())
+        .ok_or_else(|| format!("no stdout size of the block guest:\n{out}"))?;
+    ensure!(
+        bytes == CHANNEL_BYTES + text,
+        "the block guest's stdout is {bytes} bytes, not its text ({text}) and {CHANNEL_BYTES}:\n{section}"
+    );
+    ensure!(
+        section
+            .lines()
+            .filter(|l| l.contains("PCI: Fatal"))
+            .all(|l| l.starts_with("stderr: ")),
+        "a guest kernel message in the block guest's stdout:\n{section}"
+    );
+    throughput(&out)?;
     // exec runs in the guest (its PID 1 is the agent), with its stdout, stderr, stdin and
     // status; a program that is not there fails exec itself (255, the agent's reason); a
     // detached exec's relay is its pid; the guest's process list is the guest's; kill TERM
@@ -1349,6 +1423,44 @@ fn nested_vmm() -> R {
     ensure!(
         memkb < 256 * 1024,
         "the block guest has {memkb} KiB: the 1 GiB file cannot have been copied into RAM"
+    );
+    pass()
+}
+
+/// The nested tier's stdout throughput: 8 MiB from the microVM's process over the control
+/// channel (virtio-console) and from a plain container, 4 KiB over the UART (one VM exit a
+/// byte), each timed inside; the rates and their ratios are printed, and the channel must
+/// beat the UART by far.
+fn throughput(out: &str) -> R {
+    let rate = |kind: &str| -> Result<f64, String> {
+        let line = out
+            .lines()
+            .find_map(|l| {
+                l.split_once("throughput: ")
+                    .map(|(_, t)| t)
+                    .filter(|t| t.starts_with(&format!("{kind} ")))
+            })
+            .ok_or_else(|| format!("no {kind} throughput in:\n{out}"))?;
+        let v: Vec<f64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        let [bytes, t0, t1] = v[..] else {
+            return Err(format!("a throughput line: {line}"));
+        };
+        // uptime has 10 ms steps: a transfer that took less counts as 10 ms.
+        Ok(bytes / (t1 - t0).max(0.01) / f64::from(1 << 20))
+    };
+    let (serial, chan, plain) = (rate("serial")?, rate("channel")?, rate("plain")?);
+    println!(
+        "nested stdout throughput (MiB/s): microVM UART {serial:.4}, microVM virtio-console channel {chan:.1}, plain container {plain:.1}; channel/UART {:.0}x, channel/plain {:.2}",
+        chan / serial,
+        chan / plain
+    );
+    ensure!(
+        chan / serial > 10.0,
+        "the channel ({chan:.2} MiB/s) is not ten times the UART ({serial:.3} MiB/s)"
     );
     pass()
 }

@@ -15,6 +15,12 @@ use crate::microvm::channel::{self, Decoder, Frame};
 
 /// The console device the VMM relays the clients through.
 const CONSOLE: &str = "/dev/hvc0";
+/// Where the virtio console's driver shows it is in the kernel (built in or loaded).
+pub const CONSOLE_DRIVER: &str = "/sys/bus/virtio/drivers/virtio_console";
+/// The stream of the container's own process (its stdio, when it is not the serial console).
+const PROCESS_STREAM: u32 = 0;
+/// The most of the ended process's output relayed after it ended.
+const DRAIN_MAX: usize = 1 << 20;
 
 /// What a descriptor the agent polls belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +97,30 @@ impl Control {
         v
     }
 
+    /// The container's process, its stdio the parent's ends of its pipes: stream 0 (the VMM
+    /// writes its output to the container's stdout and stderr and sends the container's stdin).
+    pub fn adopt(&mut self, pid: i32, stdin: OwnedFd, stdout: OwnedFd, stderr: OwnedFd) {
+        self.init = pid;
+        let exec = piped(pid, None, stdin, stdout, Some(stderr));
+        self.streams.entry(PROCESS_STREAM).or_default().exec = Some(exec);
+    }
+
+    /// After the container's process ended: relay what its pipes still hold (bounded: a
+    /// process it left behind may go on writing), then wait until the VMM has taken it all.
+    pub fn drain_process(&mut self) {
+        let mut left = DRAIN_MAX;
+        for stderr in [false, true] {
+            while left > 0 {
+                match self.relay_output(PROCESS_STREAM, stderr) {
+                    0 => break,
+                    n => left = left.saturating_sub(n),
+                }
+            }
+        }
+        // The console driver hands each buffer to the device and waits until it was used.
+        let _ = nix::sys::termios::tcdrain(&self.console);
+    }
+
     /// Send `kind` with `data` to the client of `stream`.
     fn reply(&mut self, stream: u32, kind: u8, data: &[u8]) {
         let inner = channel::frames(0, kind, data);
@@ -116,8 +146,12 @@ impl Control {
     pub fn ready(&mut self, token: Token) {
         match token {
             Token::Console => self.read_console(),
-            Token::Stdout(id) => self.relay_output(id, false),
-            Token::Stderr(id) => self.relay_output(id, true),
+            Token::Stdout(id) => {
+                self.relay_output(id, false);
+            }
+            Token::Stderr(id) => {
+                self.relay_output(id, true);
+            }
             Token::Stdin(id) => self.feed_stdin(id),
         }
     }
@@ -338,42 +372,28 @@ impl Control {
                     // Reaped by the main loop; nobody waits for its status.
                     return Err(why);
                 }
-                let nonblocking = |fd: OwnedFd| {
-                    let _ = nix::fcntl::fcntl(
-                        fd.as_raw_fd(),
-                        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-                    );
-                    File::from(fd)
-                };
-                Ok(Exec {
-                    pid,
-                    pty,
-                    stdin: Some(nonblocking(in_w)),
-                    stdin_pending: Vec::new(),
-                    stdin_eof: false,
-                    stdout: Some(nonblocking(out_r)),
-                    stderr: err_r.map(nonblocking),
-                    status: None,
-                })
+                Ok(piped(pid, pty, in_w, out_r, err_r))
             }
         }
     }
 
-    fn relay_output(&mut self, id: u32, stderr: bool) {
+    /// Relay what one of `id`'s output pipes holds; the bytes relayed (0: nothing now, or
+    /// its end).
+    fn relay_output(&mut self, id: u32, stderr: bool) -> usize {
         let mut buf = [0u8; 16 << 10];
         let Some(e) = self.exec_mut(id) else {
-            return;
+            return 0;
         };
         let pipe = if stderr { &mut e.stderr } else { &mut e.stdout };
         let n = match pipe.as_mut().map(|f| f.read(&mut buf)) {
             Some(Ok(n)) => n,
-            Some(Err(err)) if err.kind() == std::io::ErrorKind::WouldBlock => return,
+            Some(Err(err)) if err.kind() == std::io::ErrorKind::WouldBlock => return 0,
             _ => 0,
         };
         if n == 0 {
             *pipe = None;
             self.finish_if_done(id);
-            return;
+            return 0;
         }
         let kind = if stderr {
             channel::STDERR
@@ -381,6 +401,7 @@ impl Control {
             channel::STDOUT
         };
         self.reply(id, kind, &buf[..n]);
+        n
     }
 
     fn feed_stdin(&mut self, id: u32) {
@@ -403,6 +424,33 @@ impl Control {
         if e.stdin_eof {
             e.stdin = None;
         }
+    }
+}
+
+/// A started process's ends of its pipes (or its pty's master), non-blocking.
+fn piped(
+    pid: i32,
+    pty: Option<OwnedFd>,
+    stdin: OwnedFd,
+    stdout: OwnedFd,
+    stderr: Option<OwnedFd>,
+) -> Exec {
+    let nonblocking = |fd: OwnedFd| {
+        let _ = nix::fcntl::fcntl(
+            fd.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        );
+        File::from(fd)
+    };
+    Exec {
+        pid,
+        pty,
+        stdin: Some(nonblocking(stdin)),
+        stdin_pending: Vec::new(),
+        stdin_eof: false,
+        stdout: Some(nonblocking(stdout)),
+        stderr: stderr.map(nonblocking),
+        status: None,
     }
 }
 
