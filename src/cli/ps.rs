@@ -1,4 +1,6 @@
-//! `ps`: the container's processes, as JSON (pids) or as the host's `ps` table filtered to them.
+//! `ps`: the container's processes, as JSON (pids) or as the host's `ps` table filtered to them
+//! (a microVM container's table is its guest's own `ps`; its JSON, the host pids: the VMM and
+//! exec relays).
 
 use std::process::Command;
 
@@ -15,6 +17,19 @@ pub fn print(store: &Store, id: &str, format: &str, ps_args: &[String]) -> anyho
     } else {
         ps_args.to_vec()
     };
+    // A microVM container's processes are in its guest: the guest's ps lists them.
+    if let Some(ended) = container::guest_ps(store, id, &args)? {
+        if ended.status != 0 {
+            anyhow::bail!(
+                "ps {} in the guest exited {}: {}",
+                args.join(" "),
+                ended.status,
+                String::from_utf8_lossy(&ended.stderr).trim()
+            );
+        }
+        crate::cli::out(&String::from_utf8_lossy(&ended.stdout))?;
+        return Ok(());
+    }
     let out = Command::new("ps")
         .args(&args)
         .output()

@@ -83,6 +83,55 @@ pub fn base_process(
         .unwrap_or_default())
 }
 
+/// Whether the container's workload runs in the microVM stage (its processes are in a guest).
+fn in_microvm(st: &State) -> bool {
+    st.annotations
+        .get(crate::policy::ISOLATION_ANNOTATION)
+        .is_some_and(|v| v.starts_with("microvm"))
+}
+
+/// `ps` of a microVM container: the guest's own `ps` with `args`, run by the guest agent as
+/// the container's process's user (the host's ps would list only the VMM); None for any
+/// other container, and for a guest without the agent.
+pub fn guest_ps(
+    store: &Store,
+    id: &str,
+    args: &[String],
+) -> Result<Option<crate::microvm::client::Ended>, ContainerError> {
+    let dir = store.open(id)?;
+    let st = dir.load()?;
+    // A guest without the agent (bare, or an initramfs of its own) has no channel: its
+    // container's processes are the host's (the VMM).
+    if !in_microvm(&st) || !dir.path.join(crate::microvm::channel::SOCKET).exists() {
+        return Ok(None);
+    }
+    let status = current_status(&dir, &st);
+    if !matches!(status, Status::Running | Status::Paused) {
+        return Err(ContainerError::WrongStatus {
+            verb: "list the guest processes of",
+            id: id.into(),
+            status: status.as_str(),
+        });
+    }
+    let mut p = st.process.clone().unwrap_or_default();
+    p.set_args(Some(
+        std::iter::once("ps".to_string())
+            .chain(args.iter().cloned())
+            .collect(),
+    ));
+    p.set_terminal(Some(false));
+    p.set_console_size(None);
+    let path = dir.path.clone();
+    drop(dir);
+    crate::microvm::client::run_to_end(&path, &p)
+        .map(Some)
+        .map_err(|e| {
+            ContainerError::Preflight(format!(
+                "container {id:?} runs in the microVM stage: ps in its guest: {e}"
+            ))
+        })
+}
+
 /// Start the process; returns its pid (a child of this process).
 pub fn exec(store: &Store, opts: &ExecOpts) -> Result<i32, ContainerError> {
     let Target { st, status, dir } = exec_target(store, &opts.id, opts.ignore_paused)?;
@@ -99,11 +148,7 @@ pub fn exec(store: &Store, opts: &ExecOpts) -> Result<i32, ContainerError> {
     // The workload of a microVM container runs on its guest kernel: so does a process exec'd
     // into it, started by the guest agent over the control channel (never beside the VMM on
     // the host's kernel).
-    if st
-        .annotations
-        .get(crate::policy::ISOLATION_ANNOTATION)
-        .is_some_and(|v| v.starts_with("microvm"))
-    {
+    if in_microvm(&st) {
         if status == Status::Created {
             return Err(ContainerError::Preflight(format!(
                 "container {:?} runs in the microVM stage and its guest boots at start: exec \

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 pub use create::{create, CreateOpts};
-pub use exec::{base_process, exec, ExecOpts};
+pub use exec::{base_process, exec, guest_ps, ExecOpts};
 pub use lifecycle::{
     delete, events, kill, list, pids, set_frozen, start, state, update, write_atomic,
 };

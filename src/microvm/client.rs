@@ -106,14 +106,11 @@ fn answer(f: Option<Frame>, want: u8, what: &str) -> Result<(), String> {
     }
 }
 
-/// Start `process` in the guest of the container whose state directory is `dir` (with a
-/// terminal, its master sent to `console`, which the caller gives exactly when the process
-/// asks for a terminal); the pid of the relay (a child of this process) standing in for it.
-pub fn exec(
+/// Ask the agent to start `process` (no terminal); the stream once it has started.
+fn start(
     dir: &Path,
     process: &oci_spec::runtime::Process,
-    console: Option<&Path>,
-) -> Result<i32, String> {
+) -> Result<(UnixStream, Decoder), String> {
     let mut s = connect(dir, EXEC_ANSWER)?;
     let req = serde_json::to_vec(&channel::ExecRequest {
         process: process.clone(),
@@ -129,6 +126,64 @@ pub fn exec(
     send(&mut s, channel::EXEC, &req).map_err(|e| format!("the control channel: {e}"))?;
     let mut d = Decoder::default();
     answer(receive(&mut s, &mut d)?, channel::STARTED, "exec")?;
+    Ok((s, d))
+}
+
+/// The most of a process's output [`run_to_end`] keeps (each of stdout and stderr).
+const OUTPUT_MAX: usize = 16 << 20;
+
+/// What a process run to its end in the guest left: its status, stdout and stderr.
+pub struct Ended {
+    pub status: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Run `process` in the guest of the container whose state directory is `dir` to its end,
+/// with no stdin and no relay (for `ps`); each output past 16 MiB is cut.
+pub fn run_to_end(dir: &Path, process: &oci_spec::runtime::Process) -> Result<Ended, String> {
+    let (mut s, mut d) = start(dir, process)?;
+    send(&mut s, channel::STDIN_EOF, &[]).map_err(|e| format!("the control channel: {e}"))?;
+    let mut ended = Ended {
+        status: LOST,
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    };
+    loop {
+        let Some(f) = receive(&mut s, &mut d)? else {
+            return Err("the guest agent ended the control channel before the process".into());
+        };
+        let keep = |v: &mut Vec<u8>, data: &[u8]| {
+            let room = OUTPUT_MAX.saturating_sub(v.len());
+            v.extend_from_slice(&data[..data.len().min(room)]);
+        };
+        match f.kind {
+            channel::STDOUT => keep(&mut ended.stdout, &f.data),
+            channel::STDERR => keep(&mut ended.stderr, &f.data),
+            channel::EXIT => {
+                ended.status = f.u32().map_or(LOST, |v| v as i32);
+                return Ok(ended);
+            }
+            channel::ERROR => {
+                return Err(format!(
+                    "in the guest: {}",
+                    String::from_utf8_lossy(&f.data)
+                ))
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Start `process` in the guest of the container whose state directory is `dir` (with a
+/// terminal, its master sent to `console`, which the caller gives exactly when the process
+/// asks for a terminal); the pid of the relay (a child of this process) standing in for it.
+pub fn exec(
+    dir: &Path,
+    process: &oci_spec::runtime::Process,
+    console: Option<&Path>,
+) -> Result<i32, String> {
+    let (s, d) = start(dir, process)?;
     // The pty is handed out once the process has started (a failed exec hands out none);
     // should this fail, the stream's end makes the agent kill the process.
     let terminal = console.map(host_terminal).transpose()?;

@@ -1149,6 +1149,7 @@ i=0; while ! $c exec ex ps -o args | grep -q '^sleep 1000' && [ $i -lt 100 ]; do
 kill -9 $relay; usleep 500000
 echo "NESTED: relay killed: [$($c exec ex ps -o args | grep -c '^sleep 1000')]"
 echo "NESTED: exec ps: [$($c exec ex ps -o comm | tr '\n' ' ')]"
+echo "NESTED: ps: [$($c ps ex | tr '\n' ' ')] json=$($c ps --format json ex)"
 $c kill ex TERM
 i=0; while ! $c state ex | grep -q '"stopped"' && [ $i -lt 300 ]; do usleep 100000; i=$((i+1)); done
 echo "NESTED: kill: [$(tr '\n' ' ' < /tmp/ex.out)] state=$($c state ex | grep -o '"status": "[a-z]*"')"
@@ -1414,6 +1415,19 @@ fn nested_vmm() -> R {
     ensure!(
         ps.contains("init") && ps.contains("sleep") && ps.contains("ps"),
         "the guest's processes: {ps}"
+    );
+    // `contain ps`: the table is the guest's own ps (its PID 1 the agent, the workload's
+    // sleep); the JSON, the host's pids (the VMM).
+    let table = out
+        .lines()
+        .find(|l| l.starts_with("NESTED: ps:"))
+        .unwrap_or_default();
+    ensure!(
+        table.contains("PID")
+            && table.contains("/.contain/init guest-agent")
+            && table.contains("sleep 1")
+            && table.contains("json=["),
+        "contain ps of a microVM container: {table}"
     );
     let memkb: u64 = out
         .lines()
