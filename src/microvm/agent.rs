@@ -16,6 +16,7 @@ use std::os::fd::AsRawFd;
 use super::initramfs::{GuestConfig, MODULES_PATH, PROCESS_PATH};
 
 mod control;
+mod net;
 
 /// The status the agent reports when it fails before the process starts.
 pub const AGENT_FAILED: u8 = 125;
@@ -92,6 +93,8 @@ fn setup() -> Result<GuestConfig, String> {
     for (fs, at, flags, data) in mounts {
         mount(fs, at, fs, flags, data)?;
     }
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    net::configure(&cmdline).map_err(|e| format!("the guest's network: {e}"))?;
     disable_modules()?;
     // The devpts instance's ptmx, where programs look for it.
     let _ = std::fs::remove_file("/dev/ptmx");

@@ -40,6 +40,10 @@ impl Prepared {
         match *self {}
     }
 
+    pub fn attach_network(&self, _: bool) -> Result<(), MicrovmError> {
+        match *self {}
+    }
+
     pub fn keep_fds(&self) -> Vec<i32> {
         match *self {}
     }

@@ -7,7 +7,7 @@ use std::path::Path;
 use kvm_ioctls::Kvm;
 
 use super::{
-    agent_block_initramfs, agent_initramfs, boot, erofs, guest_dir, initramfs, status,
+    agent_block_initramfs, agent_initramfs, boot, erofs, guest_dir, hostnet, initramfs, status,
     thread_filter, vmm, Guest, Image, Machine, MicrovmError, Plan, RootfsMode, Support, ThreadKind,
     MAX_IMAGE,
 };
@@ -27,6 +27,11 @@ pub struct Prepared {
     control_filter: crate::seccomp::Compiled,
     /// The control channel's socket (bound by [`Prepared::listen`]), until the VMM runs.
     listener: std::sync::Mutex<Option<std::os::unix::net::UnixListener>>,
+    net_filter: crate::seccomp::Compiled,
+    /// The network namespace's interface, taken for the guest by [`Prepared::attach_network`].
+    net: std::sync::Mutex<Option<hostnet::Attached>>,
+    /// Whether [`Prepared::attach_network`] ran (it runs once, in the first place it can).
+    net_tried: std::sync::atomic::AtomicBool,
 }
 
 /// Read a guest image. One named by the bundle is opened beneath the operator's guest
@@ -219,6 +224,9 @@ pub fn prepare(
         block_filter: thread_filter(ThreadKind::Block)?,
         control_filter: thread_filter(ThreadKind::Control)?,
         listener: std::sync::Mutex::new(None),
+        net_filter: thread_filter(ThreadKind::Net)?,
+        net: std::sync::Mutex::new(None),
+        net_tried: Default::default(),
     })
 }
 
@@ -238,6 +246,27 @@ impl Prepared {
             MicrovmError::Unavailable(format!("the control socket in {}: {e}", dir.display()))
         })?;
         *self.listener.lock().unwrap_or_else(|p| p.into_inner()) = Some(l);
+        Ok(())
+    }
+
+    /// Take the current network namespace's interface for the guest (a Linux guest with the
+    /// agent), once: called by the container's init process as soon as it is in the
+    /// container's network namespace and still privileged there; `host` says the namespace
+    /// is the runtime's own, which is never taken.
+    pub fn attach_network(&self, host: bool) -> Result<(), MicrovmError> {
+        if self
+            .net_tried
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+            || host
+            || !self.has_agent()
+        {
+            return Ok(());
+        }
+        let attached = hostnet::attach()?;
+        if let Some(a) = &attached {
+            crate::log::debug(&format!("microvm: the guest's network: {}", a.describe()));
+        }
+        *self.net.lock().unwrap_or_else(|p| p.into_inner()) = attached;
         Ok(())
     }
 
@@ -313,17 +342,23 @@ impl Prepared {
     /// What `state` shows in the annotation io.contain.seccomp.
     pub fn seccomp_text(&self) -> String {
         format!(
-            "microvm VMM: vmm thread ({} instructions), vcpu thread ({} instructions), block thread ({} instructions), control thread ({} instructions); the workload's own profile belongs to the guest",
+            "microvm VMM: vmm thread ({} instructions), vcpu thread ({} instructions), block thread ({} instructions), control thread ({} instructions), net thread ({} instructions); the workload's own profile belongs to the guest",
             self.vmm_filter.program.len(),
             self.vcpu_filter.program.len(),
             self.block_filter.program.len(),
-            self.control_filter.program.len()
+            self.control_filter.program.len(),
+            self.net_filter.program.len()
         )
     }
 
     /// Create the VM and load the guest (in the init, before it reports ready).
     pub fn build(&self) -> Result<Machine, MicrovmError> {
         let disk = self.disk.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let net = self.net.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let cmdline = match &net {
+            Some(n) => hostnet::with_word(&self.plan.cmdline, &n.cmdline()),
+            None => self.plan.cmdline.clone(),
+        };
         vmm::build(
             &self.kvm,
             self.plan.guest,
@@ -332,10 +367,13 @@ impl Prepared {
             &boot::Payload {
                 kernel: &self.kernel,
                 initramfs: self.initramfs.as_deref(),
-                cmdline: &self.plan.cmdline,
+                cmdline: &cmdline,
             },
-            disk,
-            self.has_agent(),
+            vmm::Attachments {
+                disk,
+                control: self.has_agent(),
+                net,
+            },
         )
     }
 
@@ -372,6 +410,7 @@ impl Prepared {
                 vcpu: &self.vcpu_filter,
                 block: &self.block_filter,
                 control: &self.control_filter,
+                net: &self.net_filter,
             },
             self.plan.timeout,
         )

@@ -25,6 +25,8 @@ pub mod devices;
 #[cfg(not(feature = "microvm"))]
 mod disabled;
 pub mod erofs;
+#[cfg(feature = "microvm")]
+mod hostnet;
 pub mod initramfs;
 #[cfg(feature = "microvm")]
 mod machine;
@@ -116,16 +118,20 @@ pub const MODULES_ANNOTATION: &str = "io.contain.microvm.modules";
 pub const DEVICES: &str = "COM1 (8250: kernel console; stdio of bare guests, of a terminal, \
      of guests without virtio_console), exit port 0xf4, stdio port 0xf5, CMOS clock; Linux \
      guests with the agent: virtio-mmio virtio-console (control channel: the process's stdio, \
-     exec, kill) and, with io.contain.microvm.rootfs=block, virtio-blk (read-only erofs rootfs)";
+     exec, kill), virtio-net (the network namespace's interface, when it has one) and, with \
+     io.contain.microvm.rootfs=block, virtio-blk (read-only erofs rootfs)";
 
 /// The modules the guest's devices need (the block rootfs's disk, the control channel's
-/// console), in the order they are loaded (a module's dependencies first). One the
+/// console, the network device), in the order they are loaded (a module's dependencies first). One the
 /// directory does not hold is taken to be built into the kernel.
-pub const GUEST_MODULES: [&str; 9] = [
+pub const GUEST_MODULES: [&str; 12] = [
     "virtio_ring",
     "virtio",
     "virtio_mmio",
     "virtio_console",
+    "failover",
+    "net_failover",
+    "virtio_net",
     "virtio_blk",
     "crc32c_generic",
     "libcrc32c",
@@ -543,6 +549,8 @@ pub enum ThreadKind {
     Block,
     /// The control channel: the runtime's clients relayed to the guest agent's console.
     Control,
+    /// The virtio-net device's frames (a Linux guest in a network namespace with an interface).
+    Net,
 }
 
 /// The compiled filter of a thread kind. Every syscall not listed takes the default action
@@ -553,6 +561,7 @@ pub fn thread_filter(kind: ThreadKind) -> Result<crate::seccomp::Compiled, Micro
         ThreadKind::Vcpu => ("vcpu", VCPU_FILTER),
         ThreadKind::Block => ("block", BLOCK_FILTER),
         ThreadKind::Control => ("control", CONTROL_FILTER),
+        ThreadKind::Net => ("net", NET_FILTER),
     };
     crate::seccomp::Profile::from_slice(json)
         .and_then(|p| {
@@ -578,6 +587,8 @@ const VCPU_FILTER: &[u8] = include_bytes!("../../policies/microvm/vcpu.json");
 const BLOCK_FILTER: &[u8] = include_bytes!("../../policies/microvm/block.json");
 /// The control thread's filter.
 const CONTROL_FILTER: &[u8] = include_bytes!("../../policies/microvm/control.json");
+/// The network thread's filter.
+const NET_FILTER: &[u8] = include_bytes!("../../policies/microvm/net.json");
 
 #[cfg(test)]
 mod tests {

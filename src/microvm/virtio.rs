@@ -1,6 +1,7 @@
 //! The guest's virtio devices: the virtio-mmio transport (version 2, one page of registers per
-//! device, described to the guest by the ACPI DSDT) and the block device that serves the
-//! container's rootfs disk read-only.
+//! device, described to the guest by the ACPI DSDT), the block device that serves the
+//! container's rootfs disk read-only, the console of the control channel and the network
+//! device ([`net`]).
 //!
 //! Everything here reads what the guest wrote, so everything is checked: the registers take
 //! only the widths and offsets the spec defines (other accesses read as zero and are
@@ -55,13 +56,15 @@ const SERIAL: &[u8] = b"contain-rootfs";
 
 /// What a device does for its queue.
 pub trait Backend {
-    /// The virtio device type (2: block, 3: console).
+    /// The virtio device type (1: network, 2: block, 3: console).
     const DEVICE_ID: u32;
     /// How many queues the device has.
     const QUEUES: usize;
     fn features(&self) -> u64;
     /// The device-specific configuration space, from offset 0x100.
     fn config(&self) -> Vec<u8>;
+    /// The features the driver accepted (at FEATURES_OK).
+    fn negotiated(&mut self, _features: u64) {}
     /// Serve what the driver made available on queue `index`; whether its used ring changed.
     fn process(
         &mut self,
@@ -131,6 +134,7 @@ impl<B: Backend> Mmio<B> {
         self.queue_sel = 0;
         self.status = 0;
         self.interrupt_status.store(0, Ordering::SeqCst);
+        self.backend.negotiated(0);
     }
 
     /// A read of `data.len()` bytes at `offset` in the register page.
@@ -213,6 +217,9 @@ impl<B: Backend> Mmio<B> {
                     // A legacy driver: FEATURES_OK is not accepted.
                     self.status = v & !S_FEATURES_OK;
                 } else {
+                    if v & S_FEATURES_OK != 0 && self.status & S_FEATURES_OK == 0 {
+                        self.backend.negotiated(self.driver_features);
+                    }
                     self.status = v;
                 }
             }
@@ -513,6 +520,8 @@ impl Backend for Console {
         }
     }
 }
+
+pub mod net;
 
 #[cfg(test)]
 mod tests;

@@ -17,6 +17,8 @@ use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 use super::boot::{self, Payload};
 use super::channel;
 use super::devices::{Devices, Effect, Irq};
+use super::hostnet::Attached;
+use super::virtio::net::{Net, PacketSocket};
 use super::virtio::{Access, Backend, Block, Console, Mmio, MMIO_SIZE};
 use super::{acpi, cpu, erofs, mptable, status, Guest, MicrovmError};
 use crate::sys::during;
@@ -34,6 +36,8 @@ pub struct Machine {
     block: Option<Device<Block>>,
     /// The control channel's virtio-console device, when the guest runs the agent.
     console: Option<Device<Console>>,
+    /// The virtio-net device, when the container's network namespace had an interface.
+    net: Option<Device<Net<PacketSocket>>>,
     _mem: GuestMemoryMmap,
 }
 
@@ -52,6 +56,8 @@ const VIRTIO_BASE: u64 = 0xd000_0000;
 const VIRTIO_IRQ: u32 = 5;
 const CONSOLE_BASE: u64 = VIRTIO_BASE + MMIO_SIZE;
 const CONSOLE_IRQ: u32 = 6;
+const NET_BASE: u64 = VIRTIO_BASE + 2 * MMIO_SIZE;
+const NET_IRQ: u32 = 7;
 /// QueueNotify's offset in a device's registers.
 const QUEUE_NOTIFY: u64 = 0x50;
 
@@ -66,6 +72,13 @@ impl Machine {
         }
         if let Some(c) = &self.console {
             v.extend([c.notify.as_raw_fd(), c.irq.as_raw_fd()]);
+        }
+        if let Some(n) = &self.net {
+            v.extend([
+                n.notify.as_raw_fd(),
+                n.irq.as_raw_fd(),
+                n.dev.backend.link.0.as_raw_fd(),
+            ]);
         }
         v
     }
@@ -89,16 +102,23 @@ fn linux_platform(vm: &VmFd) -> Result<EventFd, MicrovmError> {
     Ok(irq)
 }
 
+/// The virtio devices a Linux guest gets: the rootfs disk, the control channel's console
+/// (for the agent), the network device on the namespace's interface.
+pub struct Attachments {
+    pub disk: Option<erofs::Disk>,
+    pub control: bool,
+    pub net: Option<Attached>,
+}
+
 /// Create the VM on `kvm`: `guest`'s machine with `vcpus` processors (one for a bare guest)
-/// and `mem` bytes of RAM, and boot `payload` into it.
+/// and `mem` bytes of RAM, with the devices `with` names, and boot `payload` into it.
 pub fn build(
     kvm: &Kvm,
     guest: Guest,
     vcpus: u8,
     mem: u64,
     payload: &Payload<'_>,
-    disk: Option<erofs::Disk>,
-    control: bool,
+    with: Attachments,
 ) -> Result<Machine, MicrovmError> {
     let vm = kvm.create_vm().map_err(during("KVM_CREATE_VM"))?;
     let memory = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), mem as usize)])
@@ -167,14 +187,15 @@ pub fn build(
     let entry = boot::load(&memory, mem, payload)?;
     let mut block = None;
     let mut console = None;
+    let mut net_dev = None;
     if guest == Guest::Linux {
         mptable::write(&memory, count)?;
         let mut listed = Vec::new();
-        if let Some(disk) = disk {
+        if let Some(disk) = with.disk {
             let b = device(&vm, VIRTIO_BASE, VIRTIO_IRQ, Block::new(disk), &mut listed)?;
             block = Some(b);
         }
-        if control {
+        if with.control {
             let c = device(
                 &vm,
                 CONSOLE_BASE,
@@ -183,6 +204,10 @@ pub fn build(
                 &mut listed,
             )?;
             console = Some(c);
+        }
+        if let Some(n) = with.net {
+            let backend = Net::new(PacketSocket(n.socket), n.mac, n.mtu);
+            net_dev = Some(device(&vm, NET_BASE, NET_IRQ, backend, &mut listed)?);
         }
         acpi::write(&memory, count, &listed)?;
     }
@@ -195,6 +220,7 @@ pub fn build(
         serial_irq,
         block,
         console,
+        net: net_dev,
         _mem: memory,
     })
 }
@@ -259,6 +285,7 @@ pub struct Filters<'a> {
     pub vcpu: &'a crate::seccomp::Compiled,
     pub block: &'a crate::seccomp::Compiled,
     pub control: &'a crate::seccomp::Compiled,
+    pub net: &'a crate::seccomp::Compiled,
 }
 
 /// A virtio-mmio device's register page as the vCPU threads use it.
@@ -427,6 +454,7 @@ pub fn run(
         serial_irq,
         block,
         console,
+        net,
         _mem,
     } = machine;
     let channel = console.is_some() && control.is_some();
@@ -460,6 +488,12 @@ pub fn run(
         let mem = _mem.clone();
         shared.push(start_device("block", b, filters.block, move |d, n, i| {
             block_loop(d, n, i, &mem)
+        }));
+    }
+    if let Some(n) = net {
+        let mem = _mem.clone();
+        shared.push(start_device("net", n, filters.net, move |d, n, i| {
+            net_loop(d, n, i, &mem)
         }));
     }
     if let (Some(c), Some(listener), Some(cs)) = (console, control, control_stdio) {
@@ -669,6 +703,54 @@ fn block_loop(
         if interrupt {
             if let Err(e) = irq.write(1) {
                 fatal(&format!("block: the interrupt: {e}"));
+            }
+        }
+    }
+}
+
+/// The network thread: serve the queues on each notification and whenever the link has a
+/// frame (unless one already waits for the guest's receive buffers), interrupt the guest
+/// when a used ring changed.
+fn net_loop(
+    dev: &Mutex<Mmio<Net<PacketSocket>>>,
+    notify: &EventFd,
+    irq: &EventFd,
+    mem: &GuestMemoryMmap,
+) -> ! {
+    let link_raw = dev
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .backend
+        .link
+        .0
+        .as_raw_fd();
+    // SAFETY: the eventfd outlives this borrow (both last as long as this function, which
+    // never returns).
+    let notify_fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(notify.as_raw_fd()) };
+    // SAFETY: the device, which holds the socket, outlives this borrow (as above).
+    let link_fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(link_raw) };
+    loop {
+        let starved = dev
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .backend
+            .starved();
+        let mut fds = vec![PollFd::new(notify_fd, PollFlags::POLLIN)];
+        if !starved {
+            fds.push(PollFd::new(link_fd, PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => fatal(&format!("net: poll: {e}")),
+        }
+        if crate::sys::poll_ready(&fds)[0] {
+            let _ = notify.read();
+        }
+        drop(fds);
+        let interrupt = dev.lock().unwrap_or_else(|p| p.into_inner()).serve(mem);
+        if interrupt {
+            if let Err(e) = irq.write(1) {
+                fatal(&format!("net: the interrupt: {e}"));
             }
         }
     }

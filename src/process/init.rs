@@ -230,6 +230,7 @@ fn stage1_inner(
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
 
     let mut prepared = Prepared::new();
+    let runtime_net = net_ns_id();
     let early_net = join_network_first(args, &procfs, &mut prepared)?;
     for (t, p) in joined_first(args) {
         ns::join(t, p).map_err(ProcessError::Namespace)?;
@@ -273,6 +274,11 @@ fn stage1_inner(
     }
     let flags = args.ns.unshare;
     unshare(flags).map_err(during(format!("create namespaces {flags:?}")))?;
+    // A microVM guest's network: the container's namespace's interface, unless it was taken
+    // already (joined first) or the namespace is the runtime's.
+    if let Some(vm) = args.microvm {
+        vm.attach_network(net_ns_id() == runtime_net)?;
+    }
     if let Some(offsets) = spec(args)
         .linux()
         .as_ref()
@@ -365,7 +371,19 @@ fn join_network_first(
     prepare_instance(args, prepared, "sysfs", false, || {
         format!("make the sysfs of {}", path.display())
     })?;
+    // Host root in the namespace, as taking its interface for a microVM guest needs.
+    if let Some(vm) = args.microvm {
+        vm.attach_network(host)?;
+    }
     Ok(true)
+}
+
+/// The identity of this thread's network namespace (nsfs device and inode).
+fn net_ns_id() -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/thread-self/ns/net")
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
 }
 
 /// Make config.json's `typ` mount here, detached, for the init to attach in place of its own:
