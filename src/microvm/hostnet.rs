@@ -199,8 +199,19 @@ pub fn attach() -> Result<Option<Attached>, MicrovmError> {
         .map_err(|e| err(&format!("{iface}: index"), e))?;
     let gateway = gateway(&iface);
     let proto = (libc::ETH_P_ALL as u16).to_be() as i32;
-    let sock = socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK, proto)
-        .map_err(|e| err("a packet socket (needs CAP_NET_RAW in the namespace)", e))?;
+    let sock = match socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK, proto) {
+        Ok(s) => s,
+        // Not privileged in the namespace (a rootless runtime in a namespace it does not
+        // own): the guest runs without a network, as before the stage had one, and says so.
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            crate::log::warn(&format!(
+                "microvm: the guest gets no network: a packet socket on {iface} needs \
+                 CAP_NET_RAW in the container's network namespace: {e}"
+            ));
+            return Ok(None);
+        }
+        Err(e) => return Err(err("a packet socket", e)),
+    };
     set_option(&sock, libc::SOL_PACKET, PACKET_VNET_HDR, 1)
         .map_err(|e| err("PACKET_VNET_HDR", e))?;
     set_option(&sock, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
