@@ -260,6 +260,13 @@ impl<B: Backend> Mmio<B> {
     }
 }
 
+/// Put the chain at `head` in the used ring with `len` bytes written to it.
+fn give_back(queue: &mut Queue, mem: &GuestMemoryMmap, head: u16, len: u32) -> Result<(), String> {
+    queue
+        .add_used(mem, head, len)
+        .map_err(|e| format!("the used ring: {e}"))
+}
+
 /// The block device: the rootfs disk, read-only.
 pub struct Block {
     pub disk: Disk,
@@ -391,9 +398,7 @@ impl Backend for Block {
                     0
                 }
             };
-            queue
-                .add_used(mem, head, len)
-                .map_err(|e| format!("the used ring: {e}"))?;
+            give_back(queue, mem, head, len)?;
             used = true;
         }
         Ok(used)
@@ -445,9 +450,7 @@ impl Console {
                     break;
                 }
             }
-            queue
-                .add_used(mem, head, written)
-                .map_err(|e| format!("the used ring: {e}"))?;
+            give_back(queue, mem, head, written)?;
             used = true;
         }
         Ok(used)
@@ -485,9 +488,7 @@ impl Console {
                     return Err("a transmit buffer outside guest memory".into());
                 }
             }
-            queue
-                .add_used(mem, head, 0)
-                .map_err(|e| format!("the used ring: {e}"))?;
+            give_back(queue, mem, head, 0)?;
             used = true;
         }
         Ok(used)

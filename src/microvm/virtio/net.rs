@@ -13,7 +13,7 @@
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{Bytes, GuestMemoryMmap};
 
-use super::{Backend, F_VERSION_1};
+use super::{give_back, Backend, F_VERSION_1};
 
 /// Feature bits (virtio 1.1, 5.1.3).
 const F_MTU: u64 = 1 << 3;
@@ -146,9 +146,7 @@ impl<L: Link> Net<L> {
                 }
                 total
             };
-            queue
-                .add_used(mem, head, written)
-                .map_err(|e| format!("the used ring: {e}"))?;
+            give_back(queue, mem, head, written)?;
             used = true;
         }
         Ok(used)
@@ -185,9 +183,7 @@ impl<L: Link> Net<L> {
             } else {
                 self.dropped += 1;
             }
-            queue
-                .add_used(mem, head, 0)
-                .map_err(|e| format!("the used ring: {e}"))?;
+            give_back(queue, mem, head, 0)?;
             used = true;
         }
         Ok(used)
@@ -376,6 +372,18 @@ mod tests {
             self.dev.serve(&self.mem)
         }
 
+        /// A frame arrives from the host.
+        fn arrives(&mut self, f: Vec<u8>) {
+            self.dev.backend.link.to_guest.push_back(f);
+        }
+
+        /// Whether the device stopped (DEVICE_NEEDS_RESET).
+        fn stopped(&self) -> bool {
+            let mut status = [0u8; 4];
+            self.dev.read(0x70, &mut status);
+            u32::from_le_bytes(status) & 0x40 != 0
+        }
+
         /// Queue `q`'s used ring: its index and last entry's length.
         fn used(&self, q: usize) -> (u16, u32) {
             let used = RINGS[q].2;
@@ -406,7 +414,7 @@ mod tests {
         // To the guest: a partially checksummed TCP segment larger than the MTU, which the
         // guest negotiated to take.
         let f = frame(NEEDS_CSUM, GSO_TCPV4, 3000);
-        d.dev.backend.link.to_guest.push_back(f.clone());
+        d.arrives(f.clone());
         d.desc(0, 0, 0x10000, 2000, F_NEXT | F_WRITE, 1);
         d.desc(0, 1, 0x20000, 2000, F_WRITE, 0);
         d.offer(0, 0);
@@ -454,11 +462,7 @@ mod tests {
         assert_eq!(d.used(0), (1, (HDR + 60) as u32));
         assert_eq!(d.dev.backend.dropped, 5);
         // Buffers smaller than the frame: returned empty, the frame dropped.
-        d.dev
-            .backend
-            .link
-            .to_guest
-            .push_back(frame(0, GSO_NONE, 1500));
+        d.arrives(frame(0, GSO_NONE, 1500));
         d.desc(0, 1, 0x10000, 100, F_WRITE, 0);
         d.offer(0, 1);
         assert!(d.notify());
@@ -469,11 +473,7 @@ mod tests {
     #[test]
     fn a_frame_waits_for_receive_buffers() {
         let mut d = driver(u64::MAX);
-        d.dev
-            .backend
-            .link
-            .to_guest
-            .push_back(frame(0, GSO_NONE, 64));
+        d.arrives(frame(0, GSO_NONE, 64));
         assert!(!d.notify(), "no buffer: nothing used");
         assert!(d.dev.backend.starved(), "the frame is held");
         d.desc(0, 0, 0x10000, 2048, F_WRITE, 0);
@@ -502,30 +502,18 @@ mod tests {
             d.offer(1, 0);
             assert!(!d.notify());
             assert!(d.dev.backend.link.sent.is_empty());
-            let mut status = [0u8; 4];
-            d.dev.read(0x70, &mut status);
-            assert_ne!(u32::from_le_bytes(status) & 0x40, 0, "DEVICE_NEEDS_RESET");
+            assert!(d.stopped(), "DEVICE_NEEDS_RESET");
         }
         // A receive buffer outside guest memory: the same, and guest memory is untouched.
         let mut d = driver(u64::MAX);
-        d.dev
-            .backend
-            .link
-            .to_guest
-            .push_back(frame(0, GSO_NONE, 64));
+        d.arrives(frame(0, GSO_NONE, 64));
         d.desc(0, 0, MEM - 16, 2048, F_WRITE, 0);
         d.offer(0, 0);
         assert!(!d.notify());
-        let mut status = [0u8; 4];
-        d.dev.read(0x70, &mut status);
-        assert_ne!(u32::from_le_bytes(status) & 0x40, 0, "DEVICE_NEEDS_RESET");
+        assert!(d.stopped(), "DEVICE_NEEDS_RESET");
         // A self-looping receive chain ends (virtio_queue bounds it by the queue size).
         let mut d = driver(u64::MAX);
-        d.dev
-            .backend
-            .link
-            .to_guest
-            .push_back(frame(0, GSO_NONE, 64));
+        d.arrives(frame(0, GSO_NONE, 64));
         d.desc(0, 0, 0x10000, 8, F_NEXT | F_WRITE, 0);
         d.offer(0, 0);
         d.notify();
