@@ -40,7 +40,7 @@ impl Prepared {
         match *self {}
     }
 
-    pub fn attach_network(&self, _: bool) -> Result<(), MicrovmError> {
+    pub fn attach_network(&self) -> Result<(), MicrovmError> {
         match *self {}
     }
 

@@ -6,9 +6,10 @@
 //! interface (a CNI bridge, podman's network) then reaches the guest unchanged.
 
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use super::MicrovmError;
+use crate::sys::net;
 
 /// What the guest's interface is given, and the link that carries its frames.
 pub struct Attached {
@@ -123,39 +124,6 @@ fn gateway(iface: &str) -> Option<Ipv4Addr> {
     })
 }
 
-/// An interface request for `iface` (its name checked to fit).
-fn ifreq(iface: &str) -> Result<libc::ifreq, MicrovmError> {
-    // SAFETY: ifreq is plain data; all zeros is a valid value.
-    let mut r: libc::ifreq = unsafe { std::mem::zeroed() };
-    if iface.len() >= r.ifr_name.len() {
-        return Err(err(iface, "name too long"));
-    }
-    for (d, s) in r.ifr_name.iter_mut().zip(iface.bytes()) {
-        *d = s as libc::c_char;
-    }
-    Ok(r)
-}
-
-/// An ioctl on an interface request through a datagram socket.
-fn ioctl(sock: &OwnedFd, req: libc::c_ulong, r: &mut libc::ifreq) -> std::io::Result<()> {
-    // SAFETY: `r` is a valid ifreq for the interface requests used here (SIOCGIFMTU,
-    // SIOCSIFADDR), which read and write only within it.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), req, r as *mut libc::ifreq) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-fn socket(domain: i32, kind: i32, protocol: i32) -> std::io::Result<OwnedFd> {
-    // SAFETY: socket(2) with constant arguments; the descriptor it returns is owned here.
-    let fd = unsafe { libc::socket(domain, kind | libc::SOCK_CLOEXEC, protocol) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
 fn set_option(sock: &OwnedFd, level: i32, name: i32, value: i32) -> std::io::Result<()> {
     // SAFETY: the option's value is an int, passed with its size.
     let r = unsafe {
@@ -189,9 +157,9 @@ pub fn attach() -> Result<Option<Attached>, MicrovmError> {
     else {
         return Ok(None);
     };
-    let ctl = socket(libc::AF_INET, libc::SOCK_DGRAM, 0).map_err(|e| err("socket", e))?;
-    let mut r = ifreq(&iface)?;
-    ioctl(&ctl, libc::SIOCGIFMTU, &mut r).map_err(|e| err(&format!("{iface}: MTU"), e))?;
+    let ctl = net::inet_socket().map_err(|e| err("socket", e))?;
+    let mut r = net::ifreq(&iface).map_err(|e| err(&iface, e))?;
+    net::ioctl(&ctl, libc::SIOCGIFMTU, &mut r).map_err(|e| err(&format!("{iface}: MTU"), e))?;
     // SAFETY: SIOCGIFMTU filled the union's mtu member.
     let mtu = unsafe { r.ifr_ifru.ifru_mtu };
     let mtu = u16::try_from(mtu).map_err(|_| err(&iface, format!("MTU {mtu}")))?;
@@ -199,7 +167,7 @@ pub fn attach() -> Result<Option<Attached>, MicrovmError> {
         .map_err(|e| err(&format!("{iface}: index"), e))?;
     let gateway = gateway(&iface);
     let proto = (libc::ETH_P_ALL as u16).to_be() as i32;
-    let sock = match socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK, proto) {
+    let sock = match net::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK, proto) {
         Ok(s) => s,
         // Not privileged in the namespace (a rootless runtime in a namespace it does not
         // own): the guest runs without a network, as before the stage had one, and says so.
@@ -238,13 +206,9 @@ pub fn attach() -> Result<Option<Attached>, MicrovmError> {
     // The namespace's own stack lets go of the address (and the routes through it): setting
     // 0.0.0.0 deletes it. IPv6 is turned off on the interface: its link-local address,
     // made from the same MAC, would be the guest's.
-    let mut r = ifreq(&iface)?;
-    // SAFETY: sockaddr_in is plain data; all zeros (0.0.0.0) is the value wanted.
-    let mut any: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    any.sin_family = libc::AF_INET as u16;
-    // SAFETY: sockaddr_in and sockaddr have the same size; the bytes are a valid sockaddr.
-    r.ifr_ifru.ifru_addr = unsafe { std::mem::transmute::<libc::sockaddr_in, libc::sockaddr>(any) };
-    ioctl(&ctl, libc::SIOCSIFADDR, &mut r)
+    let mut r = net::ifreq(&iface).map_err(|e| err(&iface, e))?;
+    r.ifr_ifru.ifru_addr = net::sockaddr_in(Ipv4Addr::UNSPECIFIED);
+    net::ioctl(&ctl, libc::SIOCSIFADDR, &mut r)
         .map_err(|e| err(&format!("take {addr} off {iface}"), e))?;
     let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{iface}/disable_ipv6"), "1");
     if let Ok(Some(Found {

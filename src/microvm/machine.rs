@@ -30,8 +30,6 @@ pub struct Prepared {
     net_filter: crate::seccomp::Compiled,
     /// The network namespace's interface, taken for the guest by [`Prepared::attach_network`].
     net: std::sync::Mutex<Option<hostnet::Attached>>,
-    /// Whether [`Prepared::attach_network`] ran (it runs once, in the first place it can).
-    net_tried: std::sync::atomic::AtomicBool,
 }
 
 /// Read a guest image. One named by the bundle is opened beneath the operator's guest
@@ -226,7 +224,6 @@ pub fn prepare(
         listener: std::sync::Mutex::new(None),
         net_filter: thread_filter(ThreadKind::Net)?,
         net: std::sync::Mutex::new(None),
-        net_tried: Default::default(),
     })
 }
 
@@ -250,16 +247,10 @@ impl Prepared {
     }
 
     /// Take the current network namespace's interface for the guest (a Linux guest with the
-    /// agent), once: called by the container's init process as soon as it is in the
-    /// container's network namespace and still privileged there; `host` says the namespace
-    /// is the runtime's own, which is never taken.
-    pub fn attach_network(&self, host: bool) -> Result<(), MicrovmError> {
-        if self
-            .net_tried
-            .swap(true, std::sync::atomic::Ordering::SeqCst)
-            || host
-            || !self.has_agent()
-        {
+    /// agent): called once by the container's init process, in the container's network
+    /// namespace while still privileged there (never in the runtime's own namespace).
+    pub fn attach_network(&self) -> Result<(), MicrovmError> {
+        if !self.has_agent() {
             return Ok(());
         }
         let attached = hostnet::attach()?;

@@ -232,6 +232,9 @@ fn stage1_inner(
     let mut prepared = Prepared::new();
     let runtime_net = net_ns_id();
     let early_net = join_network_first(args, &procfs, &mut prepared)?;
+    if early_net {
+        attach_guest_network(args, runtime_net)?;
+    }
     for (t, p) in joined_first(args) {
         ns::join(t, p).map_err(ProcessError::Namespace)?;
     }
@@ -274,10 +277,8 @@ fn stage1_inner(
     }
     let flags = args.ns.unshare;
     unshare(flags).map_err(during(format!("create namespaces {flags:?}")))?;
-    // A microVM guest's network: the container's namespace's interface, unless it was taken
-    // already (joined first) or the namespace is the runtime's.
-    if let Some(vm) = args.microvm {
-        vm.attach_network(net_ns_id() == runtime_net)?;
+    if !early_net {
+        attach_guest_network(args, runtime_net)?;
     }
     if let Some(offsets) = spec(args)
         .linux()
@@ -371,11 +372,20 @@ fn join_network_first(
     prepare_instance(args, prepared, "sysfs", false, || {
         format!("make the sysfs of {}", path.display())
     })?;
-    // Host root in the namespace, as taking its interface for a microVM guest needs.
-    if let Some(vm) = args.microvm {
-        vm.attach_network(host)?;
-    }
     Ok(true)
+}
+
+/// A microVM guest's network: the interface of the container's network namespace, taken
+/// while this process is in it and still host root there (as soon as it joined it first, or
+/// once it made or joined its namespaces); never in the runtime's own namespace.
+fn attach_guest_network(
+    args: &InitArgs<'_>,
+    runtime_net: Option<(u64, u64)>,
+) -> Result<(), ProcessError> {
+    match args.microvm {
+        Some(vm) if net_ns_id() != runtime_net => Ok(vm.attach_network()?),
+        _ => Ok(()),
+    }
 }
 
 /// The identity of this thread's network namespace (nsfs device and inode).

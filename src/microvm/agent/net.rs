@@ -3,8 +3,9 @@
 //! MAC comes with the virtio-net device). Loopback is brought up either way.
 
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
+
+use crate::sys::net;
 
 /// How long the agent waits for the virtio-net interface to appear.
 const WAIT: Duration = Duration::from_secs(10);
@@ -52,43 +53,9 @@ pub fn parse(cmdline: &str) -> Result<Option<Config>, String> {
     }))
 }
 
-fn ifreq(name: &str) -> libc::ifreq {
-    // SAFETY: ifreq is plain data; all zeros is a valid value.
-    let mut r: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in r
-        .ifr_name
-        .iter_mut()
-        .zip(name.bytes().take(libc::IFNAMSIZ - 1))
-    {
-        *d = s as libc::c_char;
-    }
-    r
-}
-
-fn sockaddr(a: Ipv4Addr) -> libc::sockaddr {
-    // SAFETY: sockaddr_in is plain data; all zeros is a valid value.
-    let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    sin.sin_family = libc::AF_INET as u16;
-    sin.sin_addr.s_addr = u32::from_ne_bytes(a.octets());
-    // SAFETY: sockaddr_in and sockaddr have the same size; the bytes are a valid sockaddr.
-    unsafe { std::mem::transmute::<libc::sockaddr_in, libc::sockaddr>(sin) }
-}
-
-fn ioctl<T>(sock: &OwnedFd, req: libc::c_ulong, arg: &mut T, what: &str) -> Result<(), String> {
-    // SAFETY: `arg` is the structure the request reads or writes (an ifreq or an rtentry).
-    if unsafe { libc::ioctl(sock.as_raw_fd(), req, arg as *mut T) } < 0 {
-        return Err(format!("{what}: {}", std::io::Error::last_os_error()));
-    }
-    Ok(())
-}
-
-/// Bring `name` up.
-fn up(sock: &OwnedFd, name: &str) -> Result<(), String> {
-    let mut r = ifreq(name);
-    ioctl(sock, libc::SIOCGIFFLAGS, &mut r, &format!("{name}: flags"))?;
-    // SAFETY: SIOCGIFFLAGS filled the union's flags member.
-    unsafe { r.ifr_ifru.ifru_flags |= libc::IFF_UP as i16 };
-    ioctl(sock, libc::SIOCSIFFLAGS, &mut r, &format!("{name}: up"))
+/// `what` failed with `e`.
+fn failed(what: &str) -> impl FnOnce(std::io::Error) -> String + '_ {
+    move |e| format!("{what}: {e}")
 }
 
 /// The first interface other than loopback, waited for up to [`WAIT`].
@@ -118,63 +85,42 @@ fn interface() -> Result<String, String> {
 /// Bring loopback up, and the guest's interface as `cmdline` asks.
 pub fn configure(cmdline: &str) -> Result<(), String> {
     let config = parse(cmdline)?;
-    // SAFETY: socket(2) with constant arguments; the descriptor is owned here.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        let e = std::io::Error::last_os_error();
-        return match config {
-            // A kernel without IPv4: loopback is left as it is when nothing more is asked.
-            None => Ok(()),
-            Some(_) => Err(format!("socket: {e}")),
-        };
-    }
-    // SAFETY: a new descriptor nobody else owns.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    let lo = up(&sock, "lo");
+    let sock = match (net::inet_socket(), &config) {
+        (Ok(sock), _) => sock,
+        // A kernel without IPv4: loopback is left as it is when nothing more is asked.
+        (Err(_), None) => return Ok(()),
+        (Err(e), Some(_)) => return Err(format!("socket: {e}")),
+    };
+    let lo = net::up(&sock, "lo").map_err(failed("lo: up"));
     let Some(c) = config else {
         return lo;
     };
     lo?;
     let name = interface()?;
-    let mut r = ifreq(&name);
+    let request = || net::ifreq(&name).map_err(failed(&name));
+    let mut r = request()?;
     r.ifr_ifru.ifru_mtu = c.mtu.into();
-    ioctl(
-        &sock,
-        libc::SIOCSIFMTU,
-        &mut r,
-        &format!("{name}: MTU {}", c.mtu),
-    )?;
-    let mut r = ifreq(&name);
-    r.ifr_ifru.ifru_addr = sockaddr(c.addr);
-    ioctl(
-        &sock,
-        libc::SIOCSIFADDR,
-        &mut r,
-        &format!("{name}: address {}", c.addr),
-    )?;
+    net::ioctl(&sock, libc::SIOCSIFMTU, &mut r)
+        .map_err(failed(&format!("{name}: MTU {}", c.mtu)))?;
+    let mut r = request()?;
+    r.ifr_ifru.ifru_addr = net::sockaddr_in(c.addr);
+    net::ioctl(&sock, libc::SIOCSIFADDR, &mut r)
+        .map_err(failed(&format!("{name}: address {}", c.addr)))?;
     let mask = Ipv4Addr::from(u32::MAX.checked_shl(32 - u32::from(c.prefix)).unwrap_or(0));
-    let mut r = ifreq(&name);
-    r.ifr_ifru.ifru_netmask = sockaddr(mask);
-    ioctl(
-        &sock,
-        libc::SIOCSIFNETMASK,
-        &mut r,
-        &format!("{name}: netmask {mask}"),
-    )?;
-    up(&sock, &name)?;
+    let mut r = request()?;
+    r.ifr_ifru.ifru_netmask = net::sockaddr_in(mask);
+    net::ioctl(&sock, libc::SIOCSIFNETMASK, &mut r)
+        .map_err(failed(&format!("{name}: netmask {mask}")))?;
+    net::up(&sock, &name).map_err(failed(&format!("{name}: up")))?;
     if let Some(gw) = c.gateway {
         // SAFETY: rtentry is plain data; all zeros is a valid value.
         let mut rt: libc::rtentry = unsafe { std::mem::zeroed() };
-        rt.rt_dst = sockaddr(Ipv4Addr::UNSPECIFIED);
-        rt.rt_genmask = sockaddr(Ipv4Addr::UNSPECIFIED);
-        rt.rt_gateway = sockaddr(gw);
+        rt.rt_dst = net::sockaddr_in(Ipv4Addr::UNSPECIFIED);
+        rt.rt_genmask = net::sockaddr_in(Ipv4Addr::UNSPECIFIED);
+        rt.rt_gateway = net::sockaddr_in(gw);
         rt.rt_flags = libc::RTF_UP | libc::RTF_GATEWAY;
-        ioctl(
-            &sock,
-            libc::SIOCADDRT,
-            &mut rt,
-            &format!("default route via {gw}"),
-        )?;
+        net::ioctl(&sock, libc::SIOCADDRT, &mut rt)
+            .map_err(failed(&format!("default route via {gw}")))?;
     }
     Ok(())
 }
