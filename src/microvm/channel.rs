@@ -4,8 +4,9 @@
 //! onto the virtio-console device, tagging each connection's bytes with its stream number;
 //! the agent reads the console as /dev/hvc0. Both levels use one frame format:
 //! `[stream: u32 LE][kind: u8][length: u32 LE][payload]`, a payload of at most
-//! [`FRAME_MAX`] bytes. Between the VMM and the guest the kinds are [`DATA`] and [`CLOSE`];
-//! inside one stream (client and agent; stream 0) they are the request and reply kinds below.
+//! [`FRAME_MAX`] bytes. Between the VMM and the guest the kinds are [`DATA`], [`CLOSE`] and
+//! [`ACK`]; inside one stream (client and agent; stream 0) they are the request and reply
+//! kinds below.
 //! Everything read from the guest is untrusted: a malformed frame ends the channel.
 
 /// The socket in the container's state directory the VMM accepts clients on.
@@ -47,6 +48,18 @@ const HEADER: usize = 9;
 pub const DATA: u8 = 0;
 /// VMM and guest: a stream has ended (its client left, or the agent is done with it).
 pub const CLOSE: u8 = 1;
+/// VMM to guest: the stream's client (for stream 0, the container's stdout and stderr) took
+/// this many more of the bytes the agent sent on it (u32 LE). Flow control: the agent holds at
+/// most [`WINDOW`] of a stream's bytes unacknowledged and stops reading the process's output
+/// until the VMM acknowledges more, so that a client that reads slowly slows its own process,
+/// never the channel's other streams.
+pub const ACK: u8 = 2;
+
+/// The most of a stream's bytes the agent sends before the VMM acknowledges them.
+pub const WINDOW: usize = 1 << 20;
+/// What the VMM holds for one client before it takes the guest to ignore [`WINDOW`] and ends
+/// that client (the agent may overshoot the window by one read of a pipe, plus framing).
+pub const CLIENT_HELD_MAX: usize = 2 * WINDOW;
 
 /// Client to agent: run a process (JSON [`ExecRequest`]).
 pub const EXEC: u8 = 16;

@@ -838,10 +838,61 @@ impl ProcessStdio {
     }
 }
 
+/// A client of the control socket: what the guest sent it that it has not read yet.
+struct Client {
+    sock: std::os::unix::net::UnixStream,
+    held: std::collections::VecDeque<u8>,
+    /// The guest ended the stream: the client is dropped once it has what is held.
+    ended: bool,
+}
+
+impl Client {
+    /// Read what the client sent, without waiting: None at its end (or an error).
+    fn read(&self, buf: &mut [u8]) -> Option<usize> {
+        use nix::sys::socket::{recv, MsgFlags};
+        match recv(self.sock.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT) {
+            Ok(0) => None,
+            Ok(n) => Some(n),
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => Some(0),
+            Err(_) => None,
+        }
+    }
+
+    /// Write what is held, as much as the client takes now: the bytes written, or None when
+    /// the client is gone.
+    fn flush(&mut self) -> Option<usize> {
+        use nix::sys::socket::{send, MsgFlags};
+        let mut written = 0;
+        while !self.held.is_empty() {
+            let (front, _) = self.held.as_slices();
+            let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+            match send(self.sock.as_raw_fd(), front, flags) {
+                Ok(n) => {
+                    self.held.drain(..n);
+                    written += n;
+                }
+                Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => break,
+                Err(_) => return None,
+            }
+        }
+        Some(written)
+    }
+}
+
+/// `n` bytes of `stream` acknowledged to the guest (nothing for none).
+fn ack(stream: u32, n: usize) -> Vec<u8> {
+    match u32::try_from(n) {
+        Ok(0) | Err(_) => Vec::new(),
+        Ok(n) => channel::frames(stream, channel::ACK, &n.to_le_bytes()),
+    }
+}
+
 /// The control thread: accept the runtime's clients, relay each one's bytes to the guest as
-/// frames of its stream, and the guest's frames back to the client of their stream; once the
-/// agent has said the process's stdio is here, stream 0 is the container's stdio. A
-/// malformed frame from the guest ends every client and the relay (the VM runs on).
+/// frames of its stream, and the guest's frames back to the client of their stream (held
+/// until the client takes them, and acknowledged to the guest then: a slow client slows only
+/// its own stream); once the agent has said the process's stdio is here, stream 0 is the
+/// container's stdio. A malformed frame from the guest, or a stream past what flow control
+/// lets the agent send, ends every client and the relay (the VM runs on).
 fn control_loop(
     dev: &Mutex<Mmio<Console>>,
     notify: &EventFd,
@@ -851,9 +902,7 @@ fn control_loop(
     stdio: Stdio,
     route: &Route,
 ) -> ! {
-    use std::io::Write;
-    let mut clients: std::collections::BTreeMap<u32, std::os::unix::net::UnixStream> =
-        Default::default();
+    let mut clients: std::collections::BTreeMap<u32, Client> = Default::default();
     let mut next: u32 = 1;
     let mut decoder = channel::Decoder::default();
     let mut broken = false;
@@ -873,17 +922,25 @@ fn control_loop(
             .backend
             .to_guest
             .len();
-        let ids: Vec<u32> = if backlog < TO_GUEST_MAX {
-            clients.keys().copied().collect()
-        } else {
-            Vec::new()
-        };
         let mut fds = vec![
             PollFd::new(notify_fd, PollFlags::POLLIN),
             PollFd::new(listener.as_fd(), PollFlags::POLLIN),
         ];
-        for id in &ids {
-            fds.push(PollFd::new(clients[id].as_fd(), PollFlags::POLLIN));
+        // A client is read while the guest takes what it is sent, and written while
+        // something is held for it.
+        let mut ids = Vec::new();
+        for (id, c) in &clients {
+            let mut flags = PollFlags::empty();
+            if backlog < TO_GUEST_MAX && !c.ended {
+                flags |= PollFlags::POLLIN;
+            }
+            if !c.held.is_empty() {
+                flags |= PollFlags::POLLOUT;
+            }
+            if !flags.is_empty() {
+                fds.push(PollFd::new(c.sock.as_fd(), flags));
+                ids.push(*id);
+            }
         }
         let mode = route.mode();
         if mode == super::STDIO_SERIAL {
@@ -917,28 +974,42 @@ fn control_loop(
             process.input(&mut buf, &mut to_guest);
         }
         if ready[1] {
-            while let Ok((c, _)) = listener.accept() {
+            while let Ok((sock, _)) = listener.accept() {
                 if broken || clients.len() >= CLIENTS_MAX {
                     continue; // dropped: the client reads an end of file
                 }
-                clients.insert(next, c);
+                let held = Default::default();
+                clients.insert(
+                    next,
+                    Client {
+                        sock,
+                        held,
+                        ended: false,
+                    },
+                );
                 next = next.wrapping_add(1).max(1);
             }
         }
         for (i, id) in ids.iter().enumerate() {
-            if !ready[2 + i] {
+            let Some(c) = clients.get_mut(id).filter(|_| ready[2 + i]) else {
                 continue;
-            }
-            let n = match clients.get_mut(id).map(|c| c.read(&mut buf)) {
-                Some(Ok(n)) => n,
-                Some(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                _ => 0,
             };
-            if n == 0 {
-                clients.remove(id);
-                to_guest.extend(channel::frames(*id, channel::CLOSE, &[]));
-            } else {
-                to_guest.extend(channel::frames(*id, channel::DATA, &buf[..n]));
+            let got = if c.ended { Some(0) } else { c.read(&mut buf) };
+            let written = got.and_then(|_| c.flush());
+            match (got, written) {
+                (Some(n), Some(w)) => {
+                    if n > 0 {
+                        to_guest.extend(channel::frames(*id, channel::DATA, &buf[..n]));
+                    }
+                    to_guest.extend(ack(*id, w));
+                    if c.ended && c.held.is_empty() {
+                        clients.remove(id);
+                    }
+                }
+                _ => {
+                    clients.remove(id);
+                    to_guest.extend(channel::frames(*id, channel::CLOSE, &[]));
+                }
             }
         }
         // Serve until the device has nothing more for us (the guest may have more queued than
@@ -970,19 +1041,36 @@ fn control_loop(
                     Ok(Some(f)) if f.stream == PROCESS_STREAM => {
                         if f.kind == channel::DATA && route.mode() == super::STDIO_CHANNEL {
                             process.output(&f.data);
+                            to_guest.extend(ack(PROCESS_STREAM, f.data.len()));
                         }
                     }
                     Ok(Some(f)) if f.kind == channel::DATA => {
-                        let sent = clients
-                            .get_mut(&f.stream)
-                            .map(|c| c.write_all(&f.data).is_ok());
-                        if sent == Some(false) {
-                            clients.remove(&f.stream);
-                            to_guest.extend(channel::frames(f.stream, channel::CLOSE, &[]));
+                        let Some(c) = clients.get_mut(&f.stream) else {
+                            continue;
+                        };
+                        c.held.extend(&f.data);
+                        if c.held.len() > channel::CLIENT_HELD_MAX {
+                            eprintln!("contain: microvm: the guest sent past the control channel's window; its clients are ended");
+                            clients.clear();
+                            broken = true;
+                            break;
+                        }
+                        match c.flush() {
+                            Some(w) => to_guest.extend(ack(f.stream, w)),
+                            None => {
+                                clients.remove(&f.stream);
+                                to_guest.extend(channel::frames(f.stream, channel::CLOSE, &[]));
+                            }
                         }
                     }
                     Ok(Some(f)) if f.kind == channel::CLOSE => {
-                        clients.remove(&f.stream);
+                        // The client gets what is held for it before it is dropped.
+                        if let Some(c) = clients.get_mut(&f.stream) {
+                            c.ended = true;
+                            if c.held.is_empty() {
+                                clients.remove(&f.stream);
+                            }
+                        }
                     }
                     Ok(Some(_)) | Err(_) => {
                         // Not a frame the agent sends: the channel cannot be trusted to
@@ -998,7 +1086,6 @@ fn control_loop(
     }
 }
 
-/// The vCPU thread: run the guest, answer its port and MMIO accesses.
 fn vcpu_loop(
     mut vcpu: VcpuFd,
     devices: &Mutex<Devices<Sink>>,

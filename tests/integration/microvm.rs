@@ -1159,6 +1159,12 @@ $c exec -d --pid-file /tmp/ex.pid ex sh -c 'exit 3'; st=$?
 echo "NESTED: exec detached: [status=$st relay=$(cat /tmp/ex.pid)]"
 o=$($c exec -t ex sh -c 'tty; exit 4' < /dev/null); st=$?; o=$(echo "$o" | tr -d '\r')
 echo "NESTED: exec tty: [$o status=$st]"
+# A client that does not read for 20 s: its 4 MiB wait (in the guest, past the channel's
+# window), and another exec meanwhile is not held up.
+($c exec ex head -c 4194304 /dev/zero | (sleep 20; wc -c) > /tmp/slow.out) & slow=$!
+sleep 3; t0=$(up); o=$($c exec ex echo quick); t1=$(up)
+echo "NESTED: beside a slow client: [$o] in $(ms $t0 $t1) ms"
+wait $slow; echo "NESTED: the slow client read: [$(tr -d ' ' < /tmp/slow.out)]"
 $c exec -d --pid-file /tmp/sl.pid ex sleep 1000 < /dev/null > /dev/null 2>&1; relay=$(cat /tmp/sl.pid)
 i=0; while ! $c exec ex ps -o args | grep -q '^sleep 1000' && [ $i -lt 100 ]; do usleep 100000; i=$((i+1)); done
 kill -9 $relay; usleep 500000
@@ -1526,6 +1532,20 @@ fn nested_vmm() -> R {
     ensure!(
         out.contains("NESTED: exec detached: [status=0 relay="),
         "exec -d:\n{out}"
+    );
+    // Flow control: a client that does not read holds up only its own stream.
+    let beside = out
+        .lines()
+        .find_map(|l| l.strip_prefix("NESTED: beside a slow client: [quick] in "))
+        .and_then(|l| l.strip_suffix(" ms")?.parse::<u64>().ok())
+        .ok_or_else(|| format!("no exec beside the slow client:\n{out}"))?;
+    ensure!(
+        beside < 10_000,
+        "an exec beside a client that did not read took {beside} ms:\n{out}"
+    );
+    ensure!(
+        out.contains("NESTED: the slow client read: [4194304]"),
+        "the slow client did not get all its output:\n{out}"
     );
     let ps = out
         .lines()

@@ -50,6 +50,9 @@ struct Exec {
 struct Stream {
     decoder: Decoder,
     exec: Option<Exec>,
+    /// Bytes sent on the stream that the VMM has not acknowledged (see [`channel::ACK`]):
+    /// at [`channel::WINDOW`], the process's output is not read.
+    unacked: usize,
 }
 
 pub struct Control {
@@ -84,10 +87,11 @@ impl Control {
         let mut v = vec![(self.console.as_fd(), PollFlags::POLLIN, Token::Console)];
         for (id, s) in &self.streams {
             let Some(e) = &s.exec else { continue };
-            if let Some(f) = &e.stdout {
+            let open = s.unacked < channel::WINDOW;
+            if let (Some(f), true) = (&e.stdout, open) {
                 v.push((f.as_fd(), PollFlags::POLLIN, Token::Stdout(*id)));
             }
-            if let Some(f) = &e.stderr {
+            if let (Some(f), true) = (&e.stderr, open) {
                 v.push((f.as_fd(), PollFlags::POLLIN, Token::Stderr(*id)));
             }
             if let (Some(f), false) = (&e.stdin, e.stdin_pending.is_empty()) {
@@ -124,6 +128,9 @@ impl Control {
     /// Send `kind` with `data` to the client of `stream`.
     fn reply(&mut self, stream: u32, kind: u8, data: &[u8]) {
         let inner = channel::frames(0, kind, data);
+        if let Some(s) = self.streams.get_mut(&stream) {
+            s.unacked += inner.len();
+        }
         let _ = self
             .console
             .write_all(&channel::frames(stream, channel::DATA, &inner));
@@ -227,6 +234,11 @@ impl Control {
                             break;
                         }
                     }
+                }
+            }
+            channel::ACK => {
+                if let (Some(s), Some(n)) = (self.streams.get_mut(&f.stream), f.u32()) {
+                    s.unacked = s.unacked.saturating_sub(n as usize);
                 }
             }
             channel::CLOSE => {
