@@ -1087,8 +1087,8 @@ export PATH=/bin
 /bin/busybox --install -s /bin
 if [ ! -e /stage2 ]; then
   mount -t tmpfs -o size=1200m tmpfs /mnt
-  for d in bin contain modules guest bundle block exec plain net init; do cp -a /$d /mnt/; done
-  mkdir -p /mnt/proc /mnt/sys /mnt/dev /mnt/tmp /mnt/run /mnt/mnt
+  for d in bin contain modules guest bundle block exec plain net init usr lib lib64 etc podman.tar; do cp -a /$d /mnt/; done
+  mkdir -p /mnt/proc /mnt/sys /mnt/dev /mnt/tmp /mnt/run /mnt/mnt /mnt/var/tmp /mnt/var/lib
   touch /mnt/stage2
   exec switch_root /mnt /init
 fi
@@ -1097,6 +1097,7 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts && mount -t devpts -o ptmxmode=0666 devpts /dev/pts
 [ -e /dev/ptmx ] || ln -s pts/ptmx /dev/ptmx
+mkdir -p /dev/shm && mount -t tmpfs tmpfs /dev/shm
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
@@ -1130,6 +1131,34 @@ runb() {
   echo "NESTED: $1: contain exited $code after $end s (started at $start s)"
   echo "NESTED: $1: boot: run to the guest's first console line $(ms $start $first) ms, run to exit $(ms $start $end) ms"
 }
+# Three network namespaces, each with a veth of one bridge as a CNI bridge leaves them
+# (10.0.0.N/24, default route via .254): the exec guest joins n1, the net guest n2, podman's
+# guest n3.
+ip link add br0 type bridge && ip link set br0 up
+mkdir -p /run/netns
+for n in 1 2 3; do
+  touch /run/netns/n$n; unshare --net=/run/netns/n$n true
+  nsenter --net=/run/netns/n$n sh -c "ip link add vh$n type veth && ip link set vh$n netns 1 && ip link set veth0 name eth0 && ip addr add 10.0.0.$n/24 dev eth0 && ip link set eth0 up && ip route add default via 10.0.0.254" || echo "NESTED: netns n$n failed"
+  ip link set vh$n master br0 && ip link set vh$n up
+done
+# podman with contain as its runtime: a microVM container (block rootfs, n3's network, its
+# guest images in the default guest directory: conmon does not pass the environment on)
+# started, exec'd into and stopped by podman; `--policy runc` as for the other guests here
+# (this kernel's tmpfs cannot be idmapped).
+podman_stage() {
+  g=/var/lib/contain/guests; mkdir -p $g && mount --bind /guest $g
+  p="/usr/bin/podman --runtime /contain --runtime-flag policy=runc --cgroup-manager cgroupfs --storage-driver vfs --events-backend file"
+  $p import -q /podman.tar img > /dev/null || echo "NESTED: podman import failed"
+  a=; for kv in isolation=microvm microvm.kernel=$g/kernels/vmlinuz microvm.rootfs=block microvm.modules=$g/modules microvm.timeout=300; do a="$a --annotation io.contain.$kv"; done
+  $p run -d --name pm --log-driver k8s-file --network ns:/run/netns/n3 --memory 256m $a img /entry > /tmp/pm.out 2>&1 || { echo "NESTED: podman run failed:"; cat /tmp/pm.out; return; }
+  i=0; while ! $p logs pm 2>/dev/null | grep -q '^up' && [ $i -lt 120 ]; do sleep 1; i=$((i+1)); done
+  $p logs pm 2>/dev/null | grep -q '^up' || { echo "NESTED: the podman guest is not up:"; $p logs pm; $p ps -a; }
+  o=$($p exec pm sh -c 'echo pexec init=$(tr "\0" " " < /proc/1/cmdline) $(ip -4 addr show eth0 | grep -o "inet [0-9./]*"); exit 6' 2>&1); st=$?
+  echo "NESTED: podman exec: [$o status=$st]"
+  o=$($p stop -t 60 pm 2>&1); st=$?
+  echo "NESTED: podman stop: [status=$st exit=$($p inspect -f '{{.State.ExitCode}}' pm) logs=$($p logs pm | tr '\n' ' ')] $o"
+  $p rm pm > /dev/null; echo "NESTED: podman rm status=$? left=$(ps -o args | grep -v grep | grep -c contain)"
+}
 echo piped-to-run > /tmp/stdin
 runb bundle /dev/null
 runb block /tmp/stdin
@@ -1138,15 +1167,6 @@ runb block /tmp/stdin
 echo "NESTED: plain: status=$? $(cat /tmp/plain.err)"
 # exec into a running block-rootfs guest, then kill its process (it runs a TERM handler).
 c="/contain --root /run/contain"
-# Two network namespaces, each with a veth of one bridge as a CNI bridge leaves them
-# (10.0.0.N/24, default route via .254): the exec guest joins n1, the net guest n2.
-ip link add br0 type bridge && ip link set br0 up
-mkdir -p /run/netns
-for n in 1 2; do
-  touch /run/netns/n$n; unshare --net=/run/netns/n$n true
-  nsenter --net=/run/netns/n$n sh -c "ip link add vh$n type veth && ip link set vh$n netns 1 && ip link set veth0 name eth0 && ip addr add 10.0.0.$n/24 dev eth0 && ip link set eth0 up && ip route add default via 10.0.0.254" || echo "NESTED: netns n$n failed"
-  ip link set vh$n master br0 && ip link set vh$n up
-done
 $c --policy runc run -d --bundle /exec ex > /tmp/ex.out 2>&1 < /dev/null
 i=0; while ! grep -q '^up' /tmp/ex.out && [ $i -lt 1500 ]; do usleep 100000; i=$((i+1)); done
 grep -q '^up' /tmp/ex.out || { echo "NESTED: the exec guest is not up:"; cat /tmp/ex.out; }
@@ -1180,6 +1200,7 @@ $c kill ex TERM
 i=0; while ! $c state ex | grep -q '"stopped"' && [ $i -lt 300 ]; do usleep 100000; i=$((i+1)); done
 echo "NESTED: kill: [$(tr '\n' ' ' < /tmp/ex.out)] state=$($c state ex | grep -o '"status": "[a-z]*"')"
 $c delete ex; echo "NESTED: delete status=$?"
+podman_stage
 poweroff -f
 "#;
 
@@ -1314,6 +1335,9 @@ fn nested_vmm() -> R {
     let Some(busybox) = busybox() else {
         return skip("busybox is not installed (apt-get install busybox-static)");
     };
+    let Some(podman) = which("podman") else {
+        return skip("podman is not installed (apt-get install podman)");
+    };
     let kernel = match linux_kernel() {
         Ok(k) => k,
         Err(why) => return skip(why),
@@ -1347,6 +1371,7 @@ fn nested_vmm() -> R {
         )?;
     }
     std::fs::copy(&kernel, root.join("guest/kernels/vmlinuz"))?;
+    copy_podman(&podman, &root)?;
     std::fs::write(root.join("init"), NESTED_INIT)?;
     std::fs::set_permissions(
         root.join("init"),
@@ -1382,6 +1407,12 @@ fn nested_vmm() -> R {
         std::fs::write(&at, format!("#!/bin/sh\n{script}\n"))?;
         std::fs::set_permissions(&at, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     }
+    // The image podman runs (a busybox rootfs with the exec guest's script as /entry).
+    let image = Bundle::new();
+    let entry = image.rootfs().join("entry");
+    std::fs::write(&entry, format!("#!/bin/sh\n{EXEC_SCRIPT}\n"))?;
+    std::fs::set_permissions(&entry, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    tar_dir(&image.rootfs(), &root.join("podman.tar"))?;
     let mut net = nested_block_bundle();
     join_netns(&mut net, "/run/netns/n2");
     net.set(|c| c["linux"]["resources"] = json!({"memory": {"limit": 128 * MIB}}));
@@ -1568,6 +1599,16 @@ fn nested_vmm() -> R {
     ] {
         ensure!(out.contains(want), "network: missing {want:?} in:\n{out}");
     }
+    // podman ran the exec guest's workload in a microVM: exec reached the guest (its PID 1 the
+    // agent, n3's address on its interface), stop's TERM reached the workload's handler, whose
+    // status podman reports, and rm left no process of contain behind.
+    for want in [
+        "NESTED: podman exec: [pexec init=/.contain/init guest-agent inet 10.0.0.3/24 status=6]",
+        "NESTED: podman stop: [status=0 exit=42 logs=up got-term ]",
+        "NESTED: podman rm status=0 left=0",
+    ] {
+        ensure!(out.contains(want), "podman: missing {want:?} in:\n{out}");
+    }
     // `contain ps`: the table is the guest's own ps (its PID 1 the agent, the workload's
     // sleep); the JSON, the host's pids (the VMM).
     let table = out
@@ -1628,6 +1669,44 @@ fn throughput(out: &str) -> R {
         (chan / serial).total_cmp(&10.0).is_gt(),
         "the channel ({chan:.2} MiB/s) is not ten times the UART ({serial:.3} MiB/s)"
     );
+    pass()
+}
+
+/// Put podman, conmon, the libraries they load and podman's configuration into the outer
+/// VM's root at the host's paths (with a root user and empty name resolution).
+fn copy_podman(podman: &Path, root: &Path) -> R {
+    let conmon = ["/usr/libexec/podman/conmon", "/usr/bin/conmon"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .ok_or("conmon is not installed (apt-get install conmon)")?;
+    let mut files = vec![podman.to_path_buf(), conmon.to_path_buf()];
+    for bin in [podman, conmon] {
+        let o = std::process::Command::new("ldd").arg(bin).out();
+        ensure!(o.code == 0, "ldd {}: {}", bin.display(), o.stderr);
+        // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)", "/lib64/ld-linux... (0x...)"
+        files.extend(o.stdout.lines().filter_map(|l| {
+            let path = l.split("=>").last()?.split_whitespace().next()?;
+            path.starts_with('/')
+                .then(|| std::path::PathBuf::from(path))
+        }));
+    }
+    for dir in ["/etc/containers", "/usr/share/containers"] {
+        for e in std::fs::read_dir(dir)?.flatten() {
+            if e.file_type()?.is_file() {
+                files.push(e.path());
+            }
+        }
+    }
+    for f in &files {
+        let to = root.join(f.strip_prefix("/")?);
+        std::fs::create_dir_all(to.parent().ok_or("a file at /")?)?;
+        std::fs::copy(f, &to)?;
+    }
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")?;
+    std::fs::write(root.join("etc/group"), "root:x:0:\n")?;
+    std::fs::write(root.join("etc/hosts"), "127.0.0.1 localhost\n")?;
+    std::fs::write(root.join("etc/resolv.conf"), "")?;
     pass()
 }
 
