@@ -7,7 +7,13 @@ cd "$(dirname "$0")/../fuzz"
 SECONDS_EACH=${1:-30}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo +nightly fuzz list)
+if [ ${#targets[@]} -eq 0 ]; then
+  mapfile -t targets < <(cargo +nightly fuzz list)
+  # Every target built at once first (cargo links them in parallel), not one at a time by
+  # the runs below; a target that does not build fails its run below, with the compiler's
+  # errors.
+  cargo +nightly fuzz build >/dev/null 2>&1 || true
+fi
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
   seeds=()

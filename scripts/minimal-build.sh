@@ -4,10 +4,12 @@
 # the microVM stage with a clear error, leaving nothing behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo clippy --release --no-default-features --all-targets --quiet -- -D warnings
-cargo build --release --no-default-features --quiet --target-dir target/minimal
+# The dev profile: what is checked is what the build compiles and refuses, and an unoptimised
+# build takes CI half the time (the release build's size is in the README).
+cargo clippy --no-default-features --all-targets --quiet -- -D warnings
+cargo build --no-default-features --quiet --target-dir target/minimal
 bin=
-for b in target/minimal/*/release/contain target/minimal/release/contain; do
+for b in target/minimal/*/debug/contain target/minimal/debug/contain; do
     [ -x "$b" ] && bin=$PWD/$b && break
 done
 [ -n "$bin" ] || { echo "minimal build: no binary under target/minimal" >&2; exit 1; }
@@ -37,4 +39,4 @@ fi
 grep -q "built without the microVM stage" "$work/err" || fail "microvm: $(cat "$work/err")"
 left=$(ls -A "$work/state")
 [ -z "$left" ] || fail "state left behind: $left"
-echo "minimal build: $(du -k "$bin" | cut -f1) KiB; refuses --systemd-cgroup and microvm clearly"
+echo "minimal build: refuses --systemd-cgroup and microvm clearly"
