@@ -388,6 +388,7 @@ impl std::io::Write for Sink {
 struct Route {
     mode: std::sync::atomic::AtomicU8,
     flush: Mutex<()>,
+    output: Output,
 }
 
 impl Route {
@@ -411,7 +412,8 @@ impl Route {
 
     /// The exit: after the control thread has written what it took.
     fn exit(&self, code: i32) -> ! {
-        let _written = self.flush.lock().unwrap_or_else(|p| p.into_inner());
+        let _taken = self.flush.lock().unwrap_or_else(|p| p.into_inner());
+        self.output.wait_drained();
         crate::sys::exit_now(code)
     }
 }
@@ -461,6 +463,7 @@ pub fn run(
     let route = Arc::new(Route {
         mode: (if channel { 0 } else { super::STDIO_SERIAL }).into(),
         flush: Mutex::new(()),
+        output: Output::default(),
     });
     // The control thread's own handles on the container's stdio (stream 0).
     let control_stdio = if channel {
@@ -500,13 +503,30 @@ pub fn run(
         if let Err(e) = listener.set_nonblocking(true) {
             fatal(&format!("the control socket: {e}"));
         }
+        let wake = c
+            .notify
+            .try_clone()
+            .unwrap_or_else(|e| fatal(&format!("the control thread's eventfd: {e}")));
+        let (r, filter) = (Arc::clone(&route), filters.control.clone());
+        let spawned = std::thread::Builder::new()
+            .name("output".into())
+            .spawn(move || {
+                if let Err(e) = enter_filter(&filter) {
+                    fatal(&format!("install the output thread's seccomp filter: {e}"));
+                }
+                r.output.writer(cs.out, cs.err, &wake)
+            });
+        if let Err(e) = spawned {
+            fatal(&format!("start the output thread: {e}"));
+        }
         let mem = _mem.clone();
         let r = Arc::clone(&route);
+        let input = cs.input;
         shared.push(start_device(
             "control",
             c,
             filters.control,
-            move |d, n, i| control_loop(d, n, i, &mem, &listener, cs, &r),
+            move |d, n, i| control_loop(d, n, i, &mem, &listener, input, &r),
         ));
     }
     let shared = Arc::new(shared);
@@ -784,51 +804,135 @@ const TO_GUEST_MAX: usize = 1 << 20;
 /// The stream that carries the container's process's own stdio (clients get 1 and up).
 const PROCESS_STREAM: u32 = 0;
 
-/// The process's stdio on the control channel: its stdout and stderr frames written to the
-/// container's, the container's stdin sent as its STDIN frames. What the guest sends that is
-/// not output is ignored; a malformed frame ends the output (the VM runs on).
+/// The container's stdout and stderr for stream 0, written by a thread of their own (under the
+/// control thread's filter): a reader that stops holds up only stream 0, whose flow control
+/// then stops the guest's process, never the channel's other clients.
+#[derive(Default)]
+struct Output {
+    queue: Mutex<Queued>,
+    more: std::sync::Condvar,
+    drained: std::sync::Condvar,
+}
+
+/// Output frames of stream 0: (STDOUT or STDERR, bytes).
+type Frames = Vec<(u8, Vec<u8>)>;
+
+#[derive(Default)]
+struct Queued {
+    /// Stream 0's payloads from the guest in order: the output frames each completed, and its
+    /// size, acknowledged once they are written.
+    items: std::collections::VecDeque<(Frames, usize)>,
+    /// Bytes of stream 0 queued or being written.
+    held: usize,
+    /// Bytes written that the control thread has not acknowledged yet.
+    written: usize,
+}
+
+impl Output {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queued> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queue what a payload of `size` bytes completed; false when more is held than flow
+    /// control lets the agent send.
+    fn push(&self, frames: Frames, size: usize) -> bool {
+        let mut q = self.lock();
+        q.held += size;
+        q.items.push_back((frames, size));
+        self.more.notify_one();
+        q.held <= channel::CLIENT_HELD_MAX
+    }
+
+    /// The bytes written since the last call.
+    fn take_written(&self) -> usize {
+        std::mem::take(&mut self.lock().written)
+    }
+
+    /// Wait until everything queued is written.
+    fn wait_drained(&self) {
+        let mut q = self.lock();
+        while q.held > 0 {
+            q = self.drained.wait(q).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// The output thread: write what is queued, in order, and wake the control thread (its
+    /// queue's eventfd) to acknowledge it. A reader that went away loses the output, as a
+    /// cut serial line would.
+    fn writer(&self, mut out: File, mut err: File, wake: &EventFd) -> ! {
+        use std::io::Write;
+        loop {
+            let (frames, size) = {
+                let mut q = self.lock();
+                loop {
+                    if let Some(item) = q.items.pop_front() {
+                        break item;
+                    }
+                    q = self.more.wait(q).unwrap_or_else(|p| p.into_inner());
+                }
+            };
+            for (kind, data) in frames {
+                let _ = if kind == channel::STDERR {
+                    err.write_all(&data)
+                } else {
+                    out.write_all(&data)
+                };
+            }
+            let mut q = self.lock();
+            q.held -= size;
+            q.written += size;
+            if q.held == 0 {
+                self.drained.notify_all();
+            }
+            drop(q);
+            let _ = wake.write(1);
+        }
+    }
+}
+
+/// The process's stdio on the control channel: its stdout and stderr frames handed to the
+/// output thread, the container's stdin sent as its STDIN frames. What the guest sends that
+/// is not output is ignored; a malformed frame ends the output (the VM runs on).
 struct ProcessStdio {
-    stdio: Stdio,
+    input: Option<File>,
     decoder: channel::Decoder,
     broken: bool,
 }
 
 impl ProcessStdio {
-    fn output(&mut self, data: &[u8]) {
-        use std::io::Write;
-        if self.broken {
-            return;
-        }
-        self.decoder.push(data);
-        loop {
-            match self.decoder.next_frame() {
-                Ok(None) => break,
-                // A reader that went away loses the output, as a cut serial line would.
-                Ok(Some(f)) if f.kind == channel::STDOUT => {
-                    let _ = self.stdio.out.write_all(&f.data);
-                }
-                Ok(Some(f)) if f.kind == channel::STDERR => {
-                    let _ = self.stdio.err.write_all(&f.data);
-                }
-                Ok(Some(_)) => {}
-                Err(e) => {
-                    eprintln!("contain: microvm: the process's output: {e}");
-                    self.broken = true;
-                    break;
+    /// A payload of stream 0: its output frames queued on `output` (false when the guest sent
+    /// past the window).
+    fn output(&mut self, data: &[u8], output: &Output) -> bool {
+        let mut frames = Vec::new();
+        if !self.broken {
+            self.decoder.push(data);
+            loop {
+                match self.decoder.next_frame() {
+                    Ok(None) => break,
+                    Ok(Some(f)) if f.kind == channel::STDOUT || f.kind == channel::STDERR => {
+                        frames.push((f.kind, f.data));
+                    }
+                    Ok(Some(_)) => {}
+                    Err(e) => {
+                        eprintln!("contain: microvm: the process's output: {e}");
+                        self.broken = true;
+                        break;
+                    }
                 }
             }
         }
+        output.push(frames, data.len())
     }
 
     /// Read stdin into frames for the guest; false at its end (then STDIN_EOF is sent).
     fn input(&mut self, buf: &mut [u8], to_guest: &mut Vec<u8>) -> bool {
-        let n = match self.stdio.input.as_mut().map(|i| i.read(buf)) {
+        let n = match self.input.as_mut().map(|i| i.read(buf)) {
             Some(Ok(n)) => n,
             Some(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => return true,
             _ => 0,
         };
         let inner = if n == 0 {
-            self.stdio.input = None;
+            self.input = None;
             channel::frames(PROCESS_STREAM, channel::STDIN_EOF, &[])
         } else {
             channel::frames(PROCESS_STREAM, channel::STDIN, &buf[..n])
@@ -899,7 +1003,7 @@ fn control_loop(
     irq: &EventFd,
     mem: &GuestMemoryMmap,
     listener: &std::os::unix::net::UnixListener,
-    stdio: Stdio,
+    input: Option<File>,
     route: &Route,
 ) -> ! {
     let mut clients: std::collections::BTreeMap<u32, Client> = Default::default();
@@ -907,7 +1011,7 @@ fn control_loop(
     let mut decoder = channel::Decoder::default();
     let mut broken = false;
     let mut process = ProcessStdio {
-        stdio,
+        input,
         decoder: channel::Decoder::default(),
         broken: false,
     };
@@ -944,9 +1048,9 @@ fn control_loop(
         }
         let mode = route.mode();
         if mode == super::STDIO_SERIAL {
-            process.stdio.input = None; // the VMM thread relays it to the UART
+            process.input = None; // the VMM thread relays it to the UART
         }
-        let stdin = match (&process.stdio.input, mode) {
+        let stdin = match (&process.input, mode) {
             (Some(i), super::STDIO_CHANNEL) if backlog < TO_GUEST_MAX => {
                 fds.push(PollFd::new(i.as_fd(), PollFlags::POLLIN));
                 true
@@ -955,7 +1059,7 @@ fn control_loop(
         };
         // Until the agent has said where the process's stdio is, or while the guest has not
         // taken enough of stdin, look again soon (the vCPU does not wake this thread).
-        let wait = if mode == 0 || (process.stdio.input.is_some() && !stdin) {
+        let wait = if mode == 0 || (process.input.is_some() && !stdin) {
             PollTimeout::from(ROUTE_POLL_MS)
         } else {
             PollTimeout::NONE
@@ -969,7 +1073,7 @@ fn control_loop(
         if ready[0] {
             let _ = notify.read();
         }
-        let mut to_guest = Vec::new();
+        let mut to_guest = ack(PROCESS_STREAM, route.output.take_written());
         if stdin && ready[2 + ids.len()] {
             process.input(&mut buf, &mut to_guest);
         }
@@ -1039,9 +1143,14 @@ fn control_loop(
                 match decoder.next_frame() {
                     Ok(None) => break,
                     Ok(Some(f)) if f.stream == PROCESS_STREAM => {
-                        if f.kind == channel::DATA && route.mode() == super::STDIO_CHANNEL {
-                            process.output(&f.data);
-                            to_guest.extend(ack(PROCESS_STREAM, f.data.len()));
+                        if f.kind == channel::DATA
+                            && route.mode() == super::STDIO_CHANNEL
+                            && !process.output(&f.data, &route.output)
+                        {
+                            eprintln!("contain: microvm: the guest sent past the control channel's window; its clients are ended");
+                            clients.clear();
+                            broken = true;
+                            break;
                         }
                     }
                     Ok(Some(f)) if f.kind == channel::DATA => {
@@ -1166,10 +1275,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_stdout_reader_that_stops_holds_up_only_the_output_thread() {
+        // The container's stdout is a pipe nobody reads: the output thread blocks in write,
+        // the control thread's pushes return at once, and nothing is acknowledged until
+        // the reader takes it all.
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let output = std::sync::Arc::new(Output::default());
+        let writer = std::sync::Arc::clone(&output);
+        let wake = EventFd::new(0).unwrap();
+        let err = tempfile::tempfile().unwrap();
+        std::thread::spawn(move || writer.writer(File::from(w), err, &wake));
+        let mut p = ProcessStdio {
+            input: None,
+            decoder: channel::Decoder::default(),
+            broken: false,
+        };
+        let payload = channel::frames(0, channel::STDOUT, &vec![7; 60 << 10]);
+        let start = std::time::Instant::now();
+        for _ in 0..8 {
+            assert!(p.output(&payload, &output));
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(1));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(output.take_written() < 8 * payload.len());
+        let mut read = 0;
+        let mut pipe = File::from(r);
+        let mut buf = vec![0; 64 << 10];
+        while read < 8 * (60 << 10) {
+            read += pipe.read(&mut buf).unwrap();
+        }
+        output.wait_drained();
+        assert_eq!(read, 8 * (60 << 10));
+    }
+
+    #[test]
     fn the_agents_first_word_on_the_stdio_port_counts() {
         let route = |mode| Route {
             mode: std::sync::atomic::AtomicU8::new(mode),
             flush: Mutex::new(()),
+            output: Output::default(),
         };
         // A guest that may use the channel: the UART goes to stderr until the agent speaks.
         let r = route(0);
@@ -1185,14 +1329,20 @@ mod tests {
         let mut to_err = false;
         bare.said(super::super::STDIO_CHANNEL, &mut to_err);
         assert_eq!((bare.mode(), to_err), (super::super::STDIO_SERIAL, false));
-        // Stream 0's decoder writes only output frames, each to its own descriptor.
+        // Stream 0's decoder hands on only output frames, which the output thread writes each
+        // to its own descriptor, acknowledging every byte the guest sent (the broken frame's
+        // and those after it too, so that the agent's window stays open).
         let (out, err) = (tempfile::tempfile().unwrap(), tempfile::tempfile().unwrap());
+        let output = std::sync::Arc::new(Output::default());
+        let (o, e, w) = (
+            out.try_clone().unwrap(),
+            err.try_clone().unwrap(),
+            EventFd::new(0).unwrap(),
+        );
+        let writer = std::sync::Arc::clone(&output);
+        std::thread::spawn(move || writer.writer(o, e, &w));
         let mut p = ProcessStdio {
-            stdio: Stdio {
-                out: out.try_clone().unwrap(),
-                err: err.try_clone().unwrap(),
-                input: None,
-            },
+            input: None,
             decoder: channel::Decoder::default(),
             broken: false,
         };
@@ -1200,10 +1350,17 @@ mod tests {
         bytes.extend(channel::frames(0, channel::EXIT, &[0; 4]));
         bytes.extend(channel::frames(0, channel::STDERR, b"to stderr"));
         for piece in bytes.chunks(4) {
-            p.output(piece);
+            assert!(p.output(piece, &output));
         }
-        p.output(&[0, 0, 0, 0, channel::STDOUT, 0xff, 0xff, 0xff, 0xff]);
-        p.output(&channel::frames(0, channel::STDOUT, b"after the break"));
+        let bad = [0, 0, 0, 0, channel::STDOUT, 0xff, 0xff, 0xff, 0xff];
+        assert!(p.output(&bad, &output));
+        let after = channel::frames(0, channel::STDOUT, b"after the break");
+        assert!(p.output(&after, &output));
+        output.wait_drained();
+        assert_eq!(output.take_written(), bytes.len() + bad.len() + after.len());
+        // More held than the window allows is the guest's fault.
+        let flood = vec![0; channel::CLIENT_HELD_MAX + 1];
+        assert!(!p.output(&flood, &output));
         let read = |mut f: File| {
             use std::io::Seek;
             f.rewind().unwrap();
