@@ -267,6 +267,37 @@ fn give_back(queue: &mut Queue, mem: &GuestMemoryMmap, head: u16, len: u32) -> R
         .map_err(|e| format!("the used ring: {e}"))
 }
 
+/// A chain of the guest's descriptors.
+type Chain<'m> = virtio_queue::DescriptorChain<&'m GuestMemoryMmap>;
+
+/// Serve the chains the guest made available while `more` says `device` has work for them,
+/// at most a queue's worth per notification round (a guest that refills the ring as fast as
+/// it is served cannot hold the thread: it notifies again). Each chain goes back to the used
+/// ring with the bytes `serve` wrote into it; an error from `serve` stops the device.
+/// Whether any chain went back.
+fn serve_chains<'m, T>(
+    device: &mut T,
+    queue: &mut Queue,
+    mem: &'m GuestMemoryMmap,
+    more: impl Fn(&T) -> bool,
+    mut serve: impl FnMut(&mut T, Chain<'m>) -> Result<u32, String>,
+) -> Result<bool, String> {
+    let mut used = false;
+    for _ in 0..queue.size() {
+        if !more(device) {
+            break;
+        }
+        let Some(chain) = queue.pop_descriptor_chain(mem) else {
+            break;
+        };
+        let head = chain.head_index();
+        let len = serve(device, chain)?;
+        give_back(queue, mem, head, len)?;
+        used = true;
+    }
+    Ok(used)
+}
+
 /// The block device: the rootfs disk, read-only.
 pub struct Block {
     pub disk: Disk,
@@ -288,7 +319,7 @@ impl Block {
     /// chain has no status byte to answer in.
     fn request(
         &mut self,
-        chain: virtio_queue::DescriptorChain<&GuestMemoryMmap>,
+        chain: Chain<'_>,
         mem: &GuestMemoryMmap,
     ) -> Option<(GuestAddress, u8, u32)> {
         let descs: Vec<_> = chain.collect();
@@ -375,33 +406,29 @@ impl Backend for Block {
         queue: &mut Queue,
         mem: &GuestMemoryMmap,
     ) -> Result<bool, String> {
-        let mut used = false;
-        // At most a queue's worth per notification round: a guest that refills the ring as
-        // fast as it is served cannot hold the thread forever (it notifies again).
-        for _ in 0..queue.size() {
-            let Some(chain) = queue.pop_descriptor_chain(mem) else {
-                break;
-            };
-            let head = chain.head_index();
-            let len = match self.request(chain, mem) {
-                Some((at, status, n)) => {
-                    if status != S_OK {
-                        self.failed += 1;
+        serve_chains(
+            self,
+            queue,
+            mem,
+            |_| true,
+            |block, chain| {
+                Ok(match block.request(chain, mem) {
+                    Some((at, status, n)) => {
+                        if status != S_OK {
+                            block.failed += 1;
+                        }
+                        if mem.write_obj(status, at).is_err() {
+                            block.failed += 1;
+                        }
+                        n.saturating_add(1)
                     }
-                    if mem.write_obj(status, at).is_err() {
-                        self.failed += 1;
+                    None => {
+                        block.failed += 1;
+                        0
                     }
-                    n.saturating_add(1)
-                }
-                None => {
-                    self.failed += 1;
-                    0
-                }
-            };
-            give_back(queue, mem, head, len)?;
-            used = true;
-        }
-        Ok(used)
+                })
+            },
+        )
     }
 }
 
@@ -425,47 +452,32 @@ pub struct Console {
 
 impl Console {
     fn receive(&mut self, queue: &mut Queue, mem: &GuestMemoryMmap) -> Result<bool, String> {
-        let mut used = false;
-        for _ in 0..queue.size() {
-            if self.to_guest.is_empty() {
-                break;
-            }
-            let Some(chain) = queue.pop_descriptor_chain(mem) else {
-                break;
-            };
-            let head = chain.head_index();
+        let more = |c: &Self| !c.to_guest.is_empty();
+        serve_chains(self, queue, mem, more, |c, chain| {
             let mut written: u32 = 0;
             for d in chain {
                 if !d.is_write_only() {
                     break; // a buffer the guest gave to be written must be writable
                 }
-                let n = (d.len() as usize).min(self.to_guest.len());
-                let bytes = &self.to_guest.make_contiguous()[..n];
+                let n = (d.len() as usize).min(c.to_guest.len());
+                let bytes = &c.to_guest.make_contiguous()[..n];
                 if mem.write_slice(bytes, d.addr()).is_err() {
                     break;
                 }
-                self.to_guest.drain(..n);
+                c.to_guest.drain(..n);
                 written += n as u32;
-                if self.to_guest.is_empty() {
+                if c.to_guest.is_empty() {
                     break;
                 }
             }
-            give_back(queue, mem, head, written)?;
-            used = true;
-        }
-        Ok(used)
+            Ok(written)
+        })
     }
 
     fn transmit(&mut self, queue: &mut Queue, mem: &GuestMemoryMmap) -> Result<bool, String> {
-        let mut used = false;
-        for _ in 0..queue.size() {
-            if self.from_guest.len() >= FROM_GUEST_MAX {
-                break; // the VMM takes what it holds first; the guest notifies again
-            }
-            let Some(chain) = queue.pop_descriptor_chain(mem) else {
-                break;
-            };
-            let head = chain.head_index();
+        // The VMM takes what the device holds first; the guest notifies again.
+        let more = |c: &Self| c.from_guest.len() < FROM_GUEST_MAX;
+        serve_chains(self, queue, mem, more, |c, chain| {
             let mut total = 0usize;
             for d in chain {
                 if d.is_write_only() {
@@ -478,20 +490,18 @@ impl Console {
                         "a transmit chain of more than {TX_CHAIN_MAX} bytes"
                     ));
                 }
-                let start = self.from_guest.len();
-                self.from_guest.resize(start + n, 0);
+                let start = c.from_guest.len();
+                c.from_guest.resize(start + n, 0);
                 if mem
-                    .read_slice(&mut self.from_guest[start..], d.addr())
+                    .read_slice(&mut c.from_guest[start..], d.addr())
                     .is_err()
                 {
-                    self.from_guest.truncate(start);
+                    c.from_guest.truncate(start);
                     return Err("a transmit buffer outside guest memory".into());
                 }
             }
-            give_back(queue, mem, head, 0)?;
-            used = true;
-        }
-        Ok(used)
+            Ok(0)
+        })
     }
 }
 

@@ -13,7 +13,7 @@
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{Bytes, GuestMemoryMmap};
 
-use super::{give_back, Backend, F_VERSION_1};
+use super::{give_back, serve_chains, Backend, F_VERSION_1};
 
 /// Feature bits (virtio 1.1, 5.1.3).
 const F_MTU: u64 = 1 << 3;
@@ -154,39 +154,38 @@ impl<L: Link> Net<L> {
 
     /// The guest's frames out to the link (at most a queue's worth).
     fn transmit(&mut self, queue: &mut Queue, mem: &GuestMemoryMmap) -> Result<bool, String> {
-        let mut used = false;
-        for _ in 0..queue.size() {
-            let Some(chain) = queue.pop_descriptor_chain(mem) else {
-                break;
-            };
-            let head = chain.head_index();
-            self.tx.clear();
-            let mut fits = true;
-            for d in chain.filter(|d| !d.is_write_only()) {
-                let start = self.tx.len();
-                let n = d.len() as usize;
-                if start + n > FRAME_MAX - LINK_HDR + HDR {
-                    fits = false;
-                    break;
+        serve_chains(
+            self,
+            queue,
+            mem,
+            |_| true,
+            |net, chain| {
+                net.tx.clear();
+                let mut fits = true;
+                for d in chain.filter(|d| !d.is_write_only()) {
+                    let start = net.tx.len();
+                    let n = d.len() as usize;
+                    if start + n > FRAME_MAX - LINK_HDR + HDR {
+                        fits = false;
+                        break;
+                    }
+                    net.tx.resize(start + n, 0);
+                    if mem.read_slice(&mut net.tx[start..], d.addr()).is_err() {
+                        return Err("a transmit buffer outside guest memory".into());
+                    }
                 }
-                self.tx.resize(start + n, 0);
-                if mem.read_slice(&mut self.tx[start..], d.addr()).is_err() {
-                    return Err("a transmit buffer outside guest memory".into());
+                // The guest's header is not passed on: the frame goes out as it is.
+                if fits && net.tx.len() > HDR {
+                    net.tx[HDR - LINK_HDR..HDR].fill(0);
+                    if net.link.send(&net.tx[HDR - LINK_HDR..]).is_err() {
+                        net.dropped += 1;
+                    }
+                } else {
+                    net.dropped += 1;
                 }
-            }
-            // The guest's header is not passed on: the frame goes out as it is.
-            if fits && self.tx.len() > HDR {
-                self.tx[HDR - LINK_HDR..HDR].fill(0);
-                if self.link.send(&self.tx[HDR - LINK_HDR..]).is_err() {
-                    self.dropped += 1;
-                }
-            } else {
-                self.dropped += 1;
-            }
-            give_back(queue, mem, head, 0)?;
-            used = true;
-        }
-        Ok(used)
+                Ok(0)
+            },
+        )
     }
 }
 
