@@ -276,15 +276,13 @@ mod tests {
     //! and counted, and no buffer outside guest memory is ever read or written.
 
     use super::*;
-    use crate::microvm::virtio::{Access, Mmio};
+    use crate::microvm::virtio::tests::Driver;
     use std::collections::VecDeque;
-    use vm_memory::{GuestAddress, GuestMemoryMmap};
+    use vm_memory::GuestAddress;
 
     const MEM: u64 = 1 << 20;
     const F_NEXT: u16 = 1;
     const F_WRITE: u16 = 2;
-    /// Each queue's rings: descriptors, avail, used (16 entries).
-    const RINGS: [(u64, u64, u64); 2] = [(0x1000, 0x2000, 0x3000), (0x4000, 0x5000, 0x6000)];
 
     #[derive(Default)]
     struct Wire {
@@ -308,91 +306,18 @@ mod tests {
         }
     }
 
-    struct Driver {
-        mem: GuestMemoryMmap,
-        dev: Mmio<Net<Wire>>,
-        avail: [u16; 2],
-    }
-
-    fn reg(dev: &mut Mmio<Net<Wire>>, off: u64, v: u32) {
-        dev.write(off, &v.to_le_bytes());
-    }
-
     /// A driver's setup, accepting `accept` of the offered features.
-    fn driver(accept: u64) -> Driver {
-        let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), MEM as usize)]).unwrap();
-        let mut dev = Mmio::new(Net::new(Wire::default(), [2, 0, 0, 0, 0, 1], 1500));
-        let offered = dev.backend.features();
-        reg(&mut dev, 0x70, 1 | 2);
-        reg(&mut dev, 0x24, 0);
-        reg(&mut dev, 0x20, (offered & accept) as u32);
-        reg(&mut dev, 0x24, 1);
-        reg(&mut dev, 0x20, ((offered & accept) >> 32) as u32);
-        reg(&mut dev, 0x70, 1 | 2 | 8);
-        for (q, (desc, avail, used)) in RINGS.iter().enumerate() {
-            reg(&mut dev, 0x30, q as u32);
-            reg(&mut dev, 0x38, 16);
-            reg(&mut dev, 0x80, *desc as u32);
-            reg(&mut dev, 0x90, *avail as u32);
-            reg(&mut dev, 0xa0, *used as u32);
-            reg(&mut dev, 0x44, 1);
-        }
-        reg(&mut dev, 0x70, 1 | 2 | 8 | 4);
-        Driver {
-            mem,
-            dev,
-            avail: [0; 2],
-        }
+    fn driver(accept: u64) -> Driver<Net<Wire>> {
+        Driver::setup(Net::new(Wire::default(), [2, 0, 0, 0, 0, 1], 1500), accept).ready()
     }
 
-    impl Driver {
-        fn desc(&self, q: usize, i: u16, addr: u64, len: u32, flags: u16, next: u16) {
-            let at = GuestAddress(RINGS[q].0 + u64::from(i) * 16);
-            let mut d = addr.to_le_bytes().to_vec();
-            d.extend(len.to_le_bytes());
-            d.extend(flags.to_le_bytes());
-            d.extend(next.to_le_bytes());
-            self.mem.write_slice(&d, at).unwrap();
-        }
-
-        /// Make chain `head` of queue `q` available (no notification).
-        fn offer(&mut self, q: usize, head: u16) {
-            let avail = RINGS[q].1;
-            let slot = avail + 4 + u64::from(self.avail[q] % 16) * 2;
-            self.mem.write_obj(head, GuestAddress(slot)).unwrap();
-            self.avail[q] = self.avail[q].wrapping_add(1);
-            self.mem
-                .write_obj(self.avail[q], GuestAddress(avail + 2))
-                .unwrap();
-        }
-
-        fn notify(&mut self) -> bool {
-            assert_eq!(self.dev.write(0x50, &0u32.to_le_bytes()), Access::Notify);
-            self.dev.serve(&self.mem)
-        }
-
+    impl Driver<Net<Wire>> {
         /// A frame arrives from the host.
         fn arrives(&mut self, f: Vec<u8>) {
             self.dev.backend.link.to_guest.push_back(f);
         }
-
-        /// Whether the device stopped (DEVICE_NEEDS_RESET).
-        fn stopped(&self) -> bool {
-            let mut status = [0u8; 4];
-            self.dev.read(0x70, &mut status);
-            u32::from_le_bytes(status) & 0x40 != 0
-        }
-
-        /// Queue `q`'s used ring: its index and last entry's length.
-        fn used(&self, q: usize) -> (u16, u32) {
-            let used = RINGS[q].2;
-            let idx: u16 = self.mem.read_obj(GuestAddress(used + 2)).unwrap();
-            let at = used + 4 + u64::from(idx.wrapping_sub(1) % 16) * 8;
-            (idx, self.mem.read_obj(GuestAddress(at + 4)).unwrap())
-        }
     }
 
-    /// A frame as the link gives it: the kernel's header, then `len` bytes.
     fn frame(flags: u8, gso: u8, len: usize) -> Vec<u8> {
         let mut f = vec![0u8; LINK_HDR];
         f[0] = flags;
@@ -416,7 +341,7 @@ mod tests {
         d.arrives(f.clone());
         d.desc(0, 0, 0x10000, 2000, F_NEXT | F_WRITE, 1);
         d.desc(0, 1, 0x20000, 2000, F_WRITE, 0);
-        d.offer(0, 0);
+        d.make_available(0, 0);
         assert!(d.notify());
         assert_eq!(d.used(0), (1, (HDR + 3000) as u32));
         let mut got = vec![0u8; 4000];
@@ -434,7 +359,7 @@ mod tests {
         out.extend(b"an ethernet frame of the guest's");
         d.mem.write_slice(&out, GuestAddress(0x30000)).unwrap();
         d.desc(1, 0, 0x30000, out.len() as u32, 0, 0);
-        d.offer(1, 0);
+        d.make_available(1, 0);
         assert!(d.notify());
         let sent = &d.dev.backend.link.sent;
         assert_eq!(sent.len(), 1);
@@ -456,14 +381,14 @@ mod tests {
         link.push_back(vec![0u8; 4]);
         link.push_back(frame(0, GSO_NONE, 60));
         d.desc(0, 0, 0x10000, 2048, F_WRITE, 0);
-        d.offer(0, 0);
+        d.make_available(0, 0);
         assert!(d.notify());
         assert_eq!(d.used(0), (1, (HDR + 60) as u32));
         assert_eq!(d.dev.backend.dropped, 5);
         // Buffers smaller than the frame: returned empty, the frame dropped.
         d.arrives(frame(0, GSO_NONE, 1500));
         d.desc(0, 1, 0x10000, 100, F_WRITE, 0);
-        d.offer(0, 1);
+        d.make_available(0, 1);
         assert!(d.notify());
         assert_eq!(d.used(0), (2, 0));
         assert_eq!(d.dev.backend.dropped, 6);
@@ -476,7 +401,7 @@ mod tests {
         assert!(!d.notify(), "no buffer: nothing used");
         assert!(d.dev.backend.starved(), "the frame is held");
         d.desc(0, 0, 0x10000, 2048, F_WRITE, 0);
-        d.offer(0, 0);
+        d.make_available(0, 0);
         assert!(d.notify());
         assert_eq!(d.used(0), (1, (HDR + 64) as u32));
         assert!(!d.dev.backend.starved());
@@ -489,7 +414,7 @@ mod tests {
         for i in 0..3u16 {
             d.desc(1, i, 0x10000, 30_000, if i < 2 { F_NEXT } else { 0 }, i + 1);
         }
-        d.offer(1, 0);
+        d.make_available(1, 0);
         assert!(d.notify());
         assert!(d.dev.backend.link.sent.is_empty());
         assert_eq!(d.dev.backend.dropped, 1);
@@ -498,7 +423,7 @@ mod tests {
         for addr in [MEM - 8, u64::MAX - 4] {
             let mut d = driver(u64::MAX);
             d.desc(1, 0, addr, 64, 0, 0);
-            d.offer(1, 0);
+            d.make_available(1, 0);
             assert!(!d.notify());
             assert!(d.dev.backend.link.sent.is_empty());
             assert!(d.stopped(), "DEVICE_NEEDS_RESET");
@@ -507,14 +432,14 @@ mod tests {
         let mut d = driver(u64::MAX);
         d.arrives(frame(0, GSO_NONE, 64));
         d.desc(0, 0, MEM - 16, 2048, F_WRITE, 0);
-        d.offer(0, 0);
+        d.make_available(0, 0);
         assert!(!d.notify());
         assert!(d.stopped(), "DEVICE_NEEDS_RESET");
         // A self-looping receive chain ends (virtio_queue bounds it by the queue size).
         let mut d = driver(u64::MAX);
         d.arrives(frame(0, GSO_NONE, 64));
         d.desc(0, 0, 0x10000, 8, F_NEXT | F_WRITE, 0);
-        d.offer(0, 0);
+        d.make_available(0, 0);
         d.notify();
     }
 }

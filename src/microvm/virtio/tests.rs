@@ -271,96 +271,129 @@ fn a_legacy_driver_is_not_accepted() {
     assert_eq!(read_reg(&dev, 0x70) & 8, 0, "FEATURES_OK refused");
 }
 
+/// A driver of a device with a receive and a transmit queue (the console, net), set up as
+/// Linux's virtio_mmio does it. Queue `q`'s rings (descriptors, avail, used; 16 entries each)
+/// start at 0x1000 + q * 0x3000.
+pub(super) struct Driver<B: Backend> {
+    pub(super) mem: GuestMemoryMmap,
+    pub(super) dev: Mmio<B>,
+    avail: [u16; 2],
+}
+
+fn rings(q: usize) -> (u64, u64, u64) {
+    let base = 0x1000 + q as u64 * 0x3000;
+    (base, base + 0x1000, base + 0x2000)
+}
+
+impl<B: Backend> Driver<B> {
+    /// The driver of `backend`, accepting `accept` of the features it offers, before
+    /// DRIVER_OK ([`Driver::ready`]).
+    pub(super) fn setup(backend: B, accept: u64) -> Self {
+        let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), MEM as usize)]).unwrap();
+        let mut d = Driver {
+            mem,
+            dev: Mmio::new(backend),
+            avail: [0; 2],
+        };
+        let features = d.dev.backend.features() & accept;
+        d.set(0x70, 1 | 2);
+        d.set(0x24, 0);
+        d.set(0x20, features as u32);
+        d.set(0x24, 1);
+        d.set(0x20, (features >> 32) as u32);
+        d.set(0x70, 1 | 2 | 8);
+        for q in 0..2 {
+            let (desc, avail, used) = rings(q);
+            d.set(0x30, q as u32);
+            assert_eq!(d.reg(0x34), u32::from(QUEUE_MAX));
+            d.set(0x38, 16);
+            d.set(0x80, desc as u32);
+            d.set(0x90, avail as u32);
+            d.set(0xa0, used as u32);
+            d.set(0x44, 1);
+        }
+        d
+    }
+
+    /// DRIVER_OK.
+    pub(super) fn ready(mut self) -> Self {
+        self.set(0x70, 1 | 2 | 8 | 4);
+        self
+    }
+
+    pub(super) fn set(&mut self, off: u64, v: u32) {
+        self.dev.write(off, &v.to_le_bytes());
+    }
+
+    pub(super) fn reg(&self, off: u64) -> u32 {
+        let mut b = [0u8; 4];
+        self.dev.read(off, &mut b);
+        u32::from_le_bytes(b)
+    }
+
+    /// Descriptor `i` of queue `q`.
+    pub(super) fn desc(&self, q: usize, i: u16, addr: u64, len: u32, flags: u16, next: u16) {
+        let at = GuestAddress(rings(q).0 + u64::from(i) * 16);
+        let mut d = addr.to_le_bytes().to_vec();
+        d.extend(len.to_le_bytes());
+        d.extend(flags.to_le_bytes());
+        d.extend(next.to_le_bytes());
+        self.mem.write_slice(&d, at).unwrap();
+    }
+
+    /// Make chain `head` of queue `q` available (no notification).
+    pub(super) fn make_available(&mut self, q: usize, head: u16) {
+        let (_, avail, _) = rings(q);
+        let slot = avail + 4 + u64::from(self.avail[q] % 16) * 2;
+        self.mem.write_obj(head, GuestAddress(slot)).unwrap();
+        self.avail[q] = self.avail[q].wrapping_add(1);
+        self.mem
+            .write_obj(self.avail[q], GuestAddress(avail + 2))
+            .unwrap();
+    }
+
+    /// Notify the device and let it serve; whether it interrupted.
+    pub(super) fn notify(&mut self) -> bool {
+        assert_eq!(self.dev.write(0x50, &0u32.to_le_bytes()), Access::Notify);
+        self.dev.serve(&self.mem)
+    }
+
+    /// A one-descriptor chain on queue `q`, `len` bytes at `addr`, made available and
+    /// notified; whether the device interrupted.
+    pub(super) fn offer(&mut self, q: usize, addr: u64, len: u32, flags: u16) -> bool {
+        let i = self.avail[q] % 16;
+        self.desc(q, i, addr, len, flags, 0);
+        self.make_available(q, i);
+        self.notify()
+    }
+
+    /// Queue `q`'s used index and its last entry's length.
+    pub(super) fn used(&self, q: usize) -> (u16, u32) {
+        let (_, _, used) = rings(q);
+        let idx: u16 = self.mem.read_obj(GuestAddress(used + 2)).unwrap();
+        let at = used + 4 + u64::from(idx.wrapping_sub(1) % 16) * 8;
+        (idx, self.mem.read_obj(GuestAddress(at + 4)).unwrap())
+    }
+
+    /// Whether the device stopped (DEVICE_NEEDS_RESET).
+    pub(super) fn stopped(&self) -> bool {
+        self.reg(0x70) & S_NEEDS_RESET != 0
+    }
+}
+
 /// The console device (the control channel) against its driver and against attacks.
 mod console {
     use super::*;
 
-    /// Queue `q`'s rings: receive at 0x1000.., transmit at 0x4000...
-    fn rings(q: u64) -> (u64, u64, u64) {
-        let base = 0x1000 + q * 0x3000;
-        (base, base + 0x1000, base + 0x2000)
-    }
-
-    struct Driver {
-        mem: GuestMemoryMmap,
-        dev: Mmio<Console>,
-        avail: [u16; 2],
-    }
-
-    fn w(dev: &mut Mmio<Console>, off: u64, v: u32) {
-        dev.write(off, &v.to_le_bytes());
-    }
-
-    fn r(dev: &Mmio<Console>, off: u64) -> u32 {
-        let mut b = [0u8; 4];
-        dev.read(off, &mut b);
-        u32::from_le_bytes(b)
-    }
-
-    fn driver() -> Driver {
-        let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), MEM as usize)]).unwrap();
-        let mut dev = Mmio::new(Console::default());
-        assert_eq!(r(&dev, 8), 3, "a console device");
-        w(&mut dev, 0x70, 1 | 2);
-        w(&mut dev, 0x24, 1);
-        w(&mut dev, 0x20, 1); // VERSION_1
-        w(&mut dev, 0x70, 1 | 2 | 8);
-        for q in 0..2u32 {
-            let (desc, avail, used) = rings(q.into());
-            w(&mut dev, 0x30, q);
-            assert_eq!(r(&dev, 0x34), u32::from(QUEUE_MAX));
-            w(&mut dev, 0x38, 16);
-            w(&mut dev, 0x80, desc as u32);
-            w(&mut dev, 0x90, avail as u32);
-            w(&mut dev, 0xa0, used as u32);
-            w(&mut dev, 0x44, 1);
-        }
+    fn driver() -> Driver<Console> {
+        let mut d = Driver::setup(Console::default(), F_VERSION_1);
+        assert_eq!(d.reg(8), 3, "a console device");
         // A third queue does not exist: nothing to size, nothing taken.
-        w(&mut dev, 0x30, 2);
-        assert_eq!(r(&dev, 0x34), 0);
-        w(&mut dev, 0x38, 16);
-        assert_eq!(r(&dev, 0x44), 0);
-        w(&mut dev, 0x70, 1 | 2 | 8 | 4);
-        Driver {
-            mem,
-            dev,
-            avail: [0; 2],
-        }
-    }
-
-    impl Driver {
-        /// One-descriptor chain on queue `q`: `len` bytes at `addr`; whether it interrupted.
-        fn offer(&mut self, q: usize, addr: u64, len: u32, flags: u16) -> bool {
-            let (desc, avail, _) = rings(q as u64);
-            let mut d = addr.to_le_bytes().to_vec();
-            d.extend(len.to_le_bytes());
-            d.extend(flags.to_le_bytes());
-            d.extend(0u16.to_le_bytes());
-            let i = self.avail[q] % 16;
-            self.mem
-                .write_slice(&d, GuestAddress(desc + u64::from(i) * 16))
-                .unwrap();
-            self.mem
-                .write_obj(i, GuestAddress(avail + 4 + u64::from(i) * 2))
-                .unwrap();
-            self.avail[q] = self.avail[q].wrapping_add(1);
-            self.mem
-                .write_obj(self.avail[q], GuestAddress(avail + 2))
-                .unwrap();
-            self.dev.serve(&self.mem)
-        }
-
-        /// Queue `q`'s used index and its last entry's length.
-        fn used(&self, q: usize) -> (u16, u32) {
-            let (_, _, used) = rings(q as u64);
-            let idx: u16 = self.mem.read_obj(GuestAddress(used + 2)).unwrap();
-            let at = used + 4 + u64::from(idx.wrapping_sub(1) % 16) * 8;
-            (idx, self.mem.read_obj(GuestAddress(at + 4)).unwrap())
-        }
-
-        fn needs_reset(&self) -> bool {
-            r(&self.dev, 0x70) & S_NEEDS_RESET != 0
-        }
+        d.set(0x30, 2);
+        assert_eq!(d.reg(0x34), 0);
+        d.set(0x38, 16);
+        assert_eq!(d.reg(0x44), 0);
+        d.ready()
     }
 
     #[test]
@@ -380,18 +413,18 @@ mod console {
         assert!(g.offer(RX, 0x30000, 8, 0));
         assert_eq!(g.used(RX), (2, 0));
         assert_eq!(g.dev.backend.to_guest, b"c");
-        assert!(!g.needs_reset());
+        assert!(!g.stopped());
     }
 
     #[test]
     fn oversized_or_outside_transmit_buffers_break_the_device_not_the_vmm() {
         let mut g = driver();
         assert!(!g.offer(TX, 0x20000, (TX_CHAIN_MAX + 1) as u32, 0));
-        assert!(g.needs_reset());
+        assert!(g.stopped());
         assert!(g.dev.backend.from_guest.is_empty());
         let mut g = driver();
         assert!(!g.offer(TX, MEM - 2, 16, 0));
-        assert!(g.needs_reset());
+        assert!(g.stopped());
         assert!(g.dev.backend.from_guest.is_empty());
         // A receive buffer past RAM: nothing written, the bytes stay for a good buffer.
         let mut g = driver();
