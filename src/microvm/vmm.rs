@@ -705,6 +705,23 @@ fn vmm_loop<W: std::io::Write>(
     }
 }
 
+/// `e`'s descriptor, borrowed for as long as `e` is.
+fn borrow(e: &EventFd) -> std::os::fd::BorrowedFd<'_> {
+    // SAFETY: an EventFd owns its descriptor and closes it only when dropped, which the
+    // borrow of `e` rules out for the returned lifetime.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(e.as_raw_fd()) }
+}
+
+/// Interrupt the guest when `interrupt` (a device's serve changed a used ring); the
+/// thread ends the VMM if it cannot.
+fn raise(irq: &EventFd, interrupt: bool, thread: &str) {
+    if interrupt {
+        if let Err(e) = irq.write(1) {
+            fatal(&format!("{thread}: the interrupt: {e}"));
+        }
+    }
+}
+
 /// The block I/O thread: serve the queue on each notification, interrupt the guest when
 /// the used ring changed.
 fn block_loop(
@@ -719,12 +736,11 @@ fn block_loop(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => fatal(&format!("block: the queue's notification: {e}")),
         }
-        let interrupt = dev.lock().unwrap_or_else(|p| p.into_inner()).serve(mem);
-        if interrupt {
-            if let Err(e) = irq.write(1) {
-                fatal(&format!("block: the interrupt: {e}"));
-            }
-        }
+        raise(
+            irq,
+            dev.lock().unwrap_or_else(|p| p.into_inner()).serve(mem),
+            "block",
+        );
     }
 }
 
@@ -744,10 +760,9 @@ fn net_loop(
         .link
         .0
         .as_raw_fd();
-    // SAFETY: the eventfd outlives this borrow (both last as long as this function, which
-    // never returns).
-    let notify_fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(notify.as_raw_fd()) };
-    // SAFETY: the device, which holds the socket, outlives this borrow (as above).
+    let notify_fd = borrow(notify);
+    // SAFETY: the device, which holds the socket, outlives this borrow (it lasts as long as
+    // this function, which never returns).
     let link_fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(link_raw) };
     loop {
         let starved = dev
@@ -767,12 +782,11 @@ fn net_loop(
             let _ = notify.read();
         }
         drop(fds);
-        let interrupt = dev.lock().unwrap_or_else(|p| p.into_inner()).serve(mem);
-        if interrupt {
-            if let Err(e) = irq.write(1) {
-                fatal(&format!("net: the interrupt: {e}"));
-            }
-        }
+        raise(
+            irq,
+            dev.lock().unwrap_or_else(|p| p.into_inner()).serve(mem),
+            "net",
+        );
     }
 }
 
@@ -1016,9 +1030,7 @@ fn control_loop(
         broken: false,
     };
     let mut buf = vec![0u8; channel::FRAME_MAX];
-    // SAFETY: the eventfd outlives this borrow (both last as long as this function, which
-    // never returns).
-    let notify_fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(notify.as_raw_fd()) };
+    let notify_fd = borrow(notify);
     loop {
         let backlog = dev
             .lock()
@@ -1127,11 +1139,7 @@ fn control_loop(
                 let interrupt = d.serve(mem);
                 (interrupt, std::mem::take(&mut d.backend.from_guest))
             };
-            if interrupt {
-                if let Err(e) = irq.write(1) {
-                    fatal(&format!("control: the interrupt: {e}"));
-                }
-            }
+            raise(irq, interrupt, "control");
             if from_guest.is_empty() {
                 break;
             }
