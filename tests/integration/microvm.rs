@@ -1133,10 +1133,10 @@ runb() {
 }
 # Three network namespaces, each with a veth of one bridge as a CNI bridge leaves them
 # (10.0.0.N/24, default route via .254): the exec guest joins n1, the net guest n2, podman's
-# guest n3.
+# guest n3, containerd's n4.
 ip link add br0 type bridge && ip link set br0 up
 mkdir -p /run/netns
-for n in 1 2 3; do
+for n in 1 2 3 4; do
   touch /run/netns/n$n; unshare --net=/run/netns/n$n true
   nsenter --net=/run/netns/n$n sh -c "ip link add vh$n type veth && ip link set vh$n netns 1 && ip link set veth0 name eth0 && ip addr add 10.0.0.$n/24 dev eth0 && ip link set eth0 up && ip route add default via 10.0.0.254" || echo "NESTED: netns n$n failed"
   ip link set vh$n master br0 && ip link set vh$n up
@@ -1145,8 +1145,9 @@ done
 # guest images in the default guest directory: conmon does not pass the environment on)
 # started, exec'd into and stopped by podman; `--policy runc` as for the other guests here
 # (this kernel's tmpfs cannot be idmapped).
+g=/var/lib/contain/guests
 podman_stage() {
-  g=/var/lib/contain/guests; mkdir -p $g && mount --bind /guest $g
+  mkdir -p $g && mount --bind /guest $g
   p="/usr/bin/podman --runtime /contain --runtime-flag policy=runc --cgroup-manager cgroupfs --storage-driver vfs --events-backend file"
   $p import -q /podman.tar img > /dev/null || echo "NESTED: podman import failed"
   a=; for kv in isolation=microvm microvm.kernel=$g/kernels/vmlinuz microvm.rootfs=block microvm.modules=$g/modules microvm.timeout=300; do a="$a --annotation io.contain.$kv"; done
@@ -1158,6 +1159,27 @@ podman_stage() {
   o=$($p stop -t 60 pm 2>&1); st=$?
   echo "NESTED: podman stop: [status=$st exit=$($p inspect -f '{{.State.ExitCode}}' pm) logs=$($p logs pm | tr '\n' ' ')] $o"
   $p rm pm > /dev/null; echo "NESTED: podman rm status=$? left=$(ps -o args | grep -v grep | grep -c contain)"
+}
+# containerd (its runc shim, contain as the runc binary, `--policy runc` by a wrapper) runs
+# the same workload in a microVM on a rootfs directory, in n4: ctr run, task exec, task kill
+# (TERM), the run's status the workload's.
+containerd_stage() {
+  printf '#!/bin/sh\nexec /contain --policy runc "$@"\n' > /contain-runc && chmod 755 /contain-runc
+  mkdir -p /etc/containerd /cdroot && tar -xf /podman.tar -C /cdroot
+  printf 'version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n' > /etc/containerd/config.toml
+  PATH=/bin:/usr/bin /usr/bin/containerd > /tmp/containerd.log 2>&1 & cdd=$!
+  i=0; while [ ! -S /run/containerd/containerd.sock ] && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done
+  k="/usr/bin/ctr -n nested"
+  # The shim passes containerd's environment on: CONTAIN_GUEST_DIR (/guest) holds.
+  a=; for kv in isolation=microvm microvm.kernel=/guest/kernels/vmlinuz microvm.rootfs=block microvm.modules=/guest/modules microvm.timeout=300; do a="$a --annotation io.contain.$kv"; done
+  $k run --rm --rootfs --runc-binary /contain-runc --memory-limit 268435456 --with-ns network:/run/netns/n4 $a /cdroot cd /entry > /tmp/cd.out 2> /tmp/cd.err & run=$!
+  i=0; while ! grep -q '^up' /tmp/cd.out && kill -0 $run 2>/dev/null && [ $i -lt 120 ]; do sleep 1; i=$((i+1)); done
+  grep -q '^up' /tmp/cd.out || { echo "NESTED: the containerd guest is not up:"; cat /tmp/cd.out /tmp/cd.err; tail -20 /tmp/containerd.log; }
+  o=$($k task exec --exec-id e1 cd sh -c 'echo cexec init=$(tr "\0" " " < /proc/1/cmdline) $(ip -4 addr show eth0 | grep -o "inet [0-9./]*"); exit 6' 2>&1); st=$?
+  echo "NESTED: containerd exec: [$o status=$st]"
+  $k task kill cd; wait $run; st=$?
+  echo "NESTED: containerd run: [status=$st out=$(tr '\n' ' ' < /tmp/cd.out)] left=[$($k c ls -q)]"
+  kill $cdd
 }
 echo piped-to-run > /tmp/stdin
 runb bundle /dev/null
@@ -1201,6 +1223,7 @@ i=0; while ! $c state ex | grep -q '"stopped"' && [ $i -lt 300 ]; do usleep 1000
 echo "NESTED: kill: [$(tr '\n' ' ' < /tmp/ex.out)] state=$($c state ex | grep -o '"status": "[a-z]*"')"
 $c delete ex; echo "NESTED: delete status=$?"
 podman_stage
+containerd_stage
 poweroff -f
 "#;
 
@@ -1335,9 +1358,23 @@ fn nested_vmm() -> R {
     let Some(busybox) = busybox() else {
         return skip("busybox is not installed (apt-get install busybox-static)");
     };
-    let Some(podman) = which("podman") else {
-        return skip("podman is not installed (apt-get install podman)");
-    };
+    // The clients the tier drives a microVM container with, copied into the outer VM.
+    let mut clients = Vec::new();
+    for (tool, package) in [
+        ("podman", "podman"),
+        ("containerd", "containerd"),
+        ("containerd-shim-runc-v2", "containerd"),
+        ("ctr", "containerd"),
+    ] {
+        match which(tool) {
+            Some(p) => clients.push(p),
+            None => {
+                return skip(format!(
+                    "{tool} is not installed (apt-get install {package})"
+                ))
+            }
+        }
+    }
     let kernel = match linux_kernel() {
         Ok(k) => k,
         Err(why) => return skip(why),
@@ -1371,7 +1408,7 @@ fn nested_vmm() -> R {
         )?;
     }
     std::fs::copy(&kernel, root.join("guest/kernels/vmlinuz"))?;
-    copy_podman(&podman, &root)?;
+    copy_clients(&clients, &root)?;
     std::fs::write(root.join("init"), NESTED_INIT)?;
     std::fs::set_permissions(
         root.join("init"),
@@ -1609,6 +1646,14 @@ fn nested_vmm() -> R {
     ] {
         ensure!(out.contains(want), "podman: missing {want:?} in:\n{out}");
     }
+    // containerd's runc shim the same: exec in the guest, kill's TERM reaching the handler,
+    // `ctr run` ending with the workload's status, the container deleted (--rm).
+    for want in [
+        "NESTED: containerd exec: [cexec init=/.contain/init guest-agent inet 10.0.0.4/24 status=6]",
+        "NESTED: containerd run: [status=42 out=up got-term ] left=[]",
+    ] {
+        ensure!(out.contains(want), "containerd: missing {want:?} in:\n{out}");
+    }
     // `contain ps`: the table is the guest's own ps (its PID 1 the agent, the workload's
     // sleep); the JSON, the host's pids (the VMM).
     let table = out
@@ -1672,16 +1717,18 @@ fn throughput(out: &str) -> R {
     pass()
 }
 
-/// Put podman, conmon, the libraries they load and podman's configuration into the outer
-/// VM's root at the host's paths (with a root user and empty name resolution).
-fn copy_podman(podman: &Path, root: &Path) -> R {
+/// Put the `clients`, podman's conmon, the libraries they load and podman's configuration
+/// into the outer VM's root at the host's paths (with a root user and empty name resolution).
+fn copy_clients(clients: &[std::path::PathBuf], root: &Path) -> R {
     let conmon = ["/usr/libexec/podman/conmon", "/usr/bin/conmon"]
         .into_iter()
         .map(Path::new)
         .find(|p| p.exists())
         .ok_or("conmon is not installed (apt-get install conmon)")?;
-    let mut files = vec![podman.to_path_buf(), conmon.to_path_buf()];
-    for bin in [podman, conmon] {
+    let mut bins = clients.to_vec();
+    bins.push(conmon.to_path_buf());
+    let mut files = bins.clone();
+    for bin in &bins {
         let o = std::process::Command::new("ldd").arg(bin).out();
         ensure!(o.code == 0, "ldd {}: {}", bin.display(), o.stderr);
         // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)", "/lib64/ld-linux... (0x...)"
