@@ -57,7 +57,8 @@ fn bind_console(slave: &OwnedFd) -> Result<(), ProcessError> {
             }
         )));
     }
-    let tree = crate::sys::mount::clone_fd(slave.as_fd()).map_err(during("bind the console"))?;
+    let tree =
+        crate::sys::mount::clone_fd(slave.as_fd(), false).map_err(during("bind the console"))?;
     crate::sys::mount::attach(tree.as_fd(), target.as_fd())
         .map_err(|e| during("bind the console on /dev/console")(e).into())
 }

@@ -86,11 +86,7 @@ pub fn mount_one(
     }
     if let Some(made) = plan.prepared(index) {
         // The runtime made this one (the /dev tmpfs with device nodes, as host root).
-        sys.attach(made.as_fd(), target.as_fd())
-            .map_err(step(format!(
-                "attach the runtime's {typ} on {}",
-                dest.display()
-            )))?;
+        attach_prepared(sys, root, made.as_fd(), target.as_fd(), dest)?;
     } else {
         match sys.mount(
             Source::Name(&source),
@@ -227,6 +223,32 @@ fn set_propagation(
     Ok(())
 }
 
+/// Attach a tree the runtime prepared (an idmapped bind source, the /dev tmpfs) on `target`,
+/// `dest` in the container. Since Linux 6.8 /proc/self/mountinfo lists a namespace's mounts in
+/// the order they were made, not attached, and the runtime made these before the init mounted
+/// the entries above them; so the init attaches the tree, copies it from there (a copy of a
+/// mount in its own namespace, which every kernel allows: a tree the runtime copied from the
+/// host's namespace cannot be copied again from another), takes the tree off and attaches the
+/// copy in its place. The container then sees its mounts in config.json's order, as the spec
+/// asks and as runc's are (runtime-tools' validation checks it).
+fn attach_prepared(
+    sys: &dyn Syscalls,
+    root: BorrowedFd<'_>,
+    tree: BorrowedFd<'_>,
+    target: BorrowedFd<'_>,
+    dest: &Path,
+) -> Result<(), RootfsError> {
+    let what = |s: &str| step(format!("{s} the runtime's mount on {}", dest.display()));
+    sys.attach(tree, target).map_err(what("attach"))?;
+    let attached = sys
+        .open_in_root(root, dest, libc::O_PATH)
+        .map_err(what("open"))?;
+    let copy = sys.copy_tree_now(attached.as_fd()).map_err(what("copy"))?;
+    sys.detach(attached.as_fd()).map_err(what("detach"))?;
+    sys.attach(copy.as_fd(), target)
+        .map_err(what("attach a copy of"))
+}
+
 /// Where a bind mount comes from: a detached tree the runtime prepared (idmapped), or the
 /// source opened here by path.
 enum BindSource<'a> {
@@ -275,12 +297,7 @@ fn bind(
     let rec = opts.flags & MsFlags::MS_REC;
     match &source {
         BindSource::Prepared(tree) => {
-            sys.attach(tree.as_fd(), target.as_fd())
-                .map_err(step(format!(
-                    "attach idmapped {} on {}",
-                    src.display(),
-                    dest.display()
-                )))?
+            attach_prepared(sys, root, tree.as_fd(), target.as_fd(), dest)?
         }
         BindSource::Path(fd) => sys
             .mount(

@@ -68,6 +68,11 @@ pub trait Syscalls {
     fn umount(&self, target: &Path, flags: MntFlags) -> io::Result<()>;
     /// move_mount(2) of a detached tree onto `target`.
     fn attach(&self, tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> io::Result<()>;
+    /// A new detached copy of the mount `mnt` and those below it
+    /// (open_tree(OPEN_TREE_CLONE|AT_RECURSIVE)).
+    fn copy_tree_now(&self, mnt: BorrowedFd<'_>) -> io::Result<OwnedFd>;
+    /// Lazily unmount the mount `mnt` (an O_PATH descriptor of its root) and those below it.
+    fn detach(&self, mnt: BorrowedFd<'_>) -> io::Result<()>;
     /// mount_setattr(2).
     fn set_attrs(
         &self,
@@ -181,6 +186,15 @@ impl Syscalls for Real {
 
     fn attach(&self, tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> io::Result<()> {
         crate::sys::mount::attach(tree, target)
+    }
+
+    fn copy_tree_now(&self, mnt: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+        crate::sys::mount::clone_fd(mnt, true)
+    }
+
+    fn detach(&self, mnt: BorrowedFd<'_>) -> io::Result<()> {
+        let path = format!("/proc/self/fd/{}", mnt.as_raw_fd());
+        nix(nix::mount::umount2(path.as_str(), MntFlags::MNT_DETACH))
     }
 
     fn set_attrs(

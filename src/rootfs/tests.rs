@@ -344,6 +344,17 @@ impl Syscalls for Fake {
         self.call(line)
     }
 
+    fn copy_tree_now(&self, mnt: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+        let place = self.place(mnt);
+        self.call(format!("copy {place}"))?;
+        Ok(self.fd(place))
+    }
+
+    fn detach(&self, mnt: BorrowedFd<'_>) -> io::Result<()> {
+        let line = format!("detach {}", self.place(mnt));
+        self.call(line)
+    }
+
     fn set_attrs(&self, mnt: BorrowedFd<'_>, set: u64, clear: u64, rec: bool) -> io::Result<()> {
         let line = format!(
             "setattr {} set {set:#x} clear {clear:#x}{}",
@@ -929,5 +940,47 @@ fn a_read_only_dev_tmpfs_is_made_writable_and_read_only_after_its_nodes_and_cons
     assert_eq!(
         sys.mounts_log()[before..],
         ["mount - on /dev [bind,rec,remount,rdonly,nosuid]"]
+    );
+}
+
+#[test]
+fn a_prepared_tree_is_replaced_by_a_copy_made_at_its_turn_in_config_order() {
+    let sys = Fake::new();
+    let spec = the_usual_mounts();
+    let plan = RootfsPlan {
+        spec: &spec,
+        rootfs: Path::new(ROOTFS),
+        bundle: Path::new("/bundle"),
+        cgroup: None,
+        prepared: vec![
+            (1, sys.fd(Place::Host("detached-dev".into()))),
+            (4, sys.fd(Place::Host("/srv/data".into()))),
+        ],
+        rootfs_dir: None,
+    };
+    prepare(&sys, &plan).unwrap();
+    let steps: Vec<String> = sys
+        .log()
+        .into_iter()
+        .filter(|l| {
+            ["mount proc", "mount sysfs", "attach", "copy", "detach"]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "mount proc on /proc type proc []",
+            "attach host:detached-dev on /dev",
+            "copy /dev",
+            "detach /dev",
+            "attach /dev on /dev",
+            "mount sysfs on /sys type sysfs [rdonly,nosuid,nodev,noexec]",
+            "attach host:/srv/data on /data",
+            "copy /data",
+            "detach /data",
+            "attach /data on /data",
+        ]
     );
 }

@@ -56,11 +56,15 @@ pub fn clone_tree(path: &Path, recursive: bool) -> io::Result<OwnedFd> {
     Ok(tree)
 }
 
-/// A detached bind of the file or directory `fd` refers to (open_tree with AT_EMPTY_PATH): no
-/// path is resolved, so nothing can be swapped in between.
-pub fn clone_fd(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
-    let flags =
-        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
+/// A detached bind of the file or directory `fd` refers to (open_tree with AT_EMPTY_PATH), with
+/// `recursive` of the mounts below it too: no path is resolved, so nothing can be swapped in
+/// between. `fd` may itself be a detached tree (kernels since 6.15 copy one).
+pub fn clone_fd(fd: BorrowedFd<'_>, recursive: bool) -> io::Result<OwnedFd> {
+    let rec = if recursive { AT_RECURSIVE } else { 0 };
+    let flags = OPEN_TREE_CLONE
+        | libc::O_CLOEXEC as libc::c_uint
+        | libc::AT_EMPTY_PATH as libc::c_uint
+        | rec;
     // SAFETY: the empty path is a static NUL-terminated string; the descriptor is valid for
     // the call.
     let m =
