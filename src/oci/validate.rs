@@ -116,7 +116,7 @@ pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
 
     let (new_ns, all_ns) = namespaces(linux)?;
     id_mappings(linux, &new_ns, &all_ns)?;
-    needs_new_namespaces(spec, linux, &new_ns)?;
+    needs_new_namespaces(spec, linux, &new_ns, &all_ns)?;
     sysctls(linux, &all_ns)?;
     linux_fields(spec, linux)?;
     process(spec)?;
@@ -199,11 +199,12 @@ fn id_mappings(
     Ok(())
 }
 
-/// Time offsets, hostname and domain name need new time and uts namespaces.
+/// Time offsets need a new time namespace; hostname and domain name a uts namespace.
 fn needs_new_namespaces(
     spec: &Spec,
     linux: &oci_spec::runtime::Linux,
     new_ns: &HashSet<LinuxNamespaceType>,
+    all_ns: &HashSet<LinuxNamespaceType>,
 ) -> Result<(), ConfigError> {
     if linux.time_offsets().is_some() && !new_ns.contains(&LinuxNamespaceType::Time) {
         return Err(invalid("linux.timeOffsets", "needs a new time namespace"));
@@ -217,18 +218,20 @@ fn needs_new_namespaces(
         }
     }
 
-    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty())
-        && !new_ns.contains(&LinuxNamespaceType::Uts)
-    {
-        return Err(invalid("hostname", "setting it needs a new uts namespace"));
-    }
-    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty())
-        && !new_ns.contains(&LinuxNamespaceType::Uts)
-    {
-        return Err(invalid(
-            "domainname",
-            "setting it needs a new uts namespace",
-        ));
+    // As runc: a uts namespace of the container's own, new or joined by path (the names are
+    // then set in the joined one), never the runtime's.
+    for (field, name) in [
+        ("hostname", spec.hostname()),
+        ("domainname", spec.domainname()),
+    ] {
+        if name.as_ref().is_some_and(|h| !h.is_empty())
+            && !all_ns.contains(&LinuxNamespaceType::Uts)
+        {
+            return Err(invalid(
+                field,
+                "setting it needs a uts namespace (new, or joined by path)",
+            ));
+        }
     }
 
     Ok(())
