@@ -19,4 +19,9 @@ fi
 if [ -z "${CONTAIN_TEST_RUNC_BATS:-}" ] && bats_dir=$(scripts/test-runc-bats.sh); then
   export CONTAIN_TEST_RUNC_BATS=$bats_dir
 fi
+# The OCI runtime-tools validation suite (Debian's source package, built once), run against
+# runc and contain by conformance::runtime_tools_suite.
+if [ -z "${CONTAIN_TEST_RUNTIME_TOOLS:-}" ] && tools_dir=$(scripts/test-runtime-tools.sh); then
+  export CONTAIN_TEST_RUNTIME_TOOLS=$tools_dir
+fi
 exec cargo test --release "$@"

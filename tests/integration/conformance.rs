@@ -25,6 +25,15 @@ pub const TESTS: Tests = &[
         no_worse_than_runc,
     ),
     ("conformance::runc_bats_suite", runc_bats_suite),
+    ("conformance::runtime_tools_suite", runtime_tools_suite),
+    (
+        "conformance::what_runtime_tools_found_now_matches_runc",
+        runtime_tools_findings,
+    ),
+    (
+        "conformance::what_runtime_tools_found_now_matches_runc_shared_root",
+        || on_shared_root(runtime_tools_findings),
+    ),
     (
         "conformance::what_runcs_suite_found_now_matches_runc",
         runcs_suite_findings,
@@ -471,6 +480,239 @@ fn runc_bats_suite() -> R {
     }
     ensure!(problems.is_empty(), "{}", problems.join("\n"));
     pass()
+}
+
+/// Validation programs of runtime-tools that contain fails on purpose, for the policies named
+/// ("any": every policy), and why (README, "Differences from runc").
+const RUNTIME_TOOLS_DIFFERENCES: &[(&str, &str, &str)] = &[
+    (
+        "any",
+        "linux_ns_itype",
+        "a config without a mount namespace: runc sets the rootfs up in the runtime's own mount \
+         namespace (the mounts stay in the host's table) and only chroots; contain refuses it",
+    ),
+    (
+        "default",
+        "linux_ns_path",
+        "user namespace: the hostname cannot be set in a host's uts namespace joined by path \
+         (container root holds no capability in it); refused, naming hostname and the runc policy",
+    ),
+];
+
+/// Whether a runtime-tools validation program's TAP output is a pass, as a TAP harness counts
+/// it: it exited 0, printed its plan, and no test point failed but those marked TODO.
+fn tap_program_passed(out: &std::process::Output) -> bool {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let failed = text
+        .lines()
+        .any(|l| l.starts_with("not ok") && !l.contains("# TODO"));
+    let planned = text.lines().any(|l| {
+        l.strip_prefix("1..")
+            .is_some_and(|n| n.parse::<u32>().is_ok())
+    });
+    out.status.success() && planned && !failed
+}
+
+/// The OCI runtime-tools validation suite (scripts/test-runtime-tools.sh: one program per
+/// spec area, most of which run runtime-tools' runtimetest inside the container to check it
+/// from there) run against runc, contain under `default` and contain under `--policy runc`,
+/// each program in a mount namespace of its own: every program runc passes passes under
+/// contain too, but those RUNTIME_TOOLS_DIFFERENCES names for the policy, and every listed
+/// difference is still one.
+fn runtime_tools_suite() -> R {
+    let Some(dir) = std::env::var_os("CONTAIN_TEST_RUNTIME_TOOLS") else {
+        return skip(
+            "CONTAIN_TEST_RUNTIME_TOOLS is not set (scripts/test.sh sets it from scripts/test-runtime-tools.sh)",
+        );
+    };
+    let dir = PathBuf::from(dir);
+    let Some(runc) = which("runc") else {
+        return skip("runc is not installed (scripts/test-deps.sh installs it)");
+    };
+    let mut programs: Vec<String> = std::fs::read_dir(dir.join("validation"))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            dir.join("validation")
+                .join(n)
+                .join(format!("{n}.t"))
+                .is_file()
+        })
+        .collect();
+    programs.sort();
+    ensure!(
+        programs.len() > 50,
+        "runtime-tools has {} validation programs in {}",
+        programs.len(),
+        dir.display()
+    );
+    let roots = tempfile::tempdir()?;
+    // Each runtime with a state root of its own, so that what a failing program leaves is
+    // found and removed afterwards.
+    let wrapper = |name: &str, cmd: String| -> Result<PathBuf, libtest_mimic::Failed> {
+        let root = roots.path().join(format!("{name}-state"));
+        let path = roots.path().join(name);
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\nexec {cmd} --root {} \"$@\"\n", root.display()),
+        )?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        Ok(path)
+    };
+    let suite = |runtime: &Path| -> Result<BTreeMap<String, bool>, libtest_mimic::Failed> {
+        let mut map = BTreeMap::new();
+        for p in &programs {
+            let out = std::process::Command::new("timeout")
+                .args(["120", "unshare", "-m", "--propagation", "private"])
+                .arg(format!("validation/{p}/{p}.t"))
+                .env("RUNTIME", runtime)
+                .current_dir(&dir)
+                .stdin(std::process::Stdio::null())
+                .output()?;
+            map.insert(p.clone(), tap_program_passed(&out));
+        }
+        // What a failing program left: its containers, ended and deleted.
+        let list = std::process::Command::new(runtime)
+            .args(["list", "-q"])
+            .output()?;
+        for id in String::from_utf8_lossy(&list.stdout).split_whitespace() {
+            let _ = std::process::Command::new(runtime)
+                .args(["delete", "-f", id])
+                .output();
+        }
+        Ok(map)
+    };
+    let passed = |m: &BTreeMap<String, bool>| m.values().filter(|p| **p).count();
+    let reference = suite(&wrapper("runc", runc.display().to_string())?)?;
+    let mut problems = Vec::new();
+    for (policy, runtime) in [
+        ("default", wrapper("contain-default", CONTAIN.to_string())?),
+        (
+            "runc",
+            wrapper("contain-runc", format!("{CONTAIN} --policy runc"))?,
+        ),
+    ] {
+        let got = suite(&runtime)?;
+        eprintln!(
+            "runtime-tools validation: runc {} of {} programs passed; contain --policy {policy}: {}",
+            passed(&reference),
+            reference.len(),
+            passed(&got)
+        );
+        let listed = |name: &str| {
+            RUNTIME_TOOLS_DIFFERENCES
+                .iter()
+                .any(|(p, n, _)| (*p == "any" || *p == policy) && *n == name)
+        };
+        for (name, runc_passed) in &reference {
+            let ours = got.get(name).copied().unwrap_or(false);
+            if *runc_passed && !ours && !listed(name) {
+                problems.push(format!(
+                    "{policy}: {name} passes under runc, not under contain (run it: cd {} && RUNTIME={} validation/{name}/{name}.t)",
+                    dir.display(),
+                    runtime.display()
+                ));
+            }
+            if listed(name) && ours {
+                problems.push(format!(
+                    "{policy}: {name} is listed as a difference from runc but passes: remove it from RUNTIME_TOOLS_DIFFERENCES"
+                ));
+            }
+        }
+    }
+    ensure!(problems.is_empty(), "{}", problems.join("\n"));
+    pass()
+}
+
+/// What runtime-tools' validation found, under `default` and `--policy runc`, observed from
+/// inside: the container's /proc/self/mountinfo lists its mounts in config.json's order, also
+/// those the runtime prepares before the init mounts the rest (the /dev tmpfs, idmapped bind
+/// sources under `default`); a hostname is set in a uts namespace joined by path (runc's
+/// rule), and where the added user namespace makes that impossible it is refused naming the
+/// field and the policy that allows it, with nothing left behind.
+fn runtime_tools_findings() -> R {
+    let host_dir = tempfile::tempdir()?;
+    std::fs::write(host_dir.path().join("mark"), "bound")?;
+    let mut uts = std::process::Command::new("unshare")
+        .args(["-u", "sleep", "60"])
+        .spawn()?;
+    let uts_path = format!("/proc/{}/ns/uts", uts.id());
+    let result = (|| -> R {
+        for policy in ["default", "runc"] {
+            let rt = Runtime::new();
+            let mut b = Bundle::new();
+            b.sh("cat /mnt/b/mark; echo; awk '{print $5}' /proc/self/mountinfo");
+            b.set(|c| {
+                let mounts = c["mounts"].as_array_mut().expect("mounts");
+                mounts.push(
+                    json!({"destination": "/tmp/a", "type": "tmpfs", "source": "tmpfs",
+                    "options": ["nosuid", "nodev", "size=64k"]}),
+                );
+                mounts.push(json!({"destination": "/mnt/b", "type": "bind",
+                    "source": host_dir.path(), "options": ["rbind", "ro"]}));
+            });
+            let want: Vec<String> = b.config["mounts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|m| m["destination"].as_str().map(str::to_string))
+                .collect();
+            let o = rt.with_policy(policy, "run", &b, "order");
+            ensure!(
+                o.code == 0 && o.stdout.starts_with("bound"),
+                "{policy}: run: {} {} {}",
+                o.code,
+                o.stdout,
+                o.stderr
+            );
+            let seen: Vec<&str> = o
+                .stdout
+                .lines()
+                .skip(1)
+                .filter(|l| want.iter().any(|w| w == l))
+                .collect();
+            ensure!(
+                seen == want,
+                "{policy}: mountinfo lists config.json's mounts as {seen:?}, config.json's order is {want:?}"
+            );
+            rt.assert_clean(&b, "order")?;
+
+            let mut b = Bundle::new();
+            b.sh("hostname");
+            b.set(|c| {
+                c["hostname"] = json!("joined-uts");
+                let ns = c["linux"]["namespaces"].as_array_mut().expect("namespaces");
+                ns.retain(|n| n["type"] != "uts");
+                ns.push(json!({"type": "uts", "path": uts_path}));
+            });
+            let o = rt.with_policy(policy, "run", &b, "uts");
+            let theirs = std::process::Command::new("nsenter")
+                .args(["-t", &uts.id().to_string(), "-u", "hostname"])
+                .output()?;
+            let theirs = String::from_utf8_lossy(&theirs.stdout).trim().to_string();
+            if policy == "runc" {
+                ensure!(
+                    o.code == 0 && o.stdout.trim() == "joined-uts" && theirs == "joined-uts",
+                    "runc: hostname in a joined uts namespace: {} {:?} {:?}, the namespace's: {theirs:?}",
+                    o.code,
+                    o.stdout,
+                    o.stderr
+                );
+            } else {
+                fails_with(&o, "hostname")?;
+                ensure!(
+                    o.stderr.contains("runc") && theirs != "joined-uts",
+                    "default: the refusal names no policy, or the name was set: {:?}, the namespace's: {theirs:?}",
+                    o.stderr
+                );
+            }
+            rt.assert_clean(&b, "uts")?;
+        }
+        pass()
+    })();
+    let _ = uts.kill();
+    let _ = uts.wait();
+    result
 }
 
 /// What runc's own suite found, each under `default` and `--policy runc`, observed through
