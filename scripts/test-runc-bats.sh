@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Print the directory of runc 1.1.5's own integration suite (its bats tests), ready to run
 # against any runtime with RUNC=PATH: the first time, it fetches Debian's runc *source*
-# package (a deb-src list of its own for deb.debian.org; nothing is installed), unpacks it
+# package (scripts/deb-source.sh: an apt list of its own; nothing is installed), unpacks it
 # into target/runc-bats, builds tests/runc-bats/recvtty.c and seccompagent.c in place of runc's
 # Go recvtty and seccompagent, and replaces get-images.sh (which downloads images) with one
 # naming a busybox rootfs made here from busybox-static. Prints nothing and exits 1 when it cannot; the test that uses it
@@ -11,23 +11,10 @@ cd "$(dirname "$0")/.."
 top=$PWD/target/runc-bats
 src=$top/runc-1.1.5
 if [ ! -d "$src/tests/integration" ] || [ ! -f "$top/busybox.tar.xz" ]; then
-  command -v apt-get >/dev/null || exit 1
   command -v busybox >/dev/null || exit 1
   rm -rf "$top"
-  mkdir -p "$top/apt/lists/partial" "$top/apt/cache/archives/partial" "$top/apt/sources"
-  cat >"$top/apt/sources/runc.sources" <<'SRC'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-  apt_opts=(-o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts="$top/apt/sources"
-    -o Dir::State::Lists="$top/apt/lists" -o Dir::Cache="$top/apt/cache")
-  (cd "$top" && apt-get "${apt_opts[@]}" -qq update >/dev/null 2>&1 &&
-    apt-get "${apt_opts[@]}" -qq source --download-only runc=1.1.5+ds1-1+deb12u1 >/dev/null 2>&1) ||
-    (cd "$top" && apt-get "${apt_opts[@]}" -qq source --download-only runc >/dev/null 2>&1) || exit 1
-  tar -xJf "$top"/runc_1.1.5*.orig.tar.xz -C "$top" || exit 1
+  orig=$(scripts/deb-source.sh "$top" bookworm runc 1.1.5+ds1-1+deb12u1) || exit 1
+  tar -xJf "$orig" -C "$top" || exit 1
   [ -d "$src/tests/integration" ] || exit 1
   # runc's busybox image, as far as its tests look: busybox and its applets, root and nobody.
   bb=$top/busybox-rootfs

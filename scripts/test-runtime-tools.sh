@@ -2,8 +2,8 @@
 # Print the directory of the Open Container Initiative's runtime-tools (its validation suite:
 # one TAP program per spec area, and runtimetest, which checks a container from inside), built
 # and ready to run against any runtime with RUNTIME=PATH from that directory. The first time,
-# it fetches Debian's golang-github-opencontainers-runtime-tools *source* package (a deb-src
-# list of its own for deb.debian.org's trixie; nothing is installed), unpacks it into
+# it fetches Debian's golang-github-opencontainers-runtime-tools *source* package (trixie's,
+# through scripts/deb-source.sh; nothing is installed), unpacks it into
 # target/runtime-tools and builds the programs with Debian's Go and the Go libraries
 # scripts/test-deps.sh installs (GOPATH mode, no module download). github.com/mndrix/tap-go,
 # which Debian does not package, is contain's stand-in (tests/runtime-tools/tap-go). Prints
@@ -18,26 +18,8 @@ gopath=$top/gopath
 src=$gopath/src/github.com/opencontainers/runtime-tools
 command -v go >/dev/null || exit 1
 if [ ! -f "$src/validation/util/test.go" ]; then
-  command -v apt-get >/dev/null || exit 1
   rm -rf "$top"
-  mkdir -p "$top/apt/lists/partial" "$top/apt/cache/archives/partial" "$top/apt/sources"
-  cat >"$top/apt/sources/runtime-tools.sources" <<'SRC'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: trixie
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-  apt_opts=(-o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts="$top/apt/sources"
-    -o Dir::State::Lists="$top/apt/lists" -o Dir::Cache="$top/apt/cache")
-  (cd "$top" && apt-get "${apt_opts[@]}" -qq update >/dev/null 2>&1) || exit 1
-  # The upstream tarball is what is needed (the mirror may not have the .dsc: apt-get then
-  # fails after fetching the tarballs, so its status is not what decides).
-  (cd "$top" && apt-get "${apt_opts[@]}" -qq source --download-only "$pkg=0.9.0.109.ge931285-1" \
-    >/dev/null 2>&1) || (cd "$top" && apt-get "${apt_opts[@]}" -qq source --download-only "$pkg" \
-    >/dev/null 2>&1) || true
-  orig=$(ls "$top"/${pkg}_*.orig.tar.* 2>/dev/null | head -1)
-  [ -n "$orig" ] || exit 1
+  orig=$(scripts/deb-source.sh "$top" trixie "$pkg" 0.9.0.109.ge931285-1) || exit 1
   mkdir -p "$top/unpack" "$(dirname "$src")"
   tar -xf "$orig" -C "$top/unpack" || exit 1
   mv "$top"/unpack/*/ "$src"
