@@ -186,7 +186,7 @@ fn check_mount_namespace(ns_plan: &NsPlan) -> Result<(), ContainerError> {
         Some(_) => {}
         None if !ns_plan.has_new(LinuxNamespaceType::Mount) => {
             return Err(ContainerError::Preflight(
-                "linux.namespaces: no mount namespace is asked for; contain needs one of the container's own (a new one, or one joined by path) for its rootfs under every policy (runc would mount the container's filesystems in the runtime's own mount namespace, where they stay, and confine the process by chroot alone)"
+                "linux.namespaces: no mount namespace is asked for; contain needs one of the container's own (a new one, or one joined by path) for its rootfs under every policy (runc would make the runtime's root a recursive slave, mount the container's filesystems in the runtime's own mount namespace, where they stay, and confine the process by chroot alone)"
                     .into(),
             ));
         }

@@ -275,7 +275,7 @@ fn memory_policy() -> R {
 /// Issue 17, class 4/7: a mount namespace joined by path is where the rootfs is set up, as
 /// runc does it (the namespace's holder sees the container's mounts afterwards), under the
 /// default (which then adds no user namespace, and says so) and runc policies; the runtime's
-/// own mount namespace is refused with the reason.
+/// own mount namespace, and none at all, are refused with the reason.
 fn mount_namespace_joined() -> R {
     for policy in ["default", "runc"] {
         let mut holder = std::process::Command::new("unshare")
@@ -318,6 +318,22 @@ fn mount_namespace_joined() -> R {
     let o = rt.with_policy("runc", "run", &b, "j");
     fails_with(&o, "is the runtime's own")?;
     rt.assert_clean(&b, "j")?;
+    // No mount namespace at all (runtime-tools' linux_ns_itype): refused under every policy,
+    // with the reason, before anything is made.
+    b.set(|c| {
+        let list = c["linux"]["namespaces"].as_array_mut().unwrap();
+        list.retain(|n| n["type"] != "mount");
+    });
+    for policy in ["default", "runc"] {
+        let o = rt.with_policy(policy, "run", &b, "j");
+        fails_with(&o, "no mount namespace is asked for")?;
+        ensure!(
+            o.stderr.contains("chroot alone") && o.stderr.contains("slave"),
+            "{policy}: the refusal does not say why: {}",
+            o.stderr
+        );
+        rt.assert_clean(&b, "j")?;
+    }
     pass()
 }
 
