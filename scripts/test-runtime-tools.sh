@@ -27,7 +27,8 @@ if [ ! -f "$src/validation/util/test.go" ]; then
 fi
 mkdir -p "$gopath/src/github.com/mndrix"
 ln -sfn "$here/tests/runtime-tools/tap-go" "$gopath/src/github.com/mndrix/tap-go"
-export GOPATH=$gopath:/usr/share/gocode GO111MODULE=off GOCACHE=$top/gocache GOFLAGS= GOPROXY=off
+export GOPATH=$gopath:/usr/share/gocode GO111MODULE=off GOCACHE=$top/gocache GOFLAGS= GOPROXY=off \
+  GOENV=off
 cd "$src"
 stamp=$here/tests/runtime-tools/tap-go/tap.go
 if [ ! -x runtimetest ] || [ "$stamp" -nt runtimetest ]; then
