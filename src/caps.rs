@@ -43,6 +43,28 @@ fn last_cap() -> u8 {
         .unwrap_or(40)
 }
 
+/// Set one capability set; when the kernel refuses, name what was asked for that this process
+/// can never hold: capabilities outside its bounding set (config.json's bounding set, less what
+/// the runtime itself was not given).
+fn set_or_explain(set: CapSet, want: &HashSet<Capability>, name: &str) -> Result<(), String> {
+    caps::set(None, set, want).map_err(|e| {
+        let bounding = caps::read(None, CapSet::Bounding).unwrap_or_default();
+        let mut outside: Vec<String> = want
+            .difference(&bounding)
+            .map(|c| c.to_string())
+            .collect();
+        outside.sort();
+        if outside.is_empty() {
+            format!("set {name} capabilities: {e}")
+        } else {
+            format!(
+                "set {name} capabilities: {e}: {} not in the process's bounding set (config.json's bounding set, less what the runtime itself does not hold)",
+                outside.join(", ")
+            )
+        }
+    })
+}
+
 /// The sets, resolved against this kernel.
 #[derive(Clone)]
 pub struct CapPlan {
@@ -103,13 +125,9 @@ impl CapPlan {
 
     /// Set inheritable, effective and permitted, then raise the ambient ones (after the uid change).
     pub fn apply(&self) -> Result<(), String> {
-        caps::set(None, CapSet::Inheritable, &self.inheritable)
-            .map_err(|e| format!("set inheritable capabilities: {e}"))?;
-        let eff: HashSet<_> = self.effective.iter().copied().collect();
-        caps::set(None, CapSet::Effective, &eff)
-            .map_err(|e| format!("set effective capabilities: {e}"))?;
-        caps::set(None, CapSet::Permitted, &self.permitted)
-            .map_err(|e| format!("set permitted capabilities: {e}"))?;
+        set_or_explain(CapSet::Inheritable, &self.inheritable, "inheritable")?;
+        set_or_explain(CapSet::Effective, &self.effective, "effective")?;
+        set_or_explain(CapSet::Permitted, &self.permitted, "permitted")?;
         caps::clear(None, CapSet::Ambient)
             .map_err(|e| format!("clear ambient capabilities: {e}"))?;
         // The kernel only keeps ambient capabilities that are permitted and inheritable; runc

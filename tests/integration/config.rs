@@ -585,6 +585,18 @@ fn capabilities() -> R {
         status_field(&out, "CapBnd") == Some("0000000000000020"),
         "root bounding: {out}"
     );
+    // A set the process can never hold (inheritable outside the bounding set) fails as under
+    // runc, the error naming the capability; under both policies, nothing left behind.
+    b.set(|c| {
+        c["process"]["capabilities"] = json!({"bounding": ["CAP_CHOWN"], "permitted": ["CAP_CHOWN"],
+            "inheritable": ["CAP_CHOWN", "CAP_KILL"]});
+    });
+    for policy in ["default", "runc"] {
+        let rt = Runtime::new();
+        let o = rt.with_policy(policy, "run", &b, "capset");
+        fails_with(&o, "CAP_KILL not in the process's bounding set")?;
+        rt.assert_clean(&b, "capset")?;
+    }
     pass()
 }
 
