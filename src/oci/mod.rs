@@ -15,7 +15,7 @@ use thiserror::Error;
 
 pub use unset::drop_unset;
 pub use validate::{
-    allowed_in_proc, lexical, memory_policy, sysctl_namespace, validate, validate_id,
+    allowed_in_proc, lexical, memory_policy, sysctl_namespace, uts_name_set, validate, validate_id,
 };
 
 #[derive(Debug, Error)]

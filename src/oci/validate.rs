@@ -220,21 +220,26 @@ fn needs_new_namespaces(
 
     // As runc: a uts namespace of the container's own, new or joined by path (the names are
     // then set in the joined one), never the runtime's.
-    for (field, name) in [
-        ("hostname", spec.hostname()),
-        ("domainname", spec.domainname()),
-    ] {
-        if name.as_ref().is_some_and(|h| !h.is_empty())
-            && !all_ns.contains(&LinuxNamespaceType::Uts)
-        {
-            return Err(invalid(
-                field,
-                "setting it needs a uts namespace (new, or joined by path)",
-            ));
-        }
+    if let Some(field) = uts_name_set(spec).filter(|_| !all_ns.contains(&LinuxNamespaceType::Uts)) {
+        return Err(invalid(
+            field,
+            "setting it needs a uts namespace (new, or joined by path)",
+        ));
     }
 
     Ok(())
+}
+
+/// The first of config.json's `hostname` and `domainname` that sets a name (the fields a uts
+/// namespace holds), if any.
+pub fn uts_name_set(spec: &Spec) -> Option<&'static str> {
+    [
+        ("hostname", spec.hostname()),
+        ("domainname", spec.domainname()),
+    ]
+    .into_iter()
+    .find(|(_, name)| name.as_ref().is_some_and(|n| !n.is_empty()))
+    .map(|(field, _)| field)
 }
 
 /// Only namespaced sysctls, of namespaces the container has, with well-formed keys.

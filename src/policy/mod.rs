@@ -877,19 +877,14 @@ fn add_user_namespace(
         Some(pod) => &pod.host_owned,
         None => &facts.host_joins,
     };
-    if host_owned.contains(&LinuxNamespaceType::Uts) {
-        for (field, name) in [
-            ("hostname", spec.hostname()),
-            ("domainname", spec.domainname()),
-        ] {
-            if name.as_ref().is_some_and(|n| !n.is_empty()) {
-                return Err(PolicyError::Refused {
-                    policy: policy.name.clone(),
-                    field: field.into(),
-                    reason: "the uts namespace joined by path is the host's, joined before the user namespace this policy adds: container root cannot set names in it (leave it empty, or use a policy that adds no user namespace, such as runc)".into(),
-                });
-            }
-        }
+    if let Some(field) =
+        crate::oci::uts_name_set(spec).filter(|_| host_owned.contains(&LinuxNamespaceType::Uts))
+    {
+        return Err(PolicyError::Refused {
+            policy: policy.name.clone(),
+            field: field.into(),
+            reason: "the uts namespace joined by path is the host's, joined before the user namespace this policy adds: container root cannot set names in it (leave it empty, or use a policy that adds no user namespace, such as runc)".into(),
+        });
     }
     list.push(user);
     linux.set_namespaces(Some(list));

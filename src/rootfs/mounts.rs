@@ -86,7 +86,7 @@ pub fn mount_one(
     }
     if let Some(made) = plan.prepared(index) {
         // The runtime made this one (the /dev tmpfs with device nodes, as host root).
-        attach_prepared(sys, root, made.as_fd(), target.as_fd(), dest)?;
+        attach_prepared(sys, root, made.as_fd(), target.as_fd(), (typ, dest))?;
     } else {
         match sys.mount(
             Source::Name(&source),
@@ -223,8 +223,8 @@ fn set_propagation(
     Ok(())
 }
 
-/// Attach a tree the runtime prepared (an idmapped bind source, the /dev tmpfs) on `target`,
-/// `dest` in the container. Since Linux 6.8 /proc/self/mountinfo lists a namespace's mounts in
+/// Attach a tree the runtime prepared (`what`: an idmapped bind source, the /dev tmpfs) on
+/// `target`, `dest` in the container. Since Linux 6.8 /proc/self/mountinfo lists a namespace's mounts in
 /// the order they were made, not attached, and the runtime made these before the init mounted
 /// the entries above them; so the init attaches the tree, copies it from there (a copy of a
 /// mount in its own namespace, which every kernel allows: a tree the runtime copied from the
@@ -236,17 +236,19 @@ fn attach_prepared(
     root: BorrowedFd<'_>,
     tree: BorrowedFd<'_>,
     target: BorrowedFd<'_>,
-    dest: &Path,
+    (what, dest): (&str, &Path),
 ) -> Result<(), RootfsError> {
-    let what = |s: &str| step(format!("{s} the runtime's mount on {}", dest.display()));
-    sys.attach(tree, target).map_err(what("attach"))?;
+    let failed = |s: &str| step(format!("{s} the runtime's {what} on {}", dest.display()));
+    sys.attach(tree, target).map_err(failed("attach"))?;
     let attached = sys
         .open_in_root(root, dest, libc::O_PATH)
-        .map_err(what("open"))?;
-    let copy = sys.copy_tree_now(attached.as_fd()).map_err(what("copy"))?;
-    sys.detach(attached.as_fd()).map_err(what("detach"))?;
+        .map_err(failed("open"))?;
+    let copy = sys
+        .copy_tree_now(attached.as_fd())
+        .map_err(failed("copy"))?;
+    sys.detach(attached.as_fd()).map_err(failed("detach"))?;
     sys.attach(copy.as_fd(), target)
-        .map_err(what("attach a copy of"))
+        .map_err(failed("attach a copy of"))
 }
 
 /// Where a bind mount comes from: a detached tree the runtime prepared (idmapped), or the
@@ -297,7 +299,8 @@ fn bind(
     let rec = opts.flags & MsFlags::MS_REC;
     match &source {
         BindSource::Prepared(tree) => {
-            attach_prepared(sys, root, tree.as_fd(), target.as_fd(), dest)?
+            let what = format!("idmapped {}", src.display());
+            attach_prepared(sys, root, tree.as_fd(), target.as_fd(), (&what, dest))?
         }
         BindSource::Path(fd) => sys
             .mount(

@@ -58,7 +58,7 @@ pub fn clone_tree(path: &Path, recursive: bool) -> io::Result<OwnedFd> {
 
 /// A detached bind of the file or directory `fd` refers to (open_tree with AT_EMPTY_PATH), with
 /// `recursive` of the mounts below it too: no path is resolved, so nothing can be swapped in
-/// between. `fd` may itself be a detached tree (kernels since 6.15 copy one).
+/// between.
 pub fn clone_fd(fd: BorrowedFd<'_>, recursive: bool) -> io::Result<OwnedFd> {
     let rec = if recursive { AT_RECURSIVE } else { 0 };
     let flags = OPEN_TREE_CLONE
